@@ -1,0 +1,156 @@
+# faultd build. Objects go out of tree into $(BUILD); `make V=1` shows
+# full commands; `make SANITIZER=address|undefined` builds into its own
+# directory so sanitized and plain objects never mix.
+
+.DELETE_ON_ERROR:
+# Keep the BPF chain's intermediates (.bpf.o, .skel.h): they are outputs too.
+.SECONDARY:
+.SUFFIXES:
+
+SANITIZER ?=
+ifeq ($(SANITIZER),)
+BUILD ?= build
+SANFLAGS :=
+else ifeq ($(SANITIZER),address)
+BUILD ?= build/san-address
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SANITIZER),undefined)
+BUILD ?= build/san-undefined
+SANFLAGS := -fsanitize=undefined -fno-sanitize-recover=undefined
+else
+$(error SANITIZER must be empty, 'address' or 'undefined', not '$(SANITIZER)')
+endif
+
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+CC      ?= gcc
+CLANG   ?= clang
+STRIP   ?= llvm-strip
+BPFTOOL ?= bpftool
+PYTHON  ?= /usr/bin/python3
+ARCH    := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+
+WARN    := -Wall -Wextra -Werror
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -MMD -MP -fno-omit-frame-pointer $(SANFLAGS)
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Idaemon -I$(BUILD)
+LDFLAGS += $(SANFLAGS)
+LIBS    := -lbpf -lelf -lz -levent -ljansson -lcrypto
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	-I$(BUILD) -Iinclude -I/usr/include/$(shell uname -m)-linux-gnu
+
+# --- sources --------------------------------------------------------------
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_SKELS  := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+MAINS      := daemon/faultd.c daemon/faultctl.c
+LIB_SRCS   := $(filter-out $(MAINS),$(wildcard daemon/*.c))
+LIB_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+LIB        := $(BUILD)/libfaultd.a
+
+HARNESS    := $(notdir $(patsubst %/,%,$(dir $(wildcard harness/*/*.c))))
+HARNESS    := $(sort $(HARNESS))
+HARNESS_BINS := $(addprefix $(BUILD)/harness/,$(HARNESS))
+
+PROG_SRCS  := $(wildcard tests/progs/*.c)
+PROG_BINS  := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_SRCS))
+UNIT_SRCS  := $(wildcard tests/unit/*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+
+BINS := $(BUILD)/faultd $(BUILD)/faultctl
+
+.PHONY: all deps daemon harness tests run test bench clean help
+all: daemon harness tests
+
+help:
+	@echo "make          build faultd, faultctl, harness and test programs into $(BUILD)/"
+	@echo "make deps     install missing Debian packages (root)"
+	@echo "make run      deps + build + run the default scenario set (embedded engine)"
+	@echo "make test     deps + build + every test"
+	@echo "make bench    benchmarks (ratios measured side by side)"
+	@echo "options: V=1  SANITIZER=address|undefined  BUILD=dir"
+
+deps:
+	$(Q)sh scripts/deps.sh
+
+daemon: $(BINS)
+harness: $(HARNESS_BINS)
+tests: $(PROG_BINS) $(UNIT_BINS)
+
+# --- BPF chain: vmlinux.h -> .bpf.o -> .skel.h ------------------------------
+$(BUILD)/vmlinux.h: | $(BUILD)
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h | $(BUILD)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
+	$(Q)$(STRIP) -g $@
+
+$(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@
+
+# --- daemon library and programs -----------------------------------------
+$(BUILD)/daemon/%.o: daemon/%.c | $(BPF_SKELS) $(BUILD)/daemon
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/faultd $(BUILD)/faultctl: $(BUILD)/%: $(BUILD)/daemon/%.o $(LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
+
+# --- bundled workloads: harness/NAME/*.c -> build/harness/NAME -------------
+HARNESS_LIBS_echo-server := -levent
+
+.SECONDEXPANSION:
+$(BUILD)/harness/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard harness/%/*.c)) | $(BUILD)/harness
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(HARNESS_LIBS_$*) -o $@
+
+$(BUILD)/harness/%.o: harness/%.c
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# --- test programs and C unit tests ----------------------------------------
+# Test programs are workloads with known bugs; build them without sanitizers
+# or optimisation so the bug happens exactly as written.
+$(BUILD)/tests/progs/%: tests/progs/%.c | $(BUILD)/tests/progs
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) -std=gnu11 -O0 -g -Wall -Wextra -Werror -fno-builtin $< -o $@ -lpthread
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB) | $(BUILD)/tests/unit
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -o $@
+
+$(BUILD) $(BUILD)/bpf $(BUILD)/daemon $(BUILD)/harness $(BUILD)/tests/progs $(BUILD)/tests/unit:
+	$(Q)mkdir -p $@
+
+# --- the two commands of the README -----------------------------------------
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(BUILD)/faultctl run --local --expect scenarios/
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)FAULTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)FAULTD_BUILD=$(BUILD) sh tests/bench/run.sh
+
+clean:
+	$(Q)rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Process lifecycle of a workload tree: fork, exec, exit of every process
+ * descended from a pid the daemon tracks. tp_btf programs: no tracefs
+ * needed, BTF-typed arguments. Untracked processes cost one hash lookup. */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "proc.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PROC_MAX_TRACKED);
+	__type(key, __u32);	/* tgid */
+	__type(value, __u8);
+} tracked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PROC_LOSS__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} losses SEC(".maps");
+
+static __always_inline void count_loss(__u32 what)
+{
+	__u64 *n = bpf_map_lookup_elem(&losses, &what);
+
+	if (n)
+		(*n)++;
+}
+
+static __always_inline void emit(__u32 type, struct task_struct *task, __u32 pid,
+				 __u32 ppid, __s32 exit_code)
+{
+	struct proc_ev *ev;
+
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_loss(PROC_LOSS_RINGBUF);
+		return;
+	}
+	ev->type = type;
+	ev->pid = pid;
+	ev->ppid = ppid;
+	ev->tid = BPF_CORE_READ(task, pid);
+	ev->exit_code = exit_code;
+	ev->pad = 0;
+	ev->ts_ns = bpf_ktime_get_ns();
+	BPF_CORE_READ_STR_INTO(&ev->comm, task, comm);
+	bpf_ringbuf_submit(ev, 0);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u8 one = 1;
+
+	if (!bpf_map_lookup_elem(&tracked, &ptgid))
+		return 0;
+	/* A new thread shares its parent's tgid: nothing new to follow. */
+	if (ctgid == ptgid)
+		return 0;
+	if (bpf_map_update_elem(&tracked, &ctgid, &one, BPF_NOEXIST) &&
+	    !bpf_map_lookup_elem(&tracked, &ctgid)) {
+		count_loss(PROC_LOSS_MAP);
+		return 0;
+	}
+	emit(PROC_EV_FORK, child, ctgid, ptgid, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(proc_exec, struct task_struct *task, pid_t old_pid,
+	     struct linux_binprm *bprm)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+
+	if (!bpf_map_lookup_elem(&tracked, &tgid))
+		return 0;
+	emit(PROC_EV_EXEC, task, tgid, BPF_CORE_READ(task, real_parent, tgid), 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(proc_exit, struct task_struct *task, bool group_dead)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__s32 code;
+
+	/* One event per process: when its last thread goes. */
+	if (!group_dead || !bpf_map_lookup_elem(&tracked, &tgid))
+		return 0;
+	code = BPF_CORE_READ(task, exit_code);
+	if (!code)
+		code = BPF_CORE_READ(task, signal, group_exit_code);
+	emit(PROC_EV_EXIT, task, tgid, BPF_CORE_READ(task, real_parent, tgid), code);
+	bpf_map_delete_elem(&tracked, &tgid);
+	return 0;
+}

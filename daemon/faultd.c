@@ -1,0 +1,684 @@
+/* faultd: the daemon. Accepts scenarios on a Unix socket, queues runs, runs
+ * them on one libevent loop, streams progress to clients that watch. */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "ctl.h"
+#include "faultd.h"
+#include "log.h"
+#include "report.h"
+#include "run.h"
+#include "util.h"
+
+#define FAULTD_KEEP_JOBS 200		/* finished runs kept in memory */
+#define FAULTD_LIST_MAX 500		/* runs a list request reads from disk */
+
+static struct faultd fd_state;
+
+static void job_broadcast(struct job *j, const json_t *msg)
+{
+	for (size_t i = 0; i < j->n_watchers; i++)
+		ctl_conn_send(j->watchers[i], msg);
+}
+
+static struct job *job_find(struct faultd *d, const char *id)
+{
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (strcmp(run__id(j->run), id) == 0)
+			return j;
+	return NULL;
+}
+
+static void job_free(struct job *j)
+{
+	for (size_t i = 0; i < j->n_watchers; i++)
+		ctl_conn_set_data(j->watchers[i], NULL);
+	free(j->watchers);
+	run__free(j->run);
+	free(j);
+}
+
+/* Forget the oldest finished runs beyond the limit: their reports are on
+ * disk. */
+static void jobs_trim(struct faultd *d)
+{
+	size_t n = 0;
+
+	for (struct job **pp = &d->jobs; *pp;) {
+		struct job *j = *pp;
+
+		if (++n > FAULTD_KEEP_JOBS && run__state(j->run) == RUN_DONE) {
+			*pp = j->next;
+			d->n_jobs--;
+			job_free(j);
+			continue;
+		}
+		pp = &j->next;
+	}
+}
+
+static void start_next(struct faultd *d);
+
+static void on_run_cycle(struct run *r, const json_t *cycle, void *arg)
+{
+	struct job *j = job_find(arg, run__id(r));
+	json_t *msg;
+
+	if (!j || !j->n_watchers)
+		return;
+	msg = json_deep_copy(cycle);
+	if (!msg)
+		return;
+	json_object_set_new(msg, "event", json_string("cycle"));
+	job_broadcast(j, msg);
+	json_decref(msg);
+}
+
+static void on_run_done(struct run *r, const json_t *report, void *arg)
+{
+	struct faultd *d = arg;
+	struct job *j = job_find(d, run__id(r));
+	json_t *msg;
+
+	d->running--;
+	if (j) {
+		msg = json_pack("{sssssssO}", "event", "done", "run_id", run__id(r),
+				"verdict", report ? json_string_value(json_object_get(report, "verdict"))
+						  : "ERROR",
+				"report", report ? (json_t *)report : json_null());
+		if (msg)
+			job_broadcast(j, msg);
+		json_decref(msg);
+		for (size_t i = 0; i < j->n_watchers; i++) {
+			ctl_conn_set_data(j->watchers[i], NULL);
+			ctl_conn_close_after_flush(j->watchers[i]);
+		}
+		free(j->watchers);
+		j->watchers = NULL;
+		j->n_watchers = 0;
+	}
+	jobs_trim(d);
+	if (d->stopping && d->running == 0) {
+		log_info("%s: last run finished; exiting", __func__);
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	start_next(d);
+}
+
+static void start_next(struct faultd *d)
+{
+	struct job *oldest = NULL;
+
+	if (d->stopping)
+		return;
+	while (d->running < d->max_concurrent) {
+		oldest = NULL;
+		for (struct job *j = d->jobs; j; j = j->next)
+			if (run__state(j->run) == RUN_QUEUED && !j->announced)
+				oldest = j;
+		if (!oldest)
+			return;
+		oldest->announced = true;
+		d->running++;
+		json_t *msg = json_pack("{ssss}", "event", "started", "run_id",
+					run__id(oldest->run));
+		if (msg)
+			job_broadcast(oldest, msg);
+		json_decref(msg);
+		run__start(oldest->run);
+	}
+}
+
+static int job_watch(struct job *j, struct ctl_conn *c)
+{
+	struct ctl_conn **grown = realloc(j->watchers, (j->n_watchers + 1) * sizeof(*grown));
+
+	if (!grown)
+		return -ENOMEM;
+	j->watchers = grown;
+	j->watchers[j->n_watchers++] = c;
+	ctl_conn_set_data(c, j);
+	return 0;
+}
+
+static void on_conn_close(struct ctl_conn *c, void *arg)
+{
+	struct job *j = ctl_conn_data(c);
+
+	(void)arg;
+	if (!j)
+		return;
+	for (size_t i = 0; i < j->n_watchers; i++) {
+		if (j->watchers[i] == c) {
+			j->watchers[i] = j->watchers[--j->n_watchers];
+			break;
+		}
+	}
+}
+
+/* --- requests ----------------------------------------------------------------- */
+
+static void reply(struct ctl_conn *c, json_t *msg)
+{
+	if (!msg) {
+		ctl_conn_error(c, "out of memory");
+		return;
+	}
+	json_object_set_new(msg, "ok", json_true());
+	ctl_conn_send(c, msg);
+	json_decref(msg);
+}
+
+static void reply_scenario_errors(struct ctl_conn *c, const char *errors)
+{
+	json_t *arr = json_array(), *msg;
+	const char *p = errors ? errors : "";
+
+	while (arr && *p) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+
+		json_array_append_new(arr, json_stringn(p, n));
+		p += n + (nl ? 1 : 0);
+	}
+	msg = json_pack("{sbsssO}", "ok", 0, "error", "invalid scenario",
+			"errors", arr ? arr : json_array());
+	if (msg)
+		ctl_conn_send(c, msg);
+	json_decref(msg);
+	json_decref(arr);
+}
+
+/* A scenario comes as text with the path it was read from (errors name that
+ * path), or as a path only, read here. */
+static int load_request_scenario(struct ctl_conn *c, const json_t *req,
+				 struct scenario **out)
+{
+	const char *file = json_string_value(json_object_get(req, "file"));
+	const json_t *text = json_object_get(req, "scenario");
+	char *errors = NULL;
+	int err;
+
+	if (!file && !text) {
+		ctl_conn_error(c, "bad request: needs \"file\" or \"scenario\"");
+		return -EINVAL;
+	}
+	if (text && !json_is_string(text)) {
+		ctl_conn_error(c, "bad request: \"scenario\" must be a string");
+		return -EINVAL;
+	}
+	if (text)
+		err = scenario_parse(file ? file : "(request)", json_string_value(text),
+				     json_string_length(text), out, &errors);
+	else
+		err = scenario_load(file, out, &errors);
+	if (err)
+		reply_scenario_errors(c, errors);
+	free(errors);
+	return err;
+}
+
+static void req_version(struct faultd *d, struct ctl_conn *c, const json_t *req)
+{
+	(void)d;
+	(void)req;
+	reply(c, json_pack("{sssi}", "version", FAULTD_VERSION, "schema_version",
+			   REPORT_SCHEMA_VERSION));
+}
+
+static void req_validate(struct faultd *d, struct ctl_conn *c, const json_t *req)
+{
+	struct scenario *sc = NULL;
+
+	(void)d;
+	if (load_request_scenario(c, req, &sc))
+		return;
+	reply(c, json_pack("{sssisi}", "name", sc->name, "workloads", (int)sc->n_wl,
+			   "invariants", (int)sc->n_inv));
+	scenario_free(sc);
+}
+
+static void req_run(struct faultd *d, struct ctl_conn *c, const json_t *req)
+{
+	struct run_opts opts = {
+		.runs_dir = d->runs_dir, .cgroup_root = d->cgroup_root,
+		.harness_dir = d->harness_dir, .on_cycle = on_run_cycle,
+		.on_done = on_run_done, .arg = d,
+	};
+	struct scenario *sc = NULL;
+	struct job *j;
+	int queued = 0;
+
+	if (d->stopping) {
+		ctl_conn_error(c, "faultd is shutting down");
+		return;
+	}
+	if (load_request_scenario(c, req, &sc))
+		return;
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		scenario_free(sc);
+		ctl_conn_error(c, "out of memory");
+		return;
+	}
+	j->run = run__new(d->base, sc, &opts);
+	if (!j->run) {
+		ctl_conn_error(c, "cannot create run: %s", strerror(errno));
+		free(j);
+		return;
+	}
+	j->next = d->jobs;
+	d->jobs = j;
+	d->n_jobs++;
+	for (struct job *o = d->jobs; o; o = o->next)
+		queued += run__state(o->run) == RUN_QUEUED && !o->announced;
+	log_info("%s: run %s queued: %s (%s)", __func__, run__id(j->run),
+		 run__scenario(j->run)->name, run__scenario(j->run)->path);
+	reply(c, json_pack("{sssssssi}", "run_id", run__id(j->run), "state", "queued",
+			   "dir", run__dir(j->run), "position", queued));
+	if (json_is_true(json_object_get(req, "watch")) && job_watch(j, c))
+		ctl_conn_error(c, "out of memory");
+	start_next(d);
+}
+
+static json_t *disk_report(struct faultd *d, const char *id)
+{
+	char path[PATH_MAX + 64];
+
+	if (!util_valid_run_id(id))
+		return NULL;
+	snprintf(path, sizeof(path), "%s/%s/report.json", d->runs_dir, id);
+	return json_load_file(path, 0, NULL);
+}
+
+static const char *req_run_id(struct ctl_conn *c, const json_t *req, bool required)
+{
+	const char *id = json_string_value(json_object_get(req, "run_id"));
+
+	if (!id && required)
+		ctl_conn_error(c, "bad request: needs \"run_id\"");
+	else if (id && !util_valid_run_id(id)) {
+		ctl_conn_error(c, "bad request: \"%s\" is not a run id", id);
+		id = NULL;
+	}
+	return id;
+}
+
+static void req_status(struct faultd *d, struct ctl_conn *c, const json_t *req)
+{
+	const json_t *given = json_object_get(req, "run_id");
+	const char *id = req_run_id(c, req, false);
+	json_t *running, *rep;
+	struct job *j;
+	int queued = 0;
+
+	if (given && !id)
+		return;
+	if (id) {
+		j = job_find(d, id);
+		if (j) {
+			reply(c, json_pack("{so}", "status", run__status(j->run)));
+			return;
+		}
+		rep = disk_report(d, id);
+		if (!rep) {
+			ctl_conn_error(c, "no run %s", id);
+			return;
+		}
+		reply(c, json_pack("{s{sssssO}}", "status", "run_id", id, "state", "done",
+				   "verdict", json_object_get(rep, "verdict")));
+		json_decref(rep);
+		return;
+	}
+	running = json_array();
+	for (j = d->jobs; j && running; j = j->next) {
+		enum run_state st = run__state(j->run);
+
+		if (st == RUN_QUEUED && !j->announced)
+			queued++;
+		else if (st != RUN_DONE)
+			json_array_append_new(running, run__status(j->run));
+	}
+	reply(c, json_pack("{s{sssisfsisossss}}", "daemon", "version", FAULTD_VERSION,
+			   "pid", (int)getpid(),
+			   "uptime_s", (double)(util_now_ns() - d->started_ns) / 1e9,
+			   "queued", queued, "running", running ? running : json_array(),
+			   "runs_dir", d->runs_dir, "socket", d->sock_path));
+}
+
+static void req_list(struct faultd *d, struct ctl_conn *c, const json_t *req)
+{
+	json_t *runs = json_array(), *row;
+	struct dirent *de;
+	DIR *dir;
+	int n = 0;
+
+	(void)req;
+	for (struct job *j = d->jobs; j && runs; j = j->next) {
+		row = run__status(j->run);
+		if (row)
+			json_array_append_new(runs, row);
+	}
+	dir = opendir(d->runs_dir);
+	while (dir && runs && (de = readdir(dir)) && n < FAULTD_LIST_MAX) {
+		json_t *rep;
+
+		if (!util_valid_run_id(de->d_name) || job_find(d, de->d_name))
+			continue;
+		rep = disk_report(d, de->d_name);
+		n++;
+		if (!rep)
+			continue;
+		json_array_append_new(runs, json_pack("{sssssOsOsO}", "run_id", de->d_name,
+			"state", "done",
+			"scenario", json_object_get(json_object_get(rep, "scenario"), "name"),
+			"verdict", json_object_get(rep, "verdict"),
+			"started_at", json_object_get(rep, "started_at")));
+		json_decref(rep);
+	}
+	if (dir)
+		closedir(dir);
+	reply(c, json_pack("{so}", "runs", runs ? runs : json_array()));
+}
+
+static void req_stop(struct faultd *d, struct ctl_conn *c, const json_t *req)
+{
+	const char *id = req_run_id(c, req, true);
+	struct job *j;
+
+	if (!id)
+		return;
+	j = job_find(d, id);
+	if (!j || run__state(j->run) == RUN_DONE) {
+		ctl_conn_error(c, "no active run %s", id);
+		return;
+	}
+	if (run__state(j->run) == RUN_QUEUED && !j->announced) {
+		j->announced = true;	/* never started: it ends here */
+		d->running++;
+	}
+	run__stop(j->run, "stopped by request");
+	reply(c, json_pack("{ssss}", "run_id", id, "state", run__state_name(run__state(j->run))));
+}
+
+static void req_report(struct faultd *d, struct ctl_conn *c, const json_t *req)
+{
+	const char *id = req_run_id(c, req, true);
+	struct job *j;
+	json_t *rep;
+
+	if (!id)
+		return;
+	j = job_find(d, id);
+	if (j && run__report(j->run)) {
+		reply(c, json_pack("{sO}", "report", run__report(j->run)));
+		return;
+	}
+	if (j) {
+		ctl_conn_error(c, "run %s is %s; no report yet", id,
+			       run__state_name(run__state(j->run)));
+		return;
+	}
+	rep = disk_report(d, id);
+	if (!rep) {
+		ctl_conn_error(c, "no report for run %s", id);
+		return;
+	}
+	reply(c, json_pack("{so}", "report", rep));
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(struct faultd *d, struct ctl_conn *c, const json_t *req);
+} requests[] = {
+	{"version", req_version}, {"validate", req_validate}, {"run", req_run},
+	{"status", req_status}, {"list", req_list}, {"stop", req_stop},
+	{"report", req_report},
+};
+
+static void on_request(struct ctl_conn *c, const json_t *req, void *arg)
+{
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+
+	if (!cmd) {
+		ctl_conn_error(c, "bad request: needs \"cmd\"");
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(requests); i++) {
+		if (strcmp(requests[i].name, cmd) == 0) {
+			log_debug("%s: %s", __func__, cmd);
+			requests[i].fn(arg, c, req);
+			return;
+		}
+	}
+	ctl_conn_error(c, "unknown command '%s' (known: version, validate, run, status, "
+		       "list, stop, report)", cmd);
+}
+
+/* --- lifecycle ------------------------------------------------------------------ */
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct faultd *d = arg;
+	char reason[64];
+
+	(void)what;
+	if (sig == SIGHUP) {
+		log_info("%s: SIGHUP ignored", __func__);
+		return;
+	}
+	if (d->stopping) {
+		log_warn("%s: %s again; still tearing down", __func__, util_signame((int)sig));
+		return;
+	}
+	d->stopping = true;
+	log_info("%s: %s: stopping runs and exiting", __func__, util_signame((int)sig));
+	snprintf(reason, sizeof(reason), "faultd received %s", util_signame((int)sig));
+	for (struct job *j = d->jobs; j; j = j->next) {
+		if (run__state(j->run) == RUN_DONE)
+			continue;
+		if (run__state(j->run) == RUN_QUEUED && !j->announced) {
+			j->announced = true;
+			d->running++;
+		}
+		run__stop(j->run, reason);
+	}
+	if (d->running == 0)
+		event_base_loopexit(d->base, NULL);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: faultd [options]\n"
+		"       faultd --once FILE\n"
+		"Runs workloads under scripted faults, watches them with eBPF and\n"
+		"decides PASS / FAIL / INCONCLUSIVE. Control it with faultctl.\n\n"
+		"  -s, --socket PATH      control socket (default %s)\n"
+		"  -r, --runs-dir DIR     reports and logs (default %s)\n"
+		"      --cgroup-root DIR  cgroup v2 parent for runs (default %s)\n"
+		"      --harness-dir DIR  bundled workloads (default: harness/ next to faultd)\n"
+		"  -j, --max-concurrent N runs at once (default 1)\n"
+		"      --once FILE        run one scenario without a socket, print the\n"
+		"                         report, exit with its verdict's code\n"
+		"  -l, --log-level LEVEL  error, warn, info (default), debug\n"
+		"  -h, --help\n",
+		CTL_DEFAULT_SOCK, RUN_DEFAULT_DIR, CG_DEFAULT_ROOT);
+}
+
+static void on_once_done(struct run *r, const json_t *report, void *arg)
+{
+	(void)r;
+	(void)arg;
+	if (report)
+		report_text(stdout, report);
+	event_base_loopbreak(fd_state.base);
+}
+
+static int run_once(struct faultd *d, const char *file)
+{
+	struct run_opts opts = {
+		.runs_dir = d->runs_dir, .cgroup_root = d->cgroup_root,
+		.harness_dir = d->harness_dir, .on_done = on_once_done,
+	};
+	struct scenario *sc = NULL;
+	char *errors = NULL;
+	struct run *r;
+	int code = 3;
+
+	if (scenario_load(file, &sc, &errors)) {
+		fputs(errors ? errors : "invalid scenario\n", stderr);
+		free(errors);
+		return 3;
+	}
+	r = run__new(d->base, sc, &opts);
+	if (!r) {
+		log_err("%s: cannot create run: %s", __func__, strerror(errno));
+		return 3;
+	}
+	run__start(r);
+	event_base_dispatch(d->base);
+	if (run__report(r))
+		code = verdict_exit_code(verdict_parse(json_string_value(
+			json_object_get(run__report(r), "verdict"))));
+	run__free(r);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"runs-dir", required_argument, NULL, 'r'},
+		{"cgroup-root", required_argument, NULL, 'C'},
+		{"harness-dir", required_argument, NULL, 'H'},
+		{"max-concurrent", required_argument, NULL, 'j'},
+		{"once", required_argument, NULL, 'o'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct faultd *d = &fd_state;
+	const char *once = NULL;
+	int opt, code = 0, lvl;
+
+	log_set_prefix("faultd");
+	d->max_concurrent = 1;
+	snprintf(d->sock_path, sizeof(d->sock_path), "%s", CTL_DEFAULT_SOCK);
+	snprintf(d->runs_dir, sizeof(d->runs_dir), "%s", RUN_DEFAULT_DIR);
+	snprintf(d->cgroup_root, sizeof(d->cgroup_root), "%s", CG_DEFAULT_ROOT);
+	if (util_self_dir(d->harness_dir, sizeof(d->harness_dir) - 16) == 0)
+		strcat(d->harness_dir, "/harness");
+	while ((opt = getopt_long(argc, argv, "s:r:j:l:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			if (strlen(optarg) >= sizeof(d->sock_path)) {
+				fprintf(stderr, "faultd: --socket: path too long\n");
+				return 3;
+			}
+			snprintf(d->sock_path, sizeof(d->sock_path), "%s", optarg);
+			break;
+		case 'r':
+			snprintf(d->runs_dir, sizeof(d->runs_dir), "%s", optarg);
+			break;
+		case 'C':
+			snprintf(d->cgroup_root, sizeof(d->cgroup_root), "%s", optarg);
+			break;
+		case 'H':
+			snprintf(d->harness_dir, sizeof(d->harness_dir), "%s", optarg);
+			break;
+		case 'j':
+			d->max_concurrent = atoi(optarg);
+			if (d->max_concurrent < 1 || d->max_concurrent > 64) {
+				fprintf(stderr, "faultd: --max-concurrent: expected 1..64\n");
+				return 3;
+			}
+			break;
+		case 'o':
+			once = optarg;
+			break;
+		case 'l':
+			lvl = log_parse_level(optarg);
+			if (lvl < 0) {
+				fprintf(stderr, "faultd: --log-level: expected error, warn, info or debug\n");
+				return 3;
+			}
+			log_set_level((enum log_level)lvl);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 3;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "faultd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 3;
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "faultd: must run as root (BPF, namespaces, cgroups)\n");
+		return 3;
+	}
+	log_route_libbpf();
+	signal(SIGPIPE, SIG_IGN);
+	d->started_ns = util_now_ns();
+	d->base = event_base_new();
+	if (!d->base) {
+		log_err("%s: event_base_new failed", __func__);
+		return 3;
+	}
+	/* Runs of a killed predecessor left cgroups (and maybe processes). */
+	cg_sweep(d->cgroup_root);
+	if (once) {
+		code = run_once(d, once);
+		goto out_base;
+	}
+	d->ctl = ctl_server_open(d->base, d->sock_path, on_request, on_conn_close, d);
+	if (!d->ctl) {
+		log_err("%s: cannot serve %s: %s", __func__, d->sock_path, strerror(errno));
+		code = 3;
+		goto out_base;
+	}
+	d->sigterm_ev = evsignal_new(d->base, SIGTERM, on_signal, d);
+	d->sigint_ev = evsignal_new(d->base, SIGINT, on_signal, d);
+	d->sighup_ev = evsignal_new(d->base, SIGHUP, on_signal, d);
+	if (!d->sigterm_ev || !d->sigint_ev || !d->sighup_ev ||
+	    evsignal_add(d->sigterm_ev, NULL) || evsignal_add(d->sigint_ev, NULL) ||
+	    evsignal_add(d->sighup_ev, NULL)) {
+		log_err("%s: cannot install signal events", __func__);
+		code = 3;
+		goto out_ctl;
+	}
+	log_info("%s: faultd %s ready (pid %d)", __func__, FAULTD_VERSION, (int)getpid());
+	event_base_dispatch(d->base);
+	log_info("%s: exiting", __func__);
+out_ctl:
+	ctl_server_close(d->ctl);
+	while (d->jobs) {
+		struct job *j = d->jobs;
+
+		d->jobs = j->next;
+		job_free(j);
+	}
+	if (d->sigterm_ev)
+		event_free(d->sigterm_ev);
+	if (d->sigint_ev)
+		event_free(d->sigint_ev);
+	if (d->sighup_ev)
+		event_free(d->sighup_ev);
+out_base:
+	event_base_free(d->base);
+	libevent_global_shutdown();
+	return code;
+}

@@ -1,0 +1,38 @@
+/* faultd's global state: one instance, in faultd.c; everything else is
+ * passed in. */
+#ifndef FAULTD_FAULTD_H
+#define FAULTD_FAULTD_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include <event2/event.h>
+
+#include "ctl.h"
+#include "run.h"
+
+struct job {
+	struct run *run;
+	struct job *next;
+	struct ctl_conn **watchers;	/* connections streaming this run */
+	size_t n_watchers;
+	bool announced;			/* "started" sent */
+};
+
+struct faultd {
+	struct event_base *base;
+	struct ctl_server *ctl;
+	struct event *sigterm_ev, *sigint_ev, *sighup_ev;
+	struct job *jobs;		/* newest first */
+	size_t n_jobs;
+	int running;
+	int max_concurrent;
+	bool stopping;
+	uint64_t started_ns;
+	char sock_path[108];
+	char runs_dir[PATH_MAX];
+	char cgroup_root[PATH_MAX];
+	char harness_dir[PATH_MAX];
+};
+
+#endif

@@ -1,0 +1,118 @@
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "inv.h"
+#include "inv_params.h"
+#include "util.h"
+
+const struct sc_key inv_common_keys[] = {INV_COMMON_KEYS, {NULL}};
+
+static const struct sc_key no_crash_keys[] = {
+	INV_COMMON_KEYS,
+	{"ignore_signals", SC_CUSTOM, 0, 0, .parse = inv_parse_signals,
+	 .def = "[\"SIGPIPE\"]", .doc = "signals whose deaths are not crashes"},
+	{NULL},
+};
+
+static const struct sc_key exit_ok_keys[] = {
+	INV_COMMON_KEYS,
+	{"codes", SC_CUSTOM, 0, 0, .parse = inv_parse_codes, .def = "[0]",
+	 .doc = "exit codes that count as success"},
+	{NULL},
+};
+
+/* The scenario vocabulary. Entries not yet available are listed so a
+ * scenario naming them gets "not supported by this build yet", not
+ * "unknown". */
+static const struct inv_def inv_defs[] = {
+	{"no_crash", "no workload process dies by a signal", true, no_crash_keys,
+	 sizeof(struct inv_no_crash_params), inv_no_crash},
+	{"exit_ok", "every workload that ends by itself exits with an allowed code",
+	 true, exit_ok_keys, sizeof(struct inv_exit_ok_params), inv_exit_ok},
+	{.name = "fds_stable", .doc = "fd count does not trend upward across cycles"},
+	{.name = "sockets_stable", .doc = "socket count does not trend upward across cycles"},
+	{.name = "heap_stable", .doc = "live heap does not trend upward across cycles"},
+	{.name = "no_invalid_free", .doc = "no double free or free of a never-allocated pointer"},
+	{.name = "lifecycle", .doc = "no event on a destroyed object; none alive at the end"},
+	{.name = "msg_integrity", .doc = "no message duplicated, stale, out of order or lost"},
+	{.name = "recovers", .doc = "after a link comes back the workload makes progress"},
+	{.name = "no_residue", .doc = "nothing of the run is left behind"},
+};
+
+const struct inv_def *inv_lookup(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(inv_defs); i++)
+		if (strcmp(inv_defs[i].name, name) == 0)
+			return &inv_defs[i];
+	return NULL;
+}
+
+void inv_names(char *buf, size_t len, bool available_only)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(inv_defs) && off < len; i++) {
+		if (available_only && !inv_defs[i].available)
+			continue;
+		int n = snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
+				 inv_defs[i].name);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+int inv_eval(const struct run_obs *obs, const struct sc_invariant *inv,
+	     struct inv_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->first_cycle = -1;
+	res->evidence = json_array();
+	if (!res->evidence)
+		return -ENOMEM;
+	if (!inv->def || !inv->def->eval) {
+		res->verdict = V_ERROR;
+		snprintf(res->summary, sizeof(res->summary), "not available");
+		return 0;
+	}
+	return inv->def->eval(obs, inv, res);
+}
+
+const char *verdict_name(enum verdict v)
+{
+	static const char *const names[] = {"PASS", "FAIL", "INCONCLUSIVE", "ERROR"};
+
+	return v <= V_ERROR ? names[v] : "ERROR";
+}
+
+enum verdict verdict_parse(const char *name)
+{
+	for (int v = V_PASS; name && v <= V_ERROR; v++)
+		if (strcmp(name, verdict_name((enum verdict)v)) == 0)
+			return (enum verdict)v;
+	return V_ERROR;
+}
+
+int verdict_exit_code(enum verdict v)
+{
+	return v <= V_ERROR ? (int)v : 3;
+}
+
+enum verdict verdict_combine(enum verdict a, enum verdict b)
+{
+	/* ERROR outranks FAIL outranks INCONCLUSIVE outranks PASS. */
+	static const int rank[] = {[V_PASS] = 0, [V_INCONCLUSIVE] = 1,
+				   [V_FAIL] = 2, [V_ERROR] = 3};
+
+	return rank[a] >= rank[b] ? a : b;
+}
+
+unsigned obs_cycle_at(const struct run_obs *obs, uint64_t t_ms)
+{
+	for (size_t i = 0; i < obs->n_cycles; i++)
+		if (t_ms < obs->cycles[i].t_end_ms)
+			return obs->cycles[i].n;
+	return obs->n_cycles ? obs->cycles[obs->n_cycles - 1].n : 1;
+}

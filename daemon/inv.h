@@ -1,0 +1,101 @@
+/* The invariant engine's vocabulary. Each invariant is a pure function of
+ * what a run observed (struct run_obs) and its parameters, so it can be
+ * tested without a kernel; one invariant per file (inv_NAME.c). */
+#ifndef FAULTD_INV_H
+#define FAULTD_INV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "scenario.h"
+
+enum verdict { V_PASS = 0, V_FAIL, V_INCONCLUSIVE, V_ERROR };
+
+const char *verdict_name(enum verdict v);
+int verdict_exit_code(enum verdict v);	/* 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR */
+enum verdict verdict_parse(const char *name);	/* unknown or NULL: V_ERROR */
+/* The run's verdict from its invariants': any FAIL, else any INCONCLUSIVE. */
+enum verdict verdict_combine(enum verdict a, enum verdict b);
+
+struct obs_proc {			/* one process of a workload's tree */
+	pid_t pid;
+	pid_t ppid;
+	int workload;			/* index into the scenario's workloads */
+	char comm[16];
+	uint64_t t_start_ms;		/* since run start */
+	uint64_t t_exit_ms;
+	bool exited;
+	int exit_status;		/* exit(N): N */
+	int signal;			/* killed by: 0 if it exited */
+	bool core;
+	bool by_faultd;			/* ended by a signal faultd sent */
+};
+
+struct obs_workload {
+	const struct sc_workload *sc;
+	pid_t pid;
+	bool started;
+	bool exited;			/* reaped */
+	bool timed_out;			/* killed because timeout_s passed */
+	bool stopped;			/* faultd stopped it (run over or stop) */
+	int exit_status;
+	int signal;
+	bool core;
+	uint64_t t_start_ms;
+	uint64_t t_exit_ms;
+};
+
+struct obs_cycle {
+	unsigned n;			/* 1-based */
+	uint64_t t_start_ms;
+	uint64_t t_end_ms;
+	unsigned procs;			/* live processes of all workloads */
+	unsigned long long rss_kb;	/* summed over live workload roots */
+};
+
+struct run_obs {
+	const struct scenario *sc;
+	struct obs_workload *wl;	/* sc->n_wl of them */
+	struct obs_proc *procs;
+	size_t n_procs;
+	struct obs_cycle *cycles;
+	size_t n_cycles;
+	bool proc_probe;		/* the process probe was attached */
+	unsigned long long proc_lost;	/* events the process probe lost */
+	uint64_t t_end_ms;
+};
+
+/* The cycle (1-based) whose window holds @t_ms; the last one if none. */
+unsigned obs_cycle_at(const struct run_obs *obs, uint64_t t_ms);
+
+struct inv_result {
+	enum verdict verdict;
+	char summary[256];		/* one line a person reads first */
+	json_t *evidence;		/* array of objects, owned */
+	long first_cycle;		/* FAIL: first violating cycle, else -1 */
+	uint64_t first_at_ms;		/* FAIL: since run start */
+};
+
+struct inv_def {
+	const char *name;
+	const char *doc;
+	bool available;			/* false: a later part of faultd brings it */
+	const struct sc_key *keys;	/* parameter keys beyond name/workload */
+	size_t params_size;
+	int (*eval)(const struct run_obs *obs, const struct sc_invariant *inv,
+		    struct inv_result *res);
+};
+
+const struct inv_def *inv_lookup(const char *name);
+void inv_names(char *buf, size_t len, bool available_only);
+/* Evaluate one invariant into @res (res->evidence is a new array). */
+int inv_eval(const struct run_obs *obs, const struct sc_invariant *inv,
+	     struct inv_result *res);
+
+/* Invariants without parameters still accept the common keys. */
+extern const struct sc_key inv_common_keys[];
+
+#endif

@@ -1,0 +1,117 @@
+/* no_crash: FAIL when a workload process, or any process it started, dies
+ * by a signal faultd did not send. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "inv.h"
+#include "inv_params.h"
+#include "util.h"
+
+int inv_parse_signals(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct inv_no_crash_params *p = target;
+	json_t *item;
+	size_t i;
+	int err = 0;
+
+	if (!json_is_array(val)) {
+		sc_error(ctx, false, "expected an array of signal names");
+		return -EINVAL;
+	}
+	json_array_foreach(val, i, item) {
+		int sig = json_is_string(item) ? util_parse_signame(json_string_value(item))
+					       : -EINVAL;
+		if (sig <= 0 || sig >= (int)ARRAY_SIZE(p->ignore_mask)) {
+			jpath_push_idx(sc_path(ctx), i);
+			sc_error(ctx, false, "not a signal name (e.g. \"SIGPIPE\")");
+			jpath_pop(sc_path(ctx));
+			err = -EINVAL;
+			continue;
+		}
+		p->ignore_mask[sig] = 1;
+	}
+	return err;
+}
+
+/* "sh[812] <- segv_parent[811] <- ..." from the crashed process up to the
+ * workload's root, as far as the observations reach. */
+static json_t *ancestry(const struct run_obs *obs, const struct obs_proc *pr)
+{
+	json_t *chain = json_array();
+	pid_t want = pr->ppid;
+
+	for (int depth = 0; chain && depth < 16; depth++) {
+		const struct obs_proc *parent = NULL;
+
+		for (size_t i = 0; i < obs->n_procs && !parent; i++)
+			if (obs->procs[i].pid == want && obs->procs[i].workload == pr->workload)
+				parent = &obs->procs[i];
+		if (!parent)
+			break;
+		json_array_append_new(chain, json_pack("{siss}", "pid", (int)parent->pid,
+						       "comm", parent->comm));
+		if (parent->pid == obs->wl[pr->workload].pid)
+			break;
+		want = parent->ppid;
+	}
+	return chain;
+}
+
+int inv_no_crash(const struct run_obs *obs, const struct sc_invariant *inv,
+		 struct inv_result *res)
+{
+	const struct inv_no_crash_params *p = inv->params;
+	const struct obs_proc *first = NULL;
+	size_t crashes = 0;
+
+	for (size_t i = 0; i < obs->n_procs; i++) {
+		const struct obs_proc *pr = &obs->procs[i];
+		const char *wname;
+		json_t *ev;
+
+		if (!pr->exited || !pr->signal || pr->by_faultd)
+			continue;
+		if (inv->workload_idx >= 0 && pr->workload != inv->workload_idx)
+			continue;
+		if (pr->signal < (int)ARRAY_SIZE(p->ignore_mask) && p->ignore_mask[pr->signal])
+			continue;
+		wname = obs->sc->wl[pr->workload].name;
+		ev = json_pack("{sisisssssssbsIsIsb}",
+			       "pid", (int)pr->pid, "ppid", (int)pr->ppid,
+			       "comm", pr->comm, "workload", wname,
+			       "signal", util_signame(pr->signal), "core_dumped", pr->core,
+			       "at_ms", (json_int_t)pr->t_exit_ms,
+			       "cycle", (json_int_t)obs_cycle_at(obs, pr->t_exit_ms),
+			       "workload_root", pr->pid == obs->wl[pr->workload].pid);
+		if (!ev)
+			return -ENOMEM;
+		json_object_set_new(ev, "ancestry", ancestry(obs, pr));
+		json_array_append_new(res->evidence, ev);
+		crashes++;
+		if (!first || pr->t_exit_ms < first->t_exit_ms)
+			first = pr;
+	}
+	if (first) {
+		res->verdict = V_FAIL;
+		res->first_at_ms = first->t_exit_ms;
+		res->first_cycle = obs_cycle_at(obs, first->t_exit_ms);
+		snprintf(res->summary, sizeof(res->summary),
+			 "pid %d (%s) of workload '%s' killed by %s%s%s",
+			 (int)first->pid, first->comm, obs->sc->wl[first->workload].name,
+			 util_signame(first->signal), first->core ? " (core dumped)" : "",
+			 crashes > 1 ? "; more in evidence" : "");
+	} else if (!obs->proc_probe || obs->proc_lost) {
+		/* Without every exit seen, "no crash" cannot be claimed. */
+		res->verdict = V_INCONCLUSIVE;
+		snprintf(res->summary, sizeof(res->summary),
+			 "process probe %s; exits of child processes may be missing",
+			 obs->proc_probe ? "lost events" : "not attached");
+	} else {
+		res->verdict = V_PASS;
+		snprintf(res->summary, sizeof(res->summary),
+			 "%zu processes watched, none died by a signal", obs->n_procs);
+	}
+	return 0;
+}

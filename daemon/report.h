@@ -1,0 +1,50 @@
+/* Reporters. The JSON report is the source: text, JUnit and HTML render it.
+ * Data flows one way into here: the run hands over what it observed and
+ * the invariants' results; nothing here reaches back. */
+#ifndef FAULTD_REPORT_H
+#define FAULTD_REPORT_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "inv.h"
+
+#define REPORT_SCHEMA_VERSION 1
+#define FAULTD_VERSION "0.1.0"
+
+struct report_wl_out {
+	const char *stdout_path;
+	const char *stderr_path;
+	unsigned long long seen;	/* bytes the workload wrote */
+	unsigned long long dropped;	/* bytes not kept (middle of the log) */
+	const char *const *argv;
+};
+
+struct report_in {
+	const char *run_id;
+	const char *run_dir;
+	const struct scenario *sc;
+	const struct run_obs *obs;
+	const struct inv_result *res;	/* one per scenario invariant */
+	size_t n_res;
+	const struct report_wl_out *wl_out;	/* one per workload */
+	enum verdict verdict;
+	const char *error;		/* why the run could not run, or NULL */
+	const char *stop_reason;
+	uint64_t started_at_ms;		/* realtime */
+	uint64_t ended_at_ms;
+	long long seed;
+	unsigned long long procs_seen;
+};
+
+json_t *report_json_build(const struct report_in *in);	/* new reference */
+int report_json_write(const json_t *report, const char *path);	/* atomic */
+
+/* Human-readable report from the JSON (so a client can render what the
+ * daemon sent). */
+void report_text(FILE *f, const json_t *report);
+/* One line: "PASS  exec-demo  r3f9a1c  12.0s  no_crash: ..." */
+void report_text_line(FILE *f, const json_t *report);
+
+#endif

@@ -1,0 +1,964 @@
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "inv.h"
+#include "log.h"
+#include "probe_proc.h"
+#include "report.h"
+#include "run.h"
+#include "supervise.h"
+#include "util.h"
+
+#define RUN_REAP_POLL_MS 20		/* how often to look for an empty cgroup */
+#define RUN_REAP_EXTRA_MS 3000		/* after the grace, give up waiting */
+#define RUN_MAX_KEPT_PROCS 4096		/* processes kept for evidence */
+#define RUN_PATH_MAX 2048		/* run dir and cgroup; files go below */
+
+struct run_wl {
+	struct run *run;		/* back-pointer for this workload's timers */
+	size_t idx;
+	struct sup_child *child;
+	char cgroup[PATH_MAX];
+	char out_path[PATH_MAX];
+	char err_path[PATH_MAX];
+	const char **argv;		/* owned array; strings borrowed */
+	const char **env;		/* owned array and strings */
+	size_t n_env;
+	struct event *timeout_ev;
+	struct event *kill_ev;
+	uint64_t kill_sent_ms;		/* UINT64_MAX: faultd sent nothing */
+	unsigned long long out_seen, out_dropped;
+};
+
+struct run {
+	struct event_base *base;
+	struct scenario *sc;
+	struct run_opts opts;
+	char id[RUN_ID_LEN];
+	char dir[RUN_PATH_MAX];
+	char cgroup[RUN_PATH_MAX];
+	enum run_state state;
+	uint64_t t0_ns;
+	uint64_t started_at_ms, ended_at_ms;	/* realtime */
+	long long seed;
+
+	struct probe_proc *proc;
+	struct run_wl *rw;
+	struct run_obs obs;
+	size_t cap_procs, cap_cycles;
+	unsigned long long procs_seen;
+
+	struct event *start_ev, *duration_ev, *cycle_ev, *grace_ev, *reap_ev;
+	uint64_t cycle_start_ms;
+	uint64_t stop_at_ms;		/* UINT64_MAX until stopping */
+	uint64_t give_up_ms;
+	bool stop_requested;		/* a user or a signal cut it short */
+	char stop_reason[128];
+	char error[512];
+	json_t *report;
+};
+
+static uint64_t run_ms(const struct run *r)
+{
+	return (util_now_ns() - r->t0_ns) / 1000000ull;
+}
+
+static void run_error(struct run *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void begin_stop(struct run *r, const char *reason);
+
+static void run_error(struct run *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->error[0])
+		return;	/* the first error is the cause */
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->error), fmt, ap);
+	va_end(ap);
+	log_err("%s: run %s: %s", __func__, r->id, r->error);
+}
+
+const char *run__state_name(enum run_state s)
+{
+	static const char *const names[] = {"queued", "starting", "running",
+					    "stopping", "done"};
+
+	return s <= RUN_DONE ? names[s] : "?";
+}
+
+/* --- process bookkeeping --------------------------------------------------- */
+
+static struct obs_proc *proc_find(struct run *r, pid_t pid)
+{
+	/* Newest first: a pid reused within a run refers to the live one. */
+	for (size_t i = r->obs.n_procs; i-- > 0;)
+		if (r->obs.procs[i].pid == pid && !r->obs.procs[i].exited)
+			return &r->obs.procs[i];
+	return NULL;
+}
+
+static struct obs_proc *proc_add(struct run *r, pid_t pid, pid_t ppid, int wl,
+				 const char *comm, uint64_t t_ms)
+{
+	struct obs_proc *p;
+
+	if (r->obs.n_procs == r->cap_procs) {
+		size_t cap = r->cap_procs ? r->cap_procs * 2 : 64;
+		struct obs_proc *grown = realloc(r->obs.procs, cap * sizeof(*grown));
+
+		if (!grown)
+			return NULL;
+		r->obs.procs = grown;
+		r->cap_procs = cap;
+	}
+	p = &r->obs.procs[r->obs.n_procs++];
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	p->ppid = ppid;
+	p->workload = wl;
+	p->t_start_ms = t_ms;
+	snprintf(p->comm, sizeof(p->comm), "%s", comm);
+	r->procs_seen++;
+	return p;
+}
+
+/* Keep evidence bounded in long runs: once more than RUN_MAX_KEPT_PROCS are
+ * kept, processes that exited normally and are not a workload's root are
+ * dropped (they are still counted in procs_seen). Short runs keep every
+ * process, so a crash's ancestry can be shown. */
+static void procs_compact(struct run *r)
+{
+	size_t kept = 0;
+
+	if (r->obs.n_procs <= RUN_MAX_KEPT_PROCS)
+		return;
+	for (size_t i = 0; i < r->obs.n_procs; i++) {
+		struct obs_proc *p = &r->obs.procs[i];
+
+		if (p->exited && !p->signal && p->pid != r->obs.wl[p->workload].pid)
+			continue;
+		r->obs.procs[kept++] = *p;
+	}
+	if (kept > RUN_MAX_KEPT_PROCS)
+		r->obs.proc_lost += kept - RUN_MAX_KEPT_PROCS;	/* evidence dropped */
+	r->obs.n_procs = kept > RUN_MAX_KEPT_PROCS ? RUN_MAX_KEPT_PROCS : kept;
+}
+
+static void proc_set_exit(struct run *r, struct obs_proc *p, int status, uint64_t t_ms)
+{
+	const struct run_wl *rw = &r->rw[p->workload];
+
+	p->exited = true;
+	p->t_exit_ms = t_ms;
+	if (WIFSIGNALED(status)) {
+		p->signal = WTERMSIG(status);
+		p->core = WCOREDUMP(status);
+	} else {
+		p->exit_status = WEXITSTATUS(status);
+	}
+	/* A death by the signals faultd sends, after it sent them, is faultd's
+	 * doing, not a crash. */
+	if ((p->signal == SIGTERM || p->signal == SIGKILL) &&
+	    (t_ms >= r->stop_at_ms || t_ms >= rw->kill_sent_ms))
+		p->by_faultd = true;
+}
+
+static void on_proc_event(const struct proc_ev *ev, void *arg)
+{
+	struct run *r = arg;
+	uint64_t t_ms = ev->ts_ns > r->t0_ns ? (ev->ts_ns - r->t0_ns) / 1000000ull : 0;
+	struct obs_proc *p, *parent;
+
+	switch (ev->type) {
+	case PROC_EV_FORK:
+		parent = proc_find(r, (pid_t)ev->ppid);
+		if (!parent) {
+			log_debug("%s: fork of untracked parent %u", __func__, ev->ppid);
+			break;
+		}
+		if (!proc_add(r, (pid_t)ev->pid, (pid_t)ev->ppid, parent->workload,
+			      ev->comm, t_ms))
+			r->obs.proc_lost++;
+		break;
+	case PROC_EV_EXEC:
+		p = proc_find(r, (pid_t)ev->pid);
+		if (p)
+			snprintf(p->comm, sizeof(p->comm), "%s", ev->comm);
+		break;
+	case PROC_EV_EXIT:
+		p = proc_find(r, (pid_t)ev->pid);
+		if (!p)
+			break;
+		snprintf(p->comm, sizeof(p->comm), "%s", ev->comm);
+		proc_set_exit(r, p, ev->exit_code, t_ms);
+		if (p->signal && !p->by_faultd)
+			log_info("%s: run %s: pid %d (%s) of '%s' killed by %s", __func__,
+				 r->id, (int)p->pid, p->comm, r->sc->wl[p->workload].name,
+				 util_signame(p->signal));
+		procs_compact(r);
+		break;
+	}
+}
+
+/* --- cycles ----------------------------------------------------------------- */
+
+static unsigned long long root_rss_kb(pid_t pid)
+{
+	char path[64], *text = NULL;
+	unsigned long long size = 0, rss = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+	if (util_read_file(path, 256, &text, NULL) == 0 &&
+	    sscanf(text, "%llu %llu", &size, &rss) != 2)
+		rss = 0;
+	free(text);
+	return rss * (unsigned long long)(sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void close_cycle(struct run *r, uint64_t now_ms)
+{
+	struct obs_cycle *c;
+	json_t *j;
+
+	if (r->obs.n_cycles == r->cap_cycles) {
+		size_t cap = r->cap_cycles ? r->cap_cycles * 2 : 64;
+		struct obs_cycle *grown = realloc(r->obs.cycles, cap * sizeof(*grown));
+
+		if (!grown) {
+			log_warn("%s: run %s: out of memory for cycles", __func__, r->id);
+			return;
+		}
+		r->obs.cycles = grown;
+		r->cap_cycles = cap;
+	}
+	c = &r->obs.cycles[r->obs.n_cycles++];
+	memset(c, 0, sizeof(*c));
+	c->n = (unsigned)r->obs.n_cycles;
+	c->t_start_ms = r->cycle_start_ms;
+	c->t_end_ms = now_ms;
+	for (size_t i = 0; i < r->obs.n_procs; i++)
+		c->procs += !r->obs.procs[i].exited;
+	for (size_t i = 0; i < r->sc->n_wl; i++)
+		if (r->obs.wl[i].started && !r->obs.wl[i].exited)
+			c->rss_kb += root_rss_kb(r->obs.wl[i].pid);
+	r->cycle_start_ms = now_ms;
+	if (!r->opts.on_cycle)
+		return;
+	j = json_pack("{sssIsIsIsIsI}", "run_id", r->id, "cycle", (json_int_t)c->n,
+		      "t_start_ms", (json_int_t)c->t_start_ms,
+		      "t_end_ms", (json_int_t)c->t_end_ms,
+		      "procs", (json_int_t)c->procs, "rss_kb", (json_int_t)c->rss_kb);
+	if (j)
+		r->opts.on_cycle(r, j, r->opts.arg);
+	json_decref(j);
+}
+
+static void on_cycle_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *r = arg;
+
+	(void)fd;
+	(void)what;
+	probe_proc__drain(r->proc);
+	close_cycle(r, run_ms(r));
+}
+
+/* --- workloads ------------------------------------------------------------- */
+
+static bool all_done(const struct run *r, bool services_too)
+{
+	for (size_t i = 0; i < r->sc->n_wl; i++) {
+		const struct obs_workload *w = &r->obs.wl[i];
+
+		if (!services_too && w->sc->service)
+			continue;
+		if (w->started && !w->exited)
+			return false;
+	}
+	return true;
+}
+
+static void on_wl_exit(struct sup_child *c, int status, void *arg)
+{
+	struct run *r = arg;
+	uint64_t t_ms = run_ms(r);
+	struct obs_workload *w = NULL;
+	struct obs_proc *p;
+	size_t i;
+
+	for (i = 0; i < r->sc->n_wl; i++)
+		if (r->rw[i].child == c) {
+			w = &r->obs.wl[i];
+			break;
+		}
+	if (!w)
+		return;
+	w->exited = true;
+	w->t_exit_ms = t_ms;
+	if (WIFSIGNALED(status)) {
+		w->signal = WTERMSIG(status);
+		w->core = WCOREDUMP(status);
+	} else {
+		w->exit_status = WEXITSTATUS(status);
+	}
+	/* The probe normally reports the root's exit first; if it has not,
+	 * record it from the wait status so no exit goes unseen. */
+	p = proc_find(r, w->pid);
+	if (p)
+		proc_set_exit(r, p, status, t_ms);
+	if (w->signal)
+		log_info("%s: run %s: workload '%s' (pid %d) killed by %s", __func__,
+			 r->id, w->sc->name, (int)w->pid, util_signame(w->signal));
+	else
+		log_info("%s: run %s: workload '%s' (pid %d) exited %d", __func__,
+			 r->id, w->sc->name, (int)w->pid, w->exit_status);
+	if (r->state == RUN_RUNNING && all_done(r, false))
+		begin_stop(r, all_done(r, true) ? "every workload exited"
+						 : "every non-service workload exited");
+}
+
+static void on_wl_kill(evutil_socket_t fd, short what, void *arg)
+{
+	struct run_wl *rw = arg;
+
+	(void)fd;
+	(void)what;
+	cg_kill(rw->cgroup);
+}
+
+static void on_wl_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct run_wl *rw = arg;
+	struct run *r = rw->run;
+	struct obs_workload *w = &r->obs.wl[rw->idx];
+	struct timeval grace = {
+		.tv_sec = w->sc->stop_grace_ms / 1000,
+		.tv_usec = (w->sc->stop_grace_ms % 1000) * 1000,
+	};
+
+	(void)fd;
+	(void)what;
+	if (r->state != RUN_RUNNING || w->exited)
+		return;
+	log_warn("%s: run %s: workload '%s' ran past timeout_s=%g; stopping it",
+		 __func__, r->id, w->sc->name, w->sc->timeout_s);
+	w->timed_out = true;
+	rw->kill_sent_ms = run_ms(r);
+	sup__kill(rw->child, SIGTERM);
+	evtimer_add(rw->kill_ev, &grace);
+}
+
+static int build_argv(struct run *r, size_t i)
+{
+	const struct sc_workload *w = &r->sc->wl[i];
+	struct run_wl *rw = &r->rw[i];
+	static char harness_path[PATH_MAX];
+	size_t n = 0, k = 0;
+
+	if (w->kind == WL_EXEC) {
+		while (w->cmd[n])
+			n++;
+		rw->argv = calloc(n + 1, sizeof(*rw->argv));
+		if (!rw->argv)
+			return -ENOMEM;
+		memcpy(rw->argv, w->cmd, n * sizeof(*rw->argv));
+		return 0;
+	}
+	while (w->args && w->args[n])
+		n++;
+	rw->argv = calloc(n + 2, sizeof(*rw->argv));
+	if (!rw->argv)
+		return -ENOMEM;
+	snprintf(harness_path, sizeof(harness_path), "%s/%s", r->opts.harness_dir,
+		 scenario_kind_name(w->kind));
+	rw->argv[k++] = strdup(harness_path);
+	if (!rw->argv[0])
+		return -ENOMEM;
+	for (size_t j = 0; j < n; j++)
+		rw->argv[k++] = w->args[j];
+	return 0;
+}
+
+static int build_env(struct run *r, size_t i)
+{
+	const struct sc_workload *w = &r->sc->wl[i];
+	struct run_wl *rw = &r->rw[i];
+	size_t n = 0;
+	char *fixed[3];
+
+	while (w->env && w->env[n])
+		n++;
+	rw->env = calloc(n + 4, sizeof(*rw->env));
+	if (!rw->env)
+		return -ENOMEM;
+	if (asprintf(&fixed[0], "FAULTD_RUN_ID=%s", r->id) < 0 ||
+	    asprintf(&fixed[1], "FAULTD_RUN_DIR=%s", r->dir) < 0 ||
+	    asprintf(&fixed[2], "FAULTD_WORKLOAD=%s", w->name) < 0)
+		return -ENOMEM;
+	for (size_t j = 0; j < 3; j++)
+		rw->env[rw->n_env++] = fixed[j];
+	for (size_t j = 0; j < n; j++) {
+		rw->env[rw->n_env] = strdup(w->env[j]);
+		if (!rw->env[rw->n_env])
+			return -ENOMEM;
+		rw->n_env++;
+	}
+	return 0;
+}
+
+static int start_workload(struct run *r, size_t i)
+{
+	const struct sc_workload *w = &r->sc->wl[i];
+	struct obs_workload *ow = &r->obs.wl[i];
+	struct run_wl *rw = &r->rw[i];
+	struct sup_spec spec = {0};
+	int err;
+
+	snprintf(rw->cgroup, sizeof(rw->cgroup), "%s/%s", r->cgroup, w->name);
+	snprintf(rw->out_path, sizeof(rw->out_path), "%s/%s.stdout", r->dir, w->name);
+	snprintf(rw->err_path, sizeof(rw->err_path), "%s/%s.stderr", r->dir, w->name);
+	err = cg_create(rw->cgroup);
+	if (err) {
+		run_error(r, "workload '%s': cgroup %s: %s", w->name, rw->cgroup,
+			  strerror(-err));
+		return err;
+	}
+	err = build_argv(r, i);
+	if (!err)
+		err = build_env(r, i);
+	if (err) {
+		run_error(r, "workload '%s': %s", w->name, strerror(-err));
+		return err;
+	}
+	spec.name = w->name;
+	spec.argv = rw->argv;
+	spec.env_extra = (const char *const *)rw->env;
+	spec.cwd = w->cwd;
+	spec.cgroup = rw->cgroup;
+	spec.out_path = rw->out_path;
+	spec.err_path = rw->err_path;
+	spec.out_max = (size_t)w->output_max_kb * 1024;
+	err = sup__spawn(r->base, &spec, on_wl_exit, r, &rw->child);
+	if (err) {
+		run_error(r, "workload '%s': cannot start: %s", w->name, strerror(-err));
+		return err;
+	}
+	ow->pid = sup__pid(rw->child);
+	ow->started = true;
+	ow->t_start_ms = run_ms(r);
+	if (!proc_add(r, ow->pid, getpid(), (int)i, w->name, ow->t_start_ms))
+		return -ENOMEM;
+	/* Probes attach to the held child before it runs anything. */
+	if (r->proc) {
+		err = probe_proc__track(r->proc, ow->pid);
+		if (err) {
+			log_warn("%s: run %s: process probe cannot track pid %d: %s",
+				 __func__, r->id, (int)ow->pid, strerror(-err));
+			r->obs.proc_lost++;
+		}
+	}
+	err = sup__release(rw->child);
+	if (err) {
+		run_error(r, "workload '%s': cannot run '%s': %s", w->name, rw->argv[0],
+			  strerror(-err));
+		return err;
+	}
+	log_info("%s: run %s: workload '%s' started, pid %d", __func__, r->id, w->name,
+		 (int)ow->pid);
+	if (w->timeout_s > 0) {
+		struct timeval tv = {
+			.tv_sec = (time_t)w->timeout_s,
+			.tv_usec = (suseconds_t)((w->timeout_s - (double)(time_t)w->timeout_s) * 1e6),
+		};
+		rw->timeout_ev = evtimer_new(r->base, on_wl_timeout, rw);
+		if (!rw->timeout_ev || evtimer_add(rw->timeout_ev, &tv) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* --- start ------------------------------------------------------------------ */
+
+static void on_duration(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	begin_stop(arg, "duration elapsed");
+}
+
+static void do_start(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *r = arg;
+	struct timeval tv;
+	char path[PATH_MAX + 32];
+	int err;
+
+	(void)fd;
+	(void)what;
+	r->state = RUN_STARTING;
+	snprintf(path, sizeof(path), "%s/scenario.json", r->dir);
+	err = util_write_atomic(path, r->sc->text, r->sc->text_len);
+	if (err) {
+		run_error(r, "cannot write %s: %s", path, strerror(-err));
+		goto err_stop;
+	}
+	err = cg_create(r->cgroup);
+	if (err) {
+		run_error(r, "cannot create cgroup %s: %s", r->cgroup, strerror(-err));
+		goto err_stop;
+	}
+	r->proc = probe_proc__open(r->base, on_proc_event, r);
+	if (!r->proc)
+		log_warn("%s: run %s: process probe unavailable (%s); child process "
+			 "exits will be missing", __func__, r->id, strerror(errno));
+	r->obs.proc_probe = r->proc != NULL;
+	r->t0_ns = util_now_ns();
+	r->started_at_ms = util_realtime_ms();
+	r->state = RUN_RUNNING;
+	for (size_t i = 0; i < r->sc->n_wl; i++) {
+		err = start_workload(r, i);
+		if (err)
+			goto err_stop;
+	}
+	r->duration_ev = evtimer_new(r->base, on_duration, r);
+	r->cycle_ev = event_new(r->base, -1, EV_PERSIST, on_cycle_tick, r);
+	if (!r->duration_ev || !r->cycle_ev) {
+		run_error(r, "out of memory");
+		goto err_stop;
+	}
+	tv.tv_sec = (time_t)r->sc->duration_s;
+	tv.tv_usec = (suseconds_t)((r->sc->duration_s - (double)tv.tv_sec) * 1e6);
+	evtimer_add(r->duration_ev, &tv);
+	tv.tv_sec = r->sc->sample_ms / 1000;
+	tv.tv_usec = (r->sc->sample_ms % 1000) * 1000;
+	event_add(r->cycle_ev, &tv);
+	log_info("%s: run %s: scenario '%s' running for up to %gs", __func__, r->id,
+		 r->sc->name, r->sc->duration_s);
+	/* A workload may have exited before the timers existed. */
+	if (all_done(r, false))
+		begin_stop(r, "every non-service workload exited");
+	return;
+err_stop:
+	if (!r->t0_ns) {
+		r->t0_ns = util_now_ns();
+		r->started_at_ms = util_realtime_ms();
+	}
+	r->state = RUN_RUNNING;
+	begin_stop(r, "setup failed");
+}
+
+/* --- stop and finish ---------------------------------------------------------- */
+
+static void finish(struct run *r);
+
+static void on_reap_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *r = arg;
+	uint64_t t_ms = run_ms(r);
+	int populated;
+
+	(void)fd;
+	(void)what;
+	probe_proc__drain(r->proc);
+	populated = cg_populated(r->cgroup);
+	if (populated > 0 || !all_done(r, true)) {
+		if (t_ms < r->give_up_ms)
+			return;
+		log_warn("%s: run %s: processes still present %llums after stop; "
+			 "killing and moving on", __func__, r->id,
+			 (unsigned long long)(t_ms - r->stop_at_ms));
+		for (size_t i = 0; i < r->sc->n_wl; i++)
+			if (r->rw[i].child)
+				sup__kill(r->rw[i].child, SIGKILL);
+	}
+	event_del(r->reap_ev);
+	finish(r);
+}
+
+static void on_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *r = arg;
+
+	(void)fd;
+	(void)what;
+	if (cg_populated(r->cgroup) > 0) {
+		log_info("%s: run %s: grace over; killing what is left", __func__, r->id);
+		cg_kill(r->cgroup);
+	}
+}
+
+static void begin_stop(struct run *r, const char *reason)
+{
+	struct timeval tv = {.tv_usec = RUN_REAP_POLL_MS * 1000};
+	long long grace_ms = 0;
+	uint64_t t_ms;
+
+	if (r->state != RUN_RUNNING)
+		return;
+	r->state = RUN_STOPPING;
+	t_ms = run_ms(r);
+	r->stop_at_ms = t_ms;
+	snprintf(r->stop_reason, sizeof(r->stop_reason), "%s", reason);
+	log_info("%s: run %s: stopping: %s", __func__, r->id, reason);
+	if (r->duration_ev)
+		evtimer_del(r->duration_ev);
+	if (r->cycle_ev)
+		event_del(r->cycle_ev);
+	probe_proc__drain(r->proc);
+	/* The last, partial cycle counts if it is at least half a cycle long
+	 * (or the only one): a sliver would read as a sample of nothing. */
+	if (r->obs.n_cycles == 0 ||
+	    t_ms - r->cycle_start_ms >= (uint64_t)r->sc->sample_ms / 2)
+		close_cycle(r, t_ms);
+	for (size_t i = 0; i < r->sc->n_wl; i++) {
+		struct obs_workload *w = &r->obs.wl[i];
+		struct run_wl *rw = &r->rw[i];
+
+		if (rw->timeout_ev)
+			evtimer_del(rw->timeout_ev);
+		if (!w->started || w->exited)
+			continue;
+		w->stopped = !w->timed_out;
+		if (rw->kill_sent_ms > t_ms)
+			rw->kill_sent_ms = t_ms;
+		sup__kill(rw->child, SIGTERM);
+		if (w->sc->stop_grace_ms > grace_ms)
+			grace_ms = w->sc->stop_grace_ms;
+	}
+	r->give_up_ms = t_ms + (uint64_t)grace_ms + RUN_REAP_EXTRA_MS;
+	r->grace_ev = evtimer_new(r->base, on_grace_over, r);
+	r->reap_ev = event_new(r->base, -1, EV_PERSIST, on_reap_poll, r);
+	if (r->grace_ev) {
+		struct timeval g = {.tv_sec = grace_ms / 1000,
+				    .tv_usec = (grace_ms % 1000) * 1000};
+		evtimer_add(r->grace_ev, &g);
+	}
+	if (r->reap_ev)
+		event_add(r->reap_ev, &tv);
+	else
+		finish(r);
+}
+
+static enum verdict decide(struct run *r, struct inv_result *res)
+{
+	enum verdict v = V_PASS;
+
+	for (size_t i = 0; i < r->sc->n_inv; i++) {
+		int err = inv_eval(&r->obs, &r->sc->inv[i], &res[i]);
+
+		if (err) {
+			res[i].verdict = V_ERROR;
+			snprintf(res[i].summary, sizeof(res[i].summary),
+				 "evaluation failed: %s", strerror(-err));
+		}
+		v = verdict_combine(v, res[i].verdict);
+	}
+	if (r->error[0])
+		return V_ERROR;
+	/* A run cut short proves nothing beyond what already failed. */
+	if (r->stop_requested && v == V_PASS)
+		return V_INCONCLUSIVE;
+	return v;
+}
+
+/* The owner directory goes with its last run (another run of ours keeps
+ * it busy and the rmdir fails harmlessly). */
+static void remove_owner_dir(const struct run *r)
+{
+	char owner[RUN_PATH_MAX], *slash;
+
+	snprintf(owner, sizeof(owner), "%s", r->cgroup);
+	slash = strrchr(owner, '/');
+	if (slash) {
+		*slash = '\0';
+		rmdir(owner);
+	}
+}
+
+static void finish(struct run *r)
+{
+	struct report_wl_out *outs;
+	struct inv_result *res;
+	struct report_in in = {0};
+	char path[PATH_MAX + 32];
+	enum verdict v;
+	int err;
+
+	probe_proc__drain(r->proc);
+	if (r->proc) {
+		unsigned long long lost[PROC_LOSS__MAX];
+
+		probe_proc__losses(r->proc, lost);
+		for (int i = 0; i < PROC_LOSS__MAX; i++)
+			r->obs.proc_lost += lost[i];
+	}
+	r->obs.t_end_ms = run_ms(r);
+	r->ended_at_ms = util_realtime_ms();
+	/* Flush captured output before the report counts it. */
+	for (size_t i = 0; i < r->sc->n_wl; i++) {
+		struct run_wl *rw = &r->rw[i];
+
+		if (!rw->child)
+			continue;
+		sup__output_stats(rw->child, &rw->out_seen, &rw->out_dropped);
+		sup__free(rw->child);
+		rw->child = NULL;
+	}
+	res = calloc(r->sc->n_inv ? r->sc->n_inv : 1, sizeof(*res));
+	if (!res)
+		run_error(r, "out of memory evaluating invariants");
+	v = res ? decide(r, res) : V_ERROR;
+
+	in.run_id = r->id;
+	in.run_dir = r->dir;
+	in.sc = r->sc;
+	in.obs = &r->obs;
+	in.res = res;
+	in.n_res = res ? r->sc->n_inv : 0;
+	in.verdict = v;
+	in.error = r->error[0] ? r->error : NULL;
+	in.stop_reason = r->stop_reason;
+	in.started_at_ms = r->started_at_ms;
+	in.ended_at_ms = r->ended_at_ms;
+	in.seed = r->seed;
+	in.procs_seen = r->procs_seen;
+	outs = calloc(r->sc->n_wl, sizeof(*outs));
+	for (size_t i = 0; outs && i < r->sc->n_wl; i++) {
+		outs[i].stdout_path = r->rw[i].out_path;
+		outs[i].stderr_path = r->rw[i].err_path;
+		outs[i].seen = r->rw[i].out_seen;
+		outs[i].dropped = r->rw[i].out_dropped;
+		outs[i].argv = r->rw[i].argv;
+	}
+	in.wl_out = outs;
+	r->report = outs ? report_json_build(&in) : NULL;
+	free(outs);
+	for (size_t i = 0; res && i < r->sc->n_inv; i++)
+		json_decref(res[i].evidence);
+	free(res);
+	if (r->report) {
+		snprintf(path, sizeof(path), "%s/report.json", r->dir);
+		err = report_json_write(r->report, path);
+		if (err)
+			log_err("%s: run %s: cannot write %s: %s", __func__, r->id, path,
+				strerror(-err));
+	}
+	probe_proc__destroy(r->proc);
+	r->proc = NULL;
+	cg_destroy(r->cgroup);
+	remove_owner_dir(r);
+	r->state = RUN_DONE;
+	log_info("%s: run %s: %s (%s)", __func__, r->id, verdict_name(v),
+		 r->stop_reason);
+	if (r->opts.on_done)
+		r->opts.on_done(r, r->report, r->opts.arg);
+}
+
+/* --- public ------------------------------------------------------------------- */
+
+struct run *run__new(struct event_base *base, struct scenario *sc,
+		     const struct run_opts *opts)
+{
+	struct run *r;
+	int err = 0;
+
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		scenario_free(sc);
+		errno = ENOMEM;
+		return NULL;
+	}
+	r->base = base;
+	r->sc = sc;
+	r->opts = *opts;
+	r->stop_at_ms = UINT64_MAX;
+	r->rw = calloc(sc->n_wl, sizeof(*r->rw));
+	r->obs.wl = calloc(sc->n_wl, sizeof(*r->obs.wl));
+	r->obs.sc = sc;
+	if (!r->rw || !r->obs.wl) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	for (size_t i = 0; i < sc->n_wl; i++) {
+		r->obs.wl[i].sc = &sc->wl[i];
+		r->rw[i].run = r;
+		r->rw[i].idx = i;
+		r->rw[i].kill_sent_ms = UINT64_MAX;
+		r->rw[i].kill_ev = evtimer_new(base, on_wl_kill, &r->rw[i]);
+		if (!r->rw[i].kill_ev) {
+			err = -ENOMEM;
+			goto err_free;
+		}
+	}
+	err = strlen(opts->runs_dir) + 16 > RUN_PATH_MAX ||
+	      strlen(opts->cgroup_root) + 16 > RUN_PATH_MAX ? -ENAMETOOLONG : 0;
+	if (!err)
+		err = util_mkdir_p(opts->runs_dir, 0755);
+	for (int tries = 0; !err && tries < 8; tries++) {
+		err = util_run_id(r->id);
+		if (err)
+			break;
+		snprintf(r->dir, sizeof(r->dir), "%s/%s", opts->runs_dir, r->id);
+		err = mkdir(r->dir, 0755) < 0 ? -errno : 0;
+		if (err != -EEXIST)
+			break;
+	}
+	if (err) {
+		log_err("%s: cannot create a run directory in %s: %s", __func__,
+			opts->runs_dir, strerror(-err));
+		goto err_free;
+	}
+	err = cg_owner_dir(opts->cgroup_root, r->cgroup, sizeof(r->cgroup) - RUN_ID_LEN - 1);
+	if (err)
+		goto err_free;
+	strcat(r->cgroup, "/");
+	strcat(r->cgroup, r->id);
+	if (sc->seed_set) {
+		r->seed = sc->seed;
+	} else {
+		unsigned int s;
+
+		if (getrandom(&s, sizeof(s), 0) != sizeof(s))
+			s = (unsigned int)util_now_ns();
+		r->seed = s;
+	}
+	return r;
+err_free:
+	run__free(r);
+	errno = -err;
+	return NULL;
+}
+
+void run__start(struct run *r)
+{
+	r->start_ev = evtimer_new(r->base, do_start, r);
+	if (!r->start_ev || evtimer_add(r->start_ev, &(struct timeval){0}) < 0) {
+		run_error(r, "out of memory");
+		r->t0_ns = util_now_ns();
+		r->state = RUN_RUNNING;
+		begin_stop(r, "setup failed");
+	}
+}
+
+void run__stop(struct run *r, const char *reason)
+{
+	if (r->state == RUN_DONE || r->state == RUN_STOPPING)
+		return;
+	r->stop_requested = true;
+	if (r->state == RUN_QUEUED || r->state == RUN_STARTING) {
+		/* Not started yet: end it without running anything. */
+		if (r->start_ev)
+			evtimer_del(r->start_ev);
+		r->t0_ns = util_now_ns();
+		r->started_at_ms = util_realtime_ms();
+		r->state = RUN_RUNNING;
+	}
+	begin_stop(r, reason);
+}
+
+void run__free(struct run *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; r->rw && i < r->sc->n_wl; i++) {
+		struct run_wl *rw = &r->rw[i];
+
+		if (rw->child) {
+			sup__kill(rw->child, SIGKILL);
+			sup__free(rw->child);
+		}
+		if (rw->timeout_ev)
+			event_free(rw->timeout_ev);
+		if (rw->kill_ev)
+			event_free(rw->kill_ev);
+		if (rw->argv && r->sc->wl[i].kind != WL_EXEC)
+			free((char *)rw->argv[0]);
+		free(rw->argv);
+		for (size_t j = 0; j < rw->n_env; j++)
+			free((char *)rw->env[j]);
+		free(rw->env);
+	}
+	if (r->state != RUN_DONE && r->state != RUN_QUEUED && r->cgroup[0]) {
+		cg_destroy(r->cgroup);
+		remove_owner_dir(r);
+	}
+	probe_proc__destroy(r->proc);
+	if (r->start_ev)
+		event_free(r->start_ev);
+	if (r->duration_ev)
+		event_free(r->duration_ev);
+	if (r->cycle_ev)
+		event_free(r->cycle_ev);
+	if (r->grace_ev)
+		event_free(r->grace_ev);
+	if (r->reap_ev)
+		event_free(r->reap_ev);
+	json_decref(r->report);
+	free(r->obs.procs);
+	free(r->obs.cycles);
+	free(r->obs.wl);
+	free(r->rw);
+	scenario_free(r->sc);
+	free(r);
+}
+
+const char *run__id(const struct run *r)
+{
+	return r->id;
+}
+
+enum run_state run__state(const struct run *r)
+{
+	return r->state;
+}
+
+const struct scenario *run__scenario(const struct run *r)
+{
+	return r->sc;
+}
+
+const json_t *run__report(const struct run *r)
+{
+	return r->report;
+}
+
+const char *run__dir(const struct run *r)
+{
+	return r->dir;
+}
+
+json_t *run__status(const struct run *r)
+{
+	json_t *st, *wls;
+
+	st = json_pack("{sssssssssI}", "run_id", r->id, "state", run__state_name(r->state),
+		       "scenario", r->sc->name, "file", r->sc->path,
+		       "cycle", (json_int_t)r->obs.n_cycles);
+	if (!st)
+		return NULL;
+	if (r->t0_ns && r->state != RUN_DONE)
+		json_object_set_new(st, "elapsed_s", json_real((double)run_ms(r) / 1000.0));
+	if (r->report)
+		json_object_set(st, "verdict", json_object_get(r->report, "verdict"));
+	wls = json_array();
+	for (size_t i = 0; wls && i < r->sc->n_wl; i++) {
+		const struct obs_workload *w = &r->obs.wl[i];
+		const char *state = !w->started ? "pending" : w->exited ? "exited" : "running";
+
+		json_array_append_new(wls, json_pack("{sssiss}", "name", w->sc->name,
+						     "pid", (int)w->pid, "state", state));
+	}
+	json_object_set_new(st, "workloads", wls ? wls : json_null());
+	return st;
+}

@@ -1,0 +1,833 @@
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inv.h"
+#include "scenario.h"
+#include "util.h"
+
+#define SC_MAX_FILE (1u << 20)	/* a scenario larger than 1 MiB is a mistake */
+#define SC_MAX_ERRORS 20
+
+struct sc_ctx {
+	struct scenario *sc;
+	struct jpath path;
+	char *errors;		/* newline-separated messages */
+	size_t errors_len;
+	int n_errors;
+	int oom;
+};
+
+static const char *const expect_names[] = {"PASS", "FAIL", "INCONCLUSIVE", NULL};
+static const char *const kind_names[] = {"exec", "echo-server", NULL};
+/* Kinds, probes and fault types later parts of faultd add: recognised, so
+ * the error can say they are not in this build rather than unknown. */
+static const char *const later_kinds[] = {"lwip-client", "dpdk-client",
+	"ws-server", "msgq", "qpair", NULL};
+static const char *const probe_names[] = {"proc", NULL};
+static const char *const later_probes[] = {"fds", "heap", "lifecycle", NULL};
+static const char *const later_faults[] = {"link_flap", "link_down", "link_up",
+	"packet", "rate", "delay", "pause", "resume", "kill", "syscall_error",
+	"random", NULL};
+
+static int in_list(const char *const *list, const char *s)
+{
+	for (int i = 0; list[i]; i++)
+		if (strcmp(list[i], s) == 0)
+			return i;
+	return -1;
+}
+
+static void join_list(const char *const *list, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; list[i] && off < len; i++) {
+		int n = snprintf(buf + off, len - off, "%s%s", i ? ", " : "", list[i]);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+struct jpath *sc_path(struct sc_ctx *ctx)
+{
+	return &ctx->path;
+}
+
+void sc_error(struct sc_ctx *ctx, bool at_key, const char *fmt, ...)
+{
+	char msg[512], where[256], line[1024];
+	int lno, col, n;
+	va_list ap;
+
+	ctx->n_errors++;
+	if (ctx->n_errors > SC_MAX_ERRORS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	jpath_format(&ctx->path, where, sizeof(where));
+	jpos_find(ctx->sc->text, ctx->sc->text_len, &ctx->path, at_key, &lno, &col);
+	n = snprintf(line, sizeof(line), "%s:%d:%d: %s: %s\n", ctx->sc->path, lno,
+		     col, where, msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	char *grown = realloc(ctx->errors, ctx->errors_len + (size_t)n + 1);
+	if (!grown) {
+		ctx->oom = 1;
+		return;
+	}
+	ctx->errors = grown;
+	memcpy(ctx->errors + ctx->errors_len, line, (size_t)n + 1);
+	ctx->errors_len += (size_t)n;
+}
+
+static void *sc_track(struct sc_ctx *ctx, void *p)
+{
+	struct scenario *sc = ctx->sc;
+	void **grown;
+
+	if (!p) {
+		ctx->oom = 1;
+		return NULL;
+	}
+	grown = realloc(sc->allocs, (sc->n_allocs + 1) * sizeof(*grown));
+	if (!grown) {
+		free(p);
+		ctx->oom = 1;
+		return NULL;
+	}
+	sc->allocs = grown;
+	sc->allocs[sc->n_allocs++] = p;
+	return p;
+}
+
+static const char *json_type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	default: return "null";
+	}
+}
+
+static int parse_strv(struct sc_ctx *ctx, json_t *val, const char ***out)
+{
+	const char **v;
+	size_t i, n;
+	json_t *item;
+	int bad = 0;
+
+	if (!json_is_array(val)) {
+		sc_error(ctx, false, "expected an array of strings, got %s",
+			 json_type_name(val));
+		return -EINVAL;
+	}
+	n = json_array_size(val);
+	v = sc_track(ctx, calloc(n + 1, sizeof(*v)));
+	if (!v)
+		return -ENOMEM;
+	json_array_foreach(val, i, item) {
+		jpath_push_idx(&ctx->path, i);
+		if (!json_is_string(item)) {
+			sc_error(ctx, false, "expected a string, got %s",
+				 json_type_name(item));
+			bad = 1;
+		} else {
+			v[i] = json_string_value(item);
+		}
+		jpath_pop(&ctx->path);
+	}
+	*out = v;
+	return bad ? -EINVAL : 0;
+}
+
+/* Check @val against @k and store it at target + k->off. */
+static int parse_value(struct sc_ctx *ctx, const struct sc_key *k, json_t *val,
+		       void *target)
+{
+	char *field = (char *)target + k->off;
+	char choices[256];
+	double num;
+	int idx;
+
+	switch (k->type) {
+	case SC_STR:
+		if (!json_is_string(val)) {
+			sc_error(ctx, false, "expected a string, got %s", json_type_name(val));
+			return -EINVAL;
+		}
+		if (json_string_length(val) == 0) {
+			sc_error(ctx, false, "must not be empty");
+			return -EINVAL;
+		}
+		*(const char **)field = json_string_value(val);
+		return 0;
+	case SC_BOOL:
+		if (!json_is_boolean(val)) {
+			sc_error(ctx, false, "expected true or false, got %s", json_type_name(val));
+			return -EINVAL;
+		}
+		*(bool *)field = json_is_true(val);
+		return 0;
+	case SC_INT:
+		if (!json_is_integer(val)) {
+			sc_error(ctx, false, "expected an integer, got %s", json_type_name(val));
+			return -EINVAL;
+		}
+		num = (double)json_integer_value(val);
+		if (num < k->min || num > k->max) {
+			sc_error(ctx, false, "%lld is out of range [%.0f, %.0f]",
+				 json_integer_value(val), k->min, k->max);
+			return -EINVAL;
+		}
+		*(long long *)field = json_integer_value(val);
+		return 0;
+	case SC_NUM:
+		if (!json_is_number(val)) {
+			sc_error(ctx, false, "expected a number, got %s", json_type_name(val));
+			return -EINVAL;
+		}
+		num = json_number_value(val);
+		if (!isfinite(num) || num < k->min || num > k->max) {
+			sc_error(ctx, false, "%g is out of range [%g, %g]", num, k->min, k->max);
+			return -EINVAL;
+		}
+		*(double *)field = num;
+		return 0;
+	case SC_STRV:
+		return parse_strv(ctx, val, (const char ***)field);
+	case SC_ENUM:
+		join_list(k->choices, choices, sizeof(choices));
+		if (!json_is_string(val)) {
+			sc_error(ctx, false, "expected one of %s, got %s", choices,
+				 json_type_name(val));
+			return -EINVAL;
+		}
+		idx = in_list(k->choices, json_string_value(val));
+		if (idx < 0) {
+			sc_error(ctx, false, "'%s' is not one of %s",
+				 json_string_value(val), choices);
+			return -EINVAL;
+		}
+		*(int *)field = idx;
+		return 0;
+	case SC_CUSTOM:
+		return k->parse(ctx, val, target);
+	}
+	return -EINVAL;
+}
+
+int sc_parse_object(struct sc_ctx *ctx, json_t *obj, const struct sc_key *keys,
+		    void *target)
+{
+	const char *name;
+	json_t *val;
+	int err = 0;
+
+	if (!json_is_object(obj)) {
+		sc_error(ctx, false, "expected an object, got %s", json_type_name(obj));
+		return -EINVAL;
+	}
+	json_object_foreach(obj, name, val) {
+		const struct sc_key *k = keys;
+
+		while (k->name && strcmp(k->name, name) != 0)
+			k++;
+		if (!k->name) {
+			char known[512];
+			size_t off = 0;
+
+			known[0] = '\0';
+			for (k = keys; k->name && off < sizeof(known); k++)
+				off += (size_t)snprintf(known + off, sizeof(known) - off,
+							"%s%s", k == keys ? "" : ", ", k->name);
+			jpath_push_key(&ctx->path, name);
+			sc_error(ctx, true, "unknown key (known keys: %s)", known);
+			jpath_pop(&ctx->path);
+			err = -EINVAL;
+		}
+	}
+	for (const struct sc_key *k = keys; k->name; k++) {
+		json_t *dflt = NULL;
+		int e;
+
+		val = json_object_get(obj, k->name);
+		if (!val && (k->flags & SC_REQ)) {
+			jpath_push_key(&ctx->path, k->name);
+			sc_error(ctx, false, "missing required key%s%s",
+				 k->doc ? ": " : "", k->doc ? k->doc : "");
+			jpath_pop(&ctx->path);
+			err = -EINVAL;
+			continue;
+		}
+		if (!val && !k->def)
+			continue;
+		if (!val) {
+			/* Defaults are JSON text in the table; keep the value
+			 * alive in the root so strings stay valid. */
+			dflt = json_loads(k->def, JSON_DECODE_ANY, NULL);
+			if (!dflt) {
+				ctx->oom = 1;
+				return -ENOMEM;
+			}
+			json_array_append(json_object_get(ctx->sc->root, "defaults"), dflt);
+			val = dflt;
+		}
+		jpath_push_key(&ctx->path, k->name);
+		e = parse_value(ctx, k, val, target);
+		jpath_pop(&ctx->path);
+		if (e && !err)
+			err = e;
+		json_decref(dflt);
+	}
+	return err;
+}
+
+/* --- scenario-specific keys ------------------------------------------------ */
+
+static int valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 32)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!(s[i] == '-' || s[i] == '_' || (s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
+			return 0;
+	return 1;
+}
+
+static int parse_kind(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct sc_workload *w = target;
+	char known[128];
+	const char *s;
+
+	join_list(kind_names, known, sizeof(known));
+	if (!json_is_string(val)) {
+		sc_error(ctx, false, "expected a string, got %s", json_type_name(val));
+		return -EINVAL;
+	}
+	s = json_string_value(val);
+	w->kind = in_list(kind_names, s);
+	if (w->kind >= 0)
+		return 0;
+	if (in_list(later_kinds, s) >= 0)
+		sc_error(ctx, false, "workload kind '%s' is not supported by this build yet "
+			 "(supported: %s)", s, known);
+	else
+		sc_error(ctx, false, "unknown workload kind '%s' (known: %s)", s, known);
+	return -EINVAL;
+}
+
+static int parse_env(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct sc_workload *w = target;
+	const char *key;
+	json_t *v;
+	size_t i = 0;
+	int err = 0;
+
+	if (!json_is_object(val)) {
+		sc_error(ctx, false, "expected an object of strings, got %s",
+			 json_type_name(val));
+		return -EINVAL;
+	}
+	w->env = sc_track(ctx, calloc(json_object_size(val) + 1, sizeof(*w->env)));
+	if (!w->env)
+		return -ENOMEM;
+	json_object_foreach(val, key, v) {
+		jpath_push_key(&ctx->path, key);
+		if (!json_is_string(v)) {
+			sc_error(ctx, false, "expected a string, got %s", json_type_name(v));
+			err = -EINVAL;
+		} else if (!*key || strchr(key, '=')) {
+			sc_error(ctx, true, "not a valid environment variable name");
+			err = -EINVAL;
+		} else {
+			char *kv = NULL;
+
+			if (asprintf(&kv, "%s=%s", key, json_string_value(v)) < 0)
+				kv = NULL;
+			w->env[i++] = sc_track(ctx, kv);
+		}
+		jpath_pop(&ctx->path);
+	}
+	return err;
+}
+
+static int parse_probes(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct sc_workload *w = target;
+	char known[128];
+	int err;
+
+	err = parse_strv(ctx, val, &w->probes);
+	if (err)
+		return err;
+	join_list(probe_names, known, sizeof(known));
+	for (size_t i = 0; w->probes[i]; i++) {
+		jpath_push_idx(&ctx->path, i);
+		if (in_list(later_probes, w->probes[i]) >= 0) {
+			sc_error(ctx, false, "probe '%s' is not supported by this build yet "
+				 "(supported: %s)", w->probes[i], known);
+			err = -EINVAL;
+		} else if (in_list(probe_names, w->probes[i]) < 0) {
+			sc_error(ctx, false, "unknown probe '%s' (known: %s)",
+				 w->probes[i], known);
+			err = -EINVAL;
+		}
+		jpath_pop(&ctx->path);
+	}
+	return err;
+}
+
+#define WL(f) offsetof(struct sc_workload, f)
+static const struct sc_key workload_keys[] = {
+	{"name", SC_STR, SC_REQ, WL(name), .doc = "unique name, [A-Za-z0-9_-], at most 32"},
+	{"kind", SC_CUSTOM, SC_REQ, 0, .parse = parse_kind, .doc = "exec or echo-server"},
+	{"netns", SC_STR, 0, WL(netns), .doc = "a namespace of topology.namespaces"},
+	{"cmd", SC_STRV, 0, WL(cmd), .doc = "exec: the command and its arguments"},
+	{"args", SC_STRV, 0, WL(args), .doc = "bundled kinds: extra arguments"},
+	{"env", SC_CUSTOM, 0, 0, .parse = parse_env, .doc = "extra environment"},
+	{"cwd", SC_STR, 0, WL(cwd), .doc = "working directory"},
+	{"probes", SC_CUSTOM, 0, 0, .parse = parse_probes, .doc = "probes to attach"},
+	{"service", SC_BOOL, 0, WL(service), .doc = "runs until the others end"},
+	{"timeout_s", SC_NUM, 0, WL(timeout_s), 0.001, 604800, .doc = "kill after this long"},
+	{"stop_grace_ms", SC_INT, 0, WL(stop_grace_ms), 0, 600000, .def = "2000",
+	 .doc = "SIGTERM to SIGKILL when stopping"},
+	{"output_max_kb", SC_INT, 0, WL(output_max_kb), 1, 1048576, .def = "1024",
+	 .doc = "captured bytes per stream (head and tail kept)"},
+	{NULL},
+};
+
+static int parse_workloads(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct scenario *sc = target;
+	json_t *item;
+	size_t i;
+	int err = 0;
+
+	if (!json_is_array(val) || json_array_size(val) == 0) {
+		sc_error(ctx, false, "expected a non-empty array of workloads, got %s",
+			 json_is_array(val) ? "an empty array" : json_type_name(val));
+		return -EINVAL;
+	}
+	sc->n_wl = json_array_size(val);
+	sc->wl = sc_track(ctx, calloc(sc->n_wl, sizeof(*sc->wl)));
+	if (!sc->wl)
+		return -ENOMEM;
+	json_array_foreach(val, i, item) {
+		struct sc_workload *w = &sc->wl[i];
+		int e;
+
+		jpath_push_idx(&ctx->path, i);
+		w->kind = -1;
+		w->service_set = json_is_object(item) && json_object_get(item, "service");
+		e = sc_parse_object(ctx, item, workload_keys, w);
+		if (!e) {
+			if (!valid_name(w->name)) {
+				jpath_push_key(&ctx->path, "name");
+				sc_error(ctx, false, "'%s' is not a valid name "
+					 "([A-Za-z0-9_-], 1 to 32 characters)", w->name);
+				jpath_pop(&ctx->path);
+				e = -EINVAL;
+			}
+			for (size_t j = 0; j < i && !e; j++) {
+				if (sc->wl[j].name && strcmp(sc->wl[j].name, w->name) == 0) {
+					jpath_push_key(&ctx->path, "name");
+					sc_error(ctx, false, "duplicate workload name '%s' "
+						 "(also workloads[%zu])", w->name, j);
+					jpath_pop(&ctx->path);
+					e = -EINVAL;
+				}
+			}
+			if (w->kind == WL_EXEC && (!w->cmd || !w->cmd[0])) {
+				sc_error(ctx, false, "kind exec needs a non-empty \"cmd\"");
+				e = -EINVAL;
+			}
+			if (w->kind != WL_EXEC && w->cmd) {
+				jpath_push_key(&ctx->path, "cmd");
+				sc_error(ctx, true, "only kind exec takes \"cmd\"; use \"args\"");
+				jpath_pop(&ctx->path);
+				e = -EINVAL;
+			}
+			if (w->kind == WL_ECHO_SERVER && !w->service_set)
+				w->service = true;
+			if (w->netns) {
+				/* Namespaces come from the topology, which this
+				 * build rejects; say what the key needs. */
+				jpath_push_key(&ctx->path, "netns");
+				sc_error(ctx, false, "namespace '%s' is not declared in "
+					 "topology.namespaces", w->netns);
+				jpath_pop(&ctx->path);
+				e = -EINVAL;
+			}
+		}
+		jpath_pop(&ctx->path);
+		if (e && !err)
+			err = e;
+	}
+	return err;
+}
+
+static int parse_invariants(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct scenario *sc = target;
+	json_t *item;
+	size_t i;
+	int err = 0;
+
+	if (!json_is_array(val)) {
+		sc_error(ctx, false, "expected an array of invariants, got %s",
+			 json_type_name(val));
+		return -EINVAL;
+	}
+	sc->n_inv = json_array_size(val);
+	sc->inv = sc_track(ctx, calloc(sc->n_inv + 1, sizeof(*sc->inv)));
+	if (!sc->inv)
+		return -ENOMEM;
+	json_array_foreach(val, i, item) {
+		struct sc_invariant *inv = &sc->inv[i];
+		const struct inv_def *def;
+		char known[256];
+		json_t *jname;
+		int e = 0;
+
+		jpath_push_idx(&ctx->path, i);
+		inv->workload_idx = -1;
+		jname = json_is_object(item) ? json_object_get(item, "name") : NULL;
+		if (!json_is_object(item)) {
+			sc_error(ctx, false, "expected an object, got %s", json_type_name(item));
+			e = -EINVAL;
+			goto next;
+		}
+		if (!jname) {
+			sc_error(ctx, false, "missing required key \"name\"");
+			e = -EINVAL;
+			goto next;
+		}
+		jpath_push_key(&ctx->path, "name");
+		def = json_is_string(jname) ? inv_lookup(json_string_value(jname)) : NULL;
+		inv_names(known, sizeof(known), true);
+		if (!json_is_string(jname)) {
+			sc_error(ctx, false, "expected a string, got %s", json_type_name(jname));
+			e = -EINVAL;
+		} else if (!def) {
+			sc_error(ctx, false, "unknown invariant '%s' (known: %s)",
+				 json_string_value(jname), known);
+			e = -EINVAL;
+		} else if (!def->available) {
+			sc_error(ctx, false, "invariant '%s' is not supported by this build yet "
+				 "(supported: %s)", def->name, known);
+			e = -EINVAL;
+		}
+		jpath_pop(&ctx->path);
+		if (e)
+			goto next;
+		inv->def = def;
+		inv->params = sc_track(ctx, calloc(1, def->params_size ? def->params_size : 1));
+		if (!inv->params) {
+			e = -ENOMEM;
+			goto next;
+		}
+		/* The parameter struct of every invariant starts with the
+		 * common keys (name, workload). */
+		e = sc_parse_object(ctx, item, def->keys, inv->params);
+		if (e)
+			goto next;
+		inv->name = def->name;
+		inv->workload = *(const char **)((char *)inv->params + sizeof(const char *));
+		if (inv->workload) {
+			inv->workload_idx = scenario_workload_idx(sc, inv->workload);
+			if (inv->workload_idx < 0) {
+				jpath_push_key(&ctx->path, "workload");
+				sc_error(ctx, false, "no workload named '%s'", inv->workload);
+				jpath_pop(&ctx->path);
+				e = -EINVAL;
+			}
+		}
+next:
+		jpath_pop(&ctx->path);
+		if (e && !err)
+			err = e;
+	}
+	return err;
+}
+
+static const struct sc_key link_keys[] = {
+	{"name", SC_STR, SC_REQ, 0, .doc = "link name"},
+	{"type", SC_STR, SC_REQ, 0, .doc = "veth, tap or bridge"},
+	{"a", SC_STR, 0, 0, .doc = "namespace of end a"},
+	{"b", SC_STR, 0, 0, .doc = "namespace of end b"},
+	{"a_addr", SC_STR, 0, 0, .doc = "address/prefix of end a"},
+	{"b_addr", SC_STR, 0, 0, .doc = "address/prefix of end b"},
+	{"netns", SC_STR, 0, 0, .doc = "namespace of a tap"},
+	{"addr", SC_STR, 0, 0, .doc = "address/prefix of a tap"},
+	{NULL},
+};
+
+static int parse_topo_links(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	json_t *item;
+	size_t i;
+	int err = 0;
+
+	(void)target;
+	if (!json_is_array(val)) {
+		sc_error(ctx, false, "expected an array of links, got %s", json_type_name(val));
+		return -EINVAL;
+	}
+	json_array_foreach(val, i, item) {
+		/* Every link field is a string stored at offset 0 of a sink:
+		 * this build checks links but does not build them yet. */
+		const char *sink = NULL;
+
+		jpath_push_idx(&ctx->path, i);
+		if (sc_parse_object(ctx, item, link_keys, &sink))
+			err = -EINVAL;
+		jpath_pop(&ctx->path);
+	}
+	return err;
+}
+
+static int parse_topology(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	static const struct sc_key topo_keys[] = {
+		{"namespaces", SC_STRV, 0, 0, .doc = "namespace names"},
+		{"links", SC_CUSTOM, 0, 0, .parse = parse_topo_links},
+		{NULL},
+	};
+	struct { const char **ns; } sink = {0};
+
+	(void)target;
+	if (sc_parse_object(ctx, val, topo_keys, &sink))
+		return -EINVAL;
+	sc_error(ctx, false, "network topology (namespaces, links) is not supported "
+		 "by this build yet; remove \"topology\" and \"netns\"");
+	return -EINVAL;
+}
+
+static int parse_faults(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	json_t *item;
+	size_t i;
+	int err = 0;
+
+	(void)target;
+	if (!json_is_array(val)) {
+		sc_error(ctx, false, "expected an array of faults, got %s", json_type_name(val));
+		return -EINVAL;
+	}
+	json_array_foreach(val, i, item) {
+		json_t *type = json_is_object(item) ? json_object_get(item, "type") : NULL;
+
+		jpath_push_idx(&ctx->path, i);
+		if (!json_is_object(item)) {
+			sc_error(ctx, false, "expected an object, got %s", json_type_name(item));
+		} else if (!type) {
+			sc_error(ctx, false, "missing required key \"type\"");
+		} else {
+			jpath_push_key(&ctx->path, "type");
+			if (!json_is_string(type))
+				sc_error(ctx, false, "expected a string, got %s",
+					 json_type_name(type));
+			else if (in_list(later_faults, json_string_value(type)) >= 0)
+				sc_error(ctx, false, "fault type '%s' is not supported by "
+					 "this build yet", json_string_value(type));
+			else
+				sc_error(ctx, false, "unknown fault type '%s'",
+					 json_string_value(type));
+			jpath_pop(&ctx->path);
+		}
+		jpath_pop(&ctx->path);
+		err = -EINVAL;
+	}
+	return err;
+}
+
+#define SC(f) offsetof(struct scenario, f)
+static const struct sc_key scenario_keys[] = {
+	{"version", SC_INT, 0, SC(version), 1, 1, .def = "1", .doc = "format version"},
+	{"name", SC_STR, SC_REQ, SC(name), .doc = "scenario name"},
+	{"description", SC_STR, 0, SC(description), .doc = "free text"},
+	{"seed", SC_INT, 0, SC(seed), 0, 9007199254740991.0, .doc = "replays random choices"},
+	{"duration_s", SC_NUM, 0, SC(duration_s), 0.001, 604800, .def = "60",
+	 .doc = "the run ends after this long"},
+	{"sample_ms", SC_INT, 0, SC(sample_ms), 10, 3600000, .def = "1000",
+	 .doc = "a cycle when no fault makes cycles"},
+	{"expect", SC_ENUM, 0, SC(expect), .choices = expect_names, .def = "\"PASS\"",
+	 .doc = "the verdict a canary scenario must give"},
+	{"topology", SC_CUSTOM, 0, 0, .parse = parse_topology},
+	{"workloads", SC_CUSTOM, SC_REQ, 0, .parse = parse_workloads},
+	{"faults", SC_CUSTOM, 0, 0, .parse = parse_faults},
+	{"invariants", SC_CUSTOM, 0, 0, .parse = parse_invariants},
+	{NULL},
+};
+
+/* With no "invariants", a run checks that nothing crashed and every workload
+ * that ended by itself exited 0. */
+static int default_invariants(struct sc_ctx *ctx, struct scenario *sc)
+{
+	static const char *const names[] = {"no_crash", "exit_ok"};
+
+	sc->inv = sc_track(ctx, calloc(ARRAY_SIZE(names), sizeof(*sc->inv)));
+	if (!sc->inv)
+		return -ENOMEM;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		struct sc_invariant *inv = &sc->inv[i];
+		json_t *obj = json_pack("{ss}", "name", names[i]);
+		int err;
+
+		inv->def = inv_lookup(names[i]);
+		inv->name = inv->def->name;
+		inv->workload_idx = -1;
+		inv->params = sc_track(ctx, calloc(1, inv->def->params_size));
+		if (!obj || !inv->params) {
+			json_decref(obj);
+			return -ENOMEM;
+		}
+		json_array_append_new(json_object_get(sc->root, "defaults"), obj);
+		err = sc_parse_object(ctx, obj, inv->def->keys, inv->params);
+		if (err)
+			return err;
+	}
+	sc->n_inv = ARRAY_SIZE(names);
+	return 0;
+}
+
+int scenario_parse(const char *path, const char *text, size_t len,
+		   struct scenario **out, char **errors)
+{
+	struct sc_ctx ctx = {0};
+	struct scenario *sc;
+	json_error_t jerr;
+	json_t *doc;
+	int err = 0;
+
+	*out = NULL;
+	*errors = NULL;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return -ENOMEM;
+	ctx.sc = sc;
+	sc->path = strdup(path);
+	sc->text = malloc(len + 1);
+	if (!sc->path || !sc->text) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	memcpy(sc->text, text, len);
+	sc->text[len] = '\0';
+	sc->text_len = len;
+	util_sha256_hex(text, len, sc->sha256);
+
+	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc) {
+		if (asprintf(&ctx.errors, "%s:%d:%d: (json): %s\n", path,
+			     jerr.line > 0 ? jerr.line : 1,
+			     jerr.column > 0 ? jerr.column : 1, jerr.text) < 0)
+			ctx.errors = NULL;
+		err = -EINVAL;
+		goto err_free;
+	}
+	/* Keep parsed values and table defaults alive as long as the
+	 * scenario: every string in it points into this tree. */
+	sc->root = json_pack("{sos[]}", "doc", doc, "defaults");
+	if (!sc->root) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	err = sc_parse_object(&ctx, doc, scenario_keys, sc);
+	if (!err && !json_object_get(doc, "invariants"))
+		err = default_invariants(&ctx, sc);
+	sc->seed_set = json_object_get(doc, "seed") != NULL;
+	if (ctx.oom)
+		err = -ENOMEM;
+	else if (ctx.n_errors)
+		err = -EINVAL;
+	if (err)
+		goto err_free;
+	*out = sc;
+	return 0;
+err_free:
+	if (ctx.n_errors > SC_MAX_ERRORS) {
+		char *more = NULL;
+
+		if (asprintf(&more, "%s%s: ... and %d more errors\n",
+			     ctx.errors ? ctx.errors : "", path,
+			     ctx.n_errors - SC_MAX_ERRORS) >= 0) {
+			free(ctx.errors);
+			ctx.errors = more;
+		}
+	}
+	*errors = ctx.errors;
+	scenario_free(sc);
+	return err;
+}
+
+int scenario_load(const char *path, struct scenario **out, char **errors)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int err;
+
+	*out = NULL;
+	*errors = NULL;
+	err = util_read_file(path, SC_MAX_FILE, &text, &len);
+	if (err) {
+		if (asprintf(errors, "%s:1:1: (file): cannot read: %s\n", path,
+			     err == -EFBIG ? "larger than 1 MiB" : strerror(-err)) < 0)
+			*errors = NULL;
+		return err;
+	}
+	err = scenario_parse(path, text, len, out, errors);
+	free(text);
+	return err;
+}
+
+void scenario_free(struct scenario *sc)
+{
+	if (!sc)
+		return;
+	for (size_t i = 0; i < sc->n_allocs; i++)
+		free(sc->allocs[i]);
+	free(sc->allocs);
+	json_decref(sc->root);
+	free(sc->text);
+	free(sc->path);
+	free(sc);
+}
+
+int scenario_workload_idx(const struct scenario *sc, const char *name)
+{
+	for (size_t i = 0; i < sc->n_wl; i++)
+		if (sc->wl[i].name && strcmp(sc->wl[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *scenario_kind_name(int kind)
+{
+	return kind >= 0 && kind < (int)ARRAY_SIZE(kind_names) - 1 ? kind_names[kind] : "?";
+}
+
+const char *scenario_expect_name(int expect)
+{
+	return expect >= 0 && expect < (int)ARRAY_SIZE(expect_names) - 1
+	       ? expect_names[expect] : "?";
+}

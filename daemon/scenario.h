@@ -1,0 +1,117 @@
+/* A scenario file, parsed and validated. Parsing is strict: unknown keys,
+ * wrong types and values out of range are errors that name the file, line,
+ * column and key path, and nothing starts on a bad file. Keys are declared
+ * in tables (struct sc_key), one per object kind, as Redis declares config. */
+#ifndef FAULTD_SCENARIO_H
+#define FAULTD_SCENARIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "jpos.h"
+
+struct sc_ctx;
+struct inv_def;
+
+enum sc_type {
+	SC_STR,		/* const char *, non-empty */
+	SC_INT,		/* long long */
+	SC_NUM,		/* double; integers accepted */
+	SC_BOOL,	/* bool */
+	SC_STRV,	/* const char **, NULL-terminated */
+	SC_ENUM,	/* int: index into choices */
+	SC_CUSTOM,	/* parse() does it all */
+};
+
+#define SC_REQ 0x1	/* the key must be present */
+
+struct sc_key {
+	const char *name;
+	enum sc_type type;
+	unsigned flags;
+	size_t off;			/* offset of the field in the target struct */
+	double min, max;		/* SC_INT, SC_NUM: inclusive bounds */
+	const char *const *choices;	/* SC_ENUM: NULL-terminated */
+	int (*parse)(struct sc_ctx *ctx, json_t *val, void *target);
+	const char *def;		/* default as JSON text, NULL for none */
+	const char *doc;		/* one line for docs and errors */
+};
+
+enum wl_kind { WL_EXEC, WL_ECHO_SERVER };
+
+struct sc_workload {
+	const char *name;
+	int kind;			/* enum wl_kind */
+	const char *netns;
+	const char **cmd;		/* exec: argv */
+	const char **args;		/* bundled kinds: extra arguments */
+	const char **env;		/* "KEY=VALUE" */
+	const char **probes;
+	const char *cwd;
+	bool service;			/* runs until the others end */
+	bool service_set;		/* "service" was given explicitly */
+	double timeout_s;		/* 0: no timeout */
+	long long stop_grace_ms;	/* SIGTERM to SIGKILL when stopping */
+	long long output_max_kb;	/* per stream, head and tail kept */
+};
+
+struct sc_invariant {
+	const char *name;
+	const char *workload;		/* NULL: every workload */
+	int workload_idx;		/* -1: every workload */
+	const struct inv_def *def;
+	void *params;			/* the invariant's own parameter struct */
+};
+
+enum sc_expect { SC_EXPECT_PASS, SC_EXPECT_FAIL, SC_EXPECT_INCONCLUSIVE };
+
+struct scenario {
+	char *path;			/* as given; used in every error */
+	char *text;			/* the file's bytes */
+	size_t text_len;
+	char sha256[65];
+	json_t *root;			/* owns every string below */
+
+	long long version;
+	const char *name;
+	const char *description;
+	long long seed;
+	bool seed_set;
+	double duration_s;
+	long long sample_ms;
+	int expect;			/* enum sc_expect */
+
+	struct sc_workload *wl;
+	size_t n_wl;
+	struct sc_invariant *inv;
+	size_t n_inv;
+
+	void **allocs;			/* arrays made while parsing, freed with it */
+	size_t n_allocs;
+};
+
+/* Parse @len bytes of @text read from @path. On error returns -EINVAL and
+ * *errors holds one "FILE:LINE:COL: key.path: message" per line (caller
+ * frees). Other -errno for allocation failures. */
+int scenario_parse(const char *path, const char *text, size_t len,
+		   struct scenario **out, char **errors);
+/* Read @path and parse it; a read error is reported in *errors as well. */
+int scenario_load(const char *path, struct scenario **out, char **errors);
+void scenario_free(struct scenario *sc);
+
+int scenario_workload_idx(const struct scenario *sc, const char *name);
+const char *scenario_kind_name(int kind);
+const char *scenario_expect_name(int expect);
+
+/* Used by tables of other modules (invariant parameters). */
+int sc_parse_object(struct sc_ctx *ctx, json_t *obj, const struct sc_key *keys,
+		    void *target);
+/* The key path being parsed; push before an element's error, pop after. */
+struct jpath *sc_path(struct sc_ctx *ctx);
+void sc_error(struct sc_ctx *ctx, bool at_key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,272 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+
+#include "util.h"
+
+uint64_t util_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t util_realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
+}
+
+void util_iso8601(uint64_t realtime_ms, char buf[32])
+{
+	time_t sec = (time_t)(realtime_ms / 1000);
+	struct tm tm;
+	char base[24];
+
+	gmtime_r(&sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, 32, "%s.%03uZ", base, (unsigned)(realtime_ms % 1000));
+}
+
+int util_mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	size_t len = strlen(path);
+	int err = 0;
+
+	if (len == 0 || len >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, path, len + 1);
+	for (char *p = tmp + 1; *p && !err; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+			err = -errno;
+		*p = '/';
+	}
+	if (!err && mkdir(tmp, mode) < 0 && errno != EEXIST)
+		err = -errno;
+	return err;
+}
+
+int util_rm_rf(const char *path)
+{
+	struct dirent *de;
+	char child[PATH_MAX];
+	struct stat st;
+	DIR *dir;
+	int err = 0;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlink(path) < 0 ? -errno : 0;
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while ((de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
+		int e = util_rm_rf(child);
+		if (e && !err)
+			err = e;
+	}
+	closedir(dir);
+	if (rmdir(path) < 0 && !err)
+		err = -errno;
+	return err;
+}
+
+int util_write_atomic(const char *path, const char *data, size_t len)
+{
+	char tmp[PATH_MAX];
+	size_t off = 0;
+	int fd, err = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = -errno;
+			goto err_unlink;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) < 0) {
+		err = -errno;
+		goto err_unlink;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		err = -errno;
+		goto err_unlink;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		err = -errno;
+		goto err_unlink;
+	}
+	return 0;
+err_unlink:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return err;
+}
+
+int util_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	char *buf = NULL;
+	size_t cap = 4096, used = 0;
+	int fd, err = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	buf = malloc(cap + 1);
+	if (!buf) {
+		err = -ENOMEM;
+		goto out_close;
+	}
+	for (;;) {
+		if (used == cap) {
+			char *nbuf;
+
+			if (cap >= max) {
+				err = -EFBIG;
+				goto out_close;
+			}
+			cap = cap * 2 > max ? max : cap * 2;
+			nbuf = realloc(buf, cap + 1);
+			if (!nbuf) {
+				err = -ENOMEM;
+				goto out_close;
+			}
+			buf = nbuf;
+		}
+		ssize_t n = read(fd, buf + used, cap - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = -errno;
+			goto out_close;
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+	}
+	buf[used] = '\0';
+	*out = buf;
+	if (len)
+		*len = used;
+	buf = NULL;
+out_close:
+	free(buf);
+	close(fd);
+	return err;
+}
+
+static const struct {
+	int sig;
+	const char *name;
+} signames[] = {
+	{SIGHUP, "SIGHUP"}, {SIGINT, "SIGINT"}, {SIGQUIT, "SIGQUIT"},
+	{SIGILL, "SIGILL"}, {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},
+	{SIGBUS, "SIGBUS"}, {SIGFPE, "SIGFPE"}, {SIGKILL, "SIGKILL"},
+	{SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+	{SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},
+	{SIGSTKFLT, "SIGSTKFLT"}, {SIGCHLD, "SIGCHLD"}, {SIGCONT, "SIGCONT"},
+	{SIGSTOP, "SIGSTOP"}, {SIGTSTP, "SIGTSTP"}, {SIGTTIN, "SIGTTIN"},
+	{SIGTTOU, "SIGTTOU"}, {SIGURG, "SIGURG"}, {SIGXCPU, "SIGXCPU"},
+	{SIGXFSZ, "SIGXFSZ"}, {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"},
+	{SIGWINCH, "SIGWINCH"}, {SIGIO, "SIGIO"}, {SIGPWR, "SIGPWR"},
+	{SIGSYS, "SIGSYS"},
+};
+
+const char *util_signame(int sig)
+{
+	static __thread char other[16];
+
+	for (size_t i = 0; i < ARRAY_SIZE(signames); i++)
+		if (signames[i].sig == sig)
+			return signames[i].name;
+	snprintf(other, sizeof(other), "SIG%d", sig);
+	return other;
+}
+
+int util_parse_signame(const char *name)
+{
+	const char *bare = strncmp(name, "SIG", 3) == 0 ? name + 3 : name;
+
+	for (size_t i = 0; i < ARRAY_SIZE(signames); i++)
+		if (strcmp(signames[i].name + 3, bare) == 0)
+			return signames[i].sig;
+	return -EINVAL;
+}
+
+int util_run_id(char out[RUN_ID_LEN])
+{
+	unsigned char rnd[3];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return -EIO;
+	snprintf(out, RUN_ID_LEN, "%02x%02x%02x", rnd[0], rnd[1], rnd[2]);
+	return 0;
+}
+
+void util_sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+
+	SHA256(data, len, md);
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+int util_self_dir(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+	char *slash;
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	slash = strrchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	return 0;
+}
+
+int util_valid_run_id(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n != 6)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return 0;
+	return 1;
+}

@@ -1,0 +1,39 @@
+/* Small helpers every module uses: clocks, files, signal names, ids. */
+#ifndef FAULTD_UTIL_H
+#define FAULTD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define RUN_ID_LEN 8		/* 6 hex digits and a NUL, with room to spare */
+
+uint64_t util_now_ns(void);			/* CLOCK_MONOTONIC */
+uint64_t util_realtime_ms(void);		/* CLOCK_REALTIME, ms since epoch */
+void util_iso8601(uint64_t realtime_ms, char buf[32]); /* 2026-11-24T15:00:00.123Z */
+
+int util_mkdir_p(const char *path, mode_t mode);
+int util_rm_rf(const char *path);
+/* Write @len bytes to @path through a temp file in the same directory, fsync
+ * and rename, so a reader sees the old file or the new one, never a part. */
+int util_write_atomic(const char *path, const char *data, size_t len);
+/* Read a whole file of at most @max bytes; *out is NUL-terminated. */
+int util_read_file(const char *path, size_t max, char **out, size_t *len);
+
+const char *util_signame(int sig);		/* "SIGSEGV", or "SIG42" */
+int util_parse_signame(const char *name);	/* number, or -EINVAL */
+
+/* A fresh run id: 6 lowercase hex digits (short, because interface names
+ * must hold "fd" + run id + link name in 15 bytes). */
+int util_run_id(char out[RUN_ID_LEN]);
+
+void util_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* The directory holding the running program (build/ for a build tree), for
+ * finding build/harness next to build/faultd. */
+int util_self_dir(char *buf, size_t len);
+/* A run id is 6 lowercase hex digits: checked before it becomes a path. */
+int util_valid_run_id(const char *id);
+
+#endif

@@ -1,0 +1,38 @@
+/* Process lifecycle events of a workload tree (named proc_ev: the kernel
+ * already has a struct proc_event), shared by bpf/proc.bpf.c and
+ * daemon/probe_proc.c. Fixed-width fields only: both sides read this layout. */
+#ifndef FAULTD_PROC_H
+#define FAULTD_PROC_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define PROC_COMM_LEN 16
+#define PROC_MAX_TRACKED 8192	/* processes of one run alive at once */
+
+enum proc_event_type {
+	PROC_EV_FORK = 1,	/* a tracked process forked a new process */
+	PROC_EV_EXEC = 2,	/* a tracked process called execve */
+	PROC_EV_EXIT = 3,	/* a tracked process (thread group) ended */
+};
+
+struct proc_ev {
+	__u32 type;		/* enum proc_event_type */
+	__u32 pid;		/* tgid of the process the event is about */
+	__u32 ppid;		/* FORK: the parent tgid; otherwise the real parent */
+	__u32 tid;		/* the thread that raised it */
+	__s32 exit_code;	/* EXIT: wait status as the kernel encodes it */
+	__u32 pad;
+	__u64 ts_ns;		/* bpf_ktime_get_ns() */
+	char comm[PROC_COMM_LEN];
+};
+
+/* Index into the per-CPU loss counters map. */
+enum proc_loss {
+	PROC_LOSS_RINGBUF = 0,	/* ring buffer reserve failed */
+	PROC_LOSS_MAP = 1,	/* tracked-pid map was full */
+	PROC_LOSS__MAX = 2,
+};
+
+#endif

@@ -1,0 +1,201 @@
+"""Fixtures shared by faultd's end-to-end tests.
+
+Binaries come from $FAULTD_BUILD (default build/), so `make SANITIZER=address
+test` runs the same tests against the sanitized build. Every daemon a test
+starts is ended in `finally`, its output is logged with a prefix, and any
+sanitizer report in it fails the test.
+"""
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+BUILD = (REPO / os.environ.get("FAULTD_BUILD", "build")).resolve()
+FAULTD = BUILD / "faultd"
+FAULTCTL = BUILD / "faultctl"
+PROGS = BUILD / "tests" / "progs"
+CGROUP_ROOT = pathlib.Path("/sys/fs/cgroup/unified/faultd")
+
+SANITIZER_RE = re.compile(
+    r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
+    r"ERROR: ThreadSanitizer|UndefinedBehaviorSanitizer)")
+
+
+def assert_no_sanitizer_report(text, what):
+    m = SANITIZER_RE.search(text or "")
+    assert not m, f"sanitizer report in {what}:\n{text[max(0, m.start() - 200):m.start() + 3000]}"
+
+
+def sanitizer_env():
+    env = dict(os.environ)
+    # Leak checking runs at exit of faultd/faultctl themselves; workloads
+    # are not built with sanitizers, so the runtime is not inherited.
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=99")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1:exitcode=99")
+    return env
+
+
+class Result:
+    def __init__(self, proc, stdout, stderr):
+        self.returncode = proc.returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def __repr__(self):
+        return f"<exit {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}>"
+
+
+def faultctl(*args, runs_dir=None, socket=None, timeout=120, check_sanitizer=True,
+             cwd=REPO):
+    """Run faultctl; returns Result with exit code and output."""
+    cmd = [str(FAULTCTL)]
+    if runs_dir:
+        cmd += ["--runs-dir", str(runs_dir)]
+    if socket:
+        cmd += ["--socket", str(socket)]
+    cmd += [str(a) for a in args]
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=sanitizer_env())
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    if check_sanitizer:
+        assert_no_sanitizer_report(err, "faultctl stderr")
+    return Result(proc, out, err)
+
+
+def write_scenario(path, doc):
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def load_report(runs_dir, run_id):
+    return json.loads((pathlib.Path(runs_dir) / run_id / "report.json").read_text())
+
+
+def only_report(runs_dir):
+    """The single run directory's report in runs_dir."""
+    dirs = [d for d in pathlib.Path(runs_dir).iterdir() if d.is_dir()]
+    assert len(dirs) == 1, f"expected one run in {runs_dir}, found {dirs}"
+    return json.loads((dirs[0] / "report.json").read_text())
+
+
+def invariant(report, name):
+    for inv in report["invariants"]:
+        if inv["name"] == name:
+            return inv
+    raise AssertionError(f"no invariant {name} in report: {report['invariants']}")
+
+
+def owned_cgroups(pid):
+    d = CGROUP_ROOT / str(pid)
+    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
+
+
+def pids_alive(pids):
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+            # A zombie is gone for our purposes only once reaped; report it.
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            if state != "Z":
+                alive.append(pid)
+        except (ProcessLookupError, FileNotFoundError):
+            pass
+    return alive
+
+
+def report_pids(report):
+    return [p["pid"] for p in report.get("processes", [])] + \
+           [w["pid"] for w in report["workloads"] if w["pid"]]
+
+
+def assert_nothing_left(report):
+    """No process of the run survives and its cgroup is gone."""
+    alive = pids_alive(report_pids(report))
+    assert not alive, f"processes of run {report['run_id']} still alive: {alive}"
+    leftovers = list(CGROUP_ROOT.glob(f"*/{report['run_id']}"))
+    assert not leftovers, f"cgroups left: {leftovers}"
+
+
+@pytest.fixture
+def runs_dir(tmp_path):
+    d = tmp_path / "runs"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def progs():
+    return PROGS
+
+
+class Daemon:
+    def __init__(self, tmp_path, extra_args=(), sock=None):
+        self.sock = pathlib.Path(sock) if sock else tmp_path / "faultd.sock"
+        self.runs_dir = tmp_path / "daemon-runs"
+        self.log_lines = []
+        cmd = [str(FAULTD), "--socket", str(self.sock), "--runs-dir", str(self.runs_dir),
+               "--log-level", "debug", *extra_args]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True,
+                                     env=sanitizer_env())
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"faultd exited {self.proc.returncode}:\n{self.log}")
+            if self.sock.exists() and faultctl("version", socket=self.sock).returncode == 0:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"faultd not ready in 10s:\n{self.log}")
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.log_lines.append(line)
+            print(f"[faultd] {line}", end="")
+
+    @property
+    def log(self):
+        return "".join(self.log_lines)
+
+    def ctl(self, *args, **kw):
+        return faultctl(*args, socket=self.sock, **kw)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"faultd did not exit on {sig}:\n{self.log}")
+        self._reader.join(timeout=5)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    d = Daemon(tmp_path)
+    try:
+        yield d
+    finally:
+        code = d.stop()
+        assert_no_sanitizer_report(d.log, "faultd output")
+        assert code == 0, f"faultd exited {code}:\n{d.log}"
+        assert not d.sock.exists(), "faultd left its socket behind"
+        assert not owned_cgroups(d.proc.pid), "faultd left cgroups behind"

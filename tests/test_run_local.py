@@ -1,0 +1,253 @@
+"""`faultctl run --local`: the engine in-process on real processes, with the
+process probe (tp_btf sched_process_*) attached before each workload's first
+instruction."""
+import json
+import os
+import pathlib
+import subprocess
+
+import jsonschema
+import pytest
+
+from conftest import (REPO, assert_nothing_left, faultctl, invariant, only_report,
+                      pids_alive, write_scenario)
+
+REPORT_SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
+
+
+def scenario(name, workloads, invariants=None, **extra):
+    doc = {"name": name, "seed": 11, "duration_s": 30, "sample_ms": 200,
+           "workloads": workloads, **extra}
+    if invariants is not None:
+        doc["invariants"] = invariants
+    return doc
+
+
+def run_local(tmp_path, runs_dir, doc, *extra_args):
+    path = write_scenario(tmp_path / f"{doc['name']}.json", doc)
+    res = faultctl("run", "--local", *extra_args, path, runs_dir=runs_dir)
+    report = only_report(runs_dir)
+    jsonschema.validate(report, REPORT_SCHEMA)
+    assert_nothing_left(report)
+    return res, report
+
+
+def test_exit_zero_passes_with_valid_report(tmp_path, runs_dir, progs):
+    doc = scenario("ok", [{"name": "ok", "kind": "exec", "cmd": [str(progs / "exit_code"), "0"]}],
+                   [{"name": "no_crash"}, {"name": "exit_ok"}])
+    res, rep = run_local(tmp_path, runs_dir, doc)
+    assert res.returncode == 0, res
+    assert rep["verdict"] == "PASS"
+    assert rep["schema_version"] == 1
+    assert rep["scenario"]["name"] == "ok" and len(rep["scenario"]["sha256"]) == 64
+    assert rep["scenario"]["seed"] == 11
+    assert rep["workloads"][0]["exit_code"] == 0
+    assert rep["workloads"][0]["signal"] is None
+    assert rep["probes"]["proc"]["attached"] is True
+    assert rep["probes"]["proc"]["lost_events"] == 0
+    assert rep["stop_reason"] == "every workload exited"
+    assert len(rep["cycles"]) >= 1
+    assert all(i["verdict"] == "PASS" for i in rep["invariants"])
+    # Output captured into the run directory.
+    out = pathlib.Path(rep["workloads"][0]["stdout"]).read_text()
+    assert "exiting with 0" in out
+    assert "PASS" in res.stdout and "ok" in res.stdout
+
+
+def test_default_invariants_are_no_crash_and_exit_ok(tmp_path, runs_dir, progs):
+    doc = scenario("defaults", [{"name": "ok", "kind": "exec", "cmd": [str(progs / "exit_code")]}])
+    res, rep = run_local(tmp_path, runs_dir, doc)
+    assert res.returncode == 0, res
+    assert [i["name"] for i in rep["invariants"]] == ["no_crash", "exit_ok"]
+
+
+@pytest.mark.parametrize("prog,signame", [("segv", "SIGSEGV"), ("abort", "SIGABRT")])
+def test_crash_fails_no_crash_with_signal(tmp_path, runs_dir, progs, prog, signame):
+    doc = scenario(f"crash-{prog}", [{"name": "victim", "kind": "exec", "cmd": [str(progs / prog)]}],
+                   [{"name": "no_crash"}])
+    res, rep = run_local(tmp_path, runs_dir, doc)
+    assert res.returncode == 1, res
+    assert rep["verdict"] == "FAIL"
+    inv = invariant(rep, "no_crash")
+    assert inv["verdict"] == "FAIL"
+    assert signame in inv["summary"]
+    ev = inv["evidence"][0]
+    assert ev["signal"] == signame
+    assert ev["comm"] == prog
+    assert ev["workload"] == "victim"
+    assert ev["pid"] == rep["workloads"][0]["pid"]
+    assert inv["first_violation_cycle"] >= 1
+    assert inv["first_violation_at"].endswith("Z")
+    assert rep["workloads"][0]["signal"] == signame
+    assert "no_crash" in res.stdout and signame in res.stdout
+
+
+def test_grandchild_crash_is_caught(tmp_path, runs_dir, progs):
+    doc = scenario("grandchild", [{"name": "tree", "kind": "exec",
+                                   "cmd": [str(progs / "grandchild_segv")]}],
+                   [{"name": "no_crash"}, {"name": "exit_ok"}])
+    res, rep = run_local(tmp_path, runs_dir, doc)
+    assert res.returncode == 1, res
+    # The root exited 0: only the tree-wide probe can see this crash.
+    assert rep["workloads"][0]["exit_code"] == 0
+    assert invariant(rep, "exit_ok")["verdict"] == "PASS"
+    inv = invariant(rep, "no_crash")
+    assert inv["verdict"] == "FAIL"
+    ev = inv["evidence"][0]
+    assert ev["signal"] == "SIGSEGV"
+    assert ev["workload_root"] is False
+    root = rep["workloads"][0]["pid"]
+    assert ev["pid"] != root and ev["ppid"] != root  # two generations down
+    procs = {p["pid"]: p for p in rep["processes"]}
+    assert procs[ev["ppid"]]["ppid"] == root
+    # The evidence names the way up: the middle process, then the root.
+    assert [a["pid"] for a in ev["ancestry"]] == [ev["ppid"], root]
+
+
+def test_sigpipe_is_not_a_crash_by_default(tmp_path, runs_dir):
+    doc = scenario("pipe", [{"name": "pipe", "kind": "exec",
+                             "cmd": ["/bin/sh", "-c", "yes | head -n 1 >/dev/null"]}])
+    res, rep = run_local(tmp_path, runs_dir, doc)
+    assert res.returncode == 0, res
+    assert invariant(rep, "no_crash")["verdict"] == "PASS"
+
+
+def test_hang_past_timeout_is_killed_and_nothing_survives(tmp_path, runs_dir, progs):
+    # It ignores SIGTERM and its children leave its process group: only the
+    # cgroup kill after the grace period ends them all.
+    doc = scenario("hang", [{"name": "stuck", "kind": "exec", "timeout_s": 1,
+                             "stop_grace_ms": 300,
+                             "cmd": [str(progs / "hang"), "--ignore-term", "--fork", "3"]}],
+                   [{"name": "no_crash"}, {"name": "exit_ok"}])
+    res, rep = run_local(tmp_path, runs_dir, doc)
+    assert res.returncode == 1, res
+    wl = rep["workloads"][0]
+    assert wl["timed_out"] is True
+    assert wl["signal"] == "SIGKILL"
+    inv = invariant(rep, "exit_ok")
+    assert inv["verdict"] == "FAIL"
+    assert "timeout_s=1" in inv["summary"]
+    assert inv["evidence"][0]["timed_out"] is True
+    # Killing it was faultd's doing, not a crash.
+    assert invariant(rep, "no_crash")["verdict"] == "PASS"
+    # The root and its three children were all seen and all ended.
+    assert len([p for p in rep["processes"] if p["comm"] == "hang"]) == 4
+    assert all(p["exited"] for p in rep["processes"])
+
+
+def test_nonzero_exit_fails_exit_ok(tmp_path, runs_dir, progs):
+    doc = scenario("exit3", [{"name": "bad", "kind": "exec", "cmd": [str(progs / "exit_code"), "3"]}],
+                   [{"name": "exit_ok"}])
+    res, rep = run_local(tmp_path, runs_dir, doc)
+    assert res.returncode == 1, res
+    inv = invariant(rep, "exit_ok")
+    assert inv["evidence"][0]["exit_code"] == 3
+    assert "exited with code 3" in inv["summary"]
+
+
+def test_allowed_codes(tmp_path, runs_dir, progs):
+    doc = scenario("exit3ok", [{"name": "bad", "kind": "exec", "cmd": [str(progs / "exit_code"), "3"]}],
+                   [{"name": "exit_ok", "codes": [0, 3]}])
+    res, rep = run_local(tmp_path, runs_dir, doc)
+    assert res.returncode == 0, res
+
+
+def test_duration_ends_run_and_stops_workloads_without_blame(tmp_path, runs_dir, progs):
+    doc = scenario("long", [{"name": "sleeper", "kind": "exec", "cmd": [str(progs / "hang")]}],
+                   [{"name": "no_crash"}, {"name": "exit_ok"}], duration_s=1.5, sample_ms=250)
+    res, rep = run_local(tmp_path, runs_dir, doc)
+    assert res.returncode == 0, res
+    assert rep["stop_reason"] == "duration elapsed"
+    assert rep["workloads"][0]["stopped_by_faultd"] is True
+    assert 5 <= len(rep["cycles"]) <= 8
+    assert [c["cycle"] for c in rep["cycles"]] == list(range(1, len(rep["cycles"]) + 1))
+    assert rep["cycles"][0]["procs"] == 1
+    # One progress line per cycle.
+    assert res.stdout.count(" cycle ") >= 5
+
+
+def test_missing_program_is_a_setup_error(tmp_path, runs_dir):
+    doc = scenario("nope", [{"name": "nope", "kind": "exec", "cmd": ["/nonexistent/prog"]}])
+    res, rep = run_local(tmp_path, runs_dir, doc)
+    assert res.returncode == 3, res
+    assert rep["verdict"] == "ERROR"
+    assert "cannot run '/nonexistent/prog'" in rep["error"]
+    assert "No such file or directory" in rep["error"]
+
+
+def test_output_capture_is_bounded_head_and_tail(tmp_path, runs_dir, progs):
+    doc = scenario("chatty", [{"name": "chatty", "kind": "exec", "output_max_kb": 64,
+                               "cmd": [str(progs / "chatty"), "200000"]}])
+    res, rep = run_local(tmp_path, runs_dir, doc)
+    assert res.returncode == 0, res
+    wl = rep["workloads"][0]
+    text = pathlib.Path(wl["stdout"]).read_text()
+    assert len(text) < 64 * 1024 + 200
+    assert text.startswith("chatty line 0\n")
+    assert text.rstrip().endswith("chatty: last line")
+    assert "bytes omitted]" in text
+    assert wl["output_dropped_bytes"] > 0
+    assert pathlib.Path(wl["stderr"]).read_text() == "chatty: done\n"
+
+
+def test_json_flag_writes_report(tmp_path, runs_dir, progs):
+    doc = scenario("jsonout", [{"name": "ok", "kind": "exec", "cmd": [str(progs / "exit_code")]}])
+    path = write_scenario(tmp_path / "j.json", doc)
+    out = tmp_path / "out.json"
+    res = faultctl("run", "--local", "--json", out, path, runs_dir=runs_dir)
+    assert res.returncode == 0, res
+    rep = json.loads(out.read_text())
+    jsonschema.validate(rep, REPORT_SCHEMA)
+    assert rep["run_id"] == only_report(runs_dir)["run_id"]
+
+
+def test_workload_env_and_cwd(tmp_path, runs_dir):
+    doc = scenario("env", [{"name": "env", "kind": "exec", "cwd": str(tmp_path),
+                            "env": {"GREETING": "hello"},
+                            "cmd": ["/bin/sh", "-c", 'echo "$GREETING $FAULTD_WORKLOAD $(pwd)"']}])
+    res, rep = run_local(tmp_path, runs_dir, doc)
+    assert res.returncode == 0, res
+    out = pathlib.Path(rep["workloads"][0]["stdout"]).read_text()
+    assert out.strip() == f"hello env {tmp_path}"
+
+
+def test_several_files_one_table_and_expect(tmp_path, runs_dir, progs):
+    good = write_scenario(tmp_path / "a-good.json", scenario(
+        "good", [{"name": "ok", "kind": "exec", "cmd": [str(progs / "exit_code")]}]))
+    canary = write_scenario(tmp_path / "b-canary.json", scenario(
+        "canary", [{"name": "c", "kind": "exec", "cmd": [str(progs / "segv")]}], expect="FAIL"))
+    res = faultctl("run", "--local", "--quiet", good, canary, runs_dir=runs_dir)
+    assert res.returncode == 1, res  # a FAIL without --expect
+    res = faultctl("run", "--local", "--quiet", "--expect", good, canary, runs_dir=runs_dir)
+    assert res.returncode == 0, res
+    assert "2 of 2 scenarios gave the expected verdict" in res.stdout
+    table = res.stdout.split("VERDICT", 1)[1]
+    assert "good" in table and "canary" in table
+    # A canary that does not fail is a mismatch.
+    quiet = write_scenario(tmp_path / "c-quiet.json", scenario(
+        "quiet-canary", [{"name": "ok", "kind": "exec", "cmd": [str(progs / "exit_code")]}],
+        expect="FAIL"))
+    res = faultctl("run", "--local", "--quiet", "--expect", quiet, runs_dir=runs_dir)
+    assert res.returncode == 1, res
+    assert "MISMATCH" in res.stdout
+
+
+def test_directory_argument_runs_the_default_set():
+    """What `make run` does: the bundled set, each verdict as expected."""
+    res = faultctl("run", "--local", "--expect", "scenarios/", timeout=300)
+    assert res.returncode == 0, res
+    n = len(list((REPO / "scenarios").glob("*.json")))
+    assert f"{n} of {n} scenarios gave the expected verdict" in res.stdout
+
+
+def test_faultd_once(tmp_path, runs_dir, progs):
+    from conftest import FAULTD, sanitizer_env
+    doc = scenario("once", [{"name": "c", "kind": "exec", "cmd": [str(progs / "segv")]}])
+    path = write_scenario(tmp_path / "once.json", doc)
+    proc = subprocess.run([str(FAULTD), "--runs-dir", str(runs_dir), "--once", str(path)],
+                          capture_output=True, text=True, timeout=60, env=sanitizer_env())
+    assert proc.returncode == 1, proc
+    assert "verdict: FAIL" in proc.stdout
+    rep = only_report(runs_dir)
+    assert invariant(rep, "no_crash")["verdict"] == "FAIL"
+    assert_nothing_left(rep)

@@ -1,0 +1,187 @@
+/* Unit tests of the invariants as pure functions of what a run observed, and
+ * of the key-path locator: no kernel, no processes. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inv.h"
+#include "jpos.h"
+#include "scenario.h"
+
+static int failures;
+
+#define CHECK(cond) do { \
+	if (!(cond)) { \
+		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+		failures++; \
+	} \
+} while (0)
+
+static struct scenario *parse(const char *text)
+{
+	struct scenario *sc = NULL;
+	char *errors = NULL;
+
+	if (scenario_parse("unit.json", text, strlen(text), &sc, &errors)) {
+		fprintf(stderr, "parse failed:\n%s", errors ? errors : "?");
+		exit(1);
+	}
+	free(errors);
+	return sc;
+}
+
+static const char *two_wl =
+	"{\"name\":\"u\",\"workloads\":["
+	"{\"name\":\"a\",\"kind\":\"exec\",\"cmd\":[\"x\"]},"
+	"{\"name\":\"b\",\"kind\":\"exec\",\"cmd\":[\"y\"]}],"
+	"\"invariants\":[{\"name\":\"no_crash\"},{\"name\":\"exit_ok\"},"
+	"{\"name\":\"no_crash\",\"workload\":\"b\",\"ignore_signals\":[]}]}";
+
+static void obs_init(struct run_obs *obs, struct scenario *sc, struct obs_workload *wl,
+		     struct obs_proc *procs, size_t n_procs, struct obs_cycle *cycles,
+		     size_t n_cycles)
+{
+	memset(obs, 0, sizeof(*obs));
+	obs->sc = sc;
+	obs->wl = wl;
+	obs->procs = procs;
+	obs->n_procs = n_procs;
+	obs->cycles = cycles;
+	obs->n_cycles = n_cycles;
+	obs->proc_probe = true;
+	for (size_t i = 0; i < sc->n_wl; i++)
+		wl[i].sc = &sc->wl[i];
+}
+
+static void test_no_crash(void)
+{
+	struct scenario *sc = parse(two_wl);
+	struct obs_workload wl[2] = {{.pid = 10, .started = true}, {.pid = 20, .started = true}};
+	struct obs_cycle cycles[3] = {{1, 0, 1000, 0, 0}, {2, 1000, 2000, 0, 0}, {3, 2000, 3000, 0, 0}};
+	struct obs_proc procs[3] = {
+		{.pid = 10, .workload = 0, .comm = "a", .exited = true},
+		{.pid = 21, .ppid = 20, .workload = 1, .comm = "child", .exited = true,
+		 .signal = SIGSEGV, .t_exit_ms = 1500},
+		{.pid = 22, .ppid = 20, .workload = 1, .comm = "piped", .exited = true,
+		 .signal = SIGPIPE, .t_exit_ms = 500},
+	};
+	struct run_obs obs;
+	struct inv_result res;
+
+	obs_init(&obs, sc, wl, procs, 3, cycles, 3);
+	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
+	CHECK(res.verdict == V_FAIL);
+	CHECK(res.first_cycle == 2);
+	CHECK(res.first_at_ms == 1500);
+	CHECK(json_array_size(res.evidence) == 1);	/* SIGPIPE ignored by default */
+	CHECK(strstr(res.summary, "SIGSEGV") && strstr(res.summary, "'b'"));
+	json_decref(res.evidence);
+
+	/* With ignore_signals empty, the SIGPIPE death counts too, first. */
+	CHECK(inv_eval(&obs, &sc->inv[2], &res) == 0);
+	CHECK(res.verdict == V_FAIL && json_array_size(res.evidence) == 2);
+	CHECK(res.first_cycle == 1);
+	json_decref(res.evidence);
+
+	/* Killed by faultd while stopping: not a crash. */
+	procs[1].by_faultd = true;
+	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
+	CHECK(res.verdict == V_PASS);
+	json_decref(res.evidence);
+
+	/* Lost probe events: no PASS without seeing everything. */
+	obs.proc_lost = 3;
+	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
+	CHECK(res.verdict == V_INCONCLUSIVE);
+	json_decref(res.evidence);
+	scenario_free(sc);
+}
+
+static void test_exit_ok(void)
+{
+	struct scenario *sc = parse(two_wl);
+	struct obs_workload wl[2] = {
+		{.pid = 10, .started = true, .exited = true, .exit_status = 0, .t_exit_ms = 100},
+		{.pid = 20, .started = true, .exited = true, .stopped = true, .signal = SIGTERM},
+	};
+	struct obs_cycle cycles[1] = {{1, 0, 1000, 0, 0}};
+	struct run_obs obs;
+	struct inv_result res;
+
+	obs_init(&obs, sc, wl, NULL, 0, cycles, 1);
+	CHECK(inv_eval(&obs, &sc->inv[1], &res) == 0);
+	CHECK(res.verdict == V_PASS);
+	json_decref(res.evidence);
+
+	wl[0].exit_status = 2;
+	CHECK(inv_eval(&obs, &sc->inv[1], &res) == 0);
+	CHECK(res.verdict == V_FAIL && strstr(res.summary, "exited with code 2"));
+	json_decref(res.evidence);
+
+	wl[0].exit_status = 0;
+	wl[1].stopped = false;
+	wl[1].timed_out = true;
+	CHECK(inv_eval(&obs, &sc->inv[1], &res) == 0);
+	CHECK(res.verdict == V_FAIL && strstr(res.summary, "timeout_s"));
+	json_decref(res.evidence);
+	scenario_free(sc);
+}
+
+static void test_verdicts(void)
+{
+	CHECK(verdict_combine(V_PASS, V_INCONCLUSIVE) == V_INCONCLUSIVE);
+	CHECK(verdict_combine(V_INCONCLUSIVE, V_FAIL) == V_FAIL);
+	CHECK(verdict_combine(V_FAIL, V_PASS) == V_FAIL);
+	CHECK(verdict_combine(V_FAIL, V_ERROR) == V_ERROR);
+	CHECK(verdict_exit_code(V_PASS) == 0 && verdict_exit_code(V_FAIL) == 1 &&
+	      verdict_exit_code(V_INCONCLUSIVE) == 2 && verdict_exit_code(V_ERROR) == 3);
+	CHECK(verdict_parse("FAIL") == V_FAIL && verdict_parse("nope") == V_ERROR);
+}
+
+static void test_jpos(void)
+{
+	const char *text = "{\n  \"a\": [1, {\"b\": \"x\"}],\n  \"c\": {\"d\": [true, null]}\n}\n";
+	struct jpath p = {0};
+	char buf[64];
+	int line, col;
+
+	jpath_push_key(&p, "a");
+	jpath_push_idx(&p, 1);
+	jpath_push_key(&p, "b");
+	jpath_format(&p, buf, sizeof(buf));
+	CHECK(strcmp(buf, "a[1].b") == 0);
+	jpos_find(text, strlen(text), &p, false, &line, &col);
+	CHECK(line == 2 && col == 18);
+	jpos_find(text, strlen(text), &p, true, &line, &col);
+	CHECK(line == 2 && col == 13);
+	p.depth = 0;
+	jpath_push_key(&p, "c");
+	jpath_push_key(&p, "d");
+	jpath_push_idx(&p, 1);
+	jpos_find(text, strlen(text), &p, false, &line, &col);
+	CHECK(line == 3 && col == 21);
+	/* A path that is not there falls back to the deepest match. */
+	p.depth = 0;
+	jpath_push_key(&p, "c");
+	jpath_push_key(&p, "zz");
+	jpos_find(text, strlen(text), &p, false, &line, &col);
+	CHECK(line == 3 && col == 8);
+	p.depth = 0;
+	jpath_format(&p, buf, sizeof(buf));
+	CHECK(strcmp(buf, "(root)") == 0);
+}
+
+int main(void)
+{
+	test_no_crash();
+	test_exit_ok();
+	test_verdicts();
+	test_jpos();
+	if (failures) {
+		fprintf(stderr, "test_inv: %d checks failed\n", failures);
+		return 1;
+	}
+	printf("test_inv: ok\n");
+	return 0;
+}
