@@ -113,12 +113,16 @@ $(BUILD)/faultd $(BUILD)/faultctl: $(BUILD)/%: $(BUILD)/daemon/%.o $(LIB)
 # --- bundled workloads: harness/NAME/*.c -> build/harness/NAME -------------
 HARNESS_LIBS_echo-server := -levent
 
+# A function, so that no literal % stands in the rule (make would take it
+# for the stem).
+harness_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard harness/$(1)/*.c))
 .SECONDEXPANSION:
-$(BUILD)/harness/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard harness/%/*.c)) | $(BUILD)/harness
+$(BUILD)/harness/%: $$(call harness_objs,$$*) | $(BUILD)/harness
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(HARNESS_LIBS_$*) -o $@
 
-$(BUILD)/harness/%.o: harness/%.c
+# Objects live apart from the binaries: build/harness/NAME is a file.
+$(BUILD)/obj/harness/%.o: harness/%.c
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@

@@ -363,7 +363,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 		{"json", required_argument, NULL, 'J'}, {"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
-	json_t *reports = json_array();
+	json_t *reports;
 	char **files = NULL;
 	struct row *rows;
 	int opt, n = 0, code = 0, mismatches = 0, errors = 0;
@@ -393,6 +393,11 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 	if (expand_files(argv + optind, argc - optind, &files, &n))
 		die_usage("run: no scenario files in %s", argv[optind]);
 	rows = calloc((size_t)n, sizeof(*rows));
+	reports = json_array();
+	if (!rows || !reports) {
+		fprintf(stderr, "faultctl: out of memory\n");
+		return EXIT_USAGE;
+	}
 	cli->tty = isatty(STDERR_FILENO) && !cli->quiet;
 	if (cli->local) {
 		cli->base = event_base_new();
