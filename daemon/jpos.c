@@ -111,6 +111,18 @@ static void skip_value(struct scan *sc)
 	} while (depth > 0);
 }
 
+/* Past the value at sc->s and its comma: true if another element follows. */
+static bool next_element(struct scan *sc)
+{
+	skip_value(sc);
+	skip_ws(sc);
+	if (sc->s < sc->end && *sc->s == ',') {
+		sc->s++;
+		return true;
+	}
+	return false;
+}
+
 /* sc->s is at a value; find component @i of @path inside it. */
 static void find(struct scan *sc, const struct jpath *path, int i, bool want_key)
 {
@@ -139,11 +151,7 @@ static void find(struct scan *sc, const struct jpath *path, int i, bool want_key
 				find(sc, path, i + 1, want_key);
 				return;
 			}
-			skip_value(sc);
-			skip_ws(sc);
-			if (sc->s < sc->end && *sc->s == ',')
-				sc->s++;
-			else
+			if (!next_element(sc))
 				return;
 		}
 	}
@@ -157,11 +165,7 @@ static void find(struct scan *sc, const struct jpath *path, int i, bool want_key
 				find(sc, path, i + 1, want_key);
 				return;
 			}
-			skip_value(sc);
-			skip_ws(sc);
-			if (sc->s < sc->end && *sc->s == ',')
-				sc->s++;
-			else
+			if (!next_element(sc))
 				return;
 		}
 	}

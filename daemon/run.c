@@ -161,12 +161,7 @@ static void proc_set_exit(struct run *r, struct obs_proc *p, int status, uint64_
 
 	p->exited = true;
 	p->t_exit_ms = t_ms;
-	if (WIFSIGNALED(status)) {
-		p->signal = WTERMSIG(status);
-		p->core = WCOREDUMP(status);
-	} else {
-		p->exit_status = WEXITSTATUS(status);
-	}
+	util_wait_status(status, &p->exit_status, &p->signal, &p->core);
 	/* A death by the signals faultd sends, after it sent them, is faultd's
 	 * doing, not a crash. */
 	if ((p->signal == SIGTERM || p->signal == SIGKILL) &&
@@ -306,12 +301,7 @@ static void on_wl_exit(struct sup_child *c, int status, void *arg)
 		return;
 	w->exited = true;
 	w->t_exit_ms = t_ms;
-	if (WIFSIGNALED(status)) {
-		w->signal = WTERMSIG(status);
-		w->core = WCOREDUMP(status);
-	} else {
-		w->exit_status = WEXITSTATUS(status);
-	}
+	util_wait_status(status, &w->exit_status, &w->signal, &w->core);
 	/* The probe normally reports the root's exit first; if it has not,
 	 * record it from the wait status so no exit goes unseen. */
 	p = proc_find(r, w->pid);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -204,6 +205,13 @@ static const struct {
 	{SIGWINCH, "SIGWINCH"}, {SIGIO, "SIGIO"}, {SIGPWR, "SIGPWR"},
 	{SIGSYS, "SIGSYS"},
 };
+
+void util_wait_status(int status, int *exit_code, int *signal, bool *core)
+{
+	*exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+	*signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	*core = WIFSIGNALED(status) && WCOREDUMP(status);
+}
 
 const char *util_signame(int sig)
 {

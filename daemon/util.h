@@ -2,6 +2,7 @@
 #ifndef FAULTD_UTIL_H
 #define FAULTD_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -20,6 +21,9 @@ int util_rm_rf(const char *path);
 int util_write_atomic(const char *path, const char *data, size_t len);
 /* Read a whole file of at most @max bytes; *out is NUL-terminated. */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);
+
+/* A wait status (waitpid, or a task's exit_code) as exit code or signal. */
+void util_wait_status(int status, int *exit_code, int *signal, bool *core);
 
 const char *util_signame(int sig);		/* "SIGSEGV", or "SIG42" */
 int util_parse_signame(const char *name);	/* number, or -EINVAL */

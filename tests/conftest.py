@@ -122,12 +122,34 @@ def report_pids(report):
            [w["pid"] for w in report["workloads"] if w["pid"]]
 
 
-def assert_nothing_left(report):
-    """No process of the run survives and its cgroup is gone."""
+# Names of faultd's BPF programs; a link to one of them outliving its run
+# is a leak.
+OUR_PROGS = {"proc_fork", "proc_exec", "proc_exit"}
+
+
+def bpf_links_of_ours():
+    out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    links = json.loads(out.stdout or "[]")
+    ours = []
+    for link in links:
+        prog = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(link["prog_id"])],
+                              capture_output=True, text=True, timeout=30)
+        if prog.returncode == 0 and json.loads(prog.stdout).get("name") in OUR_PROGS:
+            ours.append(link)
+    return ours
+
+
+def assert_nothing_left(report, links=True):
+    """No process of the run survives, its cgroup is gone, and (unless
+    another run may still hold them) none of faultd's BPF links remain."""
     alive = pids_alive(report_pids(report))
     assert not alive, f"processes of run {report['run_id']} still alive: {alive}"
     leftovers = list(CGROUP_ROOT.glob(f"*/{report['run_id']}"))
     assert not leftovers, f"cgroups left: {leftovers}"
+    if links:
+        assert not bpf_links_of_ours(), "BPF links of faultd still attached"
 
 
 @pytest.fixture

@@ -103,6 +103,11 @@ def test_twenty_concurrent_clients(daemon, tmp_path, progs):
         rep = load_report(daemon.runs_dir, d.name)
         assert rep["verdict"] == "PASS"
         assert_nothing_left(rep)
+    # One run at a time by default: no two runs overlapped.
+    spans = sorted((load_report(daemon.runs_dir, d.name)["started_at"],
+                    load_report(daemon.runs_dir, d.name)["ended_at"]) for d in runs)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert end <= start, spans
 
 
 def test_garbage_and_hangups_do_not_hurt(daemon, tmp_path):
@@ -272,3 +277,60 @@ def test_help_on_every_command():
         assert "usage: faultctl " + cmd in res.stdout
     res = faultctl("frobnicate")
     assert res.returncode == 3 and "unknown command" in res.stderr
+
+
+def test_validate_over_the_socket(daemon):
+    good = (REPO / "scenarios" / "exec-pass.json").read_text()
+    replies = raw(daemon.sock, json.dumps({"cmd": "validate", "file": "x.json",
+                                           "scenario": good}).encode() + b"\n")
+    assert replies[0]["ok"] is True and replies[0]["name"] == "exec-pass"
+    bad = (REPO / "tests" / "scenarios" / "bad" / "09-negative-duration.json").read_text()
+    replies = raw(daemon.sock, json.dumps({"cmd": "validate", "file": "bad.json",
+                                           "scenario": bad}).encode() + b"\n")
+    assert replies[0]["ok"] is False
+    assert replies[0]["errors"] == ["bad.json:3:17: duration_s: -5 is out of range [0.001, 604800]"]
+
+
+def test_kill_9_of_faultd_then_restart_sweeps_what_it_left(tmp_path, progs):
+    """PR_SET_PDEATHSIG ends the direct children of a killed faultd; the
+    children that left the process group survive it. The next faultd finds
+    the dead owner's cgroup and kills them. BPF links die with their owner."""
+    from conftest import CGROUP_ROOT, Daemon, bpf_links_of_ours
+    d = Daemon(tmp_path)
+    path = write_scenario(tmp_path / "k.json", scenario(
+        "d-kill9", [str(progs / "hang"), "--ignore-term", "--fork", "3"]))
+    client = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", path],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "workload 'w' started" not in d.log:
+            time.sleep(0.05)
+        owner = CGROUP_ROOT / str(d.proc.pid)
+        deadline = time.monotonic() + 10
+        procs = []
+        while time.monotonic() < deadline and len(procs) < 4:
+            procs = [int(p) for f in owner.glob("*/*/cgroup.procs")
+                     for p in f.read_text().split()]
+            time.sleep(0.05)
+        assert len(procs) == 4, procs
+        d.stop(sig=9)
+        client.communicate(timeout=30)
+        assert client.returncode == 3  # it lost its daemon
+        time.sleep(0.3)
+        survivors = pids_alive(procs)
+        assert survivors, "expected the setsid children to outlive faultd"
+        assert not bpf_links_of_ours(), "BPF links outlived their owner"
+        again = tmp_path / "again"
+        again.mkdir()
+        d2 = Daemon(again)
+        try:
+            assert not owner.exists(), "stale owner cgroup not removed"
+            assert not pids_alive(procs), "survivors not killed"
+            assert "removed stale cgroup" in d2.log
+        finally:
+            assert d2.stop() == 0
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
+        d.stop(sig=9)

@@ -251,3 +251,37 @@ def test_faultd_once(tmp_path, runs_dir, progs):
     rep = only_report(runs_dir)
     assert invariant(rep, "no_crash")["verdict"] == "FAIL"
     assert_nothing_left(rep)
+
+
+def test_progress_bar_on_a_tty(tmp_path, runs_dir, progs):
+    """On a terminal, faultctl draws a progress bar under the cycle lines."""
+    import pty
+    import select
+    doc = scenario("tty", [{"name": "s", "kind": "exec", "cmd": ["/bin/sleep", "1"]}],
+                   duration_s=5, sample_ms=200)
+    path = write_scenario(tmp_path / "tty.json", doc)
+    from conftest import FAULTCTL
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(str(FAULTCTL), [str(FAULTCTL), "--runs-dir", str(runs_dir), "run",
+                                 "--local", str(path)])
+    out = b""
+    try:
+        while True:
+            r, _, _ = select.select([fd], [], [], 30)
+            if not r:
+                break
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "[###" in text and "/5.0s" in text, text   # the bar, against duration_s
+    assert "\r\x1b[K" in text                          # erased before each line
+    assert text.count(" cycle ") >= 4
