@@ -41,7 +41,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 $(WARN) -MMD -MP -fno-omit-frame-pointer $(SANFLAGS)
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Idaemon -I$(BUILD)
 LDFLAGS += $(SANFLAGS)
-LIBS    := -lbpf -lelf -lz -levent -ljansson -lcrypto
+LIBS    := -lbpf -lelf -ldw -lz -levent -ljansson -lcrypto
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(BUILD) -Iinclude -I/usr/include/$(shell uname -m)-linux-gnu

@@ -22,20 +22,43 @@ static const struct sc_key exit_ok_keys[] = {
 	{NULL},
 };
 
+static const struct sc_key fds_keys[] = {INV_COMMON_KEYS, INV_TREND_KEYS("0.5", "1024"), {NULL}};
+static const struct sc_key sockets_keys[] = {INV_COMMON_KEYS, INV_TREND_KEYS("0.5", "0"), {NULL}};
+static const struct sc_key heap_keys[] = {INV_COMMON_KEYS, INV_TREND_KEYS("256", "0"), {NULL}};
+static const struct sc_key lifecycle_keys[] = {
+	INV_COMMON_KEYS,
+	{"alive_at_end", SC_BOOL, 0, offsetof(struct inv_lifecycle_params, alive_at_end),
+	 .def = "false", .doc = "objects alive when the workload exits by itself are fine"},
+	{NULL},
+};
+static const struct sc_key msg_keys[] = {
+	INV_COMMON_KEYS,
+	{"lost", SC_BOOL, 0, offsetof(struct inv_msg_params, lost), .def = "true",
+	 .doc = "messages never received count, when the workload exits by itself"},
+	{NULL},
+};
+
 /* The scenario vocabulary. Entries not yet available are listed so a
  * scenario naming them gets "not supported by this build yet", not
  * "unknown". */
 static const struct inv_def inv_defs[] = {
-	{"no_crash", "no workload process dies by a signal", true, no_crash_keys,
+	{"no_crash", "no workload process dies by a signal", true, NULL, no_crash_keys,
 	 sizeof(struct inv_no_crash_params), inv_no_crash},
 	{"exit_ok", "every workload that ends by itself exits with an allowed code",
-	 true, exit_ok_keys, sizeof(struct inv_exit_ok_params), inv_exit_ok},
-	{.name = "fds_stable", .doc = "fd count does not trend upward across cycles"},
-	{.name = "sockets_stable", .doc = "socket count does not trend upward across cycles"},
-	{.name = "heap_stable", .doc = "live heap does not trend upward across cycles"},
-	{.name = "no_invalid_free", .doc = "no double free or free of a never-allocated pointer"},
-	{.name = "lifecycle", .doc = "no event on a destroyed object; none alive at the end"},
-	{.name = "msg_integrity", .doc = "no message duplicated, stale, out of order or lost"},
+	 true, NULL, exit_ok_keys, sizeof(struct inv_exit_ok_params), inv_exit_ok},
+	{"fds_stable", "fd count does not trend upward across cycles", true, "fds",
+	 fds_keys, sizeof(struct inv_trend_params), inv_fds_stable},
+	{"sockets_stable", "socket count does not trend upward across cycles", true, "fds",
+	 sockets_keys, sizeof(struct inv_trend_params), inv_sockets_stable},
+	{"heap_stable", "live heap does not trend upward across cycles", true, "heap",
+	 heap_keys, sizeof(struct inv_trend_params), inv_heap_stable},
+	{"no_invalid_free", "no double free or free of a never-allocated pointer", true,
+	 "heap", inv_common_keys, sizeof(struct inv_no_invalid_free_params),
+	 inv_no_invalid_free},
+	{"lifecycle", "no event on a destroyed object; none alive at the end", true,
+	 "lifecycle", lifecycle_keys, sizeof(struct inv_lifecycle_params), inv_lifecycle},
+	{"msg_integrity", "no message duplicated, stale, out of order or lost", true,
+	 "lifecycle", msg_keys, sizeof(struct inv_msg_params), inv_msg_integrity},
 	{.name = "recovers", .doc = "after a link comes back the workload makes progress"},
 	{.name = "no_residue", .doc = "nothing of the run is left behind"},
 };

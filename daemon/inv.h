@@ -56,6 +56,30 @@ struct obs_cycle {
 	unsigned long long rss_kb;	/* summed over live workload roots */
 };
 
+/* One workload's probe readings at the end of one cycle. */
+struct obs_sample {
+	bool heap;			/* heap_* are valid */
+	long long heap_bytes;		/* live */
+	long long heap_blocks;
+	bool fds;			/* fds, sockets are valid */
+	long long fds_total;		/* over the workload's live processes */
+	long long sockets;
+	long long fd_types[16];		/* enum fd_type, see include/fds.h */
+};
+
+/* What each workload's probes saw over the whole run. */
+struct obs_probes {
+	bool heap, fds, life;		/* attached */
+	unsigned long long heap_lost;	/* events or blocks not tracked */
+	unsigned long long fds_lost;
+	unsigned long long life_lost;
+	unsigned long long heap_allocs, heap_frees;
+	unsigned long long heap_internal_frees;	/* glibc freeing its own data */
+	const char *heap_placement;
+	json_t *heap_sites;		/* [{caller, stack, bytes, blocks, growth_bytes}] */
+	json_t *fd_calls;		/* {"socket": n, "close": n, ...} */
+};
+
 struct run_obs {
 	const struct scenario *sc;
 	struct obs_workload *wl;	/* sc->n_wl of them */
@@ -63,10 +87,24 @@ struct run_obs {
 	size_t n_procs;
 	struct obs_cycle *cycles;
 	size_t n_cycles;
+	struct obs_sample *samples;	/* n_cycles rows of sc->n_wl */
+	struct obs_probes *probes;	/* sc->n_wl */
+	json_t *heap_events;		/* bad frees, symbolized, in order */
+	json_t *life_events;		/* lifecycle violations, in order */
+	json_t *life_alive;		/* objects alive at the end */
+	json_t *msg_events;		/* message integrity violations */
+	json_t *msg_lost;		/* sent, never received */
 	bool proc_probe;		/* the process probe was attached */
 	unsigned long long proc_lost;	/* events the process probe lost */
 	uint64_t t_end_ms;
 };
+
+/* Workload @wl's sample at the end of cycle index @c (0-based). */
+static inline const struct obs_sample *obs_sample_at(const struct run_obs *obs,
+						     size_t c, size_t wl)
+{
+	return &obs->samples[c * obs->sc->n_wl + wl];
+}
 
 /* The cycle (1-based) whose window holds @t_ms; the last one if none. */
 unsigned obs_cycle_at(const struct run_obs *obs, uint64_t t_ms);
@@ -83,6 +121,7 @@ struct inv_def {
 	const char *name;
 	const char *doc;
 	bool available;			/* false: a later part of faultd brings it */
+	const char *needs_probe;	/* the workload must have this probe */
 	const struct sc_key *keys;	/* parameter keys beyond name/workload */
 	size_t params_size;
 	int (*eval)(const struct run_obs *obs, const struct sc_invariant *inv,

@@ -3,6 +3,9 @@
 #ifndef FAULTD_INV_PARAMS_H
 #define FAULTD_INV_PARAMS_H
 
+#include <stddef.h>
+
+#include "inv.h"
 #include "scenario.h"
 
 #define INV_COMMON_FIELDS \
@@ -25,10 +28,69 @@ struct inv_exit_ok_params {
 	size_t n_codes;
 };
 
+/* fds_stable, sockets_stable, heap_stable: the trend rule's knobs. */
+struct inv_trend_params {
+	INV_COMMON_FIELDS
+	long long warmup_cycles;
+	long long window;
+	double min_slope;		/* per cycle: fds, sockets, or bytes */
+	double min_rising;
+	double tolerance;
+	double limit;			/* project when it is reached; 0: no limit */
+};
+
+#define INV_TREND_KEYS(slope_def, limit_def) \
+	{"warmup_cycles", SC_INT, 0, offsetof(struct inv_trend_params, warmup_cycles), 0, 1000, \
+	 .def = "1", .doc = "leading cycles ignored"}, \
+	{"window", SC_INT, 0, offsetof(struct inv_trend_params, window), 2, 64, .def = "10", \
+	 .doc = "the last this many cycles are judged"}, \
+	{"min_slope", SC_NUM, 0, offsetof(struct inv_trend_params, min_slope), 0, 1e15, \
+	 .def = slope_def, .doc = "growth per cycle that counts"}, \
+	{"min_rising", SC_NUM, 0, offsetof(struct inv_trend_params, min_rising), 0, 1, \
+	 .def = "0.6", .doc = "fraction of rising cycles in the window"}, \
+	{"tolerance", SC_NUM, 0, offsetof(struct inv_trend_params, tolerance), 0, 1e15, \
+	 .def = "0", .doc = "above the baseline by more than this"}, \
+	{"limit", SC_NUM, 0, offsetof(struct inv_trend_params, limit), 0, 1e15, \
+	 .def = limit_def, .doc = "projected exhaustion at this count"}
+
+struct inv_no_invalid_free_params {
+	INV_COMMON_FIELDS
+};
+
+struct inv_lifecycle_params {
+	INV_COMMON_FIELDS
+	bool alive_at_end;		/* objects alive when it exits by itself: allowed */
+};
+
+struct inv_msg_params {
+	INV_COMMON_FIELDS
+	bool lost;			/* check for lost messages at a clean exit */
+};
+
+/* Which sample a trend invariant reads. */
+enum inv_series { INV_S_FDS, INV_S_SOCKETS, INV_S_HEAP_BYTES };
+
+/* Shared by the trend invariants: judge @field of every selected workload
+ * with the probe it needs. */
+int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
+	      enum inv_series field, struct inv_result *res);
+
 int inv_no_crash(const struct run_obs *obs, const struct sc_invariant *inv,
 		 struct inv_result *res);
 int inv_exit_ok(const struct run_obs *obs, const struct sc_invariant *inv,
 		struct inv_result *res);
+int inv_fds_stable(const struct run_obs *obs, const struct sc_invariant *inv,
+		   struct inv_result *res);
+int inv_sockets_stable(const struct run_obs *obs, const struct sc_invariant *inv,
+		       struct inv_result *res);
+int inv_heap_stable(const struct run_obs *obs, const struct sc_invariant *inv,
+		    struct inv_result *res);
+int inv_no_invalid_free(const struct run_obs *obs, const struct sc_invariant *inv,
+			struct inv_result *res);
+int inv_lifecycle(const struct run_obs *obs, const struct sc_invariant *inv,
+		  struct inv_result *res);
+int inv_msg_integrity(const struct run_obs *obs, const struct sc_invariant *inv,
+		      struct inv_result *res);
 int inv_parse_signals(struct sc_ctx *ctx, json_t *val, void *target);
 int inv_parse_codes(struct sc_ctx *ctx, json_t *val, void *target);
 

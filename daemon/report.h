@@ -39,6 +39,9 @@ struct report_in {
 };
 
 json_t *report_json_build(const struct report_in *in);	/* new reference */
+/* {"NAME": {"fds": n, "sockets": n, "heap_bytes": n, ...}} for one cycle:
+ * only the values the workload's probes measure. */
+json_t *report_cycle_workloads(const struct run_obs *obs, size_t c);
 int report_json_write(const json_t *report, const char *path);	/* atomic */
 
 /* Human-readable report from the JSON (so a client can render what the

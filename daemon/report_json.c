@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "probe_fds.h"
 #include "report.h"
 #include "util.h"
 
@@ -87,6 +88,39 @@ static json_t *build_processes(const struct report_in *in)
 	return arr;
 }
 
+json_t *report_cycle_workloads(const struct run_obs *obs, size_t c)
+{
+	json_t *all = json_object();
+
+	for (size_t w = 0; all && w < obs->sc->n_wl; w++) {
+		const struct obs_sample *s = obs_sample_at(obs, c, w);
+		json_t *one;
+
+		if (!s->heap && !s->fds)
+			continue;
+		one = json_object();
+		if (!one)
+			break;
+		if (s->fds) {
+			json_t *types = json_object();
+
+			json_object_set_new(one, "fds", json_integer(s->fds_total));
+			json_object_set_new(one, "sockets", json_integer(s->sockets));
+			for (int t = 0; types && t < FD_T__MAX; t++)
+				if (s->fd_types[t])
+					json_object_set_new(types, probe_fds__type_name(t),
+							    json_integer(s->fd_types[t]));
+			json_object_set_new(one, "fd_types", types ? types : json_object());
+		}
+		if (s->heap) {
+			json_object_set_new(one, "heap_bytes", json_integer(s->heap_bytes));
+			json_object_set_new(one, "heap_blocks", json_integer(s->heap_blocks));
+		}
+		json_object_set_new(all, obs->sc->wl[w].name, one);
+	}
+	return all;
+}
+
 static json_t *build_cycles(const struct report_in *in)
 {
 	json_t *arr = json_array();
@@ -94,12 +128,46 @@ static json_t *build_cycles(const struct report_in *in)
 	for (size_t i = 0; arr && i < in->obs->n_cycles; i++) {
 		const struct obs_cycle *c = &in->obs->cycles[i];
 
-		json_array_append_new(arr, json_pack("{sIsIsIsIsI}",
+		json_array_append_new(arr, json_pack("{sIsIsIsIsIso}",
 			"cycle", (json_int_t)c->n, "t_start_ms", (json_int_t)c->t_start_ms,
 			"t_end_ms", (json_int_t)c->t_end_ms, "procs", (json_int_t)c->procs,
-			"rss_kb", (json_int_t)c->rss_kb));
+			"rss_kb", (json_int_t)c->rss_kb,
+			"workloads", report_cycle_workloads(in->obs, i)));
 	}
 	return arr;
+}
+
+/* What each workload's probes saw beyond the cycles. */
+static json_t *build_workload_probes(const struct report_in *in)
+{
+	json_t *all = json_object();
+
+	for (size_t w = 0; all && w < in->sc->n_wl; w++) {
+		const struct obs_probes *op = &in->obs->probes[w];
+		json_t *one = json_object();
+
+		if (!one)
+			break;
+		if (op->heap)
+			json_object_set_new(one, "heap", json_pack("{sbsssIsIsIsIsO}",
+				"attached", 1, "placement", op->heap_placement ? op->heap_placement : "",
+				"allocs", (json_int_t)op->heap_allocs, "frees", (json_int_t)op->heap_frees,
+				"libc_internal_frees", (json_int_t)op->heap_internal_frees,
+				"lost", (json_int_t)op->heap_lost,
+				"top_sites", op->heap_sites ? op->heap_sites : json_array()));
+		if (op->fds)
+			json_object_set_new(one, "fds", json_pack("{sbsIsO}", "attached", 1,
+				"lost", (json_int_t)op->fds_lost,
+				"calls", op->fd_calls ? op->fd_calls : json_object()));
+		if (in->sc->wl[w].probes)
+			for (size_t k = 0; in->sc->wl[w].probes[k]; k++)
+				if (!strcmp(in->sc->wl[w].probes[k], "lifecycle"))
+					json_object_set_new(one, "lifecycle", json_pack("{sbsI}",
+						"attached", op->life,
+						"lost", (json_int_t)op->life_lost));
+		json_object_set_new(all, in->sc->wl[w].name, one);
+	}
+	return all;
 }
 
 static json_t *build_invariants(const struct report_in *in)
@@ -169,9 +237,10 @@ json_t *report_json_build(const struct report_in *in)
 	json_object_set_new(rep, "faults", json_array());
 	json_object_set_new(rep, "cycles", build_cycles(in));
 	json_object_set_new(rep, "invariants", build_invariants(in));
-	json_object_set_new(rep, "probes", json_pack("{s{sbsI}}", "proc",
+	json_object_set_new(rep, "probes", json_pack("{s{sbsI}so}", "proc",
 				"attached", in->obs->proc_probe,
-				"lost_events", (json_int_t)in->obs->proc_lost));
+				"lost_events", (json_int_t)in->obs->proc_lost,
+				"workloads", build_workload_probes(in)));
 	return rep;
 }
 

@@ -16,59 +16,12 @@
 #include "probe_proc.h"
 #include "report.h"
 #include "run.h"
+#include "run_priv.h"
 #include "supervise.h"
+#include "sym.h"
 #include "util.h"
 
-#define RUN_REAP_POLL_MS 20		/* how often to look for an empty cgroup */
-#define RUN_REAP_EXTRA_MS 3000		/* after the grace, give up waiting */
-#define RUN_MAX_KEPT_PROCS 4096		/* processes kept for evidence */
-#define RUN_PATH_MAX 2048		/* run dir and cgroup; files go below */
-
-struct run_wl {
-	struct run *run;		/* back-pointer for this workload's timers */
-	size_t idx;
-	struct sup_child *child;
-	char cgroup[PATH_MAX];
-	char out_path[PATH_MAX];
-	char err_path[PATH_MAX];
-	const char **argv;		/* owned array; strings borrowed */
-	const char **env;		/* owned array and strings */
-	size_t n_env;
-	struct event *timeout_ev;
-	struct event *kill_ev;
-	uint64_t kill_sent_ms;		/* UINT64_MAX: faultd sent nothing */
-	unsigned long long out_seen, out_dropped;
-};
-
-struct run {
-	struct event_base *base;
-	struct scenario *sc;
-	struct run_opts opts;
-	char id[RUN_ID_LEN];
-	char dir[RUN_PATH_MAX];
-	char cgroup[RUN_PATH_MAX];
-	enum run_state state;
-	uint64_t t0_ns;
-	uint64_t started_at_ms, ended_at_ms;	/* realtime */
-	long long seed;
-
-	struct probe_proc *proc;
-	struct run_wl *rw;
-	struct run_obs obs;
-	size_t cap_procs, cap_cycles;
-	unsigned long long procs_seen;
-
-	struct event *start_ev, *duration_ev, *cycle_ev, *grace_ev, *reap_ev;
-	uint64_t cycle_start_ms;
-	uint64_t stop_at_ms;		/* UINT64_MAX until stopping */
-	uint64_t give_up_ms;
-	bool stop_requested;		/* a user or a signal cut it short */
-	char stop_reason[128];
-	char error[512];
-	json_t *report;
-};
-
-static uint64_t run_ms(const struct run *r)
+uint64_t run_ms(const struct run *r)
 {
 	return (util_now_ns() - r->t0_ns) / 1000000ull;
 }
@@ -229,14 +182,23 @@ static void close_cycle(struct run *r, uint64_t now_ms)
 	if (r->obs.n_cycles == r->cap_cycles) {
 		size_t cap = r->cap_cycles ? r->cap_cycles * 2 : 64;
 		struct obs_cycle *grown = realloc(r->obs.cycles, cap * sizeof(*grown));
+		struct obs_sample *rows;
 
 		if (!grown) {
 			log_warn("%s: run %s: out of memory for cycles", __func__, r->id);
 			return;
 		}
 		r->obs.cycles = grown;
+		rows = realloc(r->obs.samples, cap * r->sc->n_wl * sizeof(*rows));
+		if (!rows) {
+			log_warn("%s: run %s: out of memory for samples", __func__, r->id);
+			return;
+		}
+		r->obs.samples = rows;
 		r->cap_cycles = cap;
 	}
+	memset(&r->obs.samples[r->obs.n_cycles * r->sc->n_wl], 0,
+	       r->sc->n_wl * sizeof(*r->obs.samples));
 	c = &r->obs.cycles[r->obs.n_cycles++];
 	memset(c, 0, sizeof(*c));
 	c->n = (unsigned)r->obs.n_cycles;
@@ -248,12 +210,14 @@ static void close_cycle(struct run *r, uint64_t now_ms)
 		if (r->obs.wl[i].started && !r->obs.wl[i].exited)
 			c->rss_kb += root_rss_kb(r->obs.wl[i].pid);
 	r->cycle_start_ms = now_ms;
+	run_probes_sample(r, r->obs.n_cycles - 1);
 	if (!r->opts.on_cycle)
 		return;
-	j = json_pack("{sssIsIsIsIsI}", "run_id", r->id, "cycle", (json_int_t)c->n,
+	j = json_pack("{sssIsIsIsIsIso}", "run_id", r->id, "cycle", (json_int_t)c->n,
 		      "t_start_ms", (json_int_t)c->t_start_ms,
 		      "t_end_ms", (json_int_t)c->t_end_ms,
-		      "procs", (json_int_t)c->procs, "rss_kb", (json_int_t)c->rss_kb);
+		      "procs", (json_int_t)c->procs, "rss_kb", (json_int_t)c->rss_kb,
+		      "workloads", report_cycle_workloads(&r->obs, r->obs.n_cycles - 1));
 	if (j)
 		r->opts.on_cycle(r, j, r->opts.arg);
 	json_decref(j);
@@ -266,6 +230,7 @@ static void on_cycle_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	probe_proc__drain(r->proc);
+	run_probes_drain(r);
 	close_cycle(r, run_ms(r));
 }
 
@@ -349,6 +314,30 @@ static void on_wl_timeout(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(rw->kill_ev, &grace);
 }
 
+/* The file exec will run, as execvp finds it: USDT probes attach to it. */
+static void resolve_exe(const char *name, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX];
+
+	snprintf(out, len, "%s", name);
+	if (strchr(name, '/') || !path)
+		goto out_real;
+	while (*path) {
+		size_t n = strcspn(path, ":");
+
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, name);
+		if (access(buf, X_OK) == 0) {
+			snprintf(out, len, "%s", buf);
+			break;
+		}
+		path += n + (path[n] == ':');
+	}
+out_real:
+	if (realpath(out, buf))
+		snprintf(out, len, "%s", buf);
+}
+
 static int build_argv(struct run *r, size_t i)
 {
 	const struct sc_workload *w = &r->sc->wl[i];
@@ -363,6 +352,7 @@ static int build_argv(struct run *r, size_t i)
 		if (!rw->argv)
 			return -ENOMEM;
 		memcpy(rw->argv, w->cmd, n * sizeof(*rw->argv));
+		resolve_exe(rw->argv[0], rw->exe, sizeof(rw->exe));
 		return 0;
 	}
 	while (w->args && w->args[n])
@@ -375,6 +365,7 @@ static int build_argv(struct run *r, size_t i)
 	rw->argv[k++] = strdup(harness_path);
 	if (!rw->argv[0])
 		return -ENOMEM;
+	resolve_exe(harness_path, rw->exe, sizeof(rw->exe));
 	for (size_t j = 0; j < n; j++)
 		rw->argv[k++] = w->args[j];
 	return 0;
@@ -457,6 +448,12 @@ static int start_workload(struct run *r, size_t i)
 				 __func__, r->id, (int)ow->pid, strerror(-err));
 			r->obs.proc_lost++;
 		}
+	}
+	err = run_probes_attach(r, i);
+	if (err) {
+		run_error(r, "workload '%s': cannot attach its probes: %s", w->name,
+			  strerror(-err));
+		return err;
 	}
 	err = sup__release(rw->child);
 	if (err) {
@@ -686,6 +683,7 @@ static void finish(struct run *r)
 	int err;
 
 	probe_proc__drain(r->proc);
+	run_probes_finish(r);
 	if (r->proc) {
 		unsigned long long lost[PROC_LOSS__MAX];
 
@@ -746,6 +744,7 @@ static void finish(struct run *r)
 	}
 	probe_proc__destroy(r->proc);
 	r->proc = NULL;
+	run_probes_destroy(r);
 	cg_destroy(r->cgroup);
 	remove_owner_dir(r);
 	r->state = RUN_DONE;
@@ -775,8 +774,17 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 	r->stop_at_ms = UINT64_MAX;
 	r->rw = calloc(sc->n_wl, sizeof(*r->rw));
 	r->obs.wl = calloc(sc->n_wl, sizeof(*r->obs.wl));
+	r->obs.probes = calloc(sc->n_wl, sizeof(*r->obs.probes));
 	r->obs.sc = sc;
-	if (!r->rw || !r->obs.wl) {
+	r->sym = sym__new();
+	r->obs.heap_events = json_array();
+	r->obs.life_events = json_array();
+	r->obs.life_alive = json_array();
+	r->obs.msg_events = json_array();
+	r->obs.msg_lost = json_array();
+	if (!r->rw || !r->obs.wl || !r->obs.probes || !r->sym || !r->obs.heap_events ||
+	    !r->obs.life_events || !r->obs.life_alive || !r->obs.msg_events ||
+	    !r->obs.msg_lost) {
 		err = -ENOMEM;
 		goto err_free;
 	}
@@ -884,6 +892,19 @@ void run__free(struct run *r)
 		remove_owner_dir(r);
 	}
 	probe_proc__destroy(r->proc);
+	run_probes_destroy(r);
+	sym__free(r->sym);
+	for (size_t i = 0; r->obs.probes && i < r->sc->n_wl; i++) {
+		json_decref(r->obs.probes[i].heap_sites);
+		json_decref(r->obs.probes[i].fd_calls);
+	}
+	free(r->obs.probes);
+	free(r->obs.samples);
+	json_decref(r->obs.heap_events);
+	json_decref(r->obs.life_events);
+	json_decref(r->obs.life_alive);
+	json_decref(r->obs.msg_events);
+	json_decref(r->obs.msg_lost);
 	if (r->start_ev)
 		event_free(r->start_ev);
 	if (r->duration_ev)

@@ -27,8 +27,8 @@ static const char *const kind_names[] = {"exec", "echo-server", NULL};
  * the error can say they are not in this build rather than unknown. */
 static const char *const later_kinds[] = {"lwip-client", "dpdk-client",
 	"ws-server", "msgq", "qpair", NULL};
-static const char *const probe_names[] = {"proc", NULL};
-static const char *const later_probes[] = {"fds", "heap", "lifecycle", NULL};
+static const char *const probe_names[] = {"proc", "heap", "fds", "lifecycle", NULL};
+static const char *const later_probes[] = {NULL};
 static const char *const later_faults[] = {"link_flap", "link_down", "link_up",
 	"packet", "rate", "delay", "pause", "resume", "kill", "syscall_error",
 	"random", NULL};
@@ -485,6 +485,40 @@ static int parse_workloads(struct sc_ctx *ctx, json_t *val, void *target)
 	return err;
 }
 
+static bool has_probe(const struct sc_workload *w, const char *probe)
+{
+	for (size_t i = 0; w->probes && w->probes[i]; i++)
+		if (strcmp(w->probes[i], probe) == 0)
+			return true;
+	return false;
+}
+
+/* An invariant that reads a probe needs a workload that has it. */
+static int check_probe(struct sc_ctx *ctx, struct scenario *sc, struct sc_invariant *inv)
+{
+	const char *probe = inv->def->needs_probe;
+	int idx = inv->workload_idx;
+
+	if (idx >= 0 && !has_probe(&sc->wl[idx], probe)) {
+		jpath_push_key(&ctx->path, "workload");
+		sc_error(ctx, false, "%s needs \"%s\" in workloads[%d].probes", inv->name,
+			 probe, idx);
+		jpath_pop(&ctx->path);
+		return -EINVAL;
+	}
+	for (size_t w = 0; idx < 0 && w < sc->n_wl; w++)
+		if (sc->wl[w].name && has_probe(&sc->wl[w], probe))
+			return 0;
+	if (idx < 0) {
+		jpath_push_key(&ctx->path, "name");
+		sc_error(ctx, false, "%s needs a workload with \"%s\" in its probes",
+			 inv->name, probe);
+		jpath_pop(&ctx->path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int parse_invariants(struct sc_ctx *ctx, json_t *val, void *target)
 {
 	struct scenario *sc = target;
@@ -561,6 +595,8 @@ static int parse_invariants(struct sc_ctx *ctx, json_t *val, void *target)
 				e = -EINVAL;
 			}
 		}
+		if (!e && def->needs_probe)
+			e = check_probe(ctx, sc, inv);
 next:
 		jpath_pop(&ctx->path);
 		if (e && !err)

@@ -1,0 +1,63 @@
+/* no_invalid_free: FAIL on a double free or a free of a pointer that was
+ * never allocated, with the address, both frees' stacks and the thread. */
+#include <stdio.h>
+#include <string.h>
+
+#include "inv.h"
+#include "inv_params.h"
+
+static bool selected(const struct sc_invariant *inv, const struct run_obs *obs,
+		     const char *wname)
+{
+	return inv->workload_idx < 0 || !strcmp(obs->sc->wl[inv->workload_idx].name, wname);
+}
+
+int inv_no_invalid_free(const struct run_obs *obs, const struct sc_invariant *inv,
+			struct inv_result *res)
+{
+	unsigned long long allocs = 0, frees = 0, lost = 0;
+	const json_t *first = NULL, *ev;
+	size_t i;
+
+	json_array_foreach(obs->heap_events, i, ev) {
+		if (!selected(inv, obs, json_string_value(json_object_get(ev, "workload"))))
+			continue;
+		json_array_append(res->evidence, (json_t *)ev);
+		if (!first)
+			first = ev;
+	}
+	for (size_t w = 0; w < obs->sc->n_wl; w++) {
+		if (inv->workload_idx >= 0 && (size_t)inv->workload_idx != w)
+			continue;
+		allocs += obs->probes[w].heap_allocs;
+		frees += obs->probes[w].heap_frees;
+		lost += obs->probes[w].heap_lost;
+	}
+	if (first) {
+		const json_t *stack = json_object_get(first, "stack");
+		const char *caller = json_string_value(json_array_get(stack, 1));
+
+		res->verdict = V_FAIL;
+		res->first_at_ms = (uint64_t)json_integer_value(json_object_get(first, "at_ms"));
+		res->first_cycle = obs_cycle_at(obs, res->first_at_ms);
+		snprintf(res->summary, sizeof(res->summary), "%s of %s in pid %lld (%s) of '%s'%s%s%s",
+			 !strcmp(json_string_value(json_object_get(first, "kind")), "double_free")
+			 ? "double free" : "free of a pointer never allocated",
+			 json_string_value(json_object_get(first, "address")),
+			 json_integer_value(json_object_get(first, "pid")),
+			 json_string_value(json_object_get(first, "comm")),
+			 json_string_value(json_object_get(first, "workload")),
+			 caller ? " from " : "", caller ? caller : "",
+			 json_array_size(res->evidence) > 1 ? "; more in evidence" : "");
+	} else if (lost) {
+		res->verdict = V_INCONCLUSIVE;
+		snprintf(res->summary, sizeof(res->summary),
+			 "%llu heap events or blocks were not tracked: an invalid free may "
+			 "have gone unseen", lost);
+	} else {
+		res->verdict = V_PASS;
+		snprintf(res->summary, sizeof(res->summary),
+			 "%llu allocations and %llu frees tracked, no invalid free", allocs, frees);
+	}
+	return 0;
+}

@@ -1,0 +1,182 @@
+/* fds_stable, sockets_stable, heap_stable: a per-cycle count that trends
+ * upward without returning to its baseline (see trend.c and
+ * docs/invariants.md). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inv.h"
+#include "inv_params.h"
+#include "trend.h"
+
+static const char *const series_names[] = {
+	[INV_S_FDS] = "fds", [INV_S_SOCKETS] = "sockets", [INV_S_HEAP_BYTES] = "heap_bytes",
+};
+
+static bool has_probe(const struct obs_probes *op, enum inv_series field)
+{
+	return field == INV_S_HEAP_BYTES ? op->heap : op->fds;
+}
+
+static double value_of(const struct obs_sample *s, enum inv_series field)
+{
+	switch (field) {
+	case INV_S_FDS: return (double)s->fds_total;
+	case INV_S_SOCKETS: return (double)s->sockets;
+	default: return (double)s->heap_bytes;
+	}
+}
+
+static bool valid(const struct obs_sample *s, enum inv_series field)
+{
+	return field == INV_S_HEAP_BYTES ? s->heap : s->fds;
+}
+
+/* Judge one workload; 1 if it fails, 0 if not, -1 if it cannot be judged. */
+static int judge(const struct run_obs *obs, size_t w, enum inv_series field,
+		 const struct inv_trend_params *p, struct inv_result *res, json_t **ev_out,
+		 long *first_cycle)
+{
+	const struct obs_probes *op = &obs->probes[w];
+	struct trend_params tp;
+	struct trend_result tr;
+	double *xs;
+	unsigned *cyc;
+	json_t *ev, *vals;
+	int n = 0, verdict;
+
+	xs = calloc(obs->n_cycles ? obs->n_cycles : 1, sizeof(*xs));
+	cyc = calloc(obs->n_cycles ? obs->n_cycles : 1, sizeof(*cyc));
+	if (!xs || !cyc) {
+		free(xs);
+		free(cyc);
+		return -1;
+	}
+	for (size_t c = 0; c < obs->n_cycles; c++) {
+		const struct obs_sample *s = obs_sample_at(obs, c, w);
+
+		if (!valid(s, field))
+			continue;
+		xs[n] = value_of(s, field);
+		cyc[n++] = obs->cycles[c].n;
+	}
+	trend_defaults(&tp);
+	tp.warmup = (int)p->warmup_cycles;
+	tp.window = (int)p->window;
+	tp.min_slope = p->min_slope;
+	tp.min_rising = p->min_rising;
+	tp.tolerance = p->tolerance;
+	tp.limit = p->limit;
+	trend_eval(xs, n, &tp, &tr);
+	verdict = !tr.enough ? -1 : tr.fail ? 1 : 0;
+	ev = json_pack("{sssssisfsfsfsf}", "workload", obs->sc->wl[w].name,
+		       "series", series_names[field], "cycles", n,
+		       "slope_per_cycle", tr.slope, "rising_fraction", tr.rising,
+		       "baseline", tr.baseline, "last", tr.last);
+	vals = json_array();
+	for (int i = tr.window_start; ev && vals && i < n; i++)
+		json_array_append_new(vals, json_pack("{sisf}", "cycle", (int)cyc[i],
+						      "value", xs[i]));
+	if (ev) {
+		json_object_set_new(ev, "window", vals ? vals : json_array());
+		if (tr.fail && tr.first_fail >= 0) {
+			*first_cycle = cyc[tr.first_fail];
+			json_object_set_new(ev, "first_violation_cycle",
+					    json_integer(cyc[tr.first_fail]));
+		}
+		if (tr.fail && p->limit > 0) {
+			long proj = tr.projected < 0 ? -1 : (long)cyc[n - 1] +
+				    (long)(tr.projected - (double)(n - 1));
+
+			json_object_set_new(ev, "limit", json_real(p->limit));
+			json_object_set_new(ev, "projected_exhaustion_cycle", json_integer(proj));
+		}
+		if (field == INV_S_HEAP_BYTES && op->heap_sites)
+			json_object_set_new(ev, "top_growing_sites", json_incref(op->heap_sites));
+		if (field != INV_S_HEAP_BYTES && op->fd_calls)
+			json_object_set_new(ev, "calls", json_incref(op->fd_calls));
+	}
+	if (verdict == 1 && !res->summary[0]) {
+		char proj[96] = "";
+
+		if (p->limit > 0 && json_is_integer(json_object_get(ev, "projected_exhaustion_cycle")))
+			snprintf(proj, sizeof(proj), "; at this rate %g is reached at cycle %lld",
+				 p->limit, json_integer_value(json_object_get(ev,
+								"projected_exhaustion_cycle")));
+		snprintf(res->summary, sizeof(res->summary),
+			 "%s of '%s' grow %+.1f/cycle (%g -> %g over cycles %u-%u), never back "
+			 "to %g%s", series_names[field], obs->sc->wl[w].name, tr.slope, tr.first,
+			 tr.last, cyc[tr.window_start], cyc[n - 1], tr.baseline, proj);
+	}
+	*ev_out = ev;
+	free(xs);
+	free(cyc);
+	return verdict;
+}
+
+int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
+	      enum inv_series field, struct inv_result *res)
+{
+	const struct inv_trend_params *p = inv->params;
+	int judged = 0, failed = 0, short_runs = 0;
+	unsigned long long lost = 0;
+
+	for (size_t w = 0; w < obs->sc->n_wl; w++) {
+		const struct obs_probes *op = &obs->probes[w];
+		long first = -1;
+		json_t *ev = NULL;
+		int v;
+
+		if (inv->workload_idx >= 0 && (size_t)inv->workload_idx != w)
+			continue;
+		if (!has_probe(op, field))
+			continue;
+		lost += field == INV_S_HEAP_BYTES ? op->heap_lost : op->fds_lost;
+		v = judge(obs, w, field, p, res, &ev, &first);
+		if (v == 1) {
+			failed++;
+			json_array_append(res->evidence, ev);
+			if (first > 0 && (res->first_cycle < 0 || first < res->first_cycle)) {
+				res->first_cycle = first;
+				res->first_at_ms = obs->cycles[first - 1].t_end_ms;
+			}
+		}
+		json_decref(ev);
+		judged += v >= 0;
+		short_runs += v < 0;
+	}
+	if (failed) {
+		res->verdict = V_FAIL;
+	} else if (!judged || lost) {
+		res->verdict = V_INCONCLUSIVE;
+		snprintf(res->summary, sizeof(res->summary), "%s",
+			 lost ? "the probe lost events: a trend cannot be ruled out"
+			      : short_runs ? "too few cycles after warm-up to judge a trend"
+					   : "no workload has the probe this needs");
+	} else {
+		res->verdict = V_PASS;
+		snprintf(res->summary, sizeof(res->summary), "%s stable over %zu cycles",
+			 series_names[field], obs->n_cycles);
+	}
+	return 0;
+}
+
+int inv_fds_stable(const struct run_obs *obs, const struct sc_invariant *inv,
+		   struct inv_result *res)
+{
+	return inv_trend(obs, inv, INV_S_FDS, res);
+}
+
+int inv_sockets_stable(const struct run_obs *obs, const struct sc_invariant *inv,
+		       struct inv_result *res)
+{
+	return inv_trend(obs, inv, INV_S_SOCKETS, res);
+}
+
+int inv_heap_stable(const struct run_obs *obs, const struct sc_invariant *inv,
+		    struct inv_result *res)
+{
+	return inv_trend(obs, inv, INV_S_HEAP_BYTES, res);
+}

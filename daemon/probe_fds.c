@@ -1,0 +1,188 @@
+/* User side of bpf/fds.bpf.c: per-process fd snapshots by type through a
+ * task_file iterator, and counts of the calls that make and close fds. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <asm/unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "fds.skel.h"
+#include "log.h"
+#include "probe_fds.h"
+#include "util.h"
+
+struct probe_fds {
+	struct fds_bpf *skel;
+	struct bpf_link *calls_link;
+};
+
+static const char *const type_names[FD_T__MAX] = {
+	[FD_T_FILE] = "file", [FD_T_DIR] = "dir", [FD_T_PIPE] = "pipe",
+	[FD_T_CHR] = "chr", [FD_T_TCP] = "tcp", [FD_T_UDP] = "udp",
+	[FD_T_UNIX] = "unix", [FD_T_NETLINK] = "netlink",
+	[FD_T_SOCK_OTHER] = "socket_other", [FD_T_EVENTFD] = "eventfd",
+	[FD_T_EPOLL] = "epoll", [FD_T_TIMERFD] = "timerfd",
+	[FD_T_SIGNALFD] = "signalfd", [FD_T_IO_URING] = "io_uring",
+	[FD_T_OTHER] = "other",
+};
+
+/* The calls that make or close fds, by name, for the evidence. */
+static const struct {
+	int nr;
+	const char *name;
+} fd_calls[] = {
+	{__NR_socket, "socket"}, {__NR_socketpair, "socketpair"},
+	{__NR_accept, "accept"}, {__NR_accept4, "accept4"},
+	{__NR_open, "open"}, {__NR_openat, "openat"}, {__NR_creat, "creat"},
+	{__NR_dup, "dup"}, {__NR_dup2, "dup2"}, {__NR_dup3, "dup3"},
+	{__NR_pipe, "pipe"}, {__NR_pipe2, "pipe2"},
+	{__NR_eventfd, "eventfd"}, {__NR_eventfd2, "eventfd2"},
+	{__NR_epoll_create, "epoll_create"}, {__NR_epoll_create1, "epoll_create1"},
+	{__NR_timerfd_create, "timerfd_create"}, {__NR_signalfd4, "signalfd4"},
+	{__NR_memfd_create, "memfd_create"}, {__NR_io_uring_setup, "io_uring_setup"},
+	{__NR_close, "close"}, {__NR_close_range, "close_range"},
+};
+
+const char *probe_fds__type_name(int type)
+{
+	return type >= 0 && type < FD_T__MAX ? type_names[type] : "?";
+}
+
+struct probe_fds *probe_fds__open(void)
+{
+	struct probe_fds *p;
+	int err;
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p->skel = fds_bpf__open_and_load();
+	if (!p->skel) {
+		err = -errno;
+		log_warn("%s: load: %s", __func__, strerror(-err));
+		goto err_free;
+	}
+	p->calls_link = bpf_program__attach(p->skel->progs.count_calls);
+	if (!p->calls_link) {
+		err = -errno;
+		log_warn("%s: attach sys_exit: %s", __func__, strerror(-err));
+		goto err_destroy;
+	}
+	return p;
+err_destroy:
+	fds_bpf__destroy(p->skel);
+err_free:
+	free(p);
+	errno = -err;
+	return NULL;
+}
+
+int probe_fds__track(struct probe_fds *p, pid_t pid)
+{
+	__u32 key = (__u32)pid;
+	__u8 one = 1;
+
+	if (bpf_map__update_elem(p->skel->maps.tracked, &key, sizeof(key), &one,
+				 sizeof(one), BPF_ANY) < 0)
+		return -errno;
+	return 0;
+}
+
+static void read_percpu(struct bpf_map *map, __u32 key, unsigned long long *sum)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *vals = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*vals)) : NULL;
+
+	*sum = 0;
+	if (!vals)
+		return;
+	if (bpf_map__lookup_elem(map, &key, sizeof(key), vals, sizeof(*vals) * (size_t)ncpu, 0) == 0)
+		for (int c = 0; c < ncpu; c++)
+			*sum += vals[c];
+	free(vals);
+}
+
+static void zero_percpu(struct bpf_map *map, __u32 key)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *vals = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*vals)) : NULL;
+
+	if (vals)
+		bpf_map__update_elem(map, &key, sizeof(key), vals, sizeof(*vals) * (size_t)ncpu, 0);
+	free(vals);
+}
+
+int probe_fds__snapshot(struct probe_fds *p, pid_t pid, long long counts[FD_T__MAX])
+{
+	DECLARE_LIBBPF_OPTS(bpf_iter_attach_opts, opts);
+	union bpf_iter_link_info linfo = {0};
+	struct bpf_link *link;
+	char buf[64];
+	int fd, err = 0;
+
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return -ESRCH;
+	for (__u32 t = 0; t < FD_T__MAX; t++)
+		zero_percpu(p->skel->maps.counts, t);
+	linfo.task.pid = (__u32)pid;
+	opts.link_info = &linfo;
+	opts.link_info_len = sizeof(linfo);
+	link = bpf_program__attach_iter(p->skel->progs.count_fds, &opts);
+	if (!link)
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		err = -errno;
+		goto out_link;
+	}
+	/* The program prints nothing; reading runs it to the end. */
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	close(fd);
+	for (__u32 t = 0; t < FD_T__MAX; t++) {
+		unsigned long long n;
+
+		read_percpu(p->skel->maps.counts, t, &n);
+		counts[t] += (long long)n;
+	}
+out_link:
+	bpf_link__destroy(link);
+	return err;
+}
+
+json_t *probe_fds__calls(struct probe_fds *p)
+{
+	json_t *obj = json_object();
+
+	for (size_t i = 0; obj && i < ARRAY_SIZE(fd_calls); i++) {
+		unsigned long long n;
+
+		read_percpu(p->skel->maps.calls, (__u32)fd_calls[i].nr, &n);
+		if (n)
+			json_object_set_new(obj, fd_calls[i].name, json_integer((json_int_t)n));
+	}
+	return obj;
+}
+
+unsigned long long probe_fds__lost(struct probe_fds *p)
+{
+	unsigned long long n;
+
+	read_percpu(p->skel->maps.counts, FDS_C_LOST_MAP, &n);
+	return n;
+}
+
+void probe_fds__destroy(struct probe_fds *p)
+{
+	if (!p)
+		return;
+	bpf_link__destroy(p->calls_link);
+	fds_bpf__destroy(p->skel);
+	free(p);
+}

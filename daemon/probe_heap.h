@@ -1,0 +1,52 @@
+/* User side of bpf/heap.bpf.c: every malloc and free of a workload's
+ * process, from its first instruction. */
+#ifndef FAULTD_PROBE_HEAP_H
+#define FAULTD_PROBE_HEAP_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+
+#include "heap.h"
+
+struct probe_heap;
+
+typedef void (*probe_heap_cb)(const struct heap_event *ev, void *arg);
+typedef void (*probe_heap_site_cb)(const struct heap_site *site, __s32 stack_id,
+				   void *arg);
+
+struct probe_heap_opts {
+	bool stacks;			/* allocation and free stacks */
+	bool remember_frees;		/* double free vs never allocated */
+	bool trap_only;			/* benchmarks: programs do nothing */
+	bool stop_on_bad_free;		/* SIGSTOP at a bad free; the callback must SIGCONT */
+	const char *libc;		/* NULL: find the C library */
+};
+
+/* Load (not attach). NULL with errno set. */
+struct probe_heap *probe_heap__open(struct event_base *base,
+				    const struct probe_heap_opts *opts,
+				    probe_heap_cb cb, void *arg);
+/* Attach every allocator probe to @pid (a held child). 0 or -errno. */
+int probe_heap__attach(struct probe_heap *p, pid_t pid);
+int probe_heap__drain(struct probe_heap *p);
+/* Sums of the per-CPU counters, by enum heap_counter. */
+void probe_heap__counters(const struct probe_heap *p,
+			  unsigned long long out[HEAP_C__MAX]);
+/* Every allocation site with live blocks. 0 or -errno. */
+int probe_heap__sites(struct probe_heap *p, probe_heap_site_cb cb, void *arg);
+/* The frames of a stack id; returns how many (0 if unknown). */
+int probe_heap__stack(struct probe_heap *p, __s32 stack_id, __u64 *ips, int max);
+/* Which offset each probe uses and why, e.g. "free+9 (push: emulated)". */
+const char *probe_heap__placement(const struct probe_heap *p);
+void probe_heap__destroy(struct probe_heap *p);
+
+/* Where to put a probe in the function at @code (its first bytes): past a
+ * leading null check of the first argument, on an instruction the kernel
+ * emulates (push) or a 5-byte nop. Returns the offset and says why in
+ * @why. Exposed for unit tests. */
+int heap_probe_offset(const unsigned char *code, size_t len, bool allow_skip,
+		      char *why, size_t why_len);
+
+#endif

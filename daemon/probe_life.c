@@ -1,0 +1,227 @@
+/* User side of bpf/lifecycle.bpf.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "lifecycle.skel.h"
+#include "log.h"
+#include "probe_life.h"
+#include "util.h"
+
+#define LIFE_MAX_LINKS 16
+
+struct probe_life {
+	struct lifecycle_bpf *skel;
+	struct ring_buffer *rb;
+	struct event *ev;
+	struct bpf_link *links[LIFE_MAX_LINKS];
+	int n_links;
+	probe_life_cb cb;
+	void *arg;
+};
+
+static int on_sample(void *ctx, void *data, size_t len)
+{
+	struct probe_life *p = ctx;
+	struct life_event ev;
+
+	if (len < sizeof(ev))
+		return 0;
+	memcpy(&ev, data, sizeof(ev));
+	ev.kind[LIFE_NAME_LEN - 1] = '\0';
+	ev.event[LIFE_NAME_LEN - 1] = '\0';
+	p->cb(&ev, p->arg);
+	return 0;
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	probe_life__drain(arg);
+}
+
+struct probe_life *probe_life__open(struct event_base *base, probe_life_cb cb, void *arg)
+{
+	struct probe_life *p;
+	int err;
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p->cb = cb;
+	p->arg = arg;
+	p->skel = lifecycle_bpf__open_and_load();
+	if (!p->skel) {
+		err = -errno;
+		log_warn("%s: load: %s", __func__, strerror(-err));
+		goto err_free;
+	}
+	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.events), on_sample, p, NULL);
+	if (!p->rb) {
+		err = -errno;
+		goto err_destroy;
+	}
+	p->ev = event_new(base, ring_buffer__epoll_fd(p->rb), EV_READ | EV_PERSIST,
+			  on_readable, p);
+	if (!p->ev || event_add(p->ev, NULL) < 0) {
+		err = -ENOMEM;
+		goto err_rb;
+	}
+	return p;
+err_rb:
+	if (p->ev)
+		event_free(p->ev);
+	ring_buffer__free(p->rb);
+err_destroy:
+	lifecycle_bpf__destroy(p->skel);
+err_free:
+	free(p);
+	errno = -err;
+	return NULL;
+}
+
+int probe_life__attach(struct probe_life *p, pid_t pid, const char *exe)
+{
+	struct {
+		struct bpf_program *prog;
+		const char *name;
+	} probes[] = {
+		{p->skel->progs.obj_create, "obj_create"},
+		{p->skel->progs.obj_event, "obj_event"},
+		{p->skel->progs.obj_destroy, "obj_destroy"},
+		{p->skel->progs.msg_send, "msg_send"},
+		{p->skel->progs.msg_recv, "msg_recv"},
+		{p->skel->progs.counter, "counter"},
+	};
+	int found = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(probes) && p->n_links < LIFE_MAX_LINKS; i++) {
+		struct bpf_link *l = bpf_program__attach_usdt(probes[i].prog, pid, exe,
+							      "faultd", probes[i].name, NULL);
+
+		if (!l) {
+			log_debug("%s: %s: faultd:%s: %s", __func__, exe, probes[i].name,
+				  strerror(errno));
+			continue;
+		}
+		p->links[p->n_links++] = l;
+		found++;
+	}
+	return found;
+}
+
+int probe_life__drain(struct probe_life *p)
+{
+	int n;
+
+	if (!p)
+		return 0;
+	n = ring_buffer__consume(p->rb);
+	return n < 0 ? n : 0;
+}
+
+json_t *probe_life__alive(struct probe_life *p, int max)
+{
+	struct life_obj_key key, next;
+	struct life_obj o;
+	int fd = bpf_map__fd(p->skel->maps.alive), n = 0;
+	json_t *arr = json_array();
+	void *prev = NULL;
+
+	while (arr && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if (n++ < max && bpf_map_lookup_elem(fd, &next, &o) == 0) {
+			next.kind[LIFE_NAME_LEN - 1] = '\0';
+			o.last_event[LIFE_NAME_LEN - 1] = '\0';
+			json_array_append_new(arr, json_pack("{sssIsisIss}",
+				"kind", next.kind, "id", (json_int_t)next.id,
+				"created_tid", (int)o.create_tid, "events", (json_int_t)o.events,
+				"last_event", o.last_event));
+		}
+		key = next;
+		prev = &key;
+	}
+	return arr;
+}
+
+json_t *probe_life__inflight(struct probe_life *p, int max, unsigned long long *total)
+{
+	struct life_msg_key key, next;
+	struct life_msg m;
+	int fd = bpf_map__fd(p->skel->maps.inflight);
+	json_t *arr = json_array();
+	void *prev = NULL;
+
+	*total = 0;
+	while (arr && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if ((*total)++ < (unsigned long long)max &&
+		    bpf_map_lookup_elem(fd, &next, &m) == 0) {
+			char ptr[32];
+
+			snprintf(ptr, sizeof(ptr), "0x%llx", (unsigned long long)m.ptr);
+			json_array_append_new(arr, json_pack("{sIsIsssi}",
+				"queue", (json_int_t)next.queue, "seq", (json_int_t)next.seq,
+				"ptr", ptr, "sent_tid", (int)m.tid));
+		}
+		key = next;
+		prev = &key;
+	}
+	return arr;
+}
+
+json_t *probe_life__counters(struct probe_life *p)
+{
+	char key[LIFE_NAME_LEN], next[LIFE_NAME_LEN];
+	struct life_counter c;
+	int fd = bpf_map__fd(p->skel->maps.counters);
+	json_t *obj = json_object();
+	void *prev = NULL;
+
+	while (obj && bpf_map_get_next_key(fd, prev, next) == 0) {
+		if (bpf_map_lookup_elem(fd, next, &c) == 0) {
+			next[LIFE_NAME_LEN - 1] = '\0';
+			json_object_set_new(obj, next, json_integer((json_int_t)c.value));
+		}
+		memcpy(key, next, sizeof(key));
+		prev = key;
+	}
+	return obj;
+}
+
+unsigned long long probe_life__lost(const struct probe_life *p)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	unsigned long long sum = 0;
+	__u64 *vals;
+
+	if (!p || ncpu <= 0)
+		return 0;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	for (__u32 k = 0; vals && k < LIFE_LOSS__MAX; k++) {
+		if (bpf_map__lookup_elem(p->skel->maps.losses, &k, sizeof(k), vals,
+					 sizeof(*vals) * (size_t)ncpu, 0) == 0)
+			for (int c = 0; c < ncpu; c++)
+				sum += vals[c];
+	}
+	free(vals);
+	return sum;
+}
+
+void probe_life__destroy(struct probe_life *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < p->n_links; i++)
+		bpf_link__destroy(p->links[i]);
+	if (p->ev)
+		event_free(p->ev);
+	ring_buffer__free(p->rb);
+	lifecycle_bpf__destroy(p->skel);
+	free(p);
+}

@@ -1,0 +1,90 @@
+/* The inside of a run, shared by run.c (lifecycle) and run_probes.c (the
+ * per-workload probes beyond the process probe). Nothing else includes it. */
+#ifndef FAULTD_RUN_PRIV_H
+#define FAULTD_RUN_PRIV_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "inv.h"
+#include "run.h"
+#include "util.h"
+
+struct probe_heap;
+struct probe_fds;
+struct probe_life;
+struct probe_proc;
+struct sup_child;
+struct sym;
+
+#define RUN_REAP_POLL_MS 20		/* how often to look for an empty cgroup */
+#define RUN_REAP_EXTRA_MS 3000		/* after the grace, give up waiting */
+#define RUN_MAX_KEPT_PROCS 4096		/* processes kept for evidence */
+#define RUN_PATH_MAX 2048		/* run dir and cgroup; files go below */
+
+struct run_wl {
+	struct run *run;		/* back-pointer for this workload's timers */
+	size_t idx;
+	struct sup_child *child;
+	char cgroup[PATH_MAX];
+	char out_path[PATH_MAX];
+	char err_path[PATH_MAX];
+	const char **argv;		/* owned array; strings borrowed */
+	const char **env;		/* owned array and strings */
+	size_t n_env;
+	struct event *timeout_ev;
+	struct event *kill_ev;
+	uint64_t kill_sent_ms;		/* UINT64_MAX: faultd sent nothing */
+	unsigned long long out_seen, out_dropped;
+	struct probe_heap *heap;	/* NULL unless "heap" was asked for */
+	struct probe_fds *fds;
+	struct probe_life *life;
+	char exe[PATH_MAX];		/* the program exec'ed, for USDT */
+};
+
+struct run {
+	struct event_base *base;
+	struct scenario *sc;
+	struct run_opts opts;
+	char id[RUN_ID_LEN];
+	char dir[RUN_PATH_MAX];
+	char cgroup[RUN_PATH_MAX];
+	enum run_state state;
+	uint64_t t0_ns;
+	uint64_t started_at_ms, ended_at_ms;	/* realtime */
+	long long seed;
+
+	struct probe_proc *proc;
+	struct run_wl *rw;
+	struct run_obs obs;
+	size_t cap_procs, cap_cycles;
+	unsigned long long procs_seen;
+
+	struct event *start_ev, *duration_ev, *cycle_ev, *grace_ev, *reap_ev;
+	uint64_t cycle_start_ms;
+	uint64_t stop_at_ms;		/* UINT64_MAX until stopping */
+	uint64_t give_up_ms;
+	bool stop_requested;		/* a user or a signal cut it short */
+	char stop_reason[128];
+	char error[512];
+	json_t *report;
+	struct sym *sym;		/* maps snapshots for naming frames */
+	struct event *snapshot_ev;	/* maps of new processes, once mapped */
+};
+
+uint64_t run_ms(const struct run *r);
+
+/* run_probes.c: attach the workload's probes to its held child; 0 or
+ * -errno (the run then fails to start). */
+int run_probes_attach(struct run *r, size_t i);
+/* At the end of a cycle: fill row @c of the samples. */
+void run_probes_sample(struct run *r, size_t c);
+void run_probes_drain(struct run *r);
+/* After the last cycle: sites, losses, what is left alive. */
+void run_probes_finish(struct run *r);
+void run_probes_destroy(struct run *r);
+
+#endif

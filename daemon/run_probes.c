@@ -1,0 +1,448 @@
+/* The probes a workload asks for ("probes": ["heap", "fds", "lifecycle"]):
+ * attached to its held child before it runs, sampled at the end of every
+ * cycle, summarised at the end of the run into the observations the
+ * invariants read. One probe instance per workload, so its totals are the
+ * workload's own. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "probe_fds.h"
+#include "probe_heap.h"
+#include "probe_life.h"
+#include "run_priv.h"
+#include "sym.h"
+#include "util.h"
+
+#define RUN_TOP_SITES 10	/* allocation sites named in the report */
+#define RUN_MAX_LISTED 100	/* objects or messages listed at the end */
+
+static bool wants(const struct sc_workload *w, const char *probe)
+{
+	for (size_t i = 0; w->probes && w->probes[i]; i++)
+		if (strcmp(w->probes[i], probe) == 0)
+			return true;
+	return false;
+}
+
+static uint64_t ts_to_run_ms(const struct run *r, uint64_t ts_ns)
+{
+	return ts_ns > r->t0_ns ? (ts_ns - r->t0_ns) / 1000000ull : 0;
+}
+
+static json_t *hex(uint64_t v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v);
+	return json_string(buf);
+}
+
+/* A stack as names: frame 0 is where the probe fired, then the caller, then
+ * the rest. Older kernels' frame-pointer walk misses the caller of a
+ * function probed before its frame is set up; newer ones (6.18 here)
+ * already add it, so it is inserted only when missing. */
+static json_t *stack_names(struct run *r, struct probe_heap *h, pid_t pid,
+			   __s32 stack_id, uint64_t caller, bool frame0_is_ip)
+{
+	__u64 ips[HEAP_STACK_DEPTH + 1];
+	int n = probe_heap__stack(h, stack_id, ips, HEAP_STACK_DEPTH);
+
+	if (caller && frame0_is_ip && n > 0 && (n < 2 || ips[1] != caller)) {
+		memmove(ips + 2, ips + 1, (size_t)(n - 1) * sizeof(ips[0]));
+		ips[1] = caller;
+		n++;
+	} else if (caller && n == 0) {
+		ips[0] = caller;
+		n = 1;
+		frame0_is_ip = false;
+	}
+	return sym__frames(r->sym, pid, (const uint64_t *)ips, n, frame0_is_ip);
+}
+
+/* --- heap -------------------------------------------------------------------------- */
+
+#define RUN_STOP_WAIT_MS 200	/* for the SIGSTOP sent at a bad free to land */
+
+/* Wait (bounded) until @pid is stopped or gone: the SIGSTOP the probe sent
+ * lands on its way back to user space, maybe after this event is read, and
+ * a SIGCONT sent before it would be lost, leaving the process stopped. */
+static void wait_stopped(pid_t pid)
+{
+	char path[64], *text = NULL, *state;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (int waited = 0; waited < RUN_STOP_WAIT_MS; waited++) {
+		if (util_read_file(path, 4096, &text, NULL))
+			return;
+		state = strrchr(text, ')');
+		if (!state || state[2] == 'T' || state[2] == 't' || state[2] == 'Z' ||
+		    state[2] == 'X') {
+			free(text);
+			return;
+		}
+		free(text);
+		text = NULL;
+		usleep(1000);
+	}
+	log_warn("%s: pid %d did not stop in %dms", __func__, (int)pid, RUN_STOP_WAIT_MS);
+}
+
+static void on_heap_event(const struct heap_event *ev, void *arg)
+{
+	struct run_wl *rw = arg;
+	struct run *r = rw->run;
+	const char *wname = r->sc->wl[rw->idx].name;
+	bool is_double = ev->type == HEAP_EV_DOUBLE_FREE;
+	json_t *j;
+
+	/* The process is held (SIGSTOP) at the bad free: its maps can be read
+	 * now even if the C library will abort it once it goes on. */
+	wait_stopped((pid_t)ev->tgid);
+	sym__snapshot(r->sym, (pid_t)ev->tgid);
+	j = json_pack("{sssssisissss}", "kind", is_double ? "double_free" : "invalid_free",
+		      "workload", wname, "pid", (int)ev->tgid, "tid", (int)ev->tid,
+		      "comm", ev->comm, "function", ev->fn == HEAP_FN_FREE ? "free" : "realloc");
+	if (j) {
+		json_object_set_new(j, "address", hex(ev->addr));
+		json_object_set_new(j, "at_ms", json_integer((json_int_t)ts_to_run_ms(r, ev->ts_ns)));
+		json_object_set_new(j, "stack", stack_names(r, rw->heap, (pid_t)ev->tgid,
+							    ev->stack_id, ev->caller, true));
+		if (is_double) {
+			json_object_set_new(j, "size", json_integer((json_int_t)ev->size));
+			json_object_set_new(j, "first_free", json_pack("{siso}",
+				"tid", (int)ev->prev_tid, "stack",
+				stack_names(r, rw->heap, (pid_t)ev->tgid, ev->prev_stack_id,
+					    ev->prev_caller, true)));
+			json_object_set_new(json_object_get(j, "first_free"), "at_ms",
+				json_integer((json_int_t)ts_to_run_ms(r, ev->prev_ts_ns)));
+			json_object_set_new(j, "allocated_at", stack_names(r, rw->heap,
+				(pid_t)ev->tgid, ev->alloc_stack_id, 0, false));
+		}
+		json_array_append_new(r->obs.heap_events, j);
+	}
+	log_warn("%s: run %s: %s of 0x%llx in pid %u (%s) of '%s'", __func__, r->id,
+		 is_double ? "double free" : "free of a pointer never allocated",
+		 (unsigned long long)ev->addr, ev->tgid, ev->comm, wname);
+	kill((pid_t)ev->tgid, SIGCONT);
+}
+
+static int attach_heap(struct run *r, size_t i, pid_t pid)
+{
+	struct probe_heap_opts opts = {
+		.stacks = true, .remember_frees = true, .stop_on_bad_free = true,
+	};
+	struct run_wl *rw = &r->rw[i];
+	int err;
+
+	rw->heap = probe_heap__open(r->base, &opts, on_heap_event, rw);
+	if (!rw->heap)
+		return -errno;
+	err = probe_heap__attach(rw->heap, pid);
+	if (err)
+		return err;
+	r->obs.probes[i].heap = true;
+	r->obs.probes[i].heap_placement = probe_heap__placement(rw->heap);
+	return 0;
+}
+
+struct site_ctx {
+	json_t *table;		/* caller -> {caller, stack_id, first_bytes, ...} */
+	unsigned cycle;
+};
+
+static void on_site(const struct heap_site *site, __s32 stack_id, void *arg)
+{
+	struct site_ctx *sc = arg;
+	char key[24];
+	json_t *row;
+
+	snprintf(key, sizeof(key), "%llx", (unsigned long long)site->caller);
+	row = json_object_get(sc->table, key);
+	if (!row) {
+		row = json_pack("{sIsisIsI}", "caller", (json_int_t)site->caller,
+				"stack_id", (int)stack_id, "first_bytes", (json_int_t)site->bytes,
+				"first_cycle", (json_int_t)sc->cycle);
+		if (!row)
+			return;
+		json_object_set_new(sc->table, key, row);
+	}
+	json_object_set_new(row, "bytes", json_integer((json_int_t)site->bytes));
+	json_object_set_new(row, "blocks", json_integer((json_int_t)site->blocks));
+	json_object_set_new(row, "seen", json_integer((json_int_t)sc->cycle));
+}
+
+static void sample_heap(struct run *r, size_t i, struct obs_sample *s, size_t c)
+{
+	struct run_wl *rw = &r->rw[i];
+	unsigned long long cnt[HEAP_C__MAX];
+	struct site_ctx sc;
+
+	probe_heap__counters(rw->heap, cnt);
+	s->heap = true;
+	s->heap_bytes = (long long)(cnt[HEAP_C_BYTES_ALLOC] - cnt[HEAP_C_BYTES_FREED]);
+	s->heap_blocks = (long long)(cnt[HEAP_C_ALLOCS] - cnt[HEAP_C_FREES]);
+	if (!r->obs.probes[i].heap_sites)
+		r->obs.probes[i].heap_sites = json_object();
+	sc.table = r->obs.probes[i].heap_sites;
+	sc.cycle = (unsigned)c + 1;
+	probe_heap__sites(rw->heap, on_site, &sc);
+	/* Keep the maps fresh for naming sites once the process is gone. */
+	if (r->obs.wl[i].started && !r->obs.wl[i].exited)
+		sym__snapshot(r->sym, r->obs.wl[i].pid);
+}
+
+static int cmp_growth(const void *a, const void *b)
+{
+	long long ga = json_integer_value(json_object_get(*(json_t *const *)a, "growth_bytes"));
+	long long gb = json_integer_value(json_object_get(*(json_t *const *)b, "growth_bytes"));
+
+	return (gb > ga) - (gb < ga);
+}
+
+/* The site table becomes the top growing sites, named. */
+static void finish_heap(struct run *r, size_t i)
+{
+	struct obs_probes *op = &r->obs.probes[i];
+	json_t *table = op->heap_sites, *row, *out = json_array(), **rows;
+	unsigned long long cnt[HEAP_C__MAX];
+	const char *key;
+	size_t n = 0, k = 0;
+
+	probe_heap__counters(r->rw[i].heap, cnt);
+	op->heap_allocs = cnt[HEAP_C_ALLOCS];
+	op->heap_frees = cnt[HEAP_C_FREES];
+	op->heap_internal_frees = cnt[HEAP_C_LIBC_INTERNAL];
+	op->heap_lost = cnt[HEAP_C_LOST_RINGBUF] + cnt[HEAP_C_LOST_LIVE] +
+			cnt[HEAP_C_LOST_PENDING] + cnt[HEAP_C_LOST_SITE];
+	n = table ? json_object_size(table) : 0;
+	rows = calloc(n ? n : 1, sizeof(*rows));
+	if (!rows || !out) {
+		free(rows);
+		json_decref(out);
+		return;
+	}
+	json_object_foreach(table, key, row) {
+		json_object_set_new(row, "growth_bytes", json_integer(
+			json_integer_value(json_object_get(row, "bytes")) -
+			json_integer_value(json_object_get(row, "first_bytes"))));
+		rows[k++] = row;
+	}
+	qsort(rows, k, sizeof(*rows), cmp_growth);
+	for (size_t j = 0; j < k && j < RUN_TOP_SITES; j++) {
+		uint64_t caller = (uint64_t)json_integer_value(json_object_get(rows[j], "caller"));
+		json_t *site = json_pack("{sososIsIsIsI}",
+			"caller", sym__frame(r->sym, r->obs.wl[i].pid, caller, true),
+			"stack", stack_names(r, r->rw[i].heap, r->obs.wl[i].pid,
+				(__s32)json_integer_value(json_object_get(rows[j], "stack_id")),
+				0, false),
+			"live_bytes", json_integer_value(json_object_get(rows[j], "bytes")),
+			"live_blocks", json_integer_value(json_object_get(rows[j], "blocks")),
+			"growth_bytes", json_integer_value(json_object_get(rows[j], "growth_bytes")),
+			"first_seen_cycle", json_integer_value(json_object_get(rows[j], "first_cycle")));
+
+		if (site)
+			json_array_append_new(out, site);
+	}
+	free(rows);
+	json_decref(op->heap_sites);
+	op->heap_sites = out;
+}
+
+/* --- fds --------------------------------------------------------------------------- */
+
+static void sample_fds(struct run *r, size_t i, struct obs_sample *s)
+{
+	struct run_wl *rw = &r->rw[i];
+
+	s->fds = true;
+	/* Every live process of the workload's tree: a shell wrapper's fds
+	 * are constant; its child's are what leaks. */
+	for (size_t k = 0; k < r->obs.n_procs; k++) {
+		const struct obs_proc *p = &r->obs.procs[k];
+
+		if (p->workload != (int)i || p->exited)
+			continue;
+		probe_fds__snapshot(rw->fds, p->pid, s->fd_types);
+	}
+	for (int t = 0; t < FD_T__MAX; t++) {
+		s->fds_total += s->fd_types[t];
+		if (t == FD_T_TCP || t == FD_T_UDP || t == FD_T_UNIX || t == FD_T_NETLINK ||
+		    t == FD_T_SOCK_OTHER)
+			s->sockets += s->fd_types[t];
+	}
+}
+
+/* --- lifecycle ------------------------------------------------------------------------ */
+
+static const char *life_kind(__u32 type)
+{
+	switch (type) {
+	case LIFE_EV_EVENT_AFTER_DESTROY: return "event_after_destroy";
+	case LIFE_EV_DESTROY_AFTER_DESTROY: return "destroy_after_destroy";
+	case LIFE_EV_CREATE_ALIVE: return "create_while_alive";
+	case LIFE_EV_UNKNOWN_OBJECT: return "unknown_object";
+	case LIFE_EV_MSG_DUPLICATE: return "duplicate";
+	case LIFE_EV_MSG_NEVER_SENT: return "never_sent";
+	case LIFE_EV_MSG_OUT_OF_ORDER: return "out_of_order";
+	default: return "?";
+	}
+}
+
+static void on_life_event(const struct life_event *ev, void *arg)
+{
+	struct run_wl *rw = arg;
+	struct run *r = rw->run;
+	bool msg = ev->type >= LIFE_EV_MSG_DUPLICATE;
+	json_t *j;
+
+	j = json_pack("{sssssisisI}", "kind", life_kind(ev->type),
+		      "workload", r->sc->wl[rw->idx].name, "pid", (int)ev->tgid,
+		      "tid", (int)ev->tid, "at_ms", (json_int_t)ts_to_run_ms(r, ev->ts));
+	if (!j)
+		return;
+	if (msg) {
+		json_object_set_new(j, "queue", json_integer((json_int_t)ev->queue));
+		json_object_set_new(j, "seq", json_integer((json_int_t)ev->id));
+		json_object_set_new(j, "ptr", hex(ev->ptr));
+		if (ev->type == LIFE_EV_MSG_DUPLICATE) {
+			json_object_set_new(j, "first_received_tid", json_integer(ev->other_tid));
+			json_object_set_new(j, "first_received_ms",
+					    json_integer((json_int_t)ts_to_run_ms(r, ev->other_ts)));
+			json_object_set_new(j, "first_ptr", hex(ev->other_ptr));
+		}
+		if (ev->type == LIFE_EV_MSG_OUT_OF_ORDER)
+			json_object_set_new(j, "newest_seq", json_integer((json_int_t)ev->newest_seq));
+		json_array_append_new(r->obs.msg_events, j);
+	} else {
+		json_object_set_new(j, "object_kind", json_string(ev->kind));
+		json_object_set_new(j, "id", json_integer((json_int_t)ev->id));
+		json_object_set_new(j, "event", json_string(ev->event));
+		if (ev->other_tid) {
+			json_object_set_new(j, ev->type == LIFE_EV_CREATE_ALIVE ? "created_tid"
+								 : "destroyed_tid",
+					    json_integer(ev->other_tid));
+			json_object_set_new(j, ev->type == LIFE_EV_CREATE_ALIVE ? "created_ms"
+								 : "destroyed_ms",
+					    json_integer((json_int_t)ts_to_run_ms(r, ev->other_ts)));
+		}
+		json_array_append_new(r->obs.life_events, j);
+	}
+	log_warn("%s: run %s: %s: %s %s %llu in '%s'", __func__, r->id, life_kind(ev->type),
+		 msg ? "message" : ev->kind, msg ? "seq" : "id", (unsigned long long)ev->id,
+		 r->sc->wl[rw->idx].name);
+}
+
+static void finish_life(struct run *r, size_t i)
+{
+	struct run_wl *rw = &r->rw[i];
+	struct obs_probes *op = &r->obs.probes[i];
+	unsigned long long inflight = 0;
+	json_t *rows, *row;
+	size_t k;
+
+	op->life_lost = probe_life__lost(rw->life);
+	rows = probe_life__alive(rw->life, RUN_MAX_LISTED);
+	json_array_foreach(rows, k, row) {
+		json_object_set_new(row, "workload", json_string(r->sc->wl[i].name));
+		json_array_append(r->obs.life_alive, row);
+	}
+	json_decref(rows);
+	rows = probe_life__inflight(rw->life, RUN_MAX_LISTED, &inflight);
+	json_array_foreach(rows, k, row) {
+		json_object_set_new(row, "workload", json_string(r->sc->wl[i].name));
+		json_array_append(r->obs.msg_lost, row);
+	}
+	json_decref(rows);
+}
+
+/* --- the interface run.c calls ----------------------------------------------------- */
+
+int run_probes_attach(struct run *r, size_t i)
+{
+	const struct sc_workload *w = &r->sc->wl[i];
+	struct run_wl *rw = &r->rw[i];
+	pid_t pid = r->obs.wl[i].pid;
+	int err = 0, found;
+
+	if (wants(w, "heap")) {
+		err = attach_heap(r, i, pid);
+		if (err) {
+			log_err("%s: run %s: heap probe for '%s': %s", __func__, r->id, w->name,
+				strerror(-err));
+			return err;
+		}
+	}
+	if (wants(w, "fds")) {
+		rw->fds = probe_fds__open();
+		if (!rw->fds || probe_fds__track(rw->fds, pid)) {
+			err = rw->fds ? -EIO : -errno;
+			log_err("%s: run %s: fds probe for '%s': %s", __func__, r->id, w->name,
+				strerror(-err));
+			return err;
+		}
+		r->obs.probes[i].fds = true;
+	}
+	if (wants(w, "lifecycle")) {
+		rw->life = probe_life__open(r->base, on_life_event, rw);
+		if (!rw->life)
+			return -errno;
+		found = probe_life__attach(rw->life, pid, rw->exe);
+		if (found <= 0)
+			log_warn("%s: run %s: '%s' (%s) has no faultd USDT probes; lifecycle "
+				 "invariants cannot be checked", __func__, r->id, w->name, rw->exe);
+		r->obs.probes[i].life = found > 0;
+	}
+	return 0;
+}
+
+void run_probes_sample(struct run *r, size_t c)
+{
+	for (size_t i = 0; i < r->sc->n_wl; i++) {
+		struct obs_sample *s = &r->obs.samples[c * r->sc->n_wl + i];
+
+		if (r->rw[i].heap)
+			sample_heap(r, i, s, c);
+		if (r->rw[i].fds)
+			sample_fds(r, i, s);
+	}
+}
+
+void run_probes_drain(struct run *r)
+{
+	for (size_t i = 0; i < r->sc->n_wl; i++) {
+		probe_heap__drain(r->rw[i].heap);
+		probe_life__drain(r->rw[i].life);
+	}
+}
+
+void run_probes_finish(struct run *r)
+{
+	run_probes_drain(r);
+	for (size_t i = 0; i < r->sc->n_wl; i++) {
+		if (r->rw[i].heap)
+			finish_heap(r, i);
+		if (r->rw[i].fds) {
+			r->obs.probes[i].fds_lost = probe_fds__lost(r->rw[i].fds);
+			r->obs.probes[i].fd_calls = probe_fds__calls(r->rw[i].fds);
+		}
+		if (r->rw[i].life)
+			finish_life(r, i);
+	}
+}
+
+void run_probes_destroy(struct run *r)
+{
+	for (size_t i = 0; r->rw && i < r->sc->n_wl; i++) {
+		probe_heap__destroy(r->rw[i].heap);
+		probe_fds__destroy(r->rw[i].fds);
+		probe_life__destroy(r->rw[i].life);
+		r->rw[i].heap = NULL;
+		r->rw[i].fds = NULL;
+		r->rw[i].life = NULL;
+	}
+}

@@ -1,0 +1,28 @@
+/* Symbolization of user addresses with libdw, from a snapshot of the
+ * process's /proc/PID/maps, so frames of a process that has since died can
+ * still be named. */
+#ifndef FAULTD_SYM_H
+#define FAULTD_SYM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+struct sym;
+
+struct sym *sym__new(void);
+/* Take (or refresh) the maps of @pid; 0 or -errno (-ESRCH if gone). */
+int sym__snapshot(struct sym *s, pid_t pid);
+bool sym__has(const struct sym *s, pid_t pid);
+/* One string per frame: "func+0x1a (file.c:42) [module]", or the address.
+ * @first_is_ip: frame 0 is an instruction pointer, not a return address
+ * (return addresses are looked up at addr-1, inside the call). */
+json_t *sym__frames(struct sym *s, pid_t pid, const uint64_t *ips, int n,
+		    bool first_is_ip);
+/* One frame, for a single address (a caller). */
+json_t *sym__frame(struct sym *s, pid_t pid, uint64_t ip, bool is_return);
+void sym__free(struct sym *s);
+
+#endif

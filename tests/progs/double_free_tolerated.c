@@ -1,0 +1,38 @@
+/* A double free glibc does not notice: with the tcache full, chunks go to a
+ * fastbin, whose only check is the top of the bin: free(a), free(b),
+ * free(a) passes. The program goes on and exits 0; only a tracker of every
+ * free sees it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define TCACHE_FILL 7
+
+static void *keep[TCACHE_FILL];
+
+static void release(void *p)
+{
+	free(p);
+}
+
+int main(void)
+{
+	void *a, *b;
+
+	for (int i = 0; i < TCACHE_FILL; i++)
+		keep[i] = malloc(32);
+	a = malloc(32);
+	b = malloc(32);
+	usleep(300 * 1000);
+	for (int i = 0; i < TCACHE_FILL; i++)
+		free(keep[i]);		/* the tcache bin for 32 is now full */
+	release(a);
+	release(b);
+	release(a);			/* the bug: a is freed twice */
+	/* Take both copies of a back out so the heap stays usable. */
+	for (int i = 0; i < TCACHE_FILL; i++)
+		keep[i] = malloc(32);
+	printf("double_free_tolerated: survived\n");
+	usleep(300 * 1000);
+	return 0;
+}
