@@ -62,6 +62,8 @@ PROG_SRCS  := $(wildcard tests/progs/*.c)
 PROG_BINS  := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_SRCS))
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+BENCH_SRCS := $(wildcard tests/bench/*.c)
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 
 BINS := $(BUILD)/faultd $(BUILD)/faultctl
 
@@ -81,7 +83,7 @@ deps:
 
 daemon: $(BINS)
 harness: $(HARNESS_BINS)
-tests: $(PROG_BINS) $(UNIT_BINS)
+tests: $(PROG_BINS) $(UNIT_BINS) $(BENCH_BINS)
 
 # --- BPF chain: vmlinux.h -> .bpf.o -> .skel.h ------------------------------
 $(BUILD)/vmlinux.h: | $(BUILD)
@@ -138,7 +140,12 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB) | $(BUILD)/tests/unit
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -o $@
 
-$(BUILD) $(BUILD)/bpf $(BUILD)/daemon $(BUILD)/harness $(BUILD)/tests/progs $(BUILD)/tests/unit:
+# Benchmarks are built optimised, like the code they measure.
+$(BUILD)/tests/bench/%: tests/bench/%.c $(LIB) | $(BUILD)/tests/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -o $@
+
+$(BUILD) $(BUILD)/bpf $(BUILD)/daemon $(BUILD)/harness $(BUILD)/tests/progs $(BUILD)/tests/unit $(BUILD)/tests/bench:
 	$(Q)mkdir -p $@
 
 # --- the two commands of the README -----------------------------------------

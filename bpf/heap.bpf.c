@@ -87,6 +87,10 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* Set once a block could not be tracked: from then on a free that finds
+ * nothing may be of that block, so it is counted, not judged. */
+bool live_overflowed = false;
+
 static __always_inline void count(__u32 which, __u64 n)
 {
 	__u64 *c = bpf_map_lookup_elem(&counters, &which);
@@ -181,6 +185,7 @@ static __always_inline void track_alloc(__u64 addr, const struct heap_pending *p
 
 	if (bpf_map_update_elem(&live, &k, &b, BPF_ANY)) {
 		count(HEAP_C_LOST_LIVE, 1);
+		live_overflowed = true;
 		return;
 	}
 	count(HEAP_C_ALLOCS, 1);
@@ -211,6 +216,10 @@ static __always_inline void report_bad_free(struct pt_regs *ctx, struct heap_key
 {
 	struct vma_ctx vc = {};
 
+	if (live_overflowed) {
+		count(HEAP_C_UNJUDGED_FREE, 1);
+		return;
+	}
 	if (libc_ino) {
 		bpf_find_vma(bpf_get_current_task_btf(), caller, vma_is_libc, &vc, 0);
 		if (vc.in_libc) {

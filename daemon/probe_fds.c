@@ -13,6 +13,7 @@
 #include "fds.skel.h"
 #include "log.h"
 #include "probe_fds.h"
+#include "probe_util.h"
 #include "util.h"
 
 struct probe_fds {
@@ -94,30 +95,6 @@ int probe_fds__track(struct probe_fds *p, pid_t pid)
 	return 0;
 }
 
-static void read_percpu(struct bpf_map *map, __u32 key, unsigned long long *sum)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	__u64 *vals = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*vals)) : NULL;
-
-	*sum = 0;
-	if (!vals)
-		return;
-	if (bpf_map__lookup_elem(map, &key, sizeof(key), vals, sizeof(*vals) * (size_t)ncpu, 0) == 0)
-		for (int c = 0; c < ncpu; c++)
-			*sum += vals[c];
-	free(vals);
-}
-
-static void zero_percpu(struct bpf_map *map, __u32 key)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	__u64 *vals = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*vals)) : NULL;
-
-	if (vals)
-		bpf_map__update_elem(map, &key, sizeof(key), vals, sizeof(*vals) * (size_t)ncpu, 0);
-	free(vals);
-}
-
 int probe_fds__snapshot(struct probe_fds *p, pid_t pid, long long counts[FD_T__MAX])
 {
 	DECLARE_LIBBPF_OPTS(bpf_iter_attach_opts, opts);
@@ -129,7 +106,7 @@ int probe_fds__snapshot(struct probe_fds *p, pid_t pid, long long counts[FD_T__M
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return -ESRCH;
 	for (__u32 t = 0; t < FD_T__MAX; t++)
-		zero_percpu(p->skel->maps.counts, t);
+		probe_percpu_zero(p->skel->maps.counts, t);
 	linfo.task.pid = (__u32)pid;
 	opts.link_info = &linfo;
 	opts.link_info_len = sizeof(linfo);
@@ -145,12 +122,8 @@ int probe_fds__snapshot(struct probe_fds *p, pid_t pid, long long counts[FD_T__M
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
 	close(fd);
-	for (__u32 t = 0; t < FD_T__MAX; t++) {
-		unsigned long long n;
-
-		read_percpu(p->skel->maps.counts, t, &n);
-		counts[t] += (long long)n;
-	}
+	for (__u32 t = 0; t < FD_T__MAX; t++)
+		counts[t] += (long long)probe_percpu_sum(p->skel->maps.counts, t);
 out_link:
 	bpf_link__destroy(link);
 	return err;
@@ -161,9 +134,8 @@ json_t *probe_fds__calls(struct probe_fds *p)
 	json_t *obj = json_object();
 
 	for (size_t i = 0; obj && i < ARRAY_SIZE(fd_calls); i++) {
-		unsigned long long n;
+		unsigned long long n = probe_percpu_sum(p->skel->maps.calls, (__u32)fd_calls[i].nr);
 
-		read_percpu(p->skel->maps.calls, (__u32)fd_calls[i].nr, &n);
 		if (n)
 			json_object_set_new(obj, fd_calls[i].name, json_integer((json_int_t)n));
 	}
@@ -172,10 +144,7 @@ json_t *probe_fds__calls(struct probe_fds *p)
 
 unsigned long long probe_fds__lost(struct probe_fds *p)
 {
-	unsigned long long n;
-
-	read_percpu(p->skel->maps.counts, FDS_C_LOST_MAP, &n);
-	return n;
+	return probe_percpu_sum(p->skel->maps.counts, FDS_C_LOST_MAP);
 }
 
 void probe_fds__destroy(struct probe_fds *p)

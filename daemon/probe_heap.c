@@ -17,6 +17,7 @@
 #include "heap.skel.h"
 #include "log.h"
 #include "probe_heap.h"
+#include "probe_util.h"
 #include "util.h"
 
 #define HEAP_MAX_LINKS 64
@@ -45,8 +46,7 @@ static const struct {
 
 struct probe_heap {
 	struct heap_bpf *skel;
-	struct ring_buffer *rb;
-	struct event *ev;
+	struct probe_ring ring;
 	struct bpf_link *links[HEAP_MAX_LINKS];
 	int n_links;
 	char libc[256];
@@ -215,13 +215,6 @@ static int on_sample(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-static void on_readable(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	probe_heap__drain(arg);
-}
-
 struct probe_heap *probe_heap__open(struct event_base *base,
 				    const struct probe_heap_opts *opts,
 				    probe_heap_cb cb, void *arg)
@@ -262,22 +255,10 @@ struct probe_heap *probe_heap__open(struct event_base *base,
 		log_warn("%s: load: %s", __func__, strerror(-err));
 		goto err_destroy;
 	}
-	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.events), on_sample, p, NULL);
-	if (!p->rb) {
-		err = -errno;
+	err = probe_ring_open(&p->ring, base, bpf_map__fd(p->skel->maps.events), on_sample, p);
+	if (err)
 		goto err_destroy;
-	}
-	p->ev = event_new(base, ring_buffer__epoll_fd(p->rb), EV_READ | EV_PERSIST,
-			  on_readable, p);
-	if (!p->ev || event_add(p->ev, NULL) < 0) {
-		err = -ENOMEM;
-		goto err_rb;
-	}
 	return p;
-err_rb:
-	if (p->ev)
-		event_free(p->ev);
-	ring_buffer__free(p->rb);
 err_destroy:
 	heap_bpf__destroy(p->skel);
 err_free:
@@ -346,33 +327,13 @@ int probe_heap__attach(struct probe_heap *p, pid_t pid)
 
 int probe_heap__drain(struct probe_heap *p)
 {
-	int n;
-
-	if (!p)
-		return 0;
-	n = ring_buffer__consume(p->rb);
-	return n < 0 ? n : 0;
+	return p ? probe_ring_drain(&p->ring) : 0;
 }
 
 void probe_heap__counters(const struct probe_heap *p, unsigned long long out[HEAP_C__MAX])
 {
-	int ncpu = libbpf_num_possible_cpus();
-	__u64 *vals;
-
-	memset(out, 0, sizeof(unsigned long long) * HEAP_C__MAX);
-	if (!p || ncpu <= 0)
-		return;
-	vals = calloc((size_t)ncpu, sizeof(*vals));
-	if (!vals)
-		return;
-	for (__u32 k = 0; k < HEAP_C__MAX; k++) {
-		if (bpf_map__lookup_elem(p->skel->maps.counters, &k, sizeof(k), vals,
-					 sizeof(*vals) * (size_t)ncpu, 0) < 0)
-			continue;
-		for (int c = 0; c < ncpu; c++)
-			out[k] += vals[c];
-	}
-	free(vals);
+	for (__u32 k = 0; k < HEAP_C__MAX; k++)
+		out[k] = p ? probe_percpu_sum(p->skel->maps.counters, k) : 0;
 }
 
 int probe_heap__sites(struct probe_heap *p, probe_heap_site_cb cb, void *arg)
@@ -417,9 +378,7 @@ void probe_heap__destroy(struct probe_heap *p)
 		return;
 	for (int i = 0; i < p->n_links; i++)
 		bpf_link__destroy(p->links[i]);
-	if (p->ev)
-		event_free(p->ev);
-	ring_buffer__free(p->rb);
+	probe_ring_close(&p->ring);
 	heap_bpf__destroy(p->skel);
 	free(p);
 }

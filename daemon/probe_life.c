@@ -10,14 +10,14 @@
 #include "lifecycle.skel.h"
 #include "log.h"
 #include "probe_life.h"
+#include "probe_util.h"
 #include "util.h"
 
 #define LIFE_MAX_LINKS 16
 
 struct probe_life {
 	struct lifecycle_bpf *skel;
-	struct ring_buffer *rb;
-	struct event *ev;
+	struct probe_ring ring;
 	struct bpf_link *links[LIFE_MAX_LINKS];
 	int n_links;
 	probe_life_cb cb;
@@ -38,13 +38,6 @@ static int on_sample(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-static void on_readable(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	probe_life__drain(arg);
-}
-
 struct probe_life *probe_life__open(struct event_base *base, probe_life_cb cb, void *arg)
 {
 	struct probe_life *p;
@@ -63,22 +56,10 @@ struct probe_life *probe_life__open(struct event_base *base, probe_life_cb cb, v
 		log_warn("%s: load: %s", __func__, strerror(-err));
 		goto err_free;
 	}
-	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.events), on_sample, p, NULL);
-	if (!p->rb) {
-		err = -errno;
+	err = probe_ring_open(&p->ring, base, bpf_map__fd(p->skel->maps.events), on_sample, p);
+	if (err)
 		goto err_destroy;
-	}
-	p->ev = event_new(base, ring_buffer__epoll_fd(p->rb), EV_READ | EV_PERSIST,
-			  on_readable, p);
-	if (!p->ev || event_add(p->ev, NULL) < 0) {
-		err = -ENOMEM;
-		goto err_rb;
-	}
 	return p;
-err_rb:
-	if (p->ev)
-		event_free(p->ev);
-	ring_buffer__free(p->rb);
 err_destroy:
 	lifecycle_bpf__destroy(p->skel);
 err_free:
@@ -119,12 +100,7 @@ int probe_life__attach(struct probe_life *p, pid_t pid, const char *exe)
 
 int probe_life__drain(struct probe_life *p)
 {
-	int n;
-
-	if (!p)
-		return 0;
-	n = ring_buffer__consume(p->rb);
-	return n < 0 ? n : 0;
+	return p ? probe_ring_drain(&p->ring) : 0;
 }
 
 json_t *probe_life__alive(struct probe_life *p, int max)
@@ -196,20 +172,10 @@ json_t *probe_life__counters(struct probe_life *p)
 
 unsigned long long probe_life__lost(const struct probe_life *p)
 {
-	int ncpu = libbpf_num_possible_cpus();
 	unsigned long long sum = 0;
-	__u64 *vals;
 
-	if (!p || ncpu <= 0)
-		return 0;
-	vals = calloc((size_t)ncpu, sizeof(*vals));
-	for (__u32 k = 0; vals && k < LIFE_LOSS__MAX; k++) {
-		if (bpf_map__lookup_elem(p->skel->maps.losses, &k, sizeof(k), vals,
-					 sizeof(*vals) * (size_t)ncpu, 0) == 0)
-			for (int c = 0; c < ncpu; c++)
-				sum += vals[c];
-	}
-	free(vals);
+	for (__u32 k = 0; p && k < LIFE_LOSS__MAX; k++)
+		sum += probe_percpu_sum(p->skel->maps.losses, k);
 	return sum;
 }
 
@@ -219,9 +185,7 @@ void probe_life__destroy(struct probe_life *p)
 		return;
 	for (int i = 0; i < p->n_links; i++)
 		bpf_link__destroy(p->links[i]);
-	if (p->ev)
-		event_free(p->ev);
-	ring_buffer__free(p->rb);
+	probe_ring_close(&p->ring);
 	lifecycle_bpf__destroy(p->skel);
 	free(p);
 }

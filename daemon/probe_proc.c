@@ -10,12 +10,12 @@
 
 #include "log.h"
 #include "probe_proc.h"
+#include "probe_util.h"
 #include "proc.skel.h"
 
 struct probe_proc {
 	struct proc_bpf *skel;
-	struct ring_buffer *rb;
-	struct event *ev;
+	struct probe_ring ring;
 	probe_proc_cb cb;
 	void *arg;
 };
@@ -32,13 +32,6 @@ static int on_sample(void *ctx, void *data, size_t len)
 	ev.comm[PROC_COMM_LEN - 1] = '\0';
 	p->cb(&ev, p->arg);
 	return 0;
-}
-
-static void on_readable(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	probe_proc__drain(arg);
 }
 
 struct probe_proc *probe_proc__open(struct event_base *base, probe_proc_cb cb, void *arg)
@@ -64,24 +57,13 @@ struct probe_proc *probe_proc__open(struct event_base *base, probe_proc_cb cb, v
 		log_warn("%s: attach: %s", __func__, strerror(-err));
 		goto err_destroy;
 	}
-	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.events), on_sample, p, NULL);
-	if (!p->rb) {
-		err = -errno;
+	err = probe_ring_open(&p->ring, base, bpf_map__fd(p->skel->maps.events), on_sample, p);
+	if (err) {
 		log_warn("%s: ring buffer: %s", __func__, strerror(-err));
 		goto err_destroy;
 	}
-	p->ev = event_new(base, ring_buffer__epoll_fd(p->rb), EV_READ | EV_PERSIST,
-			  on_readable, p);
-	if (!p->ev || event_add(p->ev, NULL) < 0) {
-		err = -ENOMEM;
-		goto err_rb;
-	}
 	log_debug("%s: attached", __func__);
 	return p;
-err_rb:
-	if (p->ev)
-		event_free(p->ev);
-	ring_buffer__free(p->rb);
 err_destroy:
 	proc_bpf__destroy(p->skel);
 err_free:
@@ -103,41 +85,20 @@ int probe_proc__track(struct probe_proc *p, pid_t pid)
 
 int probe_proc__drain(struct probe_proc *p)
 {
-	int n;
-
-	if (!p)
-		return 0;
-	n = ring_buffer__consume(p->rb);
-	return n < 0 ? n : 0;
+	return p ? probe_ring_drain(&p->ring) : 0;
 }
 
 void probe_proc__losses(const struct probe_proc *p, unsigned long long out[PROC_LOSS__MAX])
 {
-	int ncpu = libbpf_num_possible_cpus();
-
-	memset(out, 0, sizeof(unsigned long long) * PROC_LOSS__MAX);
-	if (!p || ncpu <= 0)
-		return;
-	__u64 *vals = calloc((size_t)ncpu, sizeof(*vals));
-	if (!vals)
-		return;
-	for (__u32 k = 0; k < PROC_LOSS__MAX; k++) {
-		if (bpf_map__lookup_elem(p->skel->maps.losses, &k, sizeof(k), vals,
-					 sizeof(*vals) * (size_t)ncpu, 0) < 0)
-			continue;
-		for (int c = 0; c < ncpu; c++)
-			out[k] += vals[c];
-	}
-	free(vals);
+	for (__u32 k = 0; k < PROC_LOSS__MAX; k++)
+		out[k] = p ? probe_percpu_sum(p->skel->maps.losses, k) : 0;
 }
 
 void probe_proc__destroy(struct probe_proc *p)
 {
 	if (!p)
 		return;
-	if (p->ev)
-		event_free(p->ev);
-	ring_buffer__free(p->rb);
+	probe_ring_close(&p->ring);
 	proc_bpf__destroy(p->skel);
 	free(p);
 }

@@ -218,7 +218,8 @@ static void finish_heap(struct run *r, size_t i)
 	op->heap_frees = cnt[HEAP_C_FREES];
 	op->heap_internal_frees = cnt[HEAP_C_LIBC_INTERNAL];
 	op->heap_lost = cnt[HEAP_C_LOST_RINGBUF] + cnt[HEAP_C_LOST_LIVE] +
-			cnt[HEAP_C_LOST_PENDING] + cnt[HEAP_C_LOST_SITE];
+			cnt[HEAP_C_LOST_PENDING] + cnt[HEAP_C_LOST_SITE] +
+			cnt[HEAP_C_UNJUDGED_FREE];
 	n = table ? json_object_size(table) : 0;
 	rows = calloc(n ? n : 1, sizeof(*rows));
 	if (!rows || !out) {

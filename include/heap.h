@@ -101,6 +101,7 @@ enum heap_counter {
 	HEAP_C_LOST_STACK,		/* a stack could not be taken */
 	HEAP_C_LOST_SITE,		/* the site map was full */
 	HEAP_C_LIBC_INTERNAL,		/* libc freeing its own data (thread exit) */
+	HEAP_C_UNJUDGED_FREE,		/* no block found after tracking was lost */
 	HEAP_C__MAX,
 };
 

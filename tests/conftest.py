@@ -124,7 +124,11 @@ def report_pids(report):
 
 # Names of faultd's BPF programs; a link to one of them outliving its run
 # is a leak.
-OUR_PROGS = {"proc_fork", "proc_exec", "proc_exit"}
+OUR_PROGS = {"proc_fork", "proc_exec", "proc_exit",
+             "malloc_enter", "calloc_enter", "realloc_enter", "reallocarray_e",
+             "posix_memalign_", "aligned_alloc_e", "memalign_enter", "valloc_enter",
+             "pvalloc_enter", "free_enter", "alloc_return", "count_fds", "count_calls",
+             "obj_create", "obj_event", "obj_destroy", "msg_send", "msg_recv", "counter"}
 
 
 def bpf_links_of_ours():

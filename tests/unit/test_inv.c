@@ -7,7 +7,9 @@
 
 #include "inv.h"
 #include "jpos.h"
+#include "probe_heap.h"
 #include "scenario.h"
+#include "trend.h"
 
 static int failures;
 
@@ -172,8 +174,69 @@ static void test_jpos(void)
 	CHECK(strcmp(buf, "(root)") == 0);
 }
 
+static void test_trend(void)
+{
+	struct trend_params p;
+	struct trend_result r;
+	double leak[12], pool[20], noise[20], flap[20];
+
+	trend_defaults(&p);
+	/* +1 per cycle: found within 5 cycles (warm-up 1, then 3 samples). */
+	for (int i = 0; i < 12; i++)
+		leak[i] = 10 + i;
+	trend_eval(leak, 12, &p, &r);
+	CHECK(r.fail && r.first_fail >= 0 && r.first_fail + 1 <= 5);
+	CHECK(r.slope > 0.99 && r.slope < 1.01);
+	p.limit = 38;
+	trend_eval(leak, 12, &p, &r);
+	CHECK(r.projected == 11 + 17);	/* 21 now, 17 cycles to 38 */
+	trend_defaults(&p);
+	/* A pool that fills over 4 cycles and then holds: not a leak. */
+	for (int i = 0; i < 20; i++)
+		pool[i] = i < 4 ? 16.0 * (i + 1) : 64;
+	trend_eval(pool, 20, &p, &r);
+	CHECK(!r.fail);
+	/* Noise around a level. */
+	for (int i = 0; i < 20; i++)
+		noise[i] = 100 + (i * 7919 % 5) - 2;
+	trend_eval(noise, 20, &p, &r);
+	CHECK(!r.fail);
+	/* Sockets that pile up during a flap and drop back once timeouts fire. */
+	for (int i = 0; i < 20; i++)
+		flap[i] = 5 + (i % 5);
+	trend_eval(flap, 20, &p, &r);
+	CHECK(!r.fail);
+	/* Too few samples: no verdict either way. */
+	trend_eval(leak, 3, &p, &r);
+	CHECK(!r.enough && !r.fail);
+}
+
+static void test_probe_offset(void)
+{
+	/* glibc 2.36 free: test %rdi,%rdi; je rel32; push %rbp */
+	const unsigned char free_code[] = {0x48, 0x85, 0xff, 0x0f, 0x84, 0xbf, 0, 0, 0, 0x55};
+	/* malloc: push %r12 */
+	const unsigned char malloc_code[] = {0x41, 0x54, 0x55};
+	/* cmpb $0,x(%rip): must stay at the entry, and say it is slow */
+	const unsigned char cmp_code[] = {0x80, 0x3d, 0x01, 0x02, 0x14, 0, 0};
+	const unsigned char endbr_push[] = {0xf3, 0x0f, 0x1e, 0xfa, 0x55};
+	char why[96];
+
+	CHECK(heap_probe_offset(free_code, sizeof(free_code), true, why, sizeof(why)) == 9);
+	CHECK(strstr(why, "push"));
+	CHECK(heap_probe_offset(malloc_code, sizeof(malloc_code), false, why, sizeof(why)) == 0);
+	CHECK(strstr(why, "emulated"));
+	CHECK(heap_probe_offset(cmp_code, sizeof(cmp_code), true, why, sizeof(why)) == 0);
+	CHECK(strstr(why, "single-stepped"));
+	CHECK(heap_probe_offset(endbr_push, sizeof(endbr_push), true, why, sizeof(why)) == 4);
+	/* Without leave to skip, a null check is not stepped over. */
+	CHECK(heap_probe_offset(free_code, sizeof(free_code), false, why, sizeof(why)) == 0);
+}
+
 int main(void)
 {
+	test_trend();
+	test_probe_offset();
 	test_no_crash();
 	test_exit_ok();
 	test_verdicts();
