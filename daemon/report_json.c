@@ -149,11 +149,12 @@ static json_t *build_workload_probes(const struct report_in *in)
 		if (!one)
 			break;
 		if (op->heap)
-			json_object_set_new(one, "heap", json_pack("{sbsssIsIsIsIsO}",
+			json_object_set_new(one, "heap", json_pack("{sbsssIsIsIsIsOsO}",
 				"attached", 1, "placement", op->heap_placement ? op->heap_placement : "",
 				"allocs", (json_int_t)op->heap_allocs, "frees", (json_int_t)op->heap_frees,
 				"libc_internal_frees", (json_int_t)op->heap_internal_frees,
 				"lost", (json_int_t)op->heap_lost,
+				"losses", op->heap_losses ? op->heap_losses : json_object(),
 				"top_sites", op->heap_sites ? op->heap_sites : json_array()));
 		if (op->fds)
 			json_object_set_new(one, "fds", json_pack("{sbsIsO}", "attached", 1,

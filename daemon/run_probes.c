@@ -220,6 +220,15 @@ static void finish_heap(struct run *r, size_t i)
 	op->heap_lost = cnt[HEAP_C_LOST_RINGBUF] + cnt[HEAP_C_LOST_LIVE] +
 			cnt[HEAP_C_LOST_PENDING] + cnt[HEAP_C_LOST_SITE] +
 			cnt[HEAP_C_UNJUDGED_FREE];
+	/* Stacks that could not be taken only thin the evidence; the rest
+	 * can hide a bug, so they make the heap invariants INCONCLUSIVE. */
+	op->heap_losses = json_pack("{sIsIsIsIsIsI}",
+		"ringbuf", (json_int_t)cnt[HEAP_C_LOST_RINGBUF],
+		"live_map_full", (json_int_t)cnt[HEAP_C_LOST_LIVE],
+		"pending", (json_int_t)cnt[HEAP_C_LOST_PENDING],
+		"site_map_full", (json_int_t)cnt[HEAP_C_LOST_SITE],
+		"unjudged_frees", (json_int_t)cnt[HEAP_C_UNJUDGED_FREE],
+		"stacks", (json_int_t)cnt[HEAP_C_LOST_STACK]);
 	n = table ? json_object_size(table) : 0;
 	rows = calloc(n ? n : 1, sizeof(*rows));
 	if (!rows || !out) {

@@ -297,8 +297,9 @@ def test_kill_9_of_faultd_then_restart_sweeps_what_it_left(tmp_path, progs):
     the dead owner's cgroup and kills them. BPF links die with their owner."""
     from conftest import CGROUP_ROOT, Daemon, bpf_links_of_ours
     d = Daemon(tmp_path)
-    path = write_scenario(tmp_path / "k.json", scenario(
-        "d-kill9", [str(progs / "hang"), "--ignore-term", "--fork", "3"]))
+    doc = scenario("d-kill9", [str(progs / "hang"), "--ignore-term", "--fork", "3"])
+    doc["workloads"][0]["probes"] = ["heap", "fds"]
+    path = write_scenario(tmp_path / "k.json", doc)
     client = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", path],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
