@@ -39,9 +39,9 @@ ARCH    := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 WARN    := -Wall -Wextra -Werror
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 $(WARN) -MMD -MP -fno-omit-frame-pointer $(SANFLAGS)
-CPPFLAGS += -D_GNU_SOURCE -Iinclude -Idaemon -I$(BUILD)
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Idaemon -I$(BUILD) -I/usr/include/libnl3
 LDFLAGS += $(SANFLAGS)
-LIBS    := -lbpf -lelf -ldw -lz -levent -ljansson -lcrypto
+LIBS    := -lbpf -lelf -ldw -lnl-route-3 -lnl-3 -lz -levent -ljansson -lcrypto
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(BUILD) -Iinclude -I/usr/include/$(shell uname -m)-linux-gnu

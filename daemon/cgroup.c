@@ -100,23 +100,6 @@ int cg_destroy(const char *dir)
 	return err;
 }
 
-/* Is @pid a live faultd or faultctl? Owner directories are named by pid;
- * a reused pid running something else means the owner is gone. */
-static bool owner_alive(const char *pid)
-{
-	char path[64], exe[PATH_MAX], *base;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%s/exe", pid);
-	n = readlink(path, exe, sizeof(exe) - 1);
-	if (n < 0)
-		return false;
-	exe[n] = '\0';
-	base = strrchr(exe, '/');
-	base = base ? base + 1 : exe;
-	return strncmp(base, "faultd", 6) == 0 || strncmp(base, "faultctl", 8) == 0;
-}
-
 int cg_sweep(const char *root)
 {
 	char child[PATH_MAX];
@@ -131,7 +114,7 @@ int cg_sweep(const char *root)
 		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;
 		if (strspn(de->d_name, "0123456789") == strlen(de->d_name) &&
-		    (atoi(de->d_name) == getpid() || owner_alive(de->d_name)))
+		    util_owner_alive(atoi(de->d_name)))
 			continue;
 		snprintf(child, sizeof(child), "%s/%s", root, de->d_name);
 		if (cg_destroy(child) == 0) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "journal.h"
 #include "ctl.h"
 #include "inv.h"
 #include "log.h"
@@ -26,6 +27,7 @@ struct cli {
 	char runs_dir[PATH_MAX];
 	char cgroup_root[PATH_MAX];
 	char harness_dir[PATH_MAX];
+	char journal_dir[PATH_MAX];
 	bool local, expect, quiet, tty;
 	const char *json_path;
 	double duration_s;		/* of the run in progress, for the bar */
@@ -147,7 +149,8 @@ static int local_run(struct cli *cli, const char *file, struct row *row)
 {
 	struct run_opts opts = {
 		.runs_dir = cli->runs_dir, .cgroup_root = cli->cgroup_root,
-		.harness_dir = cli->harness_dir, .on_cycle = local_on_cycle,
+		.harness_dir = cli->harness_dir, .journal_dir = cli->journal_dir,
+		.on_cycle = local_on_cycle,
 		.on_done = local_on_done, .arg = cli,
 	};
 	struct scenario *sc = NULL;
@@ -345,11 +348,24 @@ static int write_json_out(const char *path, json_t *reports, int n)
 {
 	json_t *doc = n == 1 ? json_array_get(reports, 0) : reports;
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	struct stat st;
 	int err;
 
 	if (!text)
 		return -ENOMEM;
-	err = util_write_atomic(path, text, strlen(text));
+	/* A report file is replaced atomically; stdout ("-"), a pipe or a
+	 * device is written in place: renaming over it would replace it. */
+	if (!strcmp(path, "-")) {
+		err = fputs(text, stdout) < 0 || fputc('\n', stdout) < 0 ? -EIO : 0;
+	} else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		FILE *f = fopen(path, "w");
+
+		err = !f || fputs(text, f) < 0 ? -errno : 0;
+		if (f && fclose(f) != 0 && !err)
+			err = -errno;
+	} else {
+		err = util_write_atomic(path, text, strlen(text));
+	}
 	free(text);
 	if (err)
 		fprintf(stderr, "faultctl: --json %s: %s\n", path, strerror(-err));
@@ -380,7 +396,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 			       "Run scenarios in turn and print one summary table.\n"
 			       "  --local     run the engine in this process (no daemon needed)\n"
 			       "  --expect    exit 0 when every verdict matches the scenario's \"expect\"\n"
-			       "  --json PATH write the report there (an array for several runs)\n"
+			       "  --json PATH write the report there (an array for several runs; - is stdout)\n"
 			       "  --quiet     no per-cycle lines\n"
 			       "Exit: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 usage/setup/scenario error.\n");
 			return 0;
@@ -406,6 +422,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 		evsignal_add(cli->sig_ev[0], NULL);
 		evsignal_add(cli->sig_ev[1], NULL);
 		cg_sweep(cli->cgroup_root);
+		journal__sweep(cli->journal_dir, NULL, NULL);
 	}
 	for (int i = 0; i < n; i++) {
 		struct row *row = &rows[i];
@@ -636,6 +653,33 @@ static int cmd_report(struct cli *cli, int argc, char **argv)
 	return 0;
 }
 
+static void say_removed(const char *what, void *arg)
+{
+	(*(int *)arg)++;
+	printf("removed %s\n", what);
+}
+
+static int cmd_cleanup(struct cli *cli, int argc, char **argv)
+{
+	int n = 0, cgroups;
+
+	if (argc > 1) {
+		printf("usage: faultctl cleanup\nRemove what runs of a faultd or faultctl that is "
+		       "no longer alive left behind:\nnamespaces and links (from their undo "
+		       "journals in %s),\nand cgroups with any processes still in them. What "
+		       "a live faultd owns is left alone.\n", JOURNAL_DEFAULT_DIR);
+		return strcmp(argv[1], "--help") ? EXIT_USAGE : 0;
+	}
+	journal__sweep(cli->journal_dir, say_removed, &n);
+	cgroups = cg_sweep(cli->cgroup_root);
+	if (cgroups > 0)
+		printf("removed %d stale cgroup%s under %s\n", cgroups, cgroups == 1 ? "" : "s",
+		       cli->cgroup_root);
+	if (n == 0 && cgroups <= 0)
+		printf("nothing to clean up\n");
+	return 0;
+}
+
 static int cmd_version(struct cli *cli, int argc, char **argv)
 {
 	(void)cli;
@@ -656,6 +700,7 @@ static void usage(FILE *f)
 		"  status [RUN]                the daemon's or a run's state\n"
 		"  stop RUN                    stop a run (its report is still written)\n"
 		"  report RUN [--format json|text]\n"
+		"  cleanup                     remove what dead runs left behind\n"
 		"  version\n"
 		"'faultctl COMMAND --help' tells more.\n\n"
 		"options:\n"
@@ -674,6 +719,7 @@ int main(int argc, char **argv)
 		{"runs-dir", required_argument, NULL, 'r'},
 		{"harness-dir", required_argument, NULL, 'H'},
 		{"cgroup-root", required_argument, NULL, 'C'},
+		{"journal-dir", required_argument, NULL, 'J'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -684,7 +730,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{"run", cmd_run}, {"validate", cmd_validate}, {"list", cmd_list},
 		{"status", cmd_status}, {"stop", cmd_stop}, {"report", cmd_report},
-		{"version", cmd_version},
+		{"cleanup", cmd_cleanup}, {"version", cmd_version},
 	};
 	struct cli cli = {.sock = CTL_DEFAULT_SOCK};
 	int opt, lvl, code;
@@ -693,6 +739,7 @@ int main(int argc, char **argv)
 	log_set_level(LOG_WARN);
 	snprintf(cli.runs_dir, sizeof(cli.runs_dir), "%s", RUN_DEFAULT_DIR);
 	snprintf(cli.cgroup_root, sizeof(cli.cgroup_root), "%s", CG_DEFAULT_ROOT);
+	snprintf(cli.journal_dir, sizeof(cli.journal_dir), "%s", JOURNAL_DEFAULT_DIR);
 	if (util_self_dir(cli.harness_dir, sizeof(cli.harness_dir) - 16) == 0)
 		strcat(cli.harness_dir, "/harness");
 	if (getenv("FAULTD_SOCKET"))
@@ -703,6 +750,7 @@ int main(int argc, char **argv)
 		case 'r': snprintf(cli.runs_dir, sizeof(cli.runs_dir), "%s", optarg); break;
 		case 'H': snprintf(cli.harness_dir, sizeof(cli.harness_dir), "%s", optarg); break;
 		case 'C': snprintf(cli.cgroup_root, sizeof(cli.cgroup_root), "%s", optarg); break;
+		case 'J': snprintf(cli.journal_dir, sizeof(cli.journal_dir), "%s", optarg); break;
 		case 'l':
 			lvl = log_parse_level(optarg);
 			if (lvl < 0)

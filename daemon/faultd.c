@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "journal.h"
 #include "ctl.h"
 #include "faultd.h"
 #include "log.h"
@@ -250,8 +251,8 @@ static void req_run(struct faultd *d, struct ctl_conn *c, const json_t *req)
 {
 	struct run_opts opts = {
 		.runs_dir = d->runs_dir, .cgroup_root = d->cgroup_root,
-		.harness_dir = d->harness_dir, .on_cycle = on_run_cycle,
-		.on_done = on_run_done, .arg = d,
+		.harness_dir = d->harness_dir, .journal_dir = d->journal_dir,
+		.on_cycle = on_run_cycle, .on_done = on_run_done, .arg = d,
 	};
 	struct scenario *sc = NULL;
 	struct job *j;
@@ -506,6 +507,7 @@ static void usage(FILE *f)
 		"  -r, --runs-dir DIR     reports and logs (default %s)\n"
 		"      --cgroup-root DIR  cgroup v2 parent for runs (default %s)\n"
 		"      --harness-dir DIR  bundled workloads (default: harness/ next to faultd)\n"
+		"      --journal-dir DIR  undo journals (default " JOURNAL_DEFAULT_DIR ")\n"
 		"  -j, --max-concurrent N runs at once (default 1)\n"
 		"      --once FILE        run one scenario without a socket, print the\n"
 		"                         report, exit with its verdict's code\n"
@@ -527,7 +529,8 @@ static int run_once(struct faultd *d, const char *file)
 {
 	struct run_opts opts = {
 		.runs_dir = d->runs_dir, .cgroup_root = d->cgroup_root,
-		.harness_dir = d->harness_dir, .on_done = on_once_done,
+		.harness_dir = d->harness_dir, .journal_dir = d->journal_dir,
+		.on_done = on_once_done,
 	};
 	struct scenario *sc = NULL;
 	char *errors = NULL;
@@ -560,6 +563,7 @@ int main(int argc, char **argv)
 		{"runs-dir", required_argument, NULL, 'r'},
 		{"cgroup-root", required_argument, NULL, 'C'},
 		{"harness-dir", required_argument, NULL, 'H'},
+		{"journal-dir", required_argument, NULL, 'J'},
 		{"max-concurrent", required_argument, NULL, 'j'},
 		{"once", required_argument, NULL, 'o'},
 		{"log-level", required_argument, NULL, 'l'},
@@ -575,6 +579,7 @@ int main(int argc, char **argv)
 	snprintf(d->sock_path, sizeof(d->sock_path), "%s", CTL_DEFAULT_SOCK);
 	snprintf(d->runs_dir, sizeof(d->runs_dir), "%s", RUN_DEFAULT_DIR);
 	snprintf(d->cgroup_root, sizeof(d->cgroup_root), "%s", CG_DEFAULT_ROOT);
+	snprintf(d->journal_dir, sizeof(d->journal_dir), "%s", JOURNAL_DEFAULT_DIR);
 	if (util_self_dir(d->harness_dir, sizeof(d->harness_dir) - 16) == 0)
 		strcat(d->harness_dir, "/harness");
 	while ((opt = getopt_long(argc, argv, "s:r:j:l:h", longopts, NULL)) != -1) {
@@ -594,6 +599,9 @@ int main(int argc, char **argv)
 			break;
 		case 'H':
 			snprintf(d->harness_dir, sizeof(d->harness_dir), "%s", optarg);
+			break;
+		case 'J':
+			snprintf(d->journal_dir, sizeof(d->journal_dir), "%s", optarg);
 			break;
 		case 'j':
 			d->max_concurrent = atoi(optarg);
@@ -638,8 +646,10 @@ int main(int argc, char **argv)
 		log_err("%s: event_base_new failed", __func__);
 		return 3;
 	}
-	/* Runs of a killed predecessor left cgroups (and maybe processes). */
+	/* Runs of a killed predecessor left cgroups (and maybe processes),
+	 * namespaces and links: its journals say what. */
 	cg_sweep(d->cgroup_root);
+	journal__sweep(d->journal_dir, NULL, NULL);
 	if (once) {
 		code = run_once(d, once);
 		goto out_base;

@@ -33,6 +33,7 @@ struct faultd {
 	char runs_dir[PATH_MAX];
 	char cgroup_root[PATH_MAX];
 	char harness_dir[PATH_MAX];
+	char journal_dir[PATH_MAX];
 };
 
 #endif

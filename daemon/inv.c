@@ -38,6 +38,13 @@ static const struct sc_key msg_keys[] = {
 	{NULL},
 };
 
+static const struct sc_key recovers_keys[] = {
+	INV_COMMON_KEYS,
+	{"within_ms", SC_INT, 0, offsetof(struct inv_recovers_params, within_ms), 1, 3600000,
+	 .def = "5000", .doc = "progress after a link comes back, at the latest"},
+	{NULL},
+};
+
 /* The scenario vocabulary. Entries not yet available are listed so a
  * scenario naming them gets "not supported by this build yet", not
  * "unknown". */
@@ -59,7 +66,8 @@ static const struct inv_def inv_defs[] = {
 	 "lifecycle", lifecycle_keys, sizeof(struct inv_lifecycle_params), inv_lifecycle},
 	{"msg_integrity", "no message duplicated, stale, out of order or lost", true,
 	 "lifecycle", msg_keys, sizeof(struct inv_msg_params), inv_msg_integrity},
-	{.name = "recovers", .doc = "after a link comes back the workload makes progress"},
+	{"recovers", "after a link comes back the workload makes progress", true, NULL,
+	 recovers_keys, sizeof(struct inv_recovers_params), inv_recovers},
 	{.name = "no_residue", .doc = "nothing of the run is left behind"},
 };
 

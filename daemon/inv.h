@@ -46,6 +46,8 @@ struct obs_workload {
 	bool core;
 	uint64_t t_start_ms;
 	uint64_t t_exit_ms;
+	uint64_t *out_times;		/* when output came, 100 ms apart at most */
+	size_t n_out_times, cap_out_times;
 };
 
 struct obs_cycle {
@@ -90,6 +92,8 @@ struct run_obs {
 	size_t n_cycles;
 	struct obs_sample *samples;	/* n_cycles rows of sc->n_wl */
 	struct obs_probes *probes;	/* sc->n_wl */
+	json_t *faults;			/* the timeline: actions fired, planned and actual */
+	json_t *topology;		/* scenario names -> kernel names, or NULL */
 	json_t *heap_events;		/* bad frees, symbolized, in order */
 	json_t *life_events;		/* lifecycle violations, in order */
 	json_t *life_alive;		/* objects alive at the end */

@@ -67,6 +67,11 @@ struct inv_msg_params {
 	bool lost;			/* check for lost messages at a clean exit */
 };
 
+struct inv_recovers_params {
+	INV_COMMON_FIELDS
+	long long within_ms;		/* progress after the link is back, at the latest */
+};
+
 /* Which sample a trend invariant reads. */
 enum inv_series { INV_S_FDS, INV_S_SOCKETS, INV_S_HEAP_BYTES };
 
@@ -91,6 +96,8 @@ int inv_lifecycle(const struct run_obs *obs, const struct sc_invariant *inv,
 		  struct inv_result *res);
 int inv_msg_integrity(const struct run_obs *obs, const struct sc_invariant *inv,
 		      struct inv_result *res);
+int inv_recovers(const struct run_obs *obs, const struct sc_invariant *inv,
+		 struct inv_result *res);
 int inv_parse_signals(struct sc_ctx *ctx, json_t *val, void *target);
 int inv_parse_codes(struct sc_ctx *ctx, json_t *val, void *target);
 

@@ -235,7 +235,9 @@ json_t *report_json_build(const struct report_in *in)
 	json_object_set_new(rep, "processes", build_processes(in));
 	json_object_set_new(rep, "processes_seen", json_integer((json_int_t)in->procs_seen));
 	/* The fault timeline: actions actually fired, planned and actual time. */
-	json_object_set_new(rep, "faults", json_array());
+	json_object_set_new(rep, "faults", json_incref(in->obs->faults));
+	if (in->obs->topology)
+		json_object_set_new(rep, "topology", json_incref(in->obs->topology));
 	json_object_set_new(rep, "cycles", build_cycles(in));
 	json_object_set_new(rep, "invariants", build_invariants(in));
 	json_object_set_new(rep, "probes", json_pack("{s{sbsI}so}", "proc",

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "fault.h"
+#include "journal.h"
 #include "inv.h"
 #include "log.h"
 #include "probe_proc.h"
@@ -19,6 +22,7 @@
 #include "run_priv.h"
 #include "supervise.h"
 #include "sym.h"
+#include "topo.h"
 #include "util.h"
 
 uint64_t run_ms(const struct run *r)
@@ -283,6 +287,31 @@ static void on_wl_exit(struct sup_child *c, int status, void *arg)
 						 : "every non-service workload exited");
 }
 
+#define RUN_OUTPUT_GRAIN_MS 100	/* output times kept this far apart */
+
+/* Output is the plainest sign of progress: recovers looks for it after a
+ * link comes back. */
+static void on_wl_output(void *arg, size_t bytes)
+{
+	struct run_wl *rw = arg;
+	struct obs_workload *w = &rw->run->obs.wl[rw->idx];
+	uint64_t t = run_ms(rw->run);
+
+	(void)bytes;
+	if (w->n_out_times && t < w->out_times[w->n_out_times - 1] + RUN_OUTPUT_GRAIN_MS)
+		return;
+	if (w->n_out_times == w->cap_out_times) {
+		size_t cap = w->cap_out_times ? w->cap_out_times * 2 : 256;
+		uint64_t *grown = realloc(w->out_times, cap * sizeof(*grown));
+
+		if (!grown)
+			return;
+		w->out_times = grown;
+		w->cap_out_times = cap;
+	}
+	w->out_times[w->n_out_times++] = t;
+}
+
 static void on_wl_kill(evutil_socket_t fd, short what, void *arg)
 {
 	struct run_wl *rw = arg;
@@ -430,6 +459,10 @@ static int start_workload(struct run *r, size_t i)
 	spec.out_path = rw->out_path;
 	spec.err_path = rw->err_path;
 	spec.out_max = (size_t)w->output_max_kb * 1024;
+	spec.on_output = on_wl_output;
+	spec.output_arg = rw;
+	if (w->netns)
+		spec.netns = topo__ns_path(r->topo, scenario_ns_idx(r->sc, w->netns));
 	err = sup__spawn(r->base, &spec, on_wl_exit, r, &rw->child);
 	if (err) {
 		run_error(r, "workload '%s': cannot start: %s", w->name, strerror(-err));
@@ -475,6 +508,118 @@ static int start_workload(struct run *r, size_t i)
 	return 0;
 }
 
+/* --- faults ------------------------------------------------------------------ */
+
+static int freeze(struct run *r, int wl, bool on)
+{
+	char path[PATH_MAX + 16];
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/cgroup.freeze", r->rw[wl].cgroup);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, on ? "1" : "0", 1) != 1)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+static void fire(struct run *r, const struct fault_action *a, uint64_t now)
+{
+	const char *target = "";
+	json_t *entry;
+	int err = 0;
+
+	switch (a->act) {
+	case FA_LINK_DOWN:
+	case FA_LINK_UP:
+		target = r->sc->links[a->target].name;
+		err = topo__link_set(r->topo, a->target, a->act == FA_LINK_UP);
+		break;
+	case FA_CYCLE_END:
+		close_cycle(r, now);
+		return;
+	case FA_PAUSE:
+	case FA_RESUME:
+		target = r->sc->wl[a->target].name;
+		err = freeze(r, a->target, a->act == FA_PAUSE);
+		break;
+	case FA_KILL:
+		target = r->sc->wl[a->target].name;
+		if (a->signo == SIGKILL || a->signo == SIGTERM)
+			r->rw[a->target].kill_sent_ms = now;	/* faultd's doing */
+		err = r->rw[a->target].child ? sup__kill(r->rw[a->target].child, a->signo) : -ESRCH;
+		break;
+	}
+	entry = json_pack("{sIsIssssss}", "t_planned_ms", (json_int_t)a->t_ms,
+			  "t_actual_ms", (json_int_t)now, "action", fault_act_name(a->act),
+			  "target", target, "fault", scenario_fault_name(r->sc->faults[a->fault].type));
+	if (entry) {
+		if (a->cycle)
+			json_object_set_new(entry, "cycle", json_integer(a->cycle));
+		if (a->act == FA_LINK_DOWN || a->act == FA_LINK_UP)
+			json_object_set_new(entry, "kernel_name",
+					    json_string(topo__link_kernel_name(r->topo, a->target)));
+		if (a->act == FA_KILL)
+			json_object_set_new(entry, "signal", json_string(util_signame(a->signo)));
+		if (err)
+			json_object_set_new(entry, "error", json_string(strerror(-err)));
+		json_array_append_new(r->obs.faults, entry);
+	}
+	log_info("%s: run %s: %s %s%s", __func__, r->id, fault_act_name(a->act), target,
+		 err ? " failed" : "");
+}
+
+static void arm_faults(struct run *r)
+{
+	uint64_t now = run_ms(r), at;
+	struct timeval tv;
+
+	if (r->next_action >= r->n_plan)
+		return;
+	at = r->plan[r->next_action].t_ms;
+	at = at > now ? at - now : 0;
+	tv.tv_sec = (time_t)(at / 1000);
+	tv.tv_usec = (suseconds_t)(at % 1000) * 1000;
+	evtimer_add(r->fault_ev, &tv);
+}
+
+static void on_fault_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *r = arg;
+	uint64_t now = run_ms(r);
+
+	(void)fd;
+	(void)what;
+	probe_proc__drain(r->proc);
+	run_probes_drain(r);
+	/* libevent may wake a little early by our clock; what is due within
+	 * a millisecond fires now. */
+	while (r->state == RUN_RUNNING && r->next_action < r->n_plan &&
+	       r->plan[r->next_action].t_ms <= now + 1)
+		fire(r, &r->plan[r->next_action++], run_ms(r));
+	if (r->state == RUN_RUNNING)
+		arm_faults(r);
+}
+
+/* Plan the timeline from the seed and start playing it. */
+static int start_faults(struct run *r)
+{
+	int err;
+
+	r->cyclic = scenario_has_cyclic_fault(r->sc);
+	err = fault_plan(r->sc, (uint64_t)r->seed, (uint64_t)(r->sc->duration_s * 1000.0),
+			 &r->plan, &r->n_plan);
+	if (err)
+		return err;
+	r->fault_ev = evtimer_new(r->base, on_fault_timer, r);
+	if (!r->fault_ev)
+		return -ENOMEM;
+	arm_faults(r);
+	return 0;
+}
+
 /* --- start ------------------------------------------------------------------ */
 
 static void on_duration(evutil_socket_t fd, short what, void *arg)
@@ -505,6 +650,20 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 		run_error(r, "cannot create cgroup %s: %s", r->cgroup, strerror(-err));
 		goto err_stop;
 	}
+	if (r->sc->n_ns) {
+		r->journal = journal__open(r->opts.journal_dir, r->id);
+		if (!r->journal) {
+			run_error(r, "cannot open the undo journal in %s: %s", r->opts.journal_dir,
+				  strerror(errno));
+			goto err_stop;
+		}
+		r->topo = topo__create(r->sc, r->id, r->journal);
+		if (!r->topo) {
+			run_error(r, "cannot build the topology: %s", strerror(errno));
+			goto err_stop;
+		}
+		r->obs.topology = topo__names(r->topo);
+	}
 	r->proc = probe_proc__open(r->base, on_proc_event, r);
 	if (!r->proc)
 		log_warn("%s: run %s: process probe unavailable (%s); child process "
@@ -524,12 +683,20 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 		run_error(r, "out of memory");
 		goto err_stop;
 	}
+	err = start_faults(r);
+	if (err) {
+		run_error(r, "cannot plan the faults: %s", strerror(-err));
+		goto err_stop;
+	}
 	tv.tv_sec = (time_t)r->sc->duration_s;
 	tv.tv_usec = (suseconds_t)((r->sc->duration_s - (double)tv.tv_sec) * 1e6);
 	evtimer_add(r->duration_ev, &tv);
-	tv.tv_sec = r->sc->sample_ms / 1000;
-	tv.tv_usec = (r->sc->sample_ms % 1000) * 1000;
-	event_add(r->cycle_ev, &tv);
+	/* Flaps make the cycles when there are any; otherwise the clock does. */
+	if (!r->cyclic) {
+		tv.tv_sec = r->sc->sample_ms / 1000;
+		tv.tv_usec = (r->sc->sample_ms % 1000) * 1000;
+		event_add(r->cycle_ev, &tv);
+	}
 	log_info("%s: run %s: scenario '%s' running for up to %gs", __func__, r->id,
 		 r->sc->name, r->sc->duration_s);
 	/* A workload may have exited before the timers existed. */
@@ -602,6 +769,8 @@ static void begin_stop(struct run *r, const char *reason)
 		evtimer_del(r->duration_ev);
 	if (r->cycle_ev)
 		event_del(r->cycle_ev);
+	if (r->fault_ev)
+		evtimer_del(r->fault_ev);
 	probe_proc__drain(r->proc);
 	/* The last, partial cycle counts if it is at least half a cycle long
 	 * (or the only one): a sliver would read as a sample of nothing. */
@@ -657,6 +826,19 @@ static enum verdict decide(struct run *r, struct inv_result *res)
 	if (r->stop_requested && v == V_PASS)
 		return V_INCONCLUSIVE;
 	return v;
+}
+
+/* Namespaces and links go by the journal: the same path a successor takes
+ * after a kill -9. */
+static void teardown_network(struct run *r)
+{
+	topo__free(r->topo);
+	r->topo = NULL;
+	if (r->journal) {
+		journal__replay(r->journal);
+		journal__free(r->journal);
+		r->journal = NULL;
+	}
 }
 
 /* The owner directory goes with its last run (another run of ours keeps
@@ -747,6 +929,7 @@ static void finish(struct run *r)
 	run_probes_destroy(r);
 	cg_destroy(r->cgroup);
 	remove_owner_dir(r);
+	teardown_network(r);
 	r->state = RUN_DONE;
 	log_info("%s: run %s: %s (%s)", __func__, r->id, verdict_name(v),
 		 r->stop_reason);
@@ -778,11 +961,13 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 	r->obs.sc = sc;
 	r->sym = sym__new();
 	r->obs.heap_events = json_array();
+	r->obs.faults = json_array();
 	r->obs.life_events = json_array();
 	r->obs.life_alive = json_array();
 	r->obs.msg_events = json_array();
 	r->obs.msg_lost = json_array();
 	if (!r->rw || !r->obs.wl || !r->obs.probes || !r->sym || !r->obs.heap_events ||
+	    !r->obs.faults ||
 	    !r->obs.life_events || !r->obs.life_alive || !r->obs.msg_events ||
 	    !r->obs.msg_lost) {
 		err = -ENOMEM;
@@ -891,6 +1076,14 @@ void run__free(struct run *r)
 		cg_destroy(r->cgroup);
 		remove_owner_dir(r);
 	}
+	teardown_network(r);
+	free(r->plan);
+	if (r->fault_ev)
+		event_free(r->fault_ev);
+	for (size_t i = 0; r->obs.wl && i < r->sc->n_wl; i++)
+		free(r->obs.wl[i].out_times);
+	json_decref(r->obs.faults);
+	json_decref(r->obs.topology);
 	probe_proc__destroy(r->proc);
 	run_probes_destroy(r);
 	sym__free(r->sym);

@@ -19,6 +19,9 @@ struct probe_life;
 struct probe_proc;
 struct sup_child;
 struct sym;
+struct journal;
+struct topo;
+struct fault_action;
 
 #define RUN_REAP_POLL_MS 20		/* how often to look for an empty cgroup */
 #define RUN_REAP_EXTRA_MS 3000		/* after the grace, give up waiting */
@@ -72,6 +75,12 @@ struct run {
 	char error[512];
 	json_t *report;
 	struct sym *sym;		/* maps snapshots for naming frames */
+	struct journal *journal;	/* undo records, when the run changes the machine */
+	struct topo *topo;
+	struct fault_action *plan;	/* the fault timeline, sorted */
+	size_t n_plan, next_action;
+	struct event *fault_ev;
+	bool cyclic;			/* faults define the cycles */
 	struct event *snapshot_ev;	/* maps of new processes, once mapped */
 };
 

@@ -11,6 +11,7 @@
 
 #define SC_MAX_FILE (1u << 20)	/* a scenario larger than 1 MiB is a mistake */
 #define SC_MAX_ERRORS 20
+#define SC_MAX_LINKS 64	/* kernel names hold a two-digit index */
 
 struct sc_ctx {
 	struct scenario *sc;
@@ -29,9 +30,8 @@ static const char *const later_kinds[] = {"lwip-client", "dpdk-client",
 	"ws-server", "msgq", "qpair", NULL};
 static const char *const probe_names[] = {"proc", "heap", "fds", "lifecycle", NULL};
 static const char *const later_probes[] = {NULL};
-static const char *const later_faults[] = {"link_flap", "link_down", "link_up",
-	"packet", "rate", "delay", "pause", "resume", "kill", "syscall_error",
-	"random", NULL};
+static const char *const later_faults[] = {"packet", "rate", "delay",
+	"syscall_error", NULL};
 
 static int in_list(const char *const *list, const char *s)
 {
@@ -468,9 +468,7 @@ static int parse_workloads(struct sc_ctx *ctx, json_t *val, void *target)
 			}
 			if (w->kind == WL_ECHO_SERVER && !w->service_set)
 				w->service = true;
-			if (w->netns) {
-				/* Namespaces come from the topology, which this
-				 * build rejects; say what the key needs. */
+			if (w->netns && scenario_ns_idx(sc, w->netns) < 0) {
 				jpath_push_key(&ctx->path, "netns");
 				sc_error(ctx, false, "namespace '%s' is not declared in "
 					 "topology.namespaces", w->netns);
@@ -605,37 +603,118 @@ next:
 	return err;
 }
 
+#define LK(f) offsetof(struct sc_link, f)
+static const char *const link_types[] = {"veth", NULL};
 static const struct sc_key link_keys[] = {
-	{"name", SC_STR, SC_REQ, 0, .doc = "link name"},
-	{"type", SC_STR, SC_REQ, 0, .doc = "veth, tap or bridge"},
-	{"a", SC_STR, 0, 0, .doc = "namespace of end a"},
-	{"b", SC_STR, 0, 0, .doc = "namespace of end b"},
-	{"a_addr", SC_STR, 0, 0, .doc = "address/prefix of end a"},
-	{"b_addr", SC_STR, 0, 0, .doc = "address/prefix of end b"},
-	{"netns", SC_STR, 0, 0, .doc = "namespace of a tap"},
-	{"addr", SC_STR, 0, 0, .doc = "address/prefix of a tap"},
+	{"name", SC_STR, SC_REQ, LK(name), .doc = "link name"},
+	{"type", SC_STR, SC_REQ, LK(type), .doc = "veth"},
+	{"a", SC_STR, SC_REQ, LK(a), .doc = "namespace of end a"},
+	{"b", SC_STR, SC_REQ, LK(b), .doc = "namespace of end b"},
+	{"a_addr", SC_STR, 0, LK(a_addr), .doc = "address/prefix of end a"},
+	{"b_addr", SC_STR, 0, LK(b_addr), .doc = "address/prefix of end b"},
 	{NULL},
 };
 
+static bool valid_cidr(const char *s)
+{
+	unsigned a, b, c, d, len;
+	char extra;
+
+	return sscanf(s, "%u.%u.%u.%u/%u%c", &a, &b, &c, &d, &len, &extra) == 5 &&
+	       a < 256 && b < 256 && c < 256 && d < 256 && len >= 1 && len <= 30;
+}
+
 static int parse_topo_links(struct sc_ctx *ctx, json_t *val, void *target)
 {
+	struct scenario *sc = target;
 	json_t *item;
 	size_t i;
 	int err = 0;
 
-	(void)target;
 	if (!json_is_array(val)) {
 		sc_error(ctx, false, "expected an array of links, got %s", json_type_name(val));
 		return -EINVAL;
 	}
+	if (json_array_size(val) > SC_MAX_LINKS) {
+		sc_error(ctx, false, "at most %d links", SC_MAX_LINKS);
+		return -EINVAL;
+	}
+	sc->n_links = json_array_size(val);
+	sc->links = sc_track(ctx, calloc(sc->n_links + 1, sizeof(*sc->links)));
+	if (!sc->links)
+		return -ENOMEM;
 	json_array_foreach(val, i, item) {
-		/* Every link field is a string stored at offset 0 of a sink:
-		 * this build checks links but does not build them yet. */
-		const char *sink = NULL;
+		struct sc_link *l = &sc->links[i];
+		int e;
 
 		jpath_push_idx(&ctx->path, i);
-		if (sc_parse_object(ctx, item, link_keys, &sink))
+		e = sc_parse_object(ctx, item, link_keys, l);
+		if (!e && in_list(link_types, l->type) < 0) {
+			jpath_push_key(&ctx->path, "type");
+			sc_error(ctx, false, "link type '%s' is not supported (supported: veth)",
+				 l->type);
+			jpath_pop(&ctx->path);
+			e = -EINVAL;
+		}
+		for (int end = 0; !e && end < 2; end++) {
+			const char *ns = end ? l->b : l->a, *addr = end ? l->b_addr : l->a_addr;
+			int idx = scenario_ns_idx(sc, ns);
+
+			if (idx < 0) {
+				jpath_push_key(&ctx->path, end ? "b" : "a");
+				sc_error(ctx, false, "namespace '%s' is not declared in "
+					 "topology.namespaces", ns);
+				jpath_pop(&ctx->path);
+				e = -EINVAL;
+			}
+			if (addr && !valid_cidr(addr)) {
+				jpath_push_key(&ctx->path, end ? "b_addr" : "a_addr");
+				sc_error(ctx, false, "'%s' is not an IPv4 address/prefix "
+					 "(e.g. 198.18.0.1/24)", addr);
+				jpath_pop(&ctx->path);
+				e = -EINVAL;
+			}
+			*(end ? &l->b_ns : &l->a_ns) = idx;
+		}
+		if (!e && l->a_ns == l->b_ns) {
+			sc_error(ctx, false, "a link joins two different namespaces");
+			e = -EINVAL;
+		}
+		for (size_t j = 0; !e && j < i; j++) {
+			if (!strcmp(sc->links[j].name, l->name)) {
+				jpath_push_key(&ctx->path, "name");
+				sc_error(ctx, false, "duplicate link name '%s'", l->name);
+				jpath_pop(&ctx->path);
+				e = -EINVAL;
+			}
+		}
+		jpath_pop(&ctx->path);
+		if (e && !err)
+			err = e;
+	}
+	return err;
+}
+
+static int parse_namespaces(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct scenario *sc = target;
+	int err = parse_strv(ctx, val, &sc->namespaces);
+
+	if (err)
+		return err;
+	while (sc->namespaces[sc->n_ns])
+		sc->n_ns++;
+	for (size_t i = 0; i < sc->n_ns; i++) {
+		jpath_push_idx(&ctx->path, i);
+		if (!valid_name(sc->namespaces[i])) {
+			sc_error(ctx, false, "'%s' is not a valid name", sc->namespaces[i]);
 			err = -EINVAL;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(sc->namespaces[i], sc->namespaces[j])) {
+				sc_error(ctx, false, "duplicate namespace '%s'", sc->namespaces[i]);
+				err = -EINVAL;
+			}
 		jpath_pop(&ctx->path);
 	}
 	return err;
@@ -644,54 +723,233 @@ static int parse_topo_links(struct sc_ctx *ctx, json_t *val, void *target)
 static int parse_topology(struct sc_ctx *ctx, json_t *val, void *target)
 {
 	static const struct sc_key topo_keys[] = {
-		{"namespaces", SC_STRV, 0, 0, .doc = "namespace names"},
-		{"links", SC_CUSTOM, 0, 0, .parse = parse_topo_links},
+		{"namespaces", SC_CUSTOM, 0, 0, .parse = parse_namespaces,
+		 .doc = "namespace names"},
+		{"links", SC_CUSTOM, 0, 0, .parse = parse_topo_links, .doc = "veth pairs"},
 		{NULL},
 	};
-	struct { const char **ns; } sink = {0};
 
-	(void)target;
-	if (sc_parse_object(ctx, val, topo_keys, &sink))
+	/* Keys are parsed in table order, so namespaces are known before
+	 * the links that refer to them, whatever the order in the file. */
+	return sc_parse_object(ctx, val, topo_keys, target);
+}
+
+#define FT(f) offsetof(struct sc_fault, f)
+#define MS_MAX 604800000.0
+#define F_LINK {"link", SC_STR, SC_REQ, FT(link), .doc = "a link of topology.links"}
+#define F_WL {"workload", SC_STR, SC_REQ, FT(workload), .doc = "a workload"}
+#define F_AT {"at_ms", SC_INT, SC_REQ, FT(at_ms), 0, MS_MAX, .doc = "when, from the run's start"}
+#define F_TYPE {"type", SC_STR, SC_REQ, FT(type_name), .doc = "the fault"}
+#define F_START {"start_ms", SC_INT, 0, FT(start_ms), 0, MS_MAX, .def = "0", .doc = "first down"}
+#define F_SETTLE {"settle_ms", SC_INT, 0, FT(settle_ms), 0, MS_MAX, \
+		  .doc = "after up, before the cycle is sampled (default: the whole up time)"}
+
+static const struct sc_key flap_keys[] = {
+	F_TYPE, F_LINK, F_START, F_SETTLE,
+	{"down_ms", SC_INT, SC_REQ, FT(down_ms), 1, MS_MAX, .doc = "down time per cycle"},
+	{"up_ms", SC_INT, SC_REQ, FT(up_ms), 1, MS_MAX, .doc = "up time per cycle"},
+	{"cycles", SC_INT, 0, FT(cycles), 0, 1e9, .def = "0", .doc = "0: until the run ends"},
+	{"jitter_ms", SC_INT, 0, FT(jitter_ms), 0, MS_MAX, .def = "0",
+	 .doc = "each down moves by up to this, drawn from the seed"},
+	{NULL},
+};
+static const struct sc_key random_keys[] = {
+	F_TYPE, F_LINK, F_START, F_SETTLE,
+	{"count", SC_INT, SC_REQ, FT(cycles), 1, 1e6, .doc = "how many outages"},
+	{"min_down_ms", SC_INT, 0, FT(min_down_ms), 1, MS_MAX, .def = "100"},
+	{"max_down_ms", SC_INT, 0, FT(max_down_ms), 1, MS_MAX, .def = "1000"},
+	{"min_up_ms", SC_INT, 0, FT(min_up_ms), 1, MS_MAX, .def = "500"},
+	{"max_up_ms", SC_INT, 0, FT(max_up_ms), 1, MS_MAX, .def = "2000"},
+	{NULL},
+};
+static const struct sc_key link_at_keys[] = {F_TYPE, F_LINK, F_AT, {NULL}};
+static const struct sc_key proc_at_keys[] = {F_TYPE, F_WL, F_AT, {NULL}};
+static const struct sc_key kill_keys[] = {
+	F_TYPE, F_WL, F_AT,
+	{"signal", SC_STR, 0, FT(signal), .def = "\"SIGKILL\"", .doc = "the signal"},
+	{NULL},
+};
+
+static const struct {
+	const char *name;
+	int type;
+	const struct sc_key *keys;
+} fault_types[] = {
+	{"link_flap", SC_F_LINK_FLAP, flap_keys}, {"link_down", SC_F_LINK_DOWN, link_at_keys},
+	{"link_up", SC_F_LINK_UP, link_at_keys}, {"random", SC_F_RANDOM, random_keys},
+	{"pause", SC_F_PAUSE, proc_at_keys}, {"resume", SC_F_RESUME, proc_at_keys},
+	{"kill", SC_F_KILL, kill_keys},
+};
+
+const char *scenario_fault_name(int type)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(fault_types); i++)
+		if (fault_types[i].type == type)
+			return fault_types[i].name;
+	return "?";
+}
+
+bool scenario_has_cyclic_fault(const struct scenario *sc)
+{
+	for (size_t i = 0; i < sc->n_faults; i++)
+		if (sc->faults[i].type == SC_F_LINK_FLAP || sc->faults[i].type == SC_F_RANDOM)
+			return true;
+	return false;
+}
+
+int scenario_ns_idx(const struct scenario *sc, const char *name)
+{
+	for (size_t i = 0; i < sc->n_ns; i++)
+		if (!strcmp(sc->namespaces[i], name))
+			return (int)i;
+	return -1;
+}
+
+/* The time a link fault holds its link: [from, to); to < 0 is the end. */
+static void fault_span(const struct sc_fault *f, long long *from, long long *to)
+{
+	switch (f->type) {
+	case SC_F_LINK_FLAP:
+		*from = f->start_ms;
+		*to = f->cycles ? f->start_ms + f->cycles * (f->down_ms + f->up_ms + f->jitter_ms) : -1;
+		break;
+	case SC_F_RANDOM:
+		*from = f->start_ms;
+		*to = f->start_ms + f->cycles * (f->max_down_ms + f->max_up_ms);
+		break;
+	default:
+		*from = f->at_ms;
+		*to = f->at_ms + 1;
+	}
+}
+
+static int check_fault(struct sc_ctx *ctx, struct scenario *sc, struct sc_fault *f, size_t i)
+{
+	int err = 0;
+
+	f->link_idx = f->wl_idx = -1;
+	if (f->link) {
+		for (size_t l = 0; l < sc->n_links; l++)
+			if (!strcmp(sc->links[l].name, f->link))
+				f->link_idx = (int)l;
+		if (f->link_idx < 0) {
+			jpath_push_key(&ctx->path, "link");
+			sc_error(ctx, false, "no link named '%s' in topology.links", f->link);
+			jpath_pop(&ctx->path);
+			return -EINVAL;
+		}
+	}
+	if (f->workload) {
+		f->wl_idx = scenario_workload_idx(sc, f->workload);
+		if (f->wl_idx < 0) {
+			jpath_push_key(&ctx->path, "workload");
+			sc_error(ctx, false, "no workload named '%s'", f->workload);
+			jpath_pop(&ctx->path);
+			return -EINVAL;
+		}
+	}
+	if (f->signal) {
+		f->signo = util_parse_signame(f->signal);
+		if (f->signo <= 0) {
+			jpath_push_key(&ctx->path, "signal");
+			sc_error(ctx, false, "'%s' is not a signal name", f->signal);
+			jpath_pop(&ctx->path);
+			return -EINVAL;
+		}
+	}
+	if (f->type == SC_F_LINK_FLAP && !f->settle_ms)
+		f->settle_ms = f->up_ms;
+	if (f->type == SC_F_RANDOM && !f->settle_ms)
+		f->settle_ms = f->min_up_ms;
+	if ((f->type == SC_F_LINK_FLAP && f->settle_ms > f->up_ms) ||
+	    (f->type == SC_F_RANDOM && f->settle_ms > f->min_up_ms)) {
+		jpath_push_key(&ctx->path, "settle_ms");
+		sc_error(ctx, false, "%lld is longer than the link stays up", f->settle_ms);
+		jpath_pop(&ctx->path);
 		return -EINVAL;
-	sc_error(ctx, false, "network topology (namespaces, links) is not supported "
-		 "by this build yet; remove \"topology\" and \"netns\"");
-	return -EINVAL;
+	}
+	if (f->type == SC_F_RANDOM && (f->min_down_ms > f->max_down_ms ||
+				       f->min_up_ms > f->max_up_ms)) {
+		sc_error(ctx, false, "min_*_ms must not exceed max_*_ms");
+		return -EINVAL;
+	}
+	/* Two faults may not hold the same link at the same time, and only
+	 * one fault may define the cycles. */
+	for (size_t j = 0; j < i; j++) {
+		const struct sc_fault *g = &sc->faults[j];
+		long long f0, f1, g0, g1;
+		bool cyc_f = f->type == SC_F_LINK_FLAP || f->type == SC_F_RANDOM;
+		bool cyc_g = g->type == SC_F_LINK_FLAP || g->type == SC_F_RANDOM;
+
+		if (cyc_f && cyc_g) {
+			sc_error(ctx, false, "a second cyclic fault (faults[%zu] is one): only "
+				 "one fault may define the cycles", j);
+			return -EINVAL;
+		}
+		if (f->link_idx < 0 || f->link_idx != g->link_idx || (!cyc_f && !cyc_g))
+			continue;
+		fault_span(f, &f0, &f1);
+		fault_span(g, &g0, &g1);
+		if ((f1 < 0 || g0 < f1) && (g1 < 0 || f0 < g1)) {
+			sc_error(ctx, false, "conflicts with faults[%zu] on link '%s' (their "
+				 "windows overlap)", j, f->link);
+			err = -EINVAL;
+		}
+	}
+	return err;
 }
 
 static int parse_faults(struct sc_ctx *ctx, json_t *val, void *target)
 {
+	struct scenario *sc = target;
 	json_t *item;
 	size_t i;
 	int err = 0;
 
-	(void)target;
 	if (!json_is_array(val)) {
 		sc_error(ctx, false, "expected an array of faults, got %s", json_type_name(val));
 		return -EINVAL;
 	}
+	sc->n_faults = json_array_size(val);
+	sc->faults = sc_track(ctx, calloc(sc->n_faults + 1, sizeof(*sc->faults)));
+	if (!sc->faults)
+		return -ENOMEM;
 	json_array_foreach(val, i, item) {
 		json_t *type = json_is_object(item) ? json_object_get(item, "type") : NULL;
+		struct sc_fault *f = &sc->faults[i];
+		const char *name = json_string_value(type);
+		size_t t;
+		int e = -EINVAL;
 
 		jpath_push_idx(&ctx->path, i);
+		for (t = 0; name && t < ARRAY_SIZE(fault_types); t++)
+			if (!strcmp(fault_types[t].name, name))
+				break;
 		if (!json_is_object(item)) {
 			sc_error(ctx, false, "expected an object, got %s", json_type_name(item));
 		} else if (!type) {
 			sc_error(ctx, false, "missing required key \"type\"");
-		} else {
+		} else if (!name) {
 			jpath_push_key(&ctx->path, "type");
-			if (!json_is_string(type))
-				sc_error(ctx, false, "expected a string, got %s",
-					 json_type_name(type));
-			else if (in_list(later_faults, json_string_value(type)) >= 0)
-				sc_error(ctx, false, "fault type '%s' is not supported by "
-					 "this build yet", json_string_value(type));
-			else
-				sc_error(ctx, false, "unknown fault type '%s'",
-					 json_string_value(type));
+			sc_error(ctx, false, "expected a string, got %s", json_type_name(type));
 			jpath_pop(&ctx->path);
+		} else if (t == ARRAY_SIZE(fault_types)) {
+			jpath_push_key(&ctx->path, "type");
+			if (in_list(later_faults, name) >= 0)
+				sc_error(ctx, false, "fault type '%s' is not supported by this build "
+					 "yet", name);
+			else
+				sc_error(ctx, false, "unknown fault type '%s'", name);
+			jpath_pop(&ctx->path);
+		} else {
+			f->type = fault_types[t].type;
+			e = sc_parse_object(ctx, item, fault_types[t].keys, f);
+			if (!e)
+				e = check_fault(ctx, sc, f, i);
 		}
 		jpath_pop(&ctx->path);
-		err = -EINVAL;
+		if (e && !err)
+			err = e;
 	}
 	return err;
 }
@@ -710,7 +968,7 @@ static const struct sc_key scenario_keys[] = {
 	 .doc = "the verdict a canary scenario must give"},
 	{"topology", SC_CUSTOM, 0, 0, .parse = parse_topology},
 	{"workloads", SC_CUSTOM, SC_REQ, 0, .parse = parse_workloads},
-	{"faults", SC_CUSTOM, 0, 0, .parse = parse_faults},
+	{"faults", SC_CUSTOM, 0, 0, .parse = parse_faults},	/* after what they name */
 	{"invariants", SC_CUSTOM, 0, 0, .parse = parse_invariants},
 	{NULL},
 };

@@ -68,6 +68,37 @@ struct sc_invariant {
 
 enum sc_expect { SC_EXPECT_PASS, SC_EXPECT_FAIL, SC_EXPECT_INCONCLUSIVE };
 
+struct sc_link {
+	const char *name;
+	const char *type;		/* "veth" */
+	const char *a, *b;		/* namespace names */
+	const char *a_addr, *b_addr;	/* address/prefix; NULL: from the pool */
+	int a_ns, b_ns;			/* indexes into namespaces */
+};
+
+enum sc_fault_type {
+	SC_F_LINK_FLAP, SC_F_LINK_DOWN, SC_F_LINK_UP, SC_F_RANDOM,
+	SC_F_PAUSE, SC_F_RESUME, SC_F_KILL,
+};
+
+struct sc_fault {
+	int type;			/* enum sc_fault_type */
+	const char *type_name;		/* as written */
+	const char *link;		/* link faults */
+	int link_idx;
+	const char *workload;		/* process faults */
+	int wl_idx;
+	long long at_ms;		/* one-shot faults */
+	long long start_ms;		/* flaps */
+	long long down_ms, up_ms;
+	long long cycles;		/* 0: until the run ends */
+	long long jitter_ms;
+	long long settle_ms;		/* after up, before the cycle's sample */
+	long long min_down_ms, max_down_ms, min_up_ms, max_up_ms;	/* random */
+	const char *signal;		/* kill */
+	int signo;
+};
+
 struct scenario {
 	char *path;			/* as given; used in every error */
 	char *text;			/* the file's bytes */
@@ -83,6 +114,13 @@ struct scenario {
 	double duration_s;
 	long long sample_ms;
 	int expect;			/* enum sc_expect */
+
+	const char **namespaces;	/* topology */
+	size_t n_ns;
+	struct sc_link *links;
+	size_t n_links;
+	struct sc_fault *faults;
+	size_t n_faults;
 
 	struct sc_workload *wl;
 	size_t n_wl;
@@ -103,6 +141,10 @@ int scenario_load(const char *path, struct scenario **out, char **errors);
 void scenario_free(struct scenario *sc);
 
 int scenario_workload_idx(const struct scenario *sc, const char *name);
+int scenario_ns_idx(const struct scenario *sc, const char *name);
+const char *scenario_fault_name(int type);
+/* A flap makes the fault cycles; without one, each sample_ms window does. */
+bool scenario_has_cyclic_fault(const struct scenario *sc);
 const char *scenario_kind_name(int kind);
 const char *scenario_expect_name(int expect);
 

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ struct capture {
 	char *ring;
 	size_t ring_max, ring_len, ring_pos;
 	unsigned long long seen, dropped;
+	void (*on_output)(void *arg, size_t bytes);
+	void *output_arg;
 };
 
 struct sup_child {
@@ -47,6 +50,8 @@ struct sup_child {
 static void capture_take(struct capture *cap, const char *buf, size_t n)
 {
 	cap->seen += n;
+	if (cap->on_output)
+		cap->on_output(cap->output_arg, n);
 	if (cap->head_written < cap->head_max) {
 		size_t room = cap->head_max - cap->head_written;
 		size_t now = n < room ? n : room;
@@ -225,6 +230,15 @@ static void child_run(const struct sup_spec *spec, char **env, pid_t parent,
 	}
 	dup2(out_wr, 1);
 	dup2(err_out_wr, 2);
+	if (spec->netns) {
+		int nsfd = open(spec->netns, O_RDONLY);
+
+		if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
+			e = errno;
+			goto fail;
+		}
+		close(nsfd);
+	}
 	if (spec->cgroup) {
 		char path[4096];
 		int fd;
@@ -300,6 +314,9 @@ int sup__spawn(struct event_base *base, const struct sup_spec *spec,
 	hold[0] = hold[1] = xerr[0] = xerr[1] = po[1] = pe[1] = -1;
 	fcntl(po[0], F_SETFL, O_NONBLOCK);
 	fcntl(pe[0], F_SETFL, O_NONBLOCK);
+	/* Progress is what a workload prints on stdout; errors go to stderr. */
+	c->out.on_output = spec->on_output;
+	c->out.output_arg = spec->output_arg;
 	err = capture_open(base, &c->out, po[0], spec->out_path, spec->out_max);
 	po[0] = -1;
 	if (!err)

@@ -21,6 +21,10 @@ struct sup_spec {
 	const char *out_path;		/* captured stdout */
 	const char *err_path;		/* captured stderr */
 	size_t out_max;			/* bytes kept per stream: half head, half tail */
+	const char *netns;		/* /run/netns/NAME to enter before exec, or NULL */
+	/* Output arrived on stdout: progress a run can watch for. */
+	void (*on_output)(void *arg, size_t bytes);
+	void *output_arg;
 };
 
 /* The child's wait status, as waitpid(2) encodes it. */

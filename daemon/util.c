@@ -278,3 +278,20 @@ int util_valid_run_id(const char *id)
 			return 0;
 	return 1;
 }
+
+bool util_owner_alive(int pid)
+{
+	char path[64], exe[PATH_MAX], *base;
+	ssize_t n;
+
+	if (pid == (int)getpid())
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	n = readlink(path, exe, sizeof(exe) - 1);
+	if (n < 0)
+		return false;
+	exe[n] = '\0';
+	base = strrchr(exe, '/');
+	base = base ? base + 1 : exe;
+	return strncmp(base, "faultd", 6) == 0 || strncmp(base, "faultctl", 8) == 0;
+}

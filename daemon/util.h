@@ -37,6 +37,10 @@ void util_sha256_hex(const void *data, size_t len, char out[65]);
 /* The directory holding the running program (build/ for a build tree), for
  * finding build/harness next to build/faultd. */
 int util_self_dir(char *buf, size_t len);
+/* Is @pid a live faultd or faultctl? Owners of cgroups and journals are
+ * named by pid; a reused pid running something else means the owner died. */
+bool util_owner_alive(int pid);
+
 /* A run id is 6 lowercase hex digits: checked before it becomes a path. */
 int util_valid_run_id(const char *id);
 

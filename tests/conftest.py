@@ -156,6 +156,38 @@ def assert_nothing_left(report, links=True):
         assert not bpf_links_of_ours(), "BPF links of faultd still attached"
 
 
+JOURNAL_DIR = pathlib.Path("/var/lib/faultd/journal")
+
+
+def our_netns():
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [l.split()[0] for l in out.splitlines() if l.startswith("fd")]
+
+
+def our_links():
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    names = [l.split(": ")[1].split("@")[0] for l in out.splitlines() if ": " in l]
+    return [n for n in names if n.startswith("fd")]
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind():
+    """After every test: no namespace, link or journal of faultd's may
+    remain. If one does, the test fails and it is removed (by name)."""
+    yield
+    netns, links = our_netns(), our_links()
+    journals = sorted(JOURNAL_DIR.glob("*.journal")) if JOURNAL_DIR.exists() else []
+    for ns in netns:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    for link in links:
+        subprocess.run(["ip", "link", "del", link], capture_output=True)
+    for j in journals:
+        owner = j.read_text().split()[1] if j.read_text().startswith("owner") else ""
+        if not owner or not os.path.exists(f"/proc/{owner}"):
+            j.unlink()
+    assert not netns and not links, f"left behind: namespaces {netns}, links {links}"
+
+
 @pytest.fixture
 def runs_dir(tmp_path):
     d = tmp_path / "runs"

@@ -285,3 +285,18 @@ def test_progress_bar_on_a_tty(tmp_path, runs_dir, progs):
     assert "[###" in text and "/5.0s" in text, text   # the bar, against duration_s
     assert "\r\x1b[K" in text                          # erased before each line
     assert text.count(" cycle ") >= 4
+
+
+def test_json_to_a_device_is_written_in_place_not_replaced(tmp_path, runs_dir, progs):
+    """--json /dev/stdout must not rename a file over the device."""
+    import stat
+    doc = scenario("jsondev", [{"name": "ok", "kind": "exec", "cmd": [str(progs / "exit_code")]}])
+    path = write_scenario(tmp_path / "d.json", doc)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    res = faultctl("run", "--local", "--quiet", "--json", fifo, path, runs_dir=runs_dir)
+    out, _ = reader.communicate(timeout=30)
+    assert res.returncode == 0, res
+    assert json.loads(out)["verdict"] == "PASS"
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)

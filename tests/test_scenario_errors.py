@@ -33,10 +33,14 @@ EXPECTED = {
     "20-bad-expect.json": (3, 13, "expect", "'SUCCESS' is not one of PASS, FAIL, INCONCLUSIVE"),
     "21-duplicate-key.json": (3, 8, "(json)", "duplicate object key"),
     "22-bad-workload-name.json": (3, 26, "workloads[0].name", "not a valid name"),
-    "23-fault-not-supported.json": (4, 23, "faults[0].type", "'link_flap' is not supported by this build yet"),
+    "23-fault-not-supported.json": (4, 23, "faults[0].type", "'packet' is not supported by this build yet"),
     "24-sample-ms-float.json": (3, 16, "sample_ms", "expected an integer"),
     "25-bad-signal-name.json": (4, 58, "invariants[0].ignore_signals[0]", "not a signal name"),
-    "26-topology-not-supported.json": (3, 15, "topology", "not supported by this build yet"),
+    "26-undeclared-namespace.json": (4, 77, "topology.links[0].b", "namespace 'server' is not declared"),
+    "27-unknown-link.json": (5, 44, "faults[0].link", "no link named 'wifi' in topology.links"),
+    "28-down-ms-zero.json": (5, 61, "faults[0].down_ms", "0 is out of range"),
+    "29-overlapping-faults.json": (7, 5, "faults[1]", "conflicts with faults[0] on link 'l0'"),
+    "30-bad-address.json": (4, 87, "topology.links[0].a_addr", "not an IPv4 address/prefix"),
 }
 
 LINE_RE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<path>\S+): (?P<msg>.+)$")

@@ -1,0 +1,133 @@
+#include <errno.h>
+#include <stdlib.h>
+
+#include "fault.h"
+
+struct plan {
+	struct fault_action *a;
+	size_t n, cap;
+};
+
+/* splitmix64: small, good enough for jitter, and the same everywhere. */
+static uint64_t next_rand(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t uniform(uint64_t *state, long long lo, long long hi)
+{
+	return (uint64_t)lo + (hi > lo ? next_rand(state) % (uint64_t)(hi - lo + 1) : 0);
+}
+
+static int add(struct plan *p, uint64_t t, int act, int target, unsigned cycle, int fault,
+	       int signo)
+{
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		struct fault_action *grown = realloc(p->a, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		p->a = grown;
+		p->cap = cap;
+	}
+	p->a[p->n++] = (struct fault_action){.t_ms = t, .act = act, .target = target,
+					     .signo = signo, .cycle = cycle, .fault = fault};
+	return 0;
+}
+
+/* One outage: down, up, and the cycle's sample after the settle window. */
+static int outage(struct plan *p, uint64_t t, uint64_t down, uint64_t settle, int link,
+		  unsigned cycle, int fault)
+{
+	int err = add(p, t, FA_LINK_DOWN, link, cycle, fault, 0);
+
+	if (!err)
+		err = add(p, t + down, FA_LINK_UP, link, cycle, fault, 0);
+	if (!err)
+		err = add(p, t + down + settle, FA_CYCLE_END, link, cycle, fault, 0);
+	return err;
+}
+
+static int cmp_action(const void *a, const void *b)
+{
+	const struct fault_action *x = a, *y = b;
+
+	if (x->t_ms != y->t_ms)
+		return x->t_ms < y->t_ms ? -1 : 1;
+	/* Same instant: keep planning order (a down before its up). */
+	return x->fault != y->fault ? x->fault - y->fault : x->act - y->act;
+}
+
+int fault_plan(const struct scenario *sc, uint64_t seed, uint64_t horizon_ms,
+	       struct fault_action **out, size_t *n)
+{
+	struct plan p = {0};
+	uint64_t state = seed;
+	int err = 0;
+
+	for (size_t i = 0; !err && i < sc->n_faults; i++) {
+		const struct sc_fault *f = &sc->faults[i];
+		uint64_t t = (uint64_t)f->start_ms;
+
+		switch (f->type) {
+		case SC_F_LINK_FLAP:
+			for (unsigned c = 0; !err && (!f->cycles || c < f->cycles); c++) {
+				uint64_t at = t + c * (uint64_t)(f->down_ms + f->up_ms) +
+					      (f->jitter_ms ? uniform(&state, 0, f->jitter_ms) : 0);
+
+				if (at >= horizon_ms)
+					break;
+				err = outage(&p, at, (uint64_t)f->down_ms, (uint64_t)f->settle_ms,
+					     f->link_idx, c + 1, (int)i);
+			}
+			break;
+		case SC_F_RANDOM:
+			for (unsigned c = 0; !err && c < f->cycles && t < horizon_ms; c++) {
+				uint64_t down = uniform(&state, f->min_down_ms, f->max_down_ms);
+				uint64_t up = uniform(&state, f->min_up_ms, f->max_up_ms);
+
+				err = outage(&p, t, down, (uint64_t)f->settle_ms, f->link_idx,
+					     c + 1, (int)i);
+				t += down + up;
+			}
+			break;
+		case SC_F_LINK_DOWN:
+		case SC_F_LINK_UP:
+			err = add(&p, (uint64_t)f->at_ms, f->type == SC_F_LINK_DOWN ? FA_LINK_DOWN
+						: FA_LINK_UP, f->link_idx, 0, (int)i, 0);
+			break;
+		case SC_F_PAUSE:
+		case SC_F_RESUME:
+			err = add(&p, (uint64_t)f->at_ms, f->type == SC_F_PAUSE ? FA_PAUSE : FA_RESUME,
+				  f->wl_idx, 0, (int)i, 0);
+			break;
+		case SC_F_KILL:
+			err = add(&p, (uint64_t)f->at_ms, FA_KILL, f->wl_idx, 0, (int)i, f->signo);
+			break;
+		}
+	}
+	if (err) {
+		free(p.a);
+		return err;
+	}
+	qsort(p.a, p.n, sizeof(*p.a), cmp_action);
+	*out = p.a;
+	*n = p.n;
+	return 0;
+}
+
+const char *fault_act_name(int act)
+{
+	static const char *const names[] = {
+		[FA_LINK_DOWN] = "link_down", [FA_LINK_UP] = "link_up",
+		[FA_CYCLE_END] = "cycle_end", [FA_PAUSE] = "pause",
+		[FA_RESUME] = "resume", [FA_KILL] = "kill",
+	};
+
+	return act >= 0 && act <= FA_KILL ? names[act] : "?";
+}

@@ -1,0 +1,367 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/veth.h>
+
+#include "journal.h"
+#include "log.h"
+#include "topo.h"
+#include "util.h"
+
+struct topo_ns {
+	char path[PATH_MAX];
+	int fd;				/* open /run/netns/NAME */
+	struct nl_sock *sk;		/* NETLINK_ROUTE bound to that namespace */
+};
+
+struct topo_link {
+	char a[IFNAMSIZ], b[IFNAMSIZ];	/* kernel names */
+	char a_addr[24], b_addr[24];
+	int a_ns, b_ns;
+	const char *name;		/* the scenario's */
+};
+
+struct topo {
+	struct topo_ns *ns;
+	size_t n_ns;
+	struct topo_link *links;
+	size_t n_links;
+};
+
+/* /run/netns must be a shared mount, so a namespace bind-mounted there is
+ * seen in every mount namespace (what iproute2 does). */
+static int netns_dir_ready(void)
+{
+	if (mkdir(TOPO_NETNS_DIR, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if (mount("", TOPO_NETNS_DIR, "none", MS_SHARED | MS_REC, NULL) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	if (mount(TOPO_NETNS_DIR, TOPO_NETNS_DIR, "none", MS_BIND | MS_REC, NULL) < 0)
+		return -errno;
+	return mount("", TOPO_NETNS_DIR, "none", MS_SHARED | MS_REC, NULL) < 0 ? -errno : 0;
+}
+
+/* A named namespace: a child unshares and bind-mounts its namespace on
+ * @path; it outlives the child (and faultd) until deleted. */
+static int netns_create(const char *path)
+{
+	int fd, status, err;
+	pid_t pid;
+
+	fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	pid = fork();
+	if (pid < 0) {
+		err = -errno;
+		unlink(path);
+		return err;
+	}
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNET) < 0 ||
+		    mount("/proc/self/ns/net", path, "none", MS_BIND, NULL) < 0)
+			_exit(errno & 0xff);
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		err = WIFEXITED(status) && WEXITSTATUS(status) ? -WEXITSTATUS(status) : -EIO;
+		unlink(path);
+		return err;
+	}
+	return 0;
+}
+
+int topo_netns_delete(const char *path)
+{
+	if (strncmp(path, TOPO_NETNS_DIR "/fd", strlen(TOPO_NETNS_DIR "/fd")))
+		return -EPERM;	/* only namespaces faultd named */
+	if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+		return -errno;
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int topo_link_delete(const char *name)
+{
+	struct rtnl_link *link;
+	struct nl_sock *sk;
+	int err;
+
+	if (strncmp(name, "fd", 2))
+		return -EPERM;
+	sk = nl_socket_alloc();
+	if (!sk)
+		return -ENOMEM;
+	err = nl_connect(sk, NETLINK_ROUTE);
+	if (!err) {
+		link = rtnl_link_alloc();
+		rtnl_link_set_name(link, name);
+		err = rtnl_link_delete(sk, link);
+		rtnl_link_put(link);
+	}
+	nl_socket_free(sk);
+	/* Already gone (its namespace took it) is what we want. */
+	return err == -NLE_NODEV || err == -NLE_OBJ_NOTFOUND || err == 0 ? 0 : -EIO;
+}
+
+/* A netlink socket bound to the namespace @fd: opened while this thread is
+ * in it, it stays bound after the thread returns. */
+static struct nl_sock *nl_in(int fd)
+{
+	struct nl_sock *sk = NULL;
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+
+	if (self < 0)
+		return NULL;
+	if (setns(fd, CLONE_NEWNET) == 0) {
+		sk = nl_socket_alloc();
+		if (sk && nl_connect(sk, NETLINK_ROUTE)) {
+			nl_socket_free(sk);
+			sk = NULL;
+		}
+		if (setns(self, CLONE_NEWNET) < 0)
+			log_err("%s: cannot return to faultd's namespace: %s", __func__,
+				strerror(errno));
+	}
+	close(self);
+	return sk;
+}
+
+static int set_up(struct nl_sock *sk, const char *name, bool up)
+{
+	struct rtnl_link *link = NULL, *change;
+	int err;
+
+	err = rtnl_link_get_kernel(sk, 0, name, &link);
+	if (err)
+		return err;
+	change = rtnl_link_alloc();
+	if (!change) {
+		rtnl_link_put(link);
+		return -NLE_NOMEM;
+	}
+	if (up)
+		rtnl_link_set_flags(change, IFF_UP);
+	else
+		rtnl_link_unset_flags(change, IFF_UP);
+	err = rtnl_link_change(sk, link, change, 0);
+	rtnl_link_put(change);
+	rtnl_link_put(link);
+	return err;
+}
+
+static int add_addr(struct nl_sock *sk, const char *name, const char *cidr)
+{
+	struct rtnl_link *link = NULL;
+	struct rtnl_addr *addr;
+	struct nl_addr *local = NULL;
+	int err;
+
+	err = rtnl_link_get_kernel(sk, 0, name, &link);
+	if (err)
+		return err;
+	err = nl_addr_parse(cidr, AF_INET, &local);
+	addr = rtnl_addr_alloc();
+	if (!err && addr) {
+		rtnl_addr_set_ifindex(addr, rtnl_link_get_ifindex(link));
+		err = rtnl_addr_set_local(addr, local);
+		if (!err)
+			err = rtnl_addr_add(sk, addr, 0);
+	}
+	rtnl_addr_put(addr);
+	nl_addr_put(local);
+	rtnl_link_put(link);
+	return err;
+}
+
+static int make_veth(struct topo *t, struct topo_link *l)
+{
+	struct rtnl_link *veth, *peer;
+	struct nl_sock *sk;
+	int err;
+
+	sk = nl_socket_alloc();
+	if (!sk)
+		return -NLE_NOMEM;
+	err = nl_connect(sk, NETLINK_ROUTE);
+	veth = rtnl_link_veth_alloc();
+	if (!err && veth) {
+		peer = rtnl_link_veth_get_peer(veth);
+		rtnl_link_set_name(veth, l->a);
+		rtnl_link_set_name(peer, l->b);
+		/* Each end is born in its namespace: nothing lands in
+		 * faultd's own, even for a moment. */
+		rtnl_link_set_ns_fd(veth, t->ns[l->a_ns].fd);
+		rtnl_link_set_ns_fd(peer, t->ns[l->b_ns].fd);
+		err = rtnl_link_add(sk, veth, NLM_F_CREATE | NLM_F_EXCL);
+		rtnl_link_put(peer);
+	}
+	rtnl_link_put(veth);
+	nl_socket_free(sk);
+	return err;
+}
+
+struct topo *topo__create(const struct scenario *sc, const char *run_id,
+			  struct journal *j)
+{
+	struct topo *t;
+	int err = 0;
+
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	t->ns = calloc(sc->n_ns + 1, sizeof(*t->ns));
+	t->links = calloc(sc->n_links + 1, sizeof(*t->links));
+	if (!t->ns || !t->links) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	for (size_t i = 0; i < sc->n_ns; i++)
+		t->ns[i].fd = -1;
+	err = netns_dir_ready();
+	if (err) {
+		log_err("%s: %s: %s", __func__, TOPO_NETNS_DIR, strerror(-err));
+		goto err_free;
+	}
+	for (size_t i = 0; i < sc->n_ns; i++, t->n_ns++) {
+		struct topo_ns *ns = &t->ns[i];
+
+		snprintf(ns->path, sizeof(ns->path), "%s/fd%s-%s", TOPO_NETNS_DIR, run_id,
+			 sc->namespaces[i]);
+		err = journal__add(j, "netns", ns->path);
+		if (!err)
+			err = netns_create(ns->path);
+		if (!err) {
+			ns->fd = open(ns->path, O_RDONLY | O_CLOEXEC);
+			err = ns->fd < 0 ? -errno : 0;
+		}
+		if (!err) {
+			ns->sk = nl_in(ns->fd);
+			err = ns->sk ? set_up(ns->sk, "lo", true) : -EIO;
+			if (err > 0 || (err < 0 && err != -EIO && !ns->sk))
+				err = -EIO;
+		}
+		if (err) {
+			log_err("%s: namespace %s: %s", __func__, ns->path,
+				err < 0 && err > -200 ? strerror(-err) : nl_geterror(err));
+			err = -EIO;
+			goto err_free;
+		}
+	}
+	for (size_t i = 0; i < sc->n_links; i++, t->n_links++) {
+		const struct sc_link *sl = &sc->links[i];
+		struct topo_link *l = &t->links[i];
+
+		l->name = sl->name;
+		l->a_ns = sl->a_ns;
+		l->b_ns = sl->b_ns;
+		/* fd + 6-digit run id + l + index (< 100) + end: 12 bytes. */
+		snprintf(l->a, sizeof(l->a), "fd%.6sl%ua", run_id, (unsigned)(i % 100));
+		snprintf(l->b, sizeof(l->b), "fd%.6sl%ub", run_id, (unsigned)(i % 100));
+		if (sl->a_addr)
+			snprintf(l->a_addr, sizeof(l->a_addr), "%s", sl->a_addr);
+		else
+			snprintf(l->a_addr, sizeof(l->a_addr), TOPO_POOL ".%u.1/24",
+				 (unsigned)(i % 256));
+		if (sl->b_addr)
+			snprintf(l->b_addr, sizeof(l->b_addr), "%s", sl->b_addr);
+		else
+			snprintf(l->b_addr, sizeof(l->b_addr), TOPO_POOL ".%u.2/24",
+				 (unsigned)(i % 256));
+		err = journal__add(j, "link", l->a);
+		if (!err)
+			err = make_veth(t, l);
+		if (!err)
+			err = add_addr(t->ns[l->a_ns].sk, l->a, l->a_addr);
+		if (!err)
+			err = add_addr(t->ns[l->b_ns].sk, l->b, l->b_addr);
+		if (!err)
+			err = topo__link_set(t, (int)i, true);
+		if (err) {
+			log_err("%s: link %s (%s/%s): %s", __func__, sl->name, l->a, l->b,
+				err < 0 && err > -200 ? strerror(-err) : nl_geterror(err));
+			err = -EIO;
+			goto err_free;
+		}
+	}
+	log_info("%s: run %s: %zu namespaces, %zu links", __func__, run_id, t->n_ns,
+		 t->n_links);
+	return t;
+err_free:
+	topo__free(t);
+	errno = -err;
+	return NULL;
+}
+
+const char *topo__ns_path(const struct topo *t, int idx)
+{
+	return idx >= 0 && (size_t)idx < t->n_ns ? t->ns[idx].path : NULL;
+}
+
+const char *topo__link_kernel_name(const struct topo *t, int idx)
+{
+	return idx >= 0 && (size_t)idx < t->n_links ? t->links[idx].a : "?";
+}
+
+int topo__link_set(struct topo *t, int idx, bool up)
+{
+	struct topo_link *l = &t->links[idx];
+	int err;
+
+	err = set_up(t->ns[l->a_ns].sk, l->a, up);
+	if (!err)
+		err = set_up(t->ns[l->b_ns].sk, l->b, up);
+	if (err)
+		log_warn("%s: %s %s: %s", __func__, l->name, up ? "up" : "down", nl_geterror(err));
+	return err ? -EIO : 0;
+}
+
+json_t *topo__names(const struct topo *t)
+{
+	json_t *obj = json_object(), *ns = json_object(), *links = json_object();
+
+	for (size_t i = 0; ns && i < t->n_ns; i++)
+		json_object_set_new(ns, strrchr(t->ns[i].path, '-') + 1,
+				    json_string(t->ns[i].path));
+	for (size_t i = 0; links && i < t->n_links; i++) {
+		const struct topo_link *l = &t->links[i];
+
+		json_object_set_new(links, l->name, json_pack("{ssssssss}", "a", l->a,
+			"b", l->b, "a_addr", l->a_addr, "b_addr", l->b_addr));
+	}
+	json_object_set_new(obj, "namespaces", ns ? ns : json_object());
+	json_object_set_new(obj, "links", links ? links : json_object());
+	return obj;
+}
+
+void topo__free(struct topo *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; t->ns && i < t->n_ns + 1; i++) {
+		if (t->ns[i].sk)
+			nl_socket_free(t->ns[i].sk);
+		if (t->ns[i].fd > 0)
+			close(t->ns[i].fd);
+	}
+	free(t->ns);
+	free(t->links);
+	free(t);
+}

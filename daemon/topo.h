@@ -1,0 +1,38 @@
+/* A run's network: named namespaces and veth pairs with addresses, made
+ * through libnl-route-3 and recorded in the undo journal before each change.
+ * Every name carries "fd" and the run id; kernel names are short (IFNAMSIZ)
+ * and the report maps them back to the scenario's names. */
+#ifndef FAULTD_TOPO_H
+#define FAULTD_TOPO_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "scenario.h"
+
+#define TOPO_NETNS_DIR "/run/netns"
+#define TOPO_POOL "198.18"		/* RFC 2544 benchmarking range */
+
+struct topo;
+struct journal;
+
+/* Make the namespaces and links of @sc for run @run_id. NULL with errno;
+ * whatever was made is journaled, so the caller's replay removes it. */
+struct topo *topo__create(const struct scenario *sc, const char *run_id,
+			  struct journal *j);
+/* /run/netns/NAME of namespace @idx. */
+const char *topo__ns_path(const struct topo *t, int idx);
+/* Both ends of link @idx down or up. 0 or -errno. */
+int topo__link_set(struct topo *t, int idx, bool up);
+/* The ends' kernel names: {"l0": {"a": "fd3f9a1cl0a", "a_addr": ...}}. */
+json_t *topo__names(const struct topo *t);
+const char *topo__link_kernel_name(const struct topo *t, int idx);
+void topo__free(struct topo *t);	/* closes sockets; removal is the journal's */
+
+/* Undo helpers, used by the journal: remove a named namespace (by its
+ * /run/netns path) or a link in faultd's own namespace. Gone already is 0. */
+int topo_netns_delete(const char *path);
+int topo_link_delete(const char *name);
+
+#endif

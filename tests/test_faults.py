@@ -1,0 +1,153 @@
+"""Topology and faults on real namespaces and veths: flaps the workload
+must recover from, a link that stays down, seeded schedules, bad specs, and
+nothing left behind, even after kill -9."""
+import json
+import subprocess
+import time
+
+import jsonschema
+
+from conftest import (FAULTCTL, REPO, Daemon, assert_nothing_left, faultctl, invariant,
+                      only_report, our_links, our_netns, write_scenario)
+
+REPORT_SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
+
+
+def echo_pair(progs, faults, invariants, duration_s=10, **extra):
+    return {
+        "name": "flap", "seed": 9, "duration_s": duration_s,
+        "topology": {"namespaces": ["client", "server"],
+                     "links": [{"name": "l0", "type": "veth", "a": "client", "b": "server"}]},
+        "workloads": [
+            {"name": "server", "kind": "echo-server", "netns": "server",
+             "args": ["--bind", "198.18.0.2", "--port", "7000", "--no-udp"]},
+            {"name": "client", "kind": "exec", "netns": "client",
+             "cmd": [str(progs / "tcp_client"), "198.18.0.2", "7000", "50"]}],
+        "faults": faults, "invariants": invariants, **extra}
+
+
+def test_flap_20_cycles_recovers_and_leaves_nothing():
+    """The bundled scenario: 20 flaps of 300/700 ms, the client back each time."""
+    res = faultctl("run", "--local", "--json", "-", "--quiet",
+                   "scenarios/flap-recovers.json", timeout=120)
+    assert res.returncode == 0, res
+    rep = json.loads(res.stdout[res.stdout.index("{"):])  # after the table
+    jsonschema.validate(rep, REPORT_SCHEMA)
+    assert rep["verdict"] == "PASS"
+    inv = invariant(rep, "recovers")
+    assert inv["verdict"] == "PASS" and "all 20 outages" in inv["summary"]
+    downs = [f for f in rep["faults"] if f["action"] == "link_down"]
+    assert len(downs) == 20 and [f["cycle"] for f in downs] == list(range(1, 21))
+    assert all(abs(f["t_actual_ms"] - f["t_planned_ms"]) < 100 for f in rep["faults"][1:])
+    assert rep["topology"]["links"]["l0"]["a"].startswith("fd" + rep["run_id"])
+    assert len(rep["cycles"]) >= 20
+    assert_nothing_left(rep)
+    assert not our_netns() and not our_links()
+
+
+def test_permanent_link_down_fails_recovers_naming_the_cycle(tmp_path, runs_dir, progs):
+    doc = echo_pair(progs, [{"type": "link_down", "link": "l0", "at_ms": 2000}],
+                    [{"name": "recovers", "workload": "client", "within_ms": 1000}],
+                    duration_s=6, sample_ms=500)
+    path = write_scenario(tmp_path / "down.json", doc)
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs_dir, timeout=60)
+    assert res.returncode == 1, res
+    rep = only_report(runs_dir)
+    inv = invariant(rep, "recovers")
+    assert inv["verdict"] == "FAIL"
+    assert inv["first_violation_cycle"] == 5  # 2.0 s into 500 ms cycles
+    ev = inv["evidence"][0]
+    assert ev["link"] == "l0" and "never came back" in ev["reason"]
+    assert "cycle 5" in inv["summary"]
+    assert_nothing_left(rep)
+
+
+def test_same_seed_same_timeline(tmp_path, progs):
+    plans = []
+    for seed in (11, 11, 12):
+        runs = tmp_path / f"runs{len(plans)}"
+        doc = echo_pair(progs, [{"type": "random", "link": "l0", "count": 4,
+                                 "min_down_ms": 100, "max_down_ms": 400,
+                                 "min_up_ms": 200, "max_up_ms": 600}],
+                        [{"name": "no_crash"}], duration_s=4, seed=seed)
+        path = write_scenario(tmp_path / f"r{len(plans)}.json", doc)
+        res = faultctl("run", "--local", "--quiet", path, runs_dir=runs, timeout=60)
+        assert res.returncode == 0, res
+        rep = only_report(runs)
+        plans.append([(f["action"], f["t_planned_ms"]) for f in rep["faults"]])
+    assert plans[0] == plans[1]
+    assert plans[0] != plans[2]
+    assert len(plans[0]) == 8
+
+
+def test_pause_and_resume_freeze_the_workload(tmp_path, runs_dir, progs):
+    doc = echo_pair(progs, [{"type": "pause", "workload": "client", "at_ms": 1000},
+                            {"type": "resume", "workload": "client", "at_ms": 2000}],
+                    [{"name": "no_crash"}], duration_s=3)
+    path = write_scenario(tmp_path / "pause.json", doc)
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs_dir, timeout=60)
+    assert res.returncode == 0, res
+    rep = only_report(runs_dir)
+    acts = [(f["action"], f.get("error")) for f in rep["faults"]]
+    assert acts == [("pause", None), ("resume", None)]
+    out = (runs_dir / rep["run_id"] / "client.stdout").read_text().split()
+    # About 20 echoes a second, but none while frozen: well under 3 s worth.
+    assert 10 < out.count("ok") < 45
+
+
+def test_kill_9_mid_run_then_restart_removes_namespaces_and_links(tmp_path, progs):
+    d = Daemon(tmp_path)
+    path = write_scenario(tmp_path / "k.json", echo_pair(
+        progs, [{"type": "link_flap", "link": "l0", "down_ms": 200, "up_ms": 300}],
+        [{"name": "no_crash"}], duration_s=30))
+    client = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", path],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "link_down" not in d.log:
+            time.sleep(0.05)
+        # Both veth ends live inside the namespaces; the host sees no link.
+        assert our_netns() and not our_links(), "the run made no namespaces"
+        d.stop(sig=9)
+        client.communicate(timeout=30)
+        assert our_netns(), "named namespaces should outlive a killed faultd"
+        again = tmp_path / "again"
+        again.mkdir()
+        d2 = Daemon(again)
+        try:
+            assert not our_netns() and not our_links()
+            assert "undid netns" in d2.log
+        finally:
+            assert d2.stop() == 0
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
+        d.stop(sig=9)
+
+
+def test_faultctl_cleanup_by_hand(tmp_path, progs):
+    d = Daemon(tmp_path)
+    path = write_scenario(tmp_path / "c.json", echo_pair(progs, [], [{"name": "no_crash"}],
+                                                         duration_s=30))
+    client = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", path],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "workload 'client' started" not in d.log:
+            time.sleep(0.05)
+        # While faultd lives, cleanup leaves its run alone.
+        res = faultctl("cleanup")
+        assert res.returncode == 0 and our_netns()
+        d.stop(sig=9)
+        client.communicate(timeout=30)
+        res = faultctl("cleanup")
+        assert res.returncode == 0, res
+        assert "removed netns /run/netns/fd" in res.stdout
+        assert not our_netns() and not our_links()
+        assert faultctl("cleanup").stdout.strip() == "nothing to clean up"
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
+        d.stop(sig=9)
