@@ -59,7 +59,10 @@ static int cmp_action(const void *a, const void *b)
 
 	if (x->t_ms != y->t_ms)
 		return x->t_ms < y->t_ms ? -1 : 1;
-	/* Same instant: keep planning order (a down before its up). */
+	/* Same instant: an off before the next window's on, otherwise
+	 * planning order (a down before its up). */
+	if ((x->act == FA_PACKET_OFF) != (y->act == FA_PACKET_OFF))
+		return x->act == FA_PACKET_OFF ? -1 : 1;
 	return x->fault != y->fault ? x->fault - y->fault : x->act - y->act;
 }
 
@@ -109,6 +112,12 @@ int fault_plan(const struct scenario *sc, uint64_t seed, uint64_t horizon_ms,
 		case SC_F_KILL:
 			err = add(&p, (uint64_t)f->at_ms, FA_KILL, f->wl_idx, 0, (int)i, f->signo);
 			break;
+		case SC_F_PACKET:
+			err = add(&p, (uint64_t)f->at_ms, FA_PACKET_ON, f->link_idx, 0, (int)i, 0);
+			if (!err && f->for_ms)
+				err = add(&p, (uint64_t)(f->at_ms + f->for_ms), FA_PACKET_OFF,
+					  f->link_idx, 0, (int)i, 0);
+			break;
 		}
 	}
 	if (err) {
@@ -127,7 +136,8 @@ const char *fault_act_name(int act)
 		[FA_LINK_DOWN] = "link_down", [FA_LINK_UP] = "link_up",
 		[FA_CYCLE_END] = "cycle_end", [FA_PAUSE] = "pause",
 		[FA_RESUME] = "resume", [FA_KILL] = "kill",
+		[FA_PACKET_ON] = "packet_on", [FA_PACKET_OFF] = "packet_off",
 	};
 
-	return act >= 0 && act <= FA_KILL ? names[act] : "?";
+	return act >= 0 && act <= FA_PACKET_OFF ? names[act] : "?";
 }

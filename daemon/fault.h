@@ -14,6 +14,8 @@ enum fault_act {
 	FA_CYCLE_END,		/* a flap's settle window is over: sample */
 	FA_PAUSE, FA_RESUME,	/* freeze / thaw the workload's cgroup */
 	FA_KILL,		/* a signal to the workload's root */
+	FA_PACKET_ON,		/* a packet fault's rates take effect */
+	FA_PACKET_OFF,
 };
 
 struct fault_action {

@@ -238,6 +238,8 @@ json_t *report_json_build(const struct report_in *in)
 	json_object_set_new(rep, "faults", json_incref(in->obs->faults));
 	if (in->obs->topology)
 		json_object_set_new(rep, "topology", json_incref(in->obs->topology));
+	if (in->obs->packet_stats)
+		json_object_set_new(rep, "packet_stats", json_incref(in->obs->packet_stats));
 	json_object_set_new(rep, "cycles", build_cycles(in));
 	json_object_set_new(rep, "invariants", build_invariants(in));
 	json_object_set_new(rep, "probes", json_pack("{s{sbsI}so}", "proc",

@@ -14,6 +14,7 @@
 #include "cgroup.h"
 #include "fault.h"
 #include "journal.h"
+#include "netfault_user.h"
 #include "inv.h"
 #include "log.h"
 #include "probe_proc.h"
@@ -525,6 +526,79 @@ static int freeze(struct run *r, int wl, bool on)
 	return err;
 }
 
+/* Packet-fault programs go only where a packet fault will need them, on the
+ * directions it names, at the link's a end. */
+static int attach_netfaults(struct run *r)
+{
+	r->netfaults = calloc(r->sc->n_links * 2 + 1, sizeof(*r->netfaults));
+	if (!r->netfaults)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->sc->n_faults; i++) {
+		const struct sc_fault *f = &r->sc->faults[i];
+
+		if (f->type != SC_F_PACKET)
+			continue;
+		for (int dir = NETFAULT_INGRESS; dir <= NETFAULT_EGRESS; dir++) {
+			struct netfault **slot = &r->netfaults[f->link_idx * 2 + dir];
+
+			if (*slot || (f->direction == SC_DIR_INGRESS && dir != NETFAULT_INGRESS) ||
+			    (f->direction == SC_DIR_EGRESS && dir != NETFAULT_EGRESS))
+				continue;
+			*slot = netfault__attach(topo__link_a_ns(r->topo, f->link_idx),
+						 topo__link_kernel_name(r->topo, f->link_idx), dir);
+			if (!*slot)
+				return -errno;
+		}
+	}
+	return 0;
+}
+
+static int packet_set(struct run *r, const struct sc_fault *f, bool on)
+{
+	struct netfault_conf c = {0};
+	int err = 0;
+
+	if (on) {
+		c.drop_ppm = (__u32)(f->drop_pct * (NETFAULT_PPM / 100));
+		c.corrupt_ppm = (__u32)(f->corrupt_pct * (NETFAULT_PPM / 100));
+		c.blackhole = f->blackhole;
+	}
+	for (int dir = NETFAULT_INGRESS; dir <= NETFAULT_EGRESS && !err; dir++) {
+		struct netfault *nf = r->netfaults[f->link_idx * 2 + dir];
+
+		if (nf && (f->direction == SC_DIR_BOTH ||
+			   (f->direction == SC_DIR_INGRESS) == (dir == NETFAULT_INGRESS)))
+			err = netfault__set(nf, &c);
+	}
+	return err;
+}
+
+/* What the packet programs did, per link and direction, for the report. */
+static json_t *packet_stats(const struct run *r)
+{
+	json_t *all = json_object();
+
+	for (size_t l = 0; all && r->netfaults && l < r->sc->n_links; l++) {
+		json_t *one = json_object();
+
+		for (int dir = NETFAULT_INGRESS; one && dir <= NETFAULT_EGRESS; dir++) {
+			struct netfault_stats st;
+
+			if (!r->netfaults[l * 2 + dir])
+				continue;
+			netfault__stats(r->netfaults[l * 2 + dir], &st);
+			json_object_set_new(one, dir ? "egress" : "ingress", json_pack("{sIsIsI}",
+				"seen", (json_int_t)st.seen, "dropped", (json_int_t)st.dropped,
+				"corrupted", (json_int_t)st.corrupted));
+		}
+		if (one && json_object_size(one))
+			json_object_set_new(all, r->sc->links[l].name, one);
+		else
+			json_decref(one);
+	}
+	return all;
+}
+
 static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 {
 	const char *target = "";
@@ -540,6 +614,11 @@ static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 	case FA_CYCLE_END:
 		close_cycle(r, now);
 		return;
+	case FA_PACKET_ON:
+	case FA_PACKET_OFF:
+		target = r->sc->links[a->target].name;
+		err = packet_set(r, &r->sc->faults[a->fault], a->act == FA_PACKET_ON);
+		break;
 	case FA_PAUSE:
 	case FA_RESUME:
 		target = r->sc->wl[a->target].name;
@@ -558,7 +637,7 @@ static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 	if (entry) {
 		if (a->cycle)
 			json_object_set_new(entry, "cycle", json_integer(a->cycle));
-		if (a->act == FA_LINK_DOWN || a->act == FA_LINK_UP)
+		if (a->act != FA_PAUSE && a->act != FA_RESUME && a->act != FA_KILL)
 			json_object_set_new(entry, "kernel_name",
 					    json_string(topo__link_kernel_name(r->topo, a->target)));
 		if (a->act == FA_KILL)
@@ -663,6 +742,11 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 			goto err_stop;
 		}
 		r->obs.topology = topo__names(r->topo);
+		err = attach_netfaults(r);
+		if (err) {
+			run_error(r, "cannot attach the packet-fault programs: %s", strerror(-err));
+			goto err_stop;
+		}
 	}
 	r->proc = probe_proc__open(r->base, on_proc_event, r);
 	if (!r->proc)
@@ -832,6 +916,12 @@ static enum verdict decide(struct run *r, struct inv_result *res)
  * after a kill -9. */
 static void teardown_network(struct run *r)
 {
+	if (r->netfaults) {
+		for (size_t i = 0; i < r->sc->n_links * 2; i++)
+			netfault__destroy(r->netfaults[i]);
+		free(r->netfaults);
+		r->netfaults = NULL;
+	}
 	topo__free(r->topo);
 	r->topo = NULL;
 	if (r->journal) {
@@ -875,6 +965,8 @@ static void finish(struct run *r)
 	}
 	r->obs.t_end_ms = run_ms(r);
 	r->ended_at_ms = util_realtime_ms();
+	if (r->netfaults && !r->obs.packet_stats)
+		r->obs.packet_stats = packet_stats(r);
 	/* Flush captured output before the report counts it. */
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
 		struct run_wl *rw = &r->rw[i];
@@ -1084,6 +1176,7 @@ void run__free(struct run *r)
 		free(r->obs.wl[i].out_times);
 	json_decref(r->obs.faults);
 	json_decref(r->obs.topology);
+	json_decref(r->obs.packet_stats);
 	probe_proc__destroy(r->proc);
 	run_probes_destroy(r);
 	sym__free(r->sym);

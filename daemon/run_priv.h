@@ -22,6 +22,7 @@ struct sym;
 struct journal;
 struct topo;
 struct fault_action;
+struct netfault;
 
 #define RUN_REAP_POLL_MS 20		/* how often to look for an empty cgroup */
 #define RUN_REAP_EXTRA_MS 3000		/* after the grace, give up waiting */
@@ -81,6 +82,7 @@ struct run {
 	size_t n_plan, next_action;
 	struct event *fault_ev;
 	bool cyclic;			/* faults define the cycles */
+	struct netfault **netfaults;	/* [link * 2 + dir], where packet faults are */
 	struct event *snapshot_ev;	/* maps of new processes, once mapped */
 };
 

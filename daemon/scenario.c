@@ -30,8 +30,7 @@ static const char *const later_kinds[] = {"lwip-client", "dpdk-client",
 	"ws-server", "msgq", "qpair", NULL};
 static const char *const probe_names[] = {"proc", "heap", "fds", "lifecycle", NULL};
 static const char *const later_probes[] = {NULL};
-static const char *const later_faults[] = {"packet", "rate", "delay",
-	"syscall_error", NULL};
+static const char *const later_faults[] = {"rate", "delay", "syscall_error", NULL};
 
 static int in_list(const char *const *list, const char *s)
 {
@@ -770,6 +769,20 @@ static const struct sc_key kill_keys[] = {
 	{NULL},
 };
 
+static const char *const directions[] = {"both", "ingress", "egress", NULL};
+static const struct sc_key packet_keys[] = {
+	F_TYPE, F_LINK,
+	{"at_ms", SC_INT, 0, FT(at_ms), 0, MS_MAX, .def = "0", .doc = "window start"},
+	{"for_ms", SC_INT, 0, FT(for_ms), 0, MS_MAX, .def = "0", .doc = "window length; 0: to the end"},
+	{"drop_pct", SC_NUM, 0, FT(drop_pct), 0, 100, .def = "0", .doc = "packets dropped"},
+	{"corrupt_pct", SC_NUM, 0, FT(corrupt_pct), 0, 100, .def = "0",
+	 .doc = "UDP payloads with a byte flipped"},
+	{"blackhole", SC_BOOL, 0, FT(blackhole), .def = "false", .doc = "drop everything"},
+	{"direction", SC_ENUM, 0, FT(direction), .choices = directions, .def = "\"both\"",
+	 .doc = "at the link's a end: egress leaves a, ingress arrives at a"},
+	{NULL},
+};
+
 static const struct {
 	const char *name;
 	int type;
@@ -778,7 +791,7 @@ static const struct {
 	{"link_flap", SC_F_LINK_FLAP, flap_keys}, {"link_down", SC_F_LINK_DOWN, link_at_keys},
 	{"link_up", SC_F_LINK_UP, link_at_keys}, {"random", SC_F_RANDOM, random_keys},
 	{"pause", SC_F_PAUSE, proc_at_keys}, {"resume", SC_F_RESUME, proc_at_keys},
-	{"kill", SC_F_KILL, kill_keys},
+	{"kill", SC_F_KILL, kill_keys}, {"packet", SC_F_PACKET, packet_keys},
 };
 
 const char *scenario_fault_name(int type)
@@ -816,6 +829,10 @@ static void fault_span(const struct sc_fault *f, long long *from, long long *to)
 	case SC_F_RANDOM:
 		*from = f->start_ms;
 		*to = f->start_ms + f->cycles * (f->max_down_ms + f->max_up_ms);
+		break;
+	case SC_F_PACKET:
+		*from = f->at_ms;
+		*to = f->for_ms ? f->at_ms + f->for_ms : -1;
 		break;
 	default:
 		*from = f->at_ms;
@@ -886,7 +903,14 @@ static int check_fault(struct sc_ctx *ctx, struct scenario *sc, struct sc_fault 
 				 "one fault may define the cycles", j);
 			return -EINVAL;
 		}
-		if (f->link_idx < 0 || f->link_idx != g->link_idx || (!cyc_f && !cyc_g))
+		bool pkt = f->type == SC_F_PACKET && g->type == SC_F_PACKET &&
+			   (f->direction == SC_DIR_BOTH || g->direction == SC_DIR_BOTH ||
+			    f->direction == g->direction);
+
+		/* Flaps conflict with what holds the same link; packet windows
+		 * with each other on a shared direction. */
+		if (f->link_idx < 0 || f->link_idx != g->link_idx ||
+		    (!pkt && ((!cyc_f && !cyc_g) || f->type == SC_F_PACKET || g->type == SC_F_PACKET)))
 			continue;
 		fault_span(f, &f0, &f1);
 		fault_span(g, &g0, &g1);

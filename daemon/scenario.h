@@ -78,8 +78,10 @@ struct sc_link {
 
 enum sc_fault_type {
 	SC_F_LINK_FLAP, SC_F_LINK_DOWN, SC_F_LINK_UP, SC_F_RANDOM,
-	SC_F_PAUSE, SC_F_RESUME, SC_F_KILL,
+	SC_F_PAUSE, SC_F_RESUME, SC_F_KILL, SC_F_PACKET,
 };
+
+enum sc_direction { SC_DIR_BOTH, SC_DIR_INGRESS, SC_DIR_EGRESS };
 
 struct sc_fault {
 	int type;			/* enum sc_fault_type */
@@ -97,6 +99,10 @@ struct sc_fault {
 	long long min_down_ms, max_down_ms, min_up_ms, max_up_ms;	/* random */
 	const char *signal;		/* kill */
 	int signo;
+	long long for_ms;		/* packet: window length; 0 to the end */
+	double drop_pct, corrupt_pct;	/* packet */
+	bool blackhole;
+	int direction;			/* enum sc_direction, at the link's a end */
 };
 
 struct scenario {

@@ -320,6 +320,11 @@ const char *topo__link_kernel_name(const struct topo *t, int idx)
 	return idx >= 0 && (size_t)idx < t->n_links ? t->links[idx].a : "?";
 }
 
+const char *topo__link_a_ns(const struct topo *t, int idx)
+{
+	return t->ns[t->links[idx].a_ns].path;
+}
+
 int topo__link_set(struct topo *t, int idx, bool up)
 {
 	struct topo_link *l = &t->links[idx];

@@ -28,6 +28,8 @@ int topo__link_set(struct topo *t, int idx, bool up);
 /* The ends' kernel names: {"l0": {"a": "fd3f9a1cl0a", "a_addr": ...}}. */
 json_t *topo__names(const struct topo *t);
 const char *topo__link_kernel_name(const struct topo *t, int idx);
+/* The namespace path of link @idx's a end. */
+const char *topo__link_a_ns(const struct topo *t, int idx);
 void topo__free(struct topo *t);	/* closes sockets; removal is the journal's */
 
 /* Undo helpers, used by the journal: remove a named namespace (by its

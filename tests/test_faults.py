@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import jsonschema
+import pytest
 
 from conftest import (FAULTCTL, REPO, Daemon, assert_nothing_left, faultctl, invariant,
                       only_report, our_links, our_netns, write_scenario)
@@ -151,3 +152,67 @@ def test_faultctl_cleanup_by_hand(tmp_path, progs):
             client.kill()
             client.communicate()
         d.stop(sig=9)
+
+
+def udp_pair(progs, faults, count=2000, duration_s=20):
+    return {
+        "name": "packet", "seed": 1, "duration_s": duration_s,
+        "topology": {"namespaces": ["c", "s"],
+                     "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
+        "workloads": [
+            {"name": "server", "kind": "echo-server", "netns": "s",
+             "args": ["--bind", "198.18.0.2", "--port", "7001", "--no-tcp"]},
+            {"name": "client", "kind": "exec", "netns": "c",
+             "cmd": ["/bin/sh", "-c", f"sleep 0.3; exec {progs / 'udp_probe'} 198.18.0.2 7001 "
+                     f"{count} 500"]}],
+        "faults": faults, "invariants": [{"name": "no_crash"}]}
+
+
+def run_udp(tmp_path, runs_dir, doc):
+    path = write_scenario(tmp_path / "udp.json", doc)
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs_dir, timeout=90)
+    assert res.returncode == 0, res
+    rep = only_report(runs_dir)
+    jsonschema.validate(rep, REPORT_SCHEMA)
+    assert_nothing_left(rep)
+    words = (runs_dir / rep["run_id"] / "client.stdout").read_text().split()
+    stats = {words[i]: int(words[i + 1]) for i in range(0, len(words) - 1, 2)} if words else {}
+    return rep, stats
+
+
+@pytest.mark.parametrize("direction,expect_pct", [("egress", 70), ("ingress", 70), ("both", 49)])
+def test_packet_drop_rate_within_8_points(tmp_path, runs_dir, progs, direction, expect_pct):
+    rep, st = run_udp(tmp_path, runs_dir, udp_pair(progs, [
+        {"type": "packet", "link": "l0", "drop_pct": 30, "direction": direction}]))
+    got = 100.0 * st["received"] / st["sent"]
+    assert abs(got - expect_pct) <= 8, (got, st, rep["packet_stats"])
+    assert direction in rep["packet_stats"]["l0"] or direction == "both"
+
+
+def test_packet_corrupt_reaches_the_receiver(tmp_path, runs_dir, progs):
+    rep, st = run_udp(tmp_path, runs_dir, udp_pair(progs, [
+        {"type": "packet", "link": "l0", "corrupt_pct": 50, "direction": "egress"}]))
+    assert st["received"] == st["sent"]
+    assert abs(100.0 * st["corrupted"] / st["sent"] - 50) <= 8, st
+    assert rep["packet_stats"]["l0"]["egress"]["corrupted"] == st["corrupted"]
+
+
+def test_blackhole_drops_everything(tmp_path, runs_dir, progs):
+    rep, _ = run_udp(tmp_path, runs_dir, udp_pair(progs, [
+        {"type": "packet", "link": "l0", "blackhole": True}], count=200, duration_s=4))
+    stats = rep["packet_stats"]["l0"]
+    # Nothing leaves, so nothing comes back for ingress to see.
+    assert stats["egress"]["seen"] > 0, stats
+    assert all(s["dropped"] == s["seen"] for s in stats.values()), stats
+
+
+def test_rate_change_mid_run_takes_effect_within_100ms(tmp_path, runs_dir, progs):
+    rep, st = run_udp(tmp_path, runs_dir, udp_pair(progs, [
+        {"type": "packet", "link": "l0", "drop_pct": 0, "for_ms": 1000, "direction": "egress"},
+        {"type": "packet", "link": "l0", "at_ms": 1000, "drop_pct": 100,
+         "direction": "egress"}], count=2000))
+    on = [f for f in rep["faults"] if f["action"] == "packet_on"]
+    assert len(on) == 2 and on[1]["t_planned_ms"] == 1000
+    assert on[1]["t_actual_ms"] - on[1]["t_planned_ms"] < 100
+    # Echoes came back before the change and none after it.
+    assert 0 < st["received"] < st["sent"] * 0.8, st

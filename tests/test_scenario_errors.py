@@ -33,7 +33,7 @@ EXPECTED = {
     "20-bad-expect.json": (3, 13, "expect", "'SUCCESS' is not one of PASS, FAIL, INCONCLUSIVE"),
     "21-duplicate-key.json": (3, 8, "(json)", "duplicate object key"),
     "22-bad-workload-name.json": (3, 26, "workloads[0].name", "not a valid name"),
-    "23-fault-not-supported.json": (4, 23, "faults[0].type", "'packet' is not supported by this build yet"),
+    "23-fault-not-supported.json": (4, 23, "faults[0].type", "'rate' is not supported by this build yet"),
     "24-sample-ms-float.json": (3, 16, "sample_ms", "expected an integer"),
     "25-bad-signal-name.json": (4, 58, "invariants[0].ignore_signals[0]", "not a signal name"),
     "26-undeclared-namespace.json": (4, 77, "topology.links[0].b", "namespace 'server' is not declared"),
@@ -41,6 +41,8 @@ EXPECTED = {
     "28-down-ms-zero.json": (5, 61, "faults[0].down_ms", "0 is out of range"),
     "29-overlapping-faults.json": (7, 5, "faults[1]", "conflicts with faults[0] on link 'l0'"),
     "30-bad-address.json": (4, 87, "topology.links[0].a_addr", "not an IPv4 address/prefix"),
+    "31-drop-pct-140.json": (5, 59, "faults[0].drop_pct", "140 is out of range [0, 100]"),
+    "32-delay-not-supported.json": (5, 23, "faults[0].type", "'delay' is not supported by this build yet"),
 }
 
 LINE_RE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<path>\S+): (?P<msg>.+)$")

@@ -26,7 +26,8 @@ def test_schema_rejects_what_faultd_rejects():
                     "21-duplicate-key.json", "23-fault-not-supported.json",
                     "25-bad-signal-name.json", "26-undeclared-namespace.json",
                     "27-unknown-link.json", "29-overlapping-faults.json",
-                    "30-bad-address.json"}
+                    "30-bad-address.json", "31-drop-pct-140.json",
+                    "32-delay-not-supported.json"}
     for path in sorted((REPO / "tests" / "scenarios" / "bad").glob("*.json")):
         if path.name in needs_faultd:
             continue

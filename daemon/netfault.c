@@ -1,0 +1,107 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "log.h"
+#include "netfault.skel.h"
+#include "netfault_user.h"
+
+struct netfault {
+	struct netfault_bpf *skel;
+	int link_fd;
+};
+
+/* tcx attach types; libbpf 1.1 has no wrapper for them. */
+static const int tcx_type[] = {[NETFAULT_INGRESS] = 46, [NETFAULT_EGRESS] = 47};
+
+struct netfault *netfault__attach(const char *netns_path, const char *ifname, int dir)
+{
+	struct netfault *nf;
+	int self = -1, ns = -1, ifindex = 0, err = 0;
+
+	nf = calloc(1, sizeof(*nf));
+	if (!nf) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	nf->link_fd = -1;
+	nf->skel = netfault_bpf__open_and_load();
+	if (!nf->skel) {
+		err = -errno;
+		goto err_free;
+	}
+	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	ns = open(netns_path, O_RDONLY | O_CLOEXEC);
+	if (self < 0 || ns < 0 || setns(ns, CLONE_NEWNET) < 0) {
+		err = -errno;
+		goto err_close;
+	}
+	/* The interface index, and the link, belong to that namespace. */
+	ifindex = (int)if_nametoindex(ifname);
+	if (ifindex)
+		nf->link_fd = bpf_link_create(bpf_program__fd(nf->skel->progs.netfault), ifindex,
+					      (enum bpf_attach_type)tcx_type[dir], NULL);
+	err = !ifindex ? -ENODEV : nf->link_fd < 0 ? -errno : 0;
+	if (setns(self, CLONE_NEWNET) < 0)
+		log_err("%s: cannot return to faultd's namespace: %s", __func__, strerror(errno));
+	if (err)
+		goto err_close;
+	close(self);
+	close(ns);
+	return nf;
+err_close:
+	if (self >= 0)
+		close(self);
+	if (ns >= 0)
+		close(ns);
+	netfault_bpf__destroy(nf->skel);
+err_free:
+	log_warn("%s: %s %s: %s", __func__, ifname, dir ? "egress" : "ingress", strerror(-err));
+	free(nf);
+	errno = -err;
+	return NULL;
+}
+
+int netfault__set(struct netfault *nf, const struct netfault_conf *c)
+{
+	__u32 key = 0;
+
+	return bpf_map__update_elem(nf->skel->maps.conf, &key, sizeof(key), c, sizeof(*c), 0)
+	       ? -errno : 0;
+}
+
+void netfault__stats(const struct netfault *nf, struct netfault_stats *out)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct netfault_stats *vals;
+	__u32 key = 0;
+
+	memset(out, 0, sizeof(*out));
+	vals = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*vals)) : NULL;
+	if (vals && bpf_map__lookup_elem(nf->skel->maps.stats, &key, sizeof(key), vals,
+					 sizeof(*vals) * (size_t)ncpu, 0) == 0) {
+		for (int i = 0; i < ncpu; i++) {
+			out->seen += vals[i].seen;
+			out->dropped += vals[i].dropped;
+			out->corrupted += vals[i].corrupted;
+		}
+	}
+	free(vals);
+}
+
+void netfault__destroy(struct netfault *nf)
+{
+	if (!nf)
+		return;
+	if (nf->link_fd >= 0)
+		close(nf->link_fd);
+	netfault_bpf__destroy(nf->skel);
+	free(nf);
+}
