@@ -124,7 +124,8 @@ int fault_plan(const struct scenario *sc, uint64_t seed, uint64_t horizon_ms,
 		free(p.a);
 		return err;
 	}
-	qsort(p.a, p.n, sizeof(*p.a), cmp_action);
+	if (p.n)	/* qsort must not be given NULL, even for nothing */
+		qsort(p.a, p.n, sizeof(*p.a), cmp_action);
 	*out = p.a;
 	*n = p.n;
 	return 0;

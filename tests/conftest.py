@@ -128,7 +128,8 @@ OUR_PROGS = {"proc_fork", "proc_exec", "proc_exit",
              "malloc_enter", "calloc_enter", "realloc_enter", "reallocarray_e",
              "posix_memalign_", "aligned_alloc_e", "memalign_enter", "valloc_enter",
              "pvalloc_enter", "free_enter", "alloc_return", "count_fds", "count_calls",
-             "obj_create", "obj_event", "obj_destroy", "msg_send", "msg_recv", "counter"}
+             "obj_create", "obj_event", "obj_destroy", "msg_send", "msg_recv", "counter",
+             "netfault"}
 
 
 def bpf_links_of_ours():

@@ -8,7 +8,7 @@ import time
 import jsonschema
 import pytest
 
-from conftest import (FAULTCTL, REPO, Daemon, assert_nothing_left, faultctl, invariant,
+from conftest import (FAULTCTL, JOURNAL_DIR as JOURNAL, REPO, Daemon, assert_nothing_left, faultctl, invariant,
                       only_report, our_links, our_netns, write_scenario)
 
 REPORT_SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
@@ -216,3 +216,38 @@ def test_rate_change_mid_run_takes_effect_within_100ms(tmp_path, runs_dir, progs
     assert on[1]["t_actual_ms"] - on[1]["t_planned_ms"] < 100
     # Echoes came back before the change and none after it.
     assert 0 < st["received"] < st["sent"] * 0.8, st
+
+
+def test_kill_9_at_ten_random_points_leaves_nothing(tmp_path, progs):
+    """kill -9 of faultd anywhere in a run with a topology, flaps and packet
+    faults; each time the next faultd's start removes everything."""
+    import random
+    from conftest import bpf_links_of_ours
+    rng = random.Random(4)
+    doc = echo_pair(progs, [{"type": "link_flap", "link": "l0", "down_ms": 100, "up_ms": 150},
+                            {"type": "packet", "link": "l0", "drop_pct": 10}],
+                    [{"name": "no_crash"}], duration_s=30)
+    path = write_scenario(tmp_path / "k10.json", doc)
+    for i in range(10):
+        where = tmp_path / f"d{i}"
+        where.mkdir()
+        d = Daemon(where)
+        client = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", path],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(rng.uniform(0.0, 1.5))
+            d.stop(sig=9)
+            client.communicate(timeout=30)
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.communicate()
+        again = tmp_path / f"a{i}"
+        again.mkdir()
+        d2 = Daemon(again)
+        try:
+            assert not our_netns() and not our_links(), f"kill point {i}"
+            assert not bpf_links_of_ours(), f"kill point {i}: BPF links left"
+            assert not list(JOURNAL.glob("*.journal")), f"kill point {i}: journal left"
+        finally:
+            assert d2.stop() == 0
