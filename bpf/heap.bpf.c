@@ -35,6 +35,15 @@ struct {
 	__type(value, struct heap_block);
 } live SEC(".maps");
 
+/* Children of the workload: attached after their fork, with a heap copied
+ * from their parent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HEAP_MAX_CHILDREN);
+	__type(key, __u32);		/* tgid */
+	__type(value, __u8);
+} partial SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, HEAP_MAX_RECENT);
@@ -230,6 +239,17 @@ static __always_inline void report_bad_free(struct pt_regs *ctx, struct heap_key
 	struct heap_freed *prev = remember_frees ? bpf_map_lookup_elem(&recent, k) : NULL;
 	struct heap_event *ev;
 
+	if (!prev && bpf_map_lookup_elem(&partial, &k->tgid)) {
+		struct heap_freed f = {
+			.ts_ns = bpf_ktime_get_ns(), .caller = caller, .stack_id = -1,
+			.alloc_stack_id = -1, .tid = (__u32)bpf_get_current_pid_tgid(),
+		};
+
+		count(HEAP_C_CHILD_UNJUDGED, 1);
+		if (remember_frees)
+			bpf_map_update_elem(&recent, k, &f, BPF_ANY);
+		return;
+	}
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
 		count(HEAP_C_LOST_RINGBUF, 1);

@@ -20,7 +20,8 @@
 #include "probe_util.h"
 #include "util.h"
 
-#define HEAP_MAX_LINKS 64
+#define HEAP_MAX_LINKS 24	/* per process: entry and return of every function */
+#define HEAP_MAX_PIDS 4096	/* processes followed at once */
 #define HEAP_DECODE_BYTES 32
 
 static const char *const libc_candidates[] = {
@@ -44,13 +45,20 @@ static const struct {
 	{"free", HEAP_FN_FREE, true},
 };
 
+struct heap_pid {
+	pid_t pid;
+	struct bpf_link *links[HEAP_MAX_LINKS];
+	int n_links;
+};
+
 struct probe_heap {
 	struct heap_bpf *skel;
 	struct probe_ring ring;
-	struct bpf_link *links[HEAP_MAX_LINKS];
-	int n_links;
+	struct heap_pid *pids;		/* the processes attached, with their links */
+	size_t n_pids;
 	char libc[256];
 	long offsets[HEAP_FN__MAX];	/* chosen probe offset within each function */
+	long sym_offsets[HEAP_FN__MAX];	/* each function's file offset, -1 if unknown */
 	char placement[1024];
 	probe_heap_cb cb;
 	void *arg;
@@ -105,7 +113,8 @@ int heap_probe_offset(const unsigned char *code, size_t len, bool allow_skip,
 }
 
 /* Read the first bytes of @sym in the ELF file @path. 0 or -errno. */
-static int read_func_bytes(const char *path, const char *sym, unsigned char *buf, size_t len)
+static int read_func_bytes(const char *path, const char *sym, unsigned char *buf, size_t len,
+			   long *where)
 {
 	Elf *elf = NULL;
 	Elf_Scn *scn = NULL;
@@ -153,8 +162,10 @@ static int read_func_bytes(const char *path, const char *sym, unsigned char *buf
 				file_off = (long)(s.st_value - ph.p_vaddr + ph.p_offset);
 		}
 	}
-	if (file_off >= 0)
+	if (file_off >= 0) {
 		err = pread(fd, buf, len, file_off) == (ssize_t)len ? 0 : -EIO;
+		*where = file_off;
+	}
 	elf_end(elf);
 out_close:
 	close(fd);
@@ -186,12 +197,15 @@ static void place_probes(struct probe_heap *p)
 		char why[96];
 		int off = 0;
 
-		if (read_func_bytes(p->libc, heap_fns[i].sym, code, sizeof(code)) == 0)
+		long sym_off = -1;
+
+		if (read_func_bytes(p->libc, heap_fns[i].sym, code, sizeof(code), &sym_off) == 0)
 			off = heap_probe_offset(code, sizeof(code), heap_fns[i].movable,
 						why, sizeof(why));
 		else
 			snprintf(why, sizeof(why), "+0 (bytes unreadable)");
 		p->offsets[heap_fns[i].fn] = off;
+		p->sym_offsets[heap_fns[i].fn] = sym_off;
 		used += (size_t)snprintf(p->placement + used, sizeof(p->placement) - used,
 					 "%s%s%s", used ? ", " : "", heap_fns[i].sym, why);
 		if (used >= sizeof(p->placement))
@@ -285,31 +299,49 @@ static struct bpf_program *entry_prog(struct probe_heap *p, int fn)
 	}
 }
 
-static int attach_one(struct probe_heap *p, struct bpf_program *prog, pid_t pid,
-		      const char *sym, long offset, bool ret)
+/* With the function's file offset known (decoded once at open), an attach
+ * needs no symbol lookup: cheap enough to do for every child at its fork. */
+static int attach_one(struct probe_heap *p, struct heap_pid *hp, struct bpf_program *prog,
+		      int fn, const char *sym, long offset, bool ret)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = sym, .retprobe = ret);
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = ret);
 	struct bpf_link *link;
+	size_t where = (size_t)offset;
 
-	if (p->n_links >= HEAP_MAX_LINKS)
+	if (hp->n_links >= HEAP_MAX_LINKS)
 		return -ENOSPC;
-	link = bpf_program__attach_uprobe_opts(prog, pid, p->libc, (size_t)offset, &uo);
+	if (p->sym_offsets[fn] >= 0)
+		where += (size_t)p->sym_offsets[fn];
+	else
+		uo.func_name = sym;
+	link = bpf_program__attach_uprobe_opts(prog, hp->pid, p->libc, where, &uo);
 	if (!link)
 		return -errno;
-	p->links[p->n_links++] = link;
+	hp->links[hp->n_links++] = link;
 	return 0;
 }
 
 int probe_heap__attach(struct probe_heap *p, pid_t pid)
 {
+	struct heap_pid *hp;
 	int err = 0, attached = 0;
 
+	if (p->n_pids >= HEAP_MAX_PIDS)
+		return -ENOSPC;
+	if (!p->pids) {
+		p->pids = calloc(HEAP_MAX_PIDS, sizeof(*p->pids));
+		if (!p->pids)
+			return -ENOMEM;
+	}
+	hp = &p->pids[p->n_pids++];
+	memset(hp, 0, sizeof(*hp));
+	hp->pid = pid;
 	for (size_t i = 0; i < ARRAY_SIZE(heap_fns); i++) {
 		int fn = heap_fns[i].fn, e;
 
-		e = attach_one(p, entry_prog(p, fn), pid, heap_fns[i].sym, p->offsets[fn], false);
+		e = attach_one(p, hp, entry_prog(p, fn), fn, heap_fns[i].sym, p->offsets[fn], false);
 		if (!e && fn != HEAP_FN_FREE)
-			e = attach_one(p, p->skel->progs.alloc_return, pid, heap_fns[i].sym, 0, true);
+			e = attach_one(p, hp, p->skel->progs.alloc_return, fn, heap_fns[i].sym, 0, true);
 		if (e) {
 			/* A C library without one of the rarer entry points
 			 * is fine; without malloc or free it is not. */
@@ -323,6 +355,34 @@ int probe_heap__attach(struct probe_heap *p, pid_t pid)
 	}
 	log_debug("%s: pid %d: %d allocator probes attached", __func__, (int)pid, attached);
 	return err;
+}
+
+int probe_heap__add_child(struct probe_heap *p, pid_t pid)
+{
+	__u32 key = (__u32)pid;
+	__u8 one = 1;
+
+	if (bpf_map__update_elem(p->skel->maps.partial, &key, sizeof(key), &one, sizeof(one),
+				 BPF_ANY) < 0)
+		return -errno;
+	return probe_heap__attach(p, pid);
+}
+
+void probe_heap__detach(struct probe_heap *p, pid_t pid)
+{
+	__u32 key = (__u32)pid;
+
+	for (size_t i = 0; i < p->n_pids; i++) {
+		struct heap_pid *hp = &p->pids[i];
+
+		if (hp->pid != pid)
+			continue;
+		for (int k = 0; k < hp->n_links; k++)
+			bpf_link__destroy(hp->links[k]);
+		p->pids[i] = p->pids[--p->n_pids];
+		bpf_map__delete_elem(p->skel->maps.partial, &key, sizeof(key), 0);
+		return;
+	}
 }
 
 int probe_heap__drain(struct probe_heap *p)
@@ -376,8 +436,10 @@ void probe_heap__destroy(struct probe_heap *p)
 {
 	if (!p)
 		return;
-	for (int i = 0; i < p->n_links; i++)
-		bpf_link__destroy(p->links[i]);
+	for (size_t i = 0; i < p->n_pids; i++)
+		for (int k = 0; k < p->pids[i].n_links; k++)
+			bpf_link__destroy(p->pids[i].links[k]);
+	free(p->pids);
 	probe_ring_close(&p->ring);
 	heap_bpf__destroy(p->skel);
 	free(p);

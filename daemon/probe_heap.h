@@ -30,6 +30,13 @@ struct probe_heap *probe_heap__open(struct event_base *base,
 				    probe_heap_cb cb, void *arg);
 /* Attach every allocator probe to @pid (a held child). 0 or -errno. */
 int probe_heap__attach(struct probe_heap *p, pid_t pid);
+/* Follow a child of an attached process too. Its heap began as a copy of
+ * its parent's, so a free that finds no block there may be of an inherited
+ * block: it is counted (HEAP_C_CHILD_UNJUDGED), never called invalid, and
+ * remembered, so freeing it again is still a double free. */
+int probe_heap__add_child(struct probe_heap *p, pid_t pid);
+/* Drop a process's probes (it exited). */
+void probe_heap__detach(struct probe_heap *p, pid_t pid);
 int probe_heap__drain(struct probe_heap *p);
 /* Sums of the per-CPU counters, by enum heap_counter. */
 void probe_heap__counters(const struct probe_heap *p,

@@ -141,8 +141,12 @@ static void on_proc_event(const struct proc_ev *ev, void *arg)
 			break;
 		}
 		if (!proc_add(r, (pid_t)ev->pid, (pid_t)ev->ppid, parent->workload,
-			      ev->comm, t_ms))
+			      ev->comm, t_ms)) {
 			r->obs.proc_lost++;
+			break;
+		}
+		run_probes_fork(r, (size_t)r->obs.procs[r->obs.n_procs - 1].workload,
+				(pid_t)ev->pid);
 		break;
 	case PROC_EV_EXEC:
 		p = proc_find(r, (pid_t)ev->pid);
@@ -154,6 +158,7 @@ static void on_proc_event(const struct proc_ev *ev, void *arg)
 		if (!p)
 			break;
 		snprintf(p->comm, sizeof(p->comm), "%s", ev->comm);
+		run_probes_exit(r, (size_t)p->workload, p->pid);
 		proc_set_exit(r, p, ev->exit_code, t_ms);
 		if (p->signal && !p->by_faultd)
 			log_info("%s: run %s: pid %d (%s) of '%s' killed by %s", __func__,

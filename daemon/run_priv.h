@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <event2/event.h>
 
@@ -94,6 +95,9 @@ int run_probes_attach(struct run *r, size_t i);
 /* At the end of a cycle: fill row @c of the samples. */
 void run_probes_sample(struct run *r, size_t c);
 void run_probes_drain(struct run *r);
+/* A process of workload @wl forked @child, or @pid of it exited. */
+void run_probes_fork(struct run *r, size_t wl, pid_t child);
+void run_probes_exit(struct run *r, size_t wl, pid_t pid);
 /* After the last cycle: sites, losses, what is left alive. */
 void run_probes_finish(struct run *r);
 void run_probes_destroy(struct run *r);

@@ -222,7 +222,8 @@ static void finish_heap(struct run *r, size_t i)
 			cnt[HEAP_C_UNJUDGED_FREE];
 	/* Stacks that could not be taken only thin the evidence; the rest
 	 * can hide a bug, so they make the heap invariants INCONCLUSIVE. */
-	op->heap_losses = json_pack("{sIsIsIsIsIsI}",
+	op->heap_losses = json_pack("{sIsIsIsIsIsIsI}",
+		"child_unjudged_frees", (json_int_t)cnt[HEAP_C_CHILD_UNJUDGED],
 		"ringbuf", (json_int_t)cnt[HEAP_C_LOST_RINGBUF],
 		"live_map_full", (json_int_t)cnt[HEAP_C_LOST_LIVE],
 		"pending", (json_int_t)cnt[HEAP_C_LOST_PENDING],
@@ -420,6 +421,24 @@ void run_probes_sample(struct run *r, size_t c)
 		if (r->rw[i].fds)
 			sample_fds(r, i, s);
 	}
+}
+
+void run_probes_fork(struct run *r, size_t wl, pid_t child)
+{
+	int err;
+
+	if (!r->rw[wl].heap)
+		return;
+	err = probe_heap__add_child(r->rw[wl].heap, child);
+	if (err)
+		log_warn("%s: run %s: cannot follow child %d of '%s': %s", __func__, r->id,
+			 (int)child, r->sc->wl[wl].name, strerror(-err));
+}
+
+void run_probes_exit(struct run *r, size_t wl, pid_t pid)
+{
+	if (r->rw[wl].heap && pid != r->obs.wl[wl].pid)
+		probe_heap__detach(r->rw[wl].heap, pid);
 }
 
 void run_probes_drain(struct run *r)

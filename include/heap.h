@@ -13,6 +13,7 @@
 #define HEAP_MAX_LIVE (1u << 20)	/* live allocations per run */
 #define HEAP_MAX_RECENT (1u << 16)	/* recently freed addresses remembered */
 #define HEAP_MAX_SITES 16384		/* distinct allocation stacks */
+#define HEAP_MAX_CHILDREN 4096		/* forked processes followed */
 #define HEAP_STACK_DEPTH 32
 #define HEAP_COMM_LEN 16
 #define HEAP_STOP_SIGNAL 19		/* SIGSTOP: hold a process at a bad free */
@@ -102,6 +103,7 @@ enum heap_counter {
 	HEAP_C_LOST_SITE,		/* the site map was full */
 	HEAP_C_LIBC_INTERNAL,		/* libc freeing its own data (thread exit) */
 	HEAP_C_UNJUDGED_FREE,		/* no block found after tracking was lost */
+	HEAP_C_CHILD_UNJUDGED,		/* no block found in a child: maybe inherited */
 	HEAP_C__MAX,
 };
 

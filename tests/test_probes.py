@@ -176,3 +176,18 @@ def test_invariant_without_its_probe_is_a_scenario_error(tmp_path):
     res = faultctl("validate", path)
     assert res.returncode == 3
     assert 'invariants[0].workload: heap_stable needs "heap" in workloads[0].probes' in res.stderr
+
+
+def test_double_free_in_a_forked_child(tmp_path, runs_dir, progs):
+    res, rep = run_one(tmp_path, runs_dir, progs, "child-df", ["fork_double_free"], ["heap"],
+                       [{"name": "no_invalid_free"}, {"name": "exit_ok"}])
+    assert res.returncode == 1, res
+    inv = invariant(rep, "no_invalid_free")
+    ev = inv["evidence"][0]
+    root = rep["workloads"][0]["pid"]
+    assert ev["kind"] == "double_free" and ev["pid"] != root
+    assert "release+" in ev["stack"][1] and "fork_double_free.c" in ev["stack"][1]
+    # The inherited block's free in the child was counted, not judged.
+    heap = rep["probes"]["workloads"]["w"]["heap"]
+    assert heap["losses"]["child_unjudged_frees"] >= 1
+    assert len(inv["evidence"]) == 1
