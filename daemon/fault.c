@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "fault.h"
@@ -61,8 +62,11 @@ static int cmp_action(const void *a, const void *b)
 		return x->t_ms < y->t_ms ? -1 : 1;
 	/* Same instant: an off before the next window's on, otherwise
 	 * planning order (a down before its up). */
-	if ((x->act == FA_PACKET_OFF) != (y->act == FA_PACKET_OFF))
-		return x->act == FA_PACKET_OFF ? -1 : 1;
+	bool x_off = x->act == FA_PACKET_OFF || x->act == FA_SYSERR_OFF;
+	bool y_off = y->act == FA_PACKET_OFF || y->act == FA_SYSERR_OFF;
+
+	if (x_off != y_off)
+		return x_off ? -1 : 1;
 	return x->fault != y->fault ? x->fault - y->fault : x->act - y->act;
 }
 
@@ -112,6 +116,12 @@ int fault_plan(const struct scenario *sc, uint64_t seed, uint64_t horizon_ms,
 		case SC_F_KILL:
 			err = add(&p, (uint64_t)f->at_ms, FA_KILL, f->wl_idx, 0, (int)i, f->signo);
 			break;
+		case SC_F_SYSCALL_ERROR:
+			err = add(&p, (uint64_t)f->at_ms, FA_SYSERR_ON, f->wl_idx, 0, (int)i, 0);
+			if (!err && f->for_ms)
+				err = add(&p, (uint64_t)(f->at_ms + f->for_ms), FA_SYSERR_OFF,
+					  f->wl_idx, 0, (int)i, 0);
+			break;
 		case SC_F_PACKET:
 			err = add(&p, (uint64_t)f->at_ms, FA_PACKET_ON, f->link_idx, 0, (int)i, 0);
 			if (!err && f->for_ms)
@@ -138,7 +148,8 @@ const char *fault_act_name(int act)
 		[FA_CYCLE_END] = "cycle_end", [FA_PAUSE] = "pause",
 		[FA_RESUME] = "resume", [FA_KILL] = "kill",
 		[FA_PACKET_ON] = "packet_on", [FA_PACKET_OFF] = "packet_off",
+		[FA_SYSERR_ON] = "syscall_error_on", [FA_SYSERR_OFF] = "syscall_error_off",
 	};
 
-	return act >= 0 && act <= FA_PACKET_OFF ? names[act] : "?";
+	return act >= 0 && act <= FA_SYSERR_OFF ? names[act] : "?";
 }

@@ -16,6 +16,8 @@ enum fault_act {
 	FA_KILL,		/* a signal to the workload's root */
 	FA_PACKET_ON,		/* a packet fault's rates take effect */
 	FA_PACKET_OFF,
+	FA_SYSERR_ON,		/* a workload's calls start failing */
+	FA_SYSERR_OFF,
 };
 
 struct fault_action {

@@ -95,6 +95,7 @@ struct run_obs {
 	json_t *faults;			/* the timeline: actions fired, planned and actual */
 	json_t *topology;		/* scenario names -> kernel names, or NULL */
 	json_t *packet_stats;		/* per link and direction: seen, dropped, corrupted */
+	json_t *syscall_stats;		/* per workload: calls, failed */
 	json_t *heap_events;		/* bad frees, symbolized, in order */
 	json_t *life_events;		/* lifecycle violations, in order */
 	json_t *life_alive;		/* objects alive at the end */

@@ -240,6 +240,8 @@ json_t *report_json_build(const struct report_in *in)
 		json_object_set_new(rep, "topology", json_incref(in->obs->topology));
 	if (in->obs->packet_stats)
 		json_object_set_new(rep, "packet_stats", json_incref(in->obs->packet_stats));
+	if (in->obs->syscall_stats)
+		json_object_set_new(rep, "syscall_stats", json_incref(in->obs->syscall_stats));
 	json_object_set_new(rep, "cycles", build_cycles(in));
 	json_object_set_new(rep, "invariants", build_invariants(in));
 	json_object_set_new(rep, "probes", json_pack("{s{sbsI}so}", "proc",

@@ -15,6 +15,7 @@
 #include "fault.h"
 #include "journal.h"
 #include "netfault_user.h"
+#include "sysfault_user.h"
 #include "inv.h"
 #include "log.h"
 #include "probe_proc.h"
@@ -450,6 +451,27 @@ static int start_workload(struct run *r, size_t i)
 			  strerror(-err));
 		return err;
 	}
+	for (size_t f = 0; f < r->sc->n_faults && !rw->sysfault; f++) {
+		if (r->sc->faults[f].type != SC_F_SYSCALL_ERROR || r->sc->faults[f].wl_idx != (int)i)
+			continue;
+		rw->sysfault = sysfault__attach(rw->cgroup);
+		if (!rw->sysfault) {
+			err = -errno;
+			run_error(r, "workload '%s': cannot attach syscall errors: %s", w->name,
+				  strerror(-err));
+			return err;
+		}
+		/* A fault planned for time 0 holds from the first instruction,
+		 * not from the moment its timer first fires. */
+		if (!r->sc->faults[f].at_ms) {
+			struct sysfault_conf c = {
+				.ppm = (__u32)(r->sc->faults[f].pct * (SYSFAULT_PPM / 100)),
+				.err = r->sc->faults[f].err,
+			};
+
+			sysfault__set(rw->sysfault, &c);
+		}
+	}
 	err = build_argv(r, i);
 	if (!err)
 		err = build_env(r, i);
@@ -619,6 +641,19 @@ static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 	case FA_CYCLE_END:
 		close_cycle(r, now);
 		return;
+	case FA_SYSERR_ON:
+	case FA_SYSERR_OFF: {
+		const struct sc_fault *f = &r->sc->faults[a->fault];
+		struct sysfault_conf c = {
+			.ppm = a->act == FA_SYSERR_ON ? (__u32)(f->pct * (SYSFAULT_PPM / 100)) : 0,
+			.err = f->err,
+		};
+
+		target = r->sc->wl[a->target].name;
+		err = r->rw[a->target].sysfault ? sysfault__set(r->rw[a->target].sysfault, &c)
+						 : -ENODEV;
+		break;
+	}
 	case FA_PACKET_ON:
 	case FA_PACKET_OFF:
 		target = r->sc->links[a->target].name;
@@ -642,7 +677,8 @@ static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 	if (entry) {
 		if (a->cycle)
 			json_object_set_new(entry, "cycle", json_integer(a->cycle));
-		if (a->act != FA_PAUSE && a->act != FA_RESUME && a->act != FA_KILL)
+		if (a->act == FA_LINK_DOWN || a->act == FA_LINK_UP || a->act == FA_PACKET_ON ||
+		    a->act == FA_PACKET_OFF)
 			json_object_set_new(entry, "kernel_name",
 					    json_string(topo__link_kernel_name(r->topo, a->target)));
 		if (a->act == FA_KILL)
@@ -972,6 +1008,20 @@ static void finish(struct run *r)
 	r->ended_at_ms = util_realtime_ms();
 	if (r->netfaults && !r->obs.packet_stats)
 		r->obs.packet_stats = packet_stats(r);
+	for (size_t i = 0; i < r->sc->n_wl; i++) {
+		struct sysfault_stats st;
+
+		if (!r->rw[i].sysfault)
+			continue;
+		if (!r->obs.syscall_stats)
+			r->obs.syscall_stats = json_object();
+		sysfault__stats(r->rw[i].sysfault, &st);
+		json_object_set_new(r->obs.syscall_stats, r->sc->wl[i].name, json_pack("{sIsI}",
+			"socket_calls", (json_int_t)st.calls, "socket_failed", (json_int_t)st.failed));
+		/* Its processes are gone: the link goes with the run. */
+		sysfault__destroy(r->rw[i].sysfault);
+		r->rw[i].sysfault = NULL;
+	}
 	/* Flush captured output before the report counts it. */
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
 		struct run_wl *rw = &r->rw[i];
@@ -1162,6 +1212,7 @@ void run__free(struct run *r)
 			event_free(rw->timeout_ev);
 		if (rw->kill_ev)
 			event_free(rw->kill_ev);
+		sysfault__destroy(rw->sysfault);
 		if (rw->argv && r->sc->wl[i].kind != WL_EXEC)
 			free((char *)rw->argv[0]);
 		free(rw->argv);
@@ -1182,6 +1233,7 @@ void run__free(struct run *r)
 	json_decref(r->obs.faults);
 	json_decref(r->obs.topology);
 	json_decref(r->obs.packet_stats);
+	json_decref(r->obs.syscall_stats);
 	probe_proc__destroy(r->proc);
 	run_probes_destroy(r);
 	sym__free(r->sym);

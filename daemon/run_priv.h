@@ -24,6 +24,7 @@ struct journal;
 struct topo;
 struct fault_action;
 struct netfault;
+struct sysfault;
 
 #define RUN_REAP_POLL_MS 20		/* how often to look for an empty cgroup */
 #define RUN_REAP_EXTRA_MS 3000		/* after the grace, give up waiting */
@@ -48,6 +49,7 @@ struct run_wl {
 	struct probe_fds *fds;
 	struct probe_life *life;
 	char exe[PATH_MAX];		/* the program exec'ed, for USDT */
+	struct sysfault *sysfault;	/* syscall errors in its cgroup, if planned */
 };
 
 struct run {

@@ -78,7 +78,7 @@ struct sc_link {
 
 enum sc_fault_type {
 	SC_F_LINK_FLAP, SC_F_LINK_DOWN, SC_F_LINK_UP, SC_F_RANDOM,
-	SC_F_PAUSE, SC_F_RESUME, SC_F_KILL, SC_F_PACKET,
+	SC_F_PAUSE, SC_F_RESUME, SC_F_KILL, SC_F_PACKET, SC_F_SYSCALL_ERROR,
 };
 
 enum sc_direction { SC_DIR_BOTH, SC_DIR_INGRESS, SC_DIR_EGRESS };
@@ -103,6 +103,10 @@ struct sc_fault {
 	double drop_pct, corrupt_pct;	/* packet */
 	bool blackhole;
 	int direction;			/* enum sc_direction, at the link's a end */
+	int syscall;			/* syscall_error: index of the call ("socket") */
+	const char *errno_name;		/* syscall_error: "ENFILE" */
+	int err;			/* its value */
+	double pct;			/* syscall_error: share of calls that fail */
 };
 
 struct scenario {

@@ -129,7 +129,7 @@ OUR_PROGS = {"proc_fork", "proc_exec", "proc_exit",
              "posix_memalign_", "aligned_alloc_e", "memalign_enter", "valloc_enter",
              "pvalloc_enter", "free_enter", "alloc_return", "count_fds", "count_calls",
              "obj_create", "obj_event", "obj_destroy", "msg_send", "msg_recv", "counter",
-             "netfault"}
+             "netfault", "sock_create"}
 
 
 def bpf_links_of_ours():

@@ -251,3 +251,32 @@ def test_kill_9_at_ten_random_points_leaves_nothing(tmp_path, progs):
             assert not list(JOURNAL.glob("*.journal")), f"kill point {i}: journal left"
         finally:
             assert d2.stop() == 0
+
+
+@pytest.mark.parametrize("pct", [50, 100])
+def test_syscall_error_makes_socket_fail(tmp_path, runs_dir, progs, pct):
+    doc = {"name": "syserr", "duration_s": 20,
+           "workloads": [{"name": "w", "kind": "exec", "cmd": [str(progs / "sock_try"), "2000"]}],
+           "faults": [{"type": "syscall_error", "workload": "w", "syscall": "socket",
+                       "errno": "ENFILE", "pct": pct}],
+           "invariants": [{"name": "no_crash"}, {"name": "exit_ok"}]}
+    path = write_scenario(tmp_path / "se.json", doc)
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs_dir, timeout=60)
+    assert res.returncode == 0, res
+    rep = only_report(runs_dir)
+    jsonschema.validate(rep, REPORT_SCHEMA)
+    assert_nothing_left(rep)
+    words = (runs_dir / rep["run_id"] / "w.stdout").read_text().split()
+    failed = int(words[3])
+    assert abs(100.0 * failed / 2000 - pct) <= 8, words
+    assert words[5] == "ENFILE"
+    assert rep["syscall_stats"]["w"]["socket_failed"] == failed
+
+
+def test_syscall_error_for_other_calls_is_refused(tmp_path):
+    doc = {"name": "syserr", "workloads": [{"name": "w", "kind": "exec", "cmd": ["true"]}],
+           "faults": [{"type": "syscall_error", "workload": "w", "syscall": "connect"}]}
+    path = write_scenario(tmp_path / "se.json", doc)
+    res = faultctl("validate", path)
+    assert res.returncode == 3
+    assert "faults[0].syscall: 'connect' is not one of socket" in res.stderr
