@@ -553,6 +553,8 @@ static int freeze(struct run *r, int wl, bool on)
 	return err;
 }
 
+static int packet_set(struct run *r, const struct sc_fault *f, bool on);
+
 /* Packet-fault programs go only where a packet fault will need them, on the
  * directions it names, at the link's a end. */
 static int attach_netfaults(struct run *r)
@@ -577,6 +579,11 @@ static int attach_netfaults(struct run *r)
 				return -errno;
 		}
 	}
+	/* A fault planned for time 0 holds from the moment the link exists,
+	 * not from when its timer first fires. */
+	for (size_t i = 0; i < r->sc->n_faults; i++)
+		if (r->sc->faults[i].type == SC_F_PACKET && !r->sc->faults[i].at_ms)
+			packet_set(r, &r->sc->faults[i], true);
 	return 0;
 }
 
