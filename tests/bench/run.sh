@@ -31,3 +31,6 @@ echo " code can go below)"
 echo
 echo "== fd snapshot"
 "$B/fd_snapshot" 10000
+echo
+echo "== link flaps (faultd's topology code; veth in two namespaces)"
+"$B/flap_bench" "${BENCH_FLAP_SECONDS:-60}"
