@@ -1,7 +1,9 @@
 /* recovers: after every outage of a link (a down, then an up), each watched
  * workload makes progress (prints a line on stdout) within within_ms. A link
  * that never comes back fails too. FAIL names the cycle and the link. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "inv.h"
@@ -55,10 +57,14 @@ static size_t outages(const struct run_obs *obs, struct outage *out)
 int inv_recovers(const struct run_obs *obs, const struct sc_invariant *inv,
 		 struct inv_result *res)
 {
-	static struct outage list[MAX_OUTAGES];
 	const struct inv_recovers_params *p = inv->params;
-	size_t n = outages(obs, list), fails = 0;
+	struct outage *list = calloc(MAX_OUTAGES, sizeof(*list));
+	size_t n, fails = 0;
 	uint64_t worst = 0;
+
+	if (!list)
+		return -ENOMEM;
+	n = outages(obs, list);
 
 	for (size_t k = 0; k < n; k++) {
 		const struct outage *o = &list[k];
@@ -117,5 +123,6 @@ int inv_recovers(const struct run_obs *obs, const struct sc_invariant *inv,
 			 "recovered from all %zu outages; slowest %llums after the link came back",
 			 n, (unsigned long long)worst);
 	}
+	free(list);
 	return 0;
 }

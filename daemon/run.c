@@ -294,6 +294,18 @@ static void on_wl_exit(struct sup_child *c, int status, void *arg)
 						 : "every non-service workload exited");
 }
 
+/* A syscall_error fault's rate on its workload's cgroup, or off. */
+static int syserr_set(struct run *r, const struct sc_fault *f, bool on)
+{
+	struct sysfault_conf c = {
+		.ppm = on ? (__u32)(f->pct * (SYSFAULT_PPM / 100)) : 0,
+		.err = f->err,
+	};
+	struct sysfault *sf = r->rw[f->wl_idx].sysfault;
+
+	return sf ? sysfault__set(sf, &c) : -ENODEV;
+}
+
 #define RUN_OUTPUT_GRAIN_MS 100	/* output times kept this far apart */
 
 /* Output is the plainest sign of progress: recovers looks for it after a
@@ -463,14 +475,8 @@ static int start_workload(struct run *r, size_t i)
 		}
 		/* A fault planned for time 0 holds from the first instruction,
 		 * not from the moment its timer first fires. */
-		if (!r->sc->faults[f].at_ms) {
-			struct sysfault_conf c = {
-				.ppm = (__u32)(r->sc->faults[f].pct * (SYSFAULT_PPM / 100)),
-				.err = r->sc->faults[f].err,
-			};
-
-			sysfault__set(rw->sysfault, &c);
-		}
+		if (!r->sc->faults[f].at_ms)
+			syserr_set(r, &r->sc->faults[f], true);
 	}
 	err = build_argv(r, i);
 	if (!err)
@@ -649,18 +655,10 @@ static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 		close_cycle(r, now);
 		return;
 	case FA_SYSERR_ON:
-	case FA_SYSERR_OFF: {
-		const struct sc_fault *f = &r->sc->faults[a->fault];
-		struct sysfault_conf c = {
-			.ppm = a->act == FA_SYSERR_ON ? (__u32)(f->pct * (SYSFAULT_PPM / 100)) : 0,
-			.err = f->err,
-		};
-
+	case FA_SYSERR_OFF:
 		target = r->sc->wl[a->target].name;
-		err = r->rw[a->target].sysfault ? sysfault__set(r->rw[a->target].sysfault, &c)
-						 : -ENODEV;
+		err = syserr_set(r, &r->sc->faults[a->fault], a->act == FA_SYSERR_ON);
 		break;
-	}
 	case FA_PACKET_ON:
 	case FA_PACKET_OFF:
 		target = r->sc->links[a->target].name;

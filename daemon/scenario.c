@@ -29,7 +29,6 @@ static const char *const kind_names[] = {"exec", "echo-server", NULL};
 static const char *const later_kinds[] = {"lwip-client", "dpdk-client",
 	"ws-server", "msgq", "qpair", NULL};
 static const char *const probe_names[] = {"proc", "heap", "fds", "lifecycle", NULL};
-static const char *const later_probes[] = {NULL};
 static const char *const later_faults[] = {"rate", "delay", NULL};
 
 static int in_list(const char *const *list, const char *s)
@@ -381,11 +380,7 @@ static int parse_probes(struct sc_ctx *ctx, json_t *val, void *target)
 	join_list(probe_names, known, sizeof(known));
 	for (size_t i = 0; w->probes[i]; i++) {
 		jpath_push_idx(&ctx->path, i);
-		if (in_list(later_probes, w->probes[i]) >= 0) {
-			sc_error(ctx, false, "probe '%s' is not supported by this build yet "
-				 "(supported: %s)", w->probes[i], known);
-			err = -EINVAL;
-		} else if (in_list(probe_names, w->probes[i]) < 0) {
+		if (in_list(probe_names, w->probes[i]) < 0) {
 			sc_error(ctx, false, "unknown probe '%s' (known: %s)",
 				 w->probes[i], known);
 			err = -EINVAL;

@@ -52,11 +52,6 @@ static struct sym_proc *proc_find(struct sym *s, pid_t pid)
 	return NULL;
 }
 
-bool sym__has(const struct sym *s, pid_t pid)
-{
-	return proc_find((struct sym *)s, pid) != NULL;
-}
-
 int sym__snapshot(struct sym *s, pid_t pid)
 {
 	struct sym_proc *slot = proc_find(s, pid);

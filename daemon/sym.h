@@ -15,7 +15,6 @@ struct sym;
 struct sym *sym__new(void);
 /* Take (or refresh) the maps of @pid; 0 or -errno (-ESRCH if gone). */
 int sym__snapshot(struct sym *s, pid_t pid);
-bool sym__has(const struct sym *s, pid_t pid);
 /* One string per frame: "func+0x1a (file.c:42) [module]", or the address.
  * @first_is_ip: frame 0 is an instruction pointer, not a return address
  * (return addresses are looked up at addr-1, inside the call). */

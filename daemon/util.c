@@ -65,35 +65,6 @@ int util_mkdir_p(const char *path, mode_t mode)
 	return err;
 }
 
-int util_rm_rf(const char *path)
-{
-	struct dirent *de;
-	char child[PATH_MAX];
-	struct stat st;
-	DIR *dir;
-	int err = 0;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlink(path) < 0 ? -errno : 0;
-	dir = opendir(path);
-	if (!dir)
-		return -errno;
-	while ((de = readdir(dir))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
-		int e = util_rm_rf(child);
-		if (e && !err)
-			err = e;
-	}
-	closedir(dir);
-	if (rmdir(path) < 0 && !err)
-		err = -errno;
-	return err;
-}
-
 int util_write_atomic(const char *path, const char *data, size_t len)
 {
 	char tmp[PATH_MAX];

@@ -15,7 +15,6 @@ uint64_t util_realtime_ms(void);		/* CLOCK_REALTIME, ms since epoch */
 void util_iso8601(uint64_t realtime_ms, char buf[32]); /* 2026-11-24T15:00:00.123Z */
 
 int util_mkdir_p(const char *path, mode_t mode);
-int util_rm_rf(const char *path);
 /* Write @len bytes to @path through a temp file in the same directory, fsync
  * and rename, so a reader sees the old file or the new one, never a part. */
 int util_write_atomic(const char *path, const char *data, size_t len);
