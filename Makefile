@@ -41,7 +41,8 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 $(WARN) -MMD -MP -fno-omit-frame-pointer $(SANFLAGS)
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Idaemon -I$(BUILD) -I/usr/include/libnl3
 LDFLAGS += $(SANFLAGS)
-LIBS    := -lbpf -lelf -ldw -lnl-route-3 -lnl-3 -lz -levent -ljansson -lcrypto
+LIBS    := -lbpf -lelf -ldw -lnl-route-3 -lnl-3 -lz -levent -ljansson -lcrypto \
+	   -lnetfilter_queue -lnfnetlink
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(BUILD) -Iinclude -I/usr/include/$(shell uname -m)-linux-gnu
@@ -114,6 +115,8 @@ $(BUILD)/faultd $(BUILD)/faultctl: $(BUILD)/%: $(BUILD)/daemon/%.o $(LIB)
 
 # --- bundled workloads: harness/NAME/*.c -> build/harness/NAME -------------
 HARNESS_LIBS_echo-server := -levent
+HARNESS_LIBS_lwip-client := $(shell pkg-config --libs lwip) -lpthread
+$(BUILD)/obj/harness/lwip-client/%.o: CPPFLAGS += $(shell pkg-config --cflags lwip)
 
 # A function, so that no literal % stands in the rule (make would take it
 # for the stem).

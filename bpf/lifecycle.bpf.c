@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Lifecycle state machines from the faultd USDT probes: objects are alive
  * from create to destroy, and a message is in flight from send to receive.
- * Any transition outside that is reported with both threads involved. */
+ * Any transition outside that is reported with both threads involved.
+ * Objects can also be made by a library's own calls: a uretprobe on the
+ * call that returns an id creates, a uprobe on the call that takes it as
+ * its first argument destroys (lwIP's lwip_socket/lwip_close), the kind
+ * named by the link's cookie. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -55,6 +59,22 @@ struct {
 	__type(value, struct life_counter);
 } counters SEC(".maps");
 
+/* Kind names of the uprobe-made objects, by attach cookie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LIFE_MAX_UKINDS);
+	__type(key, __u32);
+	__type(value, char[LIFE_NAME_LEN]);
+} ukinds SEC(".maps");
+
+/* Counters the daemon follows over time (recovers' progress). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LIFE_MAX_WATCHED);
+	__type(key, char[LIFE_NAME_LEN]);
+	__type(value, __u8);
+} watched SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
@@ -98,20 +118,17 @@ static __always_inline void read_name(char *dst, const char *user)
 		dst[0] = '\0';
 }
 
-SEC("usdt")
-int BPF_USDT(obj_create, const char *kind, __u64 id)
+static __always_inline void create(struct life_obj_key *k)
 {
-	struct life_obj_key k = {.id = id};
 	struct life_obj o = {}, *old;
 	struct life_event *ev;
 
-	read_name(k.kind, kind);
-	old = bpf_map_lookup_elem(&alive, &k);
+	old = bpf_map_lookup_elem(&alive, k);
 	if (old) {
 		ev = report(LIFE_EV_CREATE_ALIVE);
 		if (ev) {
-			__builtin_memcpy(ev->kind, k.kind, LIFE_NAME_LEN);
-			ev->id = id;
+			__builtin_memcpy(ev->kind, k->kind, LIFE_NAME_LEN);
+			ev->id = k->id;
 			ev->other_tid = old->create_tid;
 			ev->other_ts = old->create_ts;
 			bpf_ringbuf_submit(ev, 0);
@@ -119,9 +136,18 @@ int BPF_USDT(obj_create, const char *kind, __u64 id)
 	}
 	o.create_ts = bpf_ktime_get_ns();
 	o.create_tid = (__u32)bpf_get_current_pid_tgid();
-	if (bpf_map_update_elem(&alive, &k, &o, BPF_ANY))
+	if (bpf_map_update_elem(&alive, k, &o, BPF_ANY))
 		lose(LIFE_LOSS_MAP);
-	bpf_map_delete_elem(&dead, &k);
+	bpf_map_delete_elem(&dead, k);
+}
+
+SEC("usdt")
+int BPF_USDT(obj_create, const char *kind, __u64 id)
+{
+	struct life_obj_key k = {.id = id};
+
+	read_name(k.kind, kind);
+	create(&k);
 	return 0;
 }
 
@@ -166,23 +192,62 @@ int BPF_USDT(obj_event, const char *kind, __u64 id, const char *event)
 	return 0;
 }
 
-SEC("usdt")
-int BPF_USDT(obj_destroy, const char *kind, __u64 id)
+static __always_inline void destroy(struct life_obj_key *k)
 {
-	struct life_obj_key k = {.id = id};
 	struct life_obj *o, gone;
 
-	read_name(k.kind, kind);
-	o = bpf_map_lookup_elem(&alive, &k);
+	o = bpf_map_lookup_elem(&alive, k);
 	if (!o) {
-		not_alive(&k, NULL, true);
-		return 0;
+		not_alive(k, NULL, true);
+		return;
 	}
 	gone = *o;
 	gone.destroy_ts = bpf_ktime_get_ns();
 	gone.destroy_tid = (__u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&dead, &k, &gone, BPF_ANY);
-	bpf_map_delete_elem(&alive, &k);
+	bpf_map_update_elem(&dead, k, &gone, BPF_ANY);
+	bpf_map_delete_elem(&alive, k);
+}
+
+SEC("usdt")
+int BPF_USDT(obj_destroy, const char *kind, __u64 id)
+{
+	struct life_obj_key k = {.id = id};
+
+	read_name(k.kind, kind);
+	destroy(&k);
+	return 0;
+}
+
+/* The uprobe-made kind this link stands for; false if none. */
+static __always_inline bool ukind(void *ctx, struct life_obj_key *k)
+{
+	__u32 idx = (__u32)bpf_get_attach_cookie(ctx);
+	char *name = bpf_map_lookup_elem(&ukinds, &idx);
+
+	if (!name)
+		return false;
+	__builtin_memcpy(k->kind, name, LIFE_NAME_LEN);
+	return true;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uobj_create, long ret)
+{
+	struct life_obj_key k = {.id = (__u64)ret};
+
+	if (ret >= 0 && ukind(ctx, &k))
+		create(&k);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uobj_destroy, long id)
+{
+	struct life_obj_key k = {.id = (__u64)id};
+
+	/* A call on an id that was never valid is the library's to refuse. */
+	if (id >= 0 && ukind(ctx, &k))
+		destroy(&k);
 	return 0;
 }
 
@@ -261,5 +326,14 @@ int BPF_USDT(counter, const char *name, __s64 value)
 	c.ts = bpf_ktime_get_ns();
 	c.updates = old ? old->updates + 1 : 1;
 	bpf_map_update_elem(&counters, key, &c, BPF_ANY);
+	if (bpf_map_lookup_elem(&watched, key) && (!old || old->value != value)) {
+		struct life_event *ev = report(LIFE_EV_COUNTER);
+
+		if (ev) {
+			__builtin_memcpy(ev->kind, key, LIFE_NAME_LEN);
+			ev->id = (__u64)value;
+			bpf_ringbuf_submit(ev, 0);
+		}
+	}
 	return 0;
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Packet faults: drop, corrupt or blackhole packets through a veth end, with
+/* Packet faults: drop, corrupt, duplicate or blackhole packets through a link
+ * end, with
  * rates read per packet from a map the daemon changes at run time. Attached
  * as tcx links, so they go with their owner even after kill -9. */
 #include "vmlinux.h"
@@ -56,14 +57,27 @@ static __always_inline bool corrupt(struct __sk_buff *skb)
 	return bpf_skb_store_bytes(skb, off, &byte, 1, 0) == 0;
 }
 
-SEC("tc")
-int netfault(struct __sk_buff *skb)
+/* A clone goes out (or in) on the same device ahead of the original. It
+ * passes this hook again, marked, and is let through untouched; the mark is
+ * restored on the original. */
+static __always_inline bool duplicate(struct __sk_buff *skb, bool ingress)
+{
+	__u32 mark = skb->mark;
+	long err;
+
+	skb->mark = NETFAULT_DUP_MARK;
+	err = bpf_clone_redirect(skb, skb->ifindex, ingress ? BPF_F_INGRESS : 0);
+	skb->mark = mark;
+	return err == 0;
+}
+
+static __always_inline int netfault(struct __sk_buff *skb, bool ingress)
 {
 	__u32 key = 0;
 	struct netfault_conf *c = bpf_map_lookup_elem(&conf, &key);
 	struct netfault_stats *st = bpf_map_lookup_elem(&stats, &key);
 
-	if (!c || !st)
+	if (!c || !st || skb->mark == NETFAULT_DUP_MARK)
 		return TC_ACT_OK;
 	st->seen++;
 	if (c->blackhole || chance(c->drop_ppm)) {
@@ -72,5 +86,19 @@ int netfault(struct __sk_buff *skb)
 	}
 	if (chance(c->corrupt_ppm) && corrupt(skb))
 		st->corrupted++;
+	if (chance(c->duplicate_ppm) && duplicate(skb, ingress))
+		st->duplicated++;
 	return TC_ACT_OK;
+}
+
+SEC("tc")
+int netfault_in(struct __sk_buff *skb)
+{
+	return netfault(skb, true);
+}
+
+SEC("tc")
+int netfault_out(struct __sk_buff *skb)
+{
+	return netfault(skb, false);
 }

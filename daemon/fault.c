@@ -54,6 +54,22 @@ static int outage(struct plan *p, uint64_t t, uint64_t down, uint64_t settle, in
 	return err;
 }
 
+bool fault_act_is_off(int act)
+{
+	return act == FA_PACKET_OFF || act == FA_SYSERR_OFF || act == FA_RATE_OFF ||
+	       act == FA_DELAY_OFF;
+}
+
+/* A window: on at at_ms, off after for_ms (0: held to the end). */
+static int window(struct plan *p, const struct sc_fault *f, int on, int target, int fault)
+{
+	int err = add(p, (uint64_t)f->at_ms, on, target, 0, fault, 0);
+
+	if (!err && f->for_ms)
+		err = add(p, (uint64_t)(f->at_ms + f->for_ms), on + 1, target, 0, fault, 0);
+	return err;
+}
+
 static int cmp_action(const void *a, const void *b)
 {
 	const struct fault_action *x = a, *y = b;
@@ -62,8 +78,7 @@ static int cmp_action(const void *a, const void *b)
 		return x->t_ms < y->t_ms ? -1 : 1;
 	/* Same instant: an off before the next window's on, otherwise
 	 * planning order (a down before its up). */
-	bool x_off = x->act == FA_PACKET_OFF || x->act == FA_SYSERR_OFF;
-	bool y_off = y->act == FA_PACKET_OFF || y->act == FA_SYSERR_OFF;
+	bool x_off = fault_act_is_off(x->act), y_off = fault_act_is_off(y->act);
 
 	if (x_off != y_off)
 		return x_off ? -1 : 1;
@@ -117,16 +132,16 @@ int fault_plan(const struct scenario *sc, uint64_t seed, uint64_t horizon_ms,
 			err = add(&p, (uint64_t)f->at_ms, FA_KILL, f->wl_idx, 0, (int)i, f->signo);
 			break;
 		case SC_F_SYSCALL_ERROR:
-			err = add(&p, (uint64_t)f->at_ms, FA_SYSERR_ON, f->wl_idx, 0, (int)i, 0);
-			if (!err && f->for_ms)
-				err = add(&p, (uint64_t)(f->at_ms + f->for_ms), FA_SYSERR_OFF,
-					  f->wl_idx, 0, (int)i, 0);
+			err = window(&p, f, FA_SYSERR_ON, f->wl_idx, (int)i);
 			break;
 		case SC_F_PACKET:
-			err = add(&p, (uint64_t)f->at_ms, FA_PACKET_ON, f->link_idx, 0, (int)i, 0);
-			if (!err && f->for_ms)
-				err = add(&p, (uint64_t)(f->at_ms + f->for_ms), FA_PACKET_OFF,
-					  f->link_idx, 0, (int)i, 0);
+			err = window(&p, f, FA_PACKET_ON, f->link_idx, (int)i);
+			break;
+		case SC_F_RATE:
+			err = window(&p, f, FA_RATE_ON, f->link_idx, (int)i);
+			break;
+		case SC_F_DELAY:
+			err = window(&p, f, FA_DELAY_ON, f->link_idx, (int)i);
 			break;
 		}
 	}
@@ -149,7 +164,9 @@ const char *fault_act_name(int act)
 		[FA_RESUME] = "resume", [FA_KILL] = "kill",
 		[FA_PACKET_ON] = "packet_on", [FA_PACKET_OFF] = "packet_off",
 		[FA_SYSERR_ON] = "syscall_error_on", [FA_SYSERR_OFF] = "syscall_error_off",
+		[FA_RATE_ON] = "rate_on", [FA_RATE_OFF] = "rate_off",
+		[FA_DELAY_ON] = "delay_on", [FA_DELAY_OFF] = "delay_off",
 	};
 
-	return act >= 0 && act <= FA_SYSERR_OFF ? names[act] : "?";
+	return act >= 0 && act < FA_COUNT ? names[act] : "?";
 }

@@ -4,6 +4,7 @@
 #ifndef FAULTD_FAULT_H
 #define FAULTD_FAULT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,11 @@ enum fault_act {
 	FA_PACKET_OFF,
 	FA_SYSERR_ON,		/* a workload's calls start failing */
 	FA_SYSERR_OFF,
+	FA_RATE_ON,		/* a link's bandwidth limit takes effect */
+	FA_RATE_OFF,
+	FA_DELAY_ON,		/* a link's added latency takes effect */
+	FA_DELAY_OFF,
+	FA_COUNT
 };
 
 struct fault_action {
@@ -34,5 +40,6 @@ struct fault_action {
 int fault_plan(const struct scenario *sc, uint64_t seed, uint64_t horizon_ms,
 	       struct fault_action **out, size_t *n);
 const char *fault_act_name(int act);
+bool fault_act_is_off(int act);		/* the end of a window */
 
 #endif

@@ -416,7 +416,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 	}
 	cli->tty = isatty(STDERR_FILENO) && !cli->quiet;
 	if (cli->local) {
-		cli->base = event_base_new();
+		cli->base = util_event_base();
 		cli->sig_ev[0] = evsignal_new(cli->base, SIGINT, local_on_signal, cli);
 		cli->sig_ev[1] = evsignal_new(cli->base, SIGTERM, local_on_signal, cli);
 		evsignal_add(cli->sig_ev[0], NULL);

@@ -641,7 +641,7 @@ int main(int argc, char **argv)
 	log_route_libbpf();
 	signal(SIGPIPE, SIG_IGN);
 	d->started_ns = util_now_ns();
-	d->base = event_base_new();
+	d->base = util_event_base();
 	if (!d->base) {
 		log_err("%s: event_base_new failed", __func__);
 		return 3;

@@ -42,32 +42,46 @@ static const struct sc_key recovers_keys[] = {
 	INV_COMMON_KEYS,
 	{"within_ms", SC_INT, 0, offsetof(struct inv_recovers_params, within_ms), 1, 3600000,
 	 .def = "5000", .doc = "progress after a link comes back, at the latest"},
+	{"counter", SC_STR, 0, offsetof(struct inv_recovers_params, counter),
+	 .doc = "progress is this FAULTD_COUNTER rising (needs the lifecycle probe); "
+		"default: a line of output"},
 	{NULL},
 };
+
+/* Counting objects reads the lifecycle probe, not the fds probe. */
+static const char *trend_probe(const void *params)
+{
+	return ((const struct inv_trend_params *)params)->object ? "lifecycle" : NULL;
+}
+
+static const char *recovers_probe(const void *params)
+{
+	return ((const struct inv_recovers_params *)params)->counter ? "lifecycle" : NULL;
+}
 
 /* The scenario vocabulary. Entries not yet available are listed so a
  * scenario naming them gets "not supported by this build yet", not
  * "unknown". */
 static const struct inv_def inv_defs[] = {
-	{"no_crash", "no workload process dies by a signal", true, NULL, no_crash_keys,
+	{"no_crash", "no workload process dies by a signal", true, NULL, NULL, no_crash_keys,
 	 sizeof(struct inv_no_crash_params), inv_no_crash},
 	{"exit_ok", "every workload that ends by itself exits with an allowed code",
-	 true, NULL, exit_ok_keys, sizeof(struct inv_exit_ok_params), inv_exit_ok},
+	 true, NULL, NULL, exit_ok_keys, sizeof(struct inv_exit_ok_params), inv_exit_ok},
 	{"fds_stable", "fd count does not trend upward across cycles", true, "fds",
-	 fds_keys, sizeof(struct inv_trend_params), inv_fds_stable},
+	 trend_probe, fds_keys, sizeof(struct inv_trend_params), inv_fds_stable},
 	{"sockets_stable", "socket count does not trend upward across cycles", true, "fds",
-	 sockets_keys, sizeof(struct inv_trend_params), inv_sockets_stable},
-	{"heap_stable", "live heap does not trend upward across cycles", true, "heap",
+	 trend_probe, sockets_keys, sizeof(struct inv_trend_params), inv_sockets_stable},
+	{"heap_stable", "live heap does not trend upward across cycles", true, "heap", NULL,
 	 heap_keys, sizeof(struct inv_trend_params), inv_heap_stable},
 	{"no_invalid_free", "no double free or free of a never-allocated pointer", true,
-	 "heap", inv_common_keys, sizeof(struct inv_no_invalid_free_params),
+	 "heap", NULL, inv_common_keys, sizeof(struct inv_no_invalid_free_params),
 	 inv_no_invalid_free},
 	{"lifecycle", "no event on a destroyed object; none alive at the end", true,
-	 "lifecycle", lifecycle_keys, sizeof(struct inv_lifecycle_params), inv_lifecycle},
+	 "lifecycle", NULL, lifecycle_keys, sizeof(struct inv_lifecycle_params), inv_lifecycle},
 	{"msg_integrity", "no message duplicated, stale, out of order or lost", true,
-	 "lifecycle", msg_keys, sizeof(struct inv_msg_params), inv_msg_integrity},
+	 "lifecycle", NULL, msg_keys, sizeof(struct inv_msg_params), inv_msg_integrity},
 	{"recovers", "after a link comes back the workload makes progress", true, NULL,
-	 recovers_keys, sizeof(struct inv_recovers_params), inv_recovers},
+	 recovers_probe, recovers_keys, sizeof(struct inv_recovers_params), inv_recovers},
 	{.name = "no_residue", .doc = "nothing of the run is left behind"},
 };
 

@@ -48,6 +48,15 @@ struct obs_workload {
 	uint64_t t_exit_ms;
 	uint64_t *out_times;		/* when output came, 100 ms apart at most */
 	size_t n_out_times, cap_out_times;
+	json_t *last_output;		/* its last lines of stdout, or NULL */
+	struct obs_counter *counters;	/* changes of watched USDT counters, in order */
+	size_t n_counters, cap_counters;
+};
+
+struct obs_counter {			/* a FAULTD_COUNTER changed */
+	uint64_t t_ms;
+	long long value;
+	char name[16];
 };
 
 struct obs_cycle {
@@ -59,7 +68,11 @@ struct obs_cycle {
 };
 
 /* One workload's probe readings at the end of one cycle. */
+#define INV_MAX_KINDS 8		/* object kinds counted per cycle */
+
 struct obs_sample {
+	bool life;			/* live[] is valid */
+	long long live[INV_MAX_KINDS];	/* objects alive, per run_obs.life_kinds */
 	bool heap;			/* heap_* are valid */
 	long long heap_bytes;		/* live */
 	long long heap_blocks;
@@ -92,6 +105,8 @@ struct run_obs {
 	size_t n_cycles;
 	struct obs_sample *samples;	/* n_cycles rows of sc->n_wl */
 	struct obs_probes *probes;	/* sc->n_wl */
+	const char *life_kinds[INV_MAX_KINDS];	/* object kinds the invariants count */
+	size_t n_life_kinds;
 	json_t *faults;			/* the timeline: actions fired, planned and actual */
 	json_t *topology;		/* scenario names -> kernel names, or NULL */
 	json_t *packet_stats;		/* per link and direction: seen, dropped, corrupted */
@@ -129,6 +144,8 @@ struct inv_def {
 	const char *doc;
 	bool available;			/* false: a later part of faultd brings it */
 	const char *needs_probe;	/* the workload must have this probe */
+	/* The probe these parameters need, if they change it; NULL: needs_probe. */
+	const char *(*probe_for)(const void *params);
 	const struct sc_key *keys;	/* parameter keys beyond name/workload */
 	size_t params_size;
 	int (*eval)(const struct run_obs *obs, const struct sc_invariant *inv,

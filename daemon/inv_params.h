@@ -37,6 +37,7 @@ struct inv_trend_params {
 	double min_rising;
 	double tolerance;
 	double limit;			/* project when it is reached; 0: no limit */
+	const char *object;		/* count live objects of this kind instead */
 };
 
 #define INV_TREND_KEYS(slope_def, limit_def) \
@@ -51,7 +52,9 @@ struct inv_trend_params {
 	{"tolerance", SC_NUM, 0, offsetof(struct inv_trend_params, tolerance), 0, 1e15, \
 	 .def = "0", .doc = "above the baseline by more than this"}, \
 	{"limit", SC_NUM, 0, offsetof(struct inv_trend_params, limit), 0, 1e15, \
-	 .def = limit_def, .doc = "projected exhaustion at this count"}
+	 .def = limit_def, .doc = "projected exhaustion at this count"}, \
+	{"object", SC_STR, 0, offsetof(struct inv_trend_params, object), \
+	 .doc = "judge the live objects of this lifecycle kind (USDT or library calls)"}
 
 struct inv_no_invalid_free_params {
 	INV_COMMON_FIELDS
@@ -70,10 +73,11 @@ struct inv_msg_params {
 struct inv_recovers_params {
 	INV_COMMON_FIELDS
 	long long within_ms;		/* progress after the link is back, at the latest */
+	const char *counter;		/* progress is this USDT counter rising; NULL: output */
 };
 
 /* Which sample a trend invariant reads. */
-enum inv_series { INV_S_FDS, INV_S_SOCKETS, INV_S_HEAP_BYTES };
+enum inv_series { INV_S_FDS, INV_S_SOCKETS, INV_S_HEAP_BYTES, INV_S_OBJECTS };
 
 /* Shared by the trend invariants: judge @field of every selected workload
  * with the probe it needs. */

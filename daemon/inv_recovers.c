@@ -1,6 +1,8 @@
 /* recovers: after every outage of a link (a down, then an up), each watched
- * workload makes progress (prints a line on stdout) within within_ms. A link
- * that never comes back fails too. FAIL names the cycle and the link. */
+ * workload makes progress within within_ms: prints a line on stdout, or, with
+ * "counter", raises that FAULTD_COUNTER (a client that keeps printing
+ * "connect failed" is not recovering). A link that never comes back fails
+ * too. FAIL names the cycle and the link. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +19,26 @@ struct outage {
 
 #define MAX_OUTAGES 65536
 
-/* First output of @w after @t, or UINT64_MAX. */
-static uint64_t progress_after(const struct obs_workload *w, uint64_t t)
+/* First progress of @w after @t, or UINT64_MAX: output, or a rise of
+ * @counter. */
+static uint64_t progress_after(const struct obs_workload *w, uint64_t t, const char *counter)
 {
-	for (size_t i = 0; i < w->n_out_times; i++)
+	long long last = 0;
+	bool seen = false;
+
+	for (size_t i = 0; !counter && i < w->n_out_times; i++)
 		if (w->out_times[i] > t)
 			return w->out_times[i];
+	for (size_t i = 0; counter && i < w->n_counters; i++) {
+		const struct obs_counter *c = &w->counters[i];
+
+		if (strcmp(c->name, counter))
+			continue;
+		if (c->t_ms > t && (!seen || c->value > last))
+			return c->t_ms;
+		last = c->value;
+		seen = true;
+	}
 	return UINT64_MAX;
 }
 
@@ -83,7 +99,7 @@ int inv_recovers(const struct run_obs *obs, const struct sc_invariant *inv,
 			if (!wl->started || (wl->exited && wl->t_exit_ms <= from + (uint64_t)p->within_ms) ||
 			    (o->up != UINT64_MAX && obs->t_end_ms < o->up + (uint64_t)p->within_ms))
 				continue;
-			got = progress_after(wl, from);
+			got = progress_after(wl, from, p->counter);
 			if (o->up != UINT64_MAX && got != UINT64_MAX &&
 			    got - o->up <= (uint64_t)p->within_ms) {
 				worst = got - o->up > worst ? got - o->up : worst;
@@ -95,14 +111,19 @@ int inv_recovers(const struct run_obs *obs, const struct sc_invariant *inv,
 				snprintf(why, sizeof(why), "link '%s' went down at %.1fs and never "
 					 "came back; no progress after it", o->link, o->down / 1000.0);
 			else
-				snprintf(why, sizeof(why), "no progress within %lldms after link '%s' "
-					 "came back at %.1fs", p->within_ms, o->link, o->up / 1000.0);
+				snprintf(why, sizeof(why), "no progress%s%s within %lldms after link "
+					 "'%s' came back at %.1fs", p->counter ? " of counter " : "",
+					 p->counter ? p->counter : "", p->within_ms, o->link,
+					 o->up / 1000.0);
 			ev = json_pack("{sssisssIss}", "workload", wl->sc->name, "cycle", (int)cycle,
 				       "link", o->link, "down_at_ms", (json_int_t)o->down, "reason", why);
 			if (ev && o->up != UINT64_MAX)
 				json_object_set_new(ev, "up_at_ms", json_integer((json_int_t)o->up));
 			if (ev && got != UINT64_MAX)
 				json_object_set_new(ev, "next_progress_ms", json_integer((json_int_t)got));
+			/* What it was saying instead: "create socket failed". */
+			if (ev && wl->last_output)
+				json_object_set_new(ev, "last_output", json_incref(wl->last_output));
 			json_array_append_new(res->evidence, ev);
 			if (!fails++) {
 				res->first_cycle = cycle;

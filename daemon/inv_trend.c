@@ -1,6 +1,8 @@
 /* fds_stable, sockets_stable, heap_stable: a per-cycle count that trends
  * upward without returning to its baseline (see trend.c and
- * docs/invariants.md). */
+ * docs/invariants.md). With "object", fds_stable and sockets_stable judge
+ * the live objects of one lifecycle kind instead: a user-space stack's
+ * socket slots are not kernel fds. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,25 +15,70 @@
 
 static const char *const series_names[] = {
 	[INV_S_FDS] = "fds", [INV_S_SOCKETS] = "sockets", [INV_S_HEAP_BYTES] = "heap_bytes",
+	[INV_S_OBJECTS] = "objects",
 };
 
 static bool has_probe(const struct obs_probes *op, enum inv_series field)
 {
-	return field == INV_S_HEAP_BYTES ? op->heap : op->fds;
+	return field == INV_S_HEAP_BYTES ? op->heap : field == INV_S_OBJECTS ? op->life : op->fds;
 }
 
-static double value_of(const struct obs_sample *s, enum inv_series field)
+/* @kind: index into obs->life_kinds, for INV_S_OBJECTS. */
+static double value_of(const struct obs_sample *s, enum inv_series field, int kind)
 {
 	switch (field) {
 	case INV_S_FDS: return (double)s->fds_total;
 	case INV_S_SOCKETS: return (double)s->sockets;
+	case INV_S_OBJECTS: return (double)s->live[kind];
 	default: return (double)s->heap_bytes;
 	}
 }
 
 static bool valid(const struct obs_sample *s, enum inv_series field)
 {
-	return field == INV_S_HEAP_BYTES ? s->heap : s->fds;
+	return field == INV_S_HEAP_BYTES ? s->heap : field == INV_S_OBJECTS ? s->life : s->fds;
+}
+
+static int kind_index(const struct run_obs *obs, const char *kind)
+{
+	for (size_t k = 0; kind && k < obs->n_life_kinds; k++)
+		if (!strcmp(obs->life_kinds[k], kind))
+			return (int)k;
+	return -1;
+}
+
+/* Leaked objects hold memory: the live heap over the cycles judged (from
+ * @from_cycle, after warm-up), and where it grew, go beside an object
+ * count's evidence. */
+static void heap_alongside(const struct run_obs *obs, size_t w, unsigned from_cycle, json_t *ev)
+{
+	const struct obs_sample *first = NULL, *last = NULL;
+	unsigned first_c = 0, last_c = 0;
+	json_t *heap;
+
+	for (size_t c = 0; c < obs->n_cycles; c++) {
+		const struct obs_sample *s = obs_sample_at(obs, c, w);
+
+		if (!s->heap || obs->cycles[c].n < from_cycle)
+			continue;
+		if (!first) {
+			first = s;
+			first_c = obs->cycles[c].n;
+		}
+		last = s;
+		last_c = obs->cycles[c].n;
+	}
+	if (!first || last_c == first_c)
+		return;
+	heap = json_pack("{sIsIsisisf}", "from_bytes", (json_int_t)first->heap_bytes,
+			 "to_bytes", (json_int_t)last->heap_bytes, "from_cycle", (int)first_c,
+			 "to_cycle", (int)last_c, "bytes_per_cycle",
+			 (double)(last->heap_bytes - first->heap_bytes) / (double)(last_c - first_c));
+	if (heap && obs->probes[w].heap_sites)
+		json_object_set_new(heap, "top_growing_sites",
+				    json_incref(obs->probes[w].heap_sites));
+	if (heap)
+		json_object_set_new(ev, "heap", heap);
 }
 
 /* Judge one workload; 1 if it fails, 0 if not, -1 if it cannot be judged. */
@@ -39,6 +86,8 @@ static int judge(const struct run_obs *obs, size_t w, enum inv_series field,
 		 const struct inv_trend_params *p, struct inv_result *res, json_t **ev_out,
 		 long *first_cycle)
 {
+	int kind = kind_index(obs, p->object);
+	const char *series = field == INV_S_OBJECTS ? p->object : series_names[field];
 	const struct obs_probes *op = &obs->probes[w];
 	struct trend_params tp;
 	struct trend_result tr;
@@ -59,7 +108,7 @@ static int judge(const struct run_obs *obs, size_t w, enum inv_series field,
 
 		if (!valid(s, field))
 			continue;
-		xs[n] = value_of(s, field);
+		xs[n] = value_of(s, field, kind);
 		cyc[n++] = obs->cycles[c].n;
 	}
 	trend_defaults(&tp);
@@ -72,7 +121,7 @@ static int judge(const struct run_obs *obs, size_t w, enum inv_series field,
 	trend_eval(xs, n, &tp, &tr);
 	verdict = !tr.enough ? -1 : tr.fail ? 1 : 0;
 	ev = json_pack("{sssssisfsfsfsf}", "workload", obs->sc->wl[w].name,
-		       "series", series_names[field], "cycles", n,
+		       "series", series, "cycles", n,
 		       "slope_per_cycle", tr.slope, "rising_fraction", tr.rising,
 		       "baseline", tr.baseline, "last", tr.last);
 	vals = json_array();
@@ -86,7 +135,13 @@ static int judge(const struct run_obs *obs, size_t w, enum inv_series field,
 			json_object_set_new(ev, "first_violation_cycle",
 					    json_integer(cyc[tr.first_fail]));
 		}
-		if (tr.fail && p->limit > 0) {
+		if (tr.exhausted >= 0) {
+			json_object_set_new(ev, "limit_reached_cycle",
+					    json_integer(cyc[tr.exhausted]));
+			json_object_set_new(ev, "slope_when_found_per_cycle",
+					    json_real(tr.first_slope));
+		}
+		if (tr.fail && p->limit > 0 && tr.exhausted < 0) {
 			long proj = tr.projected < 0 ? -1 : (long)cyc[n - 1] +
 				    (long)(tr.projected - (double)(n - 1));
 
@@ -95,7 +150,9 @@ static int judge(const struct run_obs *obs, size_t w, enum inv_series field,
 		}
 		if (field == INV_S_HEAP_BYTES && op->heap_sites)
 			json_object_set_new(ev, "top_growing_sites", json_incref(op->heap_sites));
-		if (field != INV_S_HEAP_BYTES && op->fd_calls)
+		if (field == INV_S_OBJECTS && op->heap)
+			heap_alongside(obs, w, cyc[0], ev);
+		if ((field == INV_S_FDS || field == INV_S_SOCKETS) && op->fd_calls)
 			json_object_set_new(ev, "calls", json_incref(op->fd_calls));
 	}
 	if (verdict == 1 && !res->summary[0]) {
@@ -105,10 +162,18 @@ static int judge(const struct run_obs *obs, size_t w, enum inv_series field,
 			snprintf(proj, sizeof(proj), "; at this rate %g is reached at cycle %lld",
 				 p->limit, json_integer_value(json_object_get(ev,
 								"projected_exhaustion_cycle")));
-		snprintf(res->summary, sizeof(res->summary),
-			 "%s of '%s' grow %+.1f/cycle (%g -> %g over cycles %u-%u), never back "
-			 "to %g%s", series_names[field], obs->sc->wl[w].name, tr.slope, tr.first,
-			 tr.last, cyc[tr.window_start], cyc[n - 1], tr.baseline, proj);
+		if (tr.exhausted >= 0)
+			snprintf(res->summary, sizeof(res->summary),
+				 "%s of '%s' grew %+.1f/cycle from cycle %u and reached the limit "
+				 "%g at cycle %u (%g at cycle %u); it stays there", series,
+				 obs->sc->wl[w].name, tr.first_slope, cyc[tr.first_fail], p->limit,
+				 cyc[tr.exhausted], tr.baseline, cyc[p->warmup_cycles < n ?
+								     p->warmup_cycles : 0]);
+		else
+			snprintf(res->summary, sizeof(res->summary),
+				 "%s of '%s' grow %+.1f/cycle (%g -> %g over cycles %u-%u), never "
+				 "back to %g%s", series, obs->sc->wl[w].name, tr.slope, tr.first,
+				 tr.last, cyc[tr.window_start], cyc[n - 1], tr.baseline, proj);
 	}
 	*ev_out = ev;
 	free(xs);
@@ -123,6 +188,16 @@ int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
 	int judged = 0, failed = 0, short_runs = 0;
 	unsigned long long lost = 0;
 
+	if (p->object) {
+		field = INV_S_OBJECTS;
+		if (kind_index(obs, p->object) < 0) {
+			res->verdict = V_INCONCLUSIVE;
+			snprintf(res->summary, sizeof(res->summary), "objects '%s' were not "
+				 "counted (at most %d kinds per run)", p->object, INV_MAX_KINDS);
+			return 0;
+		}
+	}
+
 	for (size_t w = 0; w < obs->sc->n_wl; w++) {
 		const struct obs_probes *op = &obs->probes[w];
 		long first = -1;
@@ -133,7 +208,8 @@ int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
 			continue;
 		if (!has_probe(op, field))
 			continue;
-		lost += field == INV_S_HEAP_BYTES ? op->heap_lost : op->fds_lost;
+		lost += field == INV_S_HEAP_BYTES ? op->heap_lost :
+			field == INV_S_OBJECTS ? op->life_lost : op->fds_lost;
 		v = judge(obs, w, field, p, res, &ev, &first);
 		if (v == 1) {
 			failed++;
@@ -158,7 +234,7 @@ int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
 	} else {
 		res->verdict = V_PASS;
 		snprintf(res->summary, sizeof(res->summary), "%s stable over %zu cycles",
-			 series_names[field], obs->n_cycles);
+			 field == INV_S_OBJECTS ? p->object : series_names[field], obs->n_cycles);
 	}
 	return 0;
 }

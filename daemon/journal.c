@@ -66,6 +66,22 @@ int journal__add(struct journal *j, const char *kind, const char *value)
 	return fsync(j->fd) < 0 ? -errno : 0;
 }
 
+/* A DPDK runtime directory (/var/run/dpdk/fd<run id>-NAME): EAL's lock,
+ * its config and the sockets a killed primary leaves. Only faultd's own. */
+int journal_dpdk_dir_delete(const char *path)
+{
+	static const char *const roots[] = {JOURNAL_DPDK_DIR "/", "/run/dpdk/"};
+	const char *name = NULL;
+
+	for (size_t i = 0; i < ARRAY_SIZE(roots) && !name; i++)
+		if (!strncmp(path, roots[i], strlen(roots[i])))
+			name = path + strlen(roots[i]);
+	/* One level below the root, and named as faultd names them. */
+	if (!name || strncmp(name, "fd", 2) || strchr(name, '/') || !strcmp(name, ".."))
+		return -EPERM;
+	return util_rm_tree(path);
+}
+
 /* Undo one entry. Things already gone count as undone. */
 static int undo(const char *kind, const char *value)
 {
@@ -73,6 +89,8 @@ static int undo(const char *kind, const char *value)
 		return topo_netns_delete(value);
 	if (!strcmp(kind, "link"))
 		return topo_link_delete(value);
+	if (!strcmp(kind, "dpdkdir"))
+		return journal_dpdk_dir_delete(value);
 	log_warn("%s: unknown journal entry '%s %s'", __func__, kind, value);
 	return -EINVAL;
 }

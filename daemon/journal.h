@@ -7,6 +7,7 @@
 #define FAULTD_JOURNAL_H
 
 #define JOURNAL_DEFAULT_DIR "/var/lib/faultd/journal"
+#define JOURNAL_DPDK_DIR "/var/run/dpdk"	/* EAL's runtime dirs, fd<run id>-NAME */
 
 struct journal;
 
@@ -21,6 +22,9 @@ void journal__free(struct journal *j);
 
 /* Replay and remove every journal in @dir whose owner is gone. @say, if
  * not NULL, is called with each thing removed. Returns the count. */
+/* Undo of a "dpdkdir" entry: remove faultd's DPDK runtime directory @path
+ * (JOURNAL_DPDK_DIR/fd...). Gone already is 0; a path not of ours -EPERM. */
+int journal_dpdk_dir_delete(const char *path);
 int journal__sweep(const char *dir, void (*say)(const char *what, void *arg), void *arg);
 
 #endif

@@ -21,7 +21,8 @@ struct netfault {
 /* tcx attach types; libbpf 1.1 has no wrapper for them. */
 static const int tcx_type[] = {[NETFAULT_INGRESS] = 46, [NETFAULT_EGRESS] = 47};
 
-struct netfault *netfault__attach(const char *netns_path, const char *ifname, int dir)
+struct netfault *netfault__attach(const char *netns_path, const char *ifname, int dir,
+				  const struct netfault_conf *initial)
 {
 	struct netfault *nf;
 	int self = -1, ns = -1, ifindex = 0, err = 0;
@@ -37,6 +38,11 @@ struct netfault *netfault__attach(const char *netns_path, const char *ifname, in
 		err = -errno;
 		goto err_free;
 	}
+	if (initial) {
+		err = netfault__set(nf, initial);
+		if (err)
+			goto err_destroy;
+	}
 	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	ns = open(netns_path, O_RDONLY | O_CLOEXEC);
 	if (self < 0 || ns < 0 || setns(ns, CLONE_NEWNET) < 0) {
@@ -46,7 +52,9 @@ struct netfault *netfault__attach(const char *netns_path, const char *ifname, in
 	/* The interface index, and the link, belong to that namespace. */
 	ifindex = (int)if_nametoindex(ifname);
 	if (ifindex)
-		nf->link_fd = bpf_link_create(bpf_program__fd(nf->skel->progs.netfault), ifindex,
+		nf->link_fd = bpf_link_create(bpf_program__fd(dir == NETFAULT_INGRESS ?
+							      nf->skel->progs.netfault_in :
+							      nf->skel->progs.netfault_out), ifindex,
 					      (enum bpf_attach_type)tcx_type[dir], NULL);
 	err = !ifindex ? -ENODEV : nf->link_fd < 0 ? -errno : 0;
 	if (setns(self, CLONE_NEWNET) < 0)
@@ -61,6 +69,7 @@ err_close:
 		close(self);
 	if (ns >= 0)
 		close(ns);
+err_destroy:
 	netfault_bpf__destroy(nf->skel);
 err_free:
 	log_warn("%s: %s %s: %s", __func__, ifname, dir ? "egress" : "ingress", strerror(-err));
@@ -91,6 +100,7 @@ void netfault__stats(const struct netfault *nf, struct netfault_stats *out)
 			out->seen += vals[i].seen;
 			out->dropped += vals[i].dropped;
 			out->corrupted += vals[i].corrupted;
+			out->duplicated += vals[i].duplicated;
 		}
 	}
 	free(vals);

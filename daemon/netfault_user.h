@@ -7,8 +7,10 @@
 
 struct netfault;
 
-/* Attach to @ifname in the namespace at @netns_path. NULL with errno. */
-struct netfault *netfault__attach(const char *netns_path, const char *ifname, int dir);
+/* Attach to @ifname in the namespace at @netns_path, with the rates of
+ * @initial (NULL: none) in force before the first packet. NULL with errno. */
+struct netfault *netfault__attach(const char *netns_path, const char *ifname, int dir,
+				  const struct netfault_conf *initial);
 int netfault__set(struct netfault *nf, const struct netfault_conf *c);	/* 0 or -errno */
 void netfault__stats(const struct netfault *nf, struct netfault_stats *out);
 void netfault__destroy(struct netfault *nf);

@@ -20,6 +20,7 @@ struct probe_life {
 	struct probe_ring ring;
 	struct bpf_link *links[LIFE_MAX_LINKS];
 	int n_links;
+	unsigned n_ukinds;		/* entries of the ukinds map in use */
 	probe_life_cb cb;
 	void *arg;
 };
@@ -96,6 +97,72 @@ int probe_life__attach(struct probe_life *p, pid_t pid, const char *exe)
 		found++;
 	}
 	return found;
+}
+
+int probe_life__track_calls(struct probe_life *p, pid_t pid, const char *lib,
+			    const char *create_fn, const char *destroy_fn, const char *kind)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts);
+	char name[LIFE_NAME_LEN] = {0};
+	__u32 idx = p->n_ukinds;
+	struct bpf_link *l;
+	int err = 0;
+
+	if (idx >= LIFE_MAX_UKINDS || p->n_links + 2 > LIFE_MAX_LINKS)
+		return -ENOSPC;
+	snprintf(name, sizeof(name), "%s", kind);
+	if (bpf_map__update_elem(p->skel->maps.ukinds, &idx, sizeof(idx), name, sizeof(name), 0))
+		return -errno;
+	opts.bpf_cookie = idx;
+	opts.func_name = create_fn;
+	opts.retprobe = true;
+	l = bpf_program__attach_uprobe_opts(p->skel->progs.uobj_create, pid, lib, 0, &opts);
+	if (!l) {
+		err = -errno;
+		log_warn("%s: %s:%s: %s", __func__, lib, create_fn, strerror(-err));
+		return err;
+	}
+	p->links[p->n_links++] = l;
+	opts.func_name = destroy_fn;
+	opts.retprobe = false;
+	l = bpf_program__attach_uprobe_opts(p->skel->progs.uobj_destroy, pid, lib, 0, &opts);
+	if (!l) {
+		err = -errno;
+		log_warn("%s: %s:%s: %s", __func__, lib, destroy_fn, strerror(-err));
+		return err;
+	}
+	p->links[p->n_links++] = l;
+	p->n_ukinds++;
+	return 0;
+}
+
+int probe_life__watch(struct probe_life *p, const char *counter)
+{
+	char name[LIFE_NAME_LEN] = {0};
+	__u8 one = 1;
+
+	snprintf(name, sizeof(name), "%s", counter);
+	return bpf_map__update_elem(p->skel->maps.watched, name, sizeof(name), &one,
+				    sizeof(one), 0) ? -errno : 0;
+}
+
+void probe_life__count_alive(struct probe_life *p, const char *const *kinds, size_t n,
+			     long long *out)
+{
+	struct life_obj_key key, next;
+	int fd = bpf_map__fd(p->skel->maps.alive);
+	void *prev = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = 0;
+	while (n && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		next.kind[LIFE_NAME_LEN - 1] = '\0';
+		for (size_t i = 0; i < n; i++)
+			if (!strcmp(next.kind, kinds[i]))
+				out[i]++;
+		key = next;
+		prev = &key;
+	}
 }
 
 int probe_life__drain(struct probe_life *p)

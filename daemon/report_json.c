@@ -96,7 +96,7 @@ json_t *report_cycle_workloads(const struct run_obs *obs, size_t c)
 		const struct obs_sample *s = obs_sample_at(obs, c, w);
 		json_t *one;
 
-		if (!s->heap && !s->fds)
+		if (!s->heap && !s->fds && !s->life)
 			continue;
 		one = json_object();
 		if (!one)
@@ -115,6 +115,13 @@ json_t *report_cycle_workloads(const struct run_obs *obs, size_t c)
 		if (s->heap) {
 			json_object_set_new(one, "heap_bytes", json_integer(s->heap_bytes));
 			json_object_set_new(one, "heap_blocks", json_integer(s->heap_blocks));
+		}
+		if (s->life && obs->n_life_kinds) {
+			json_t *live = json_object();
+
+			for (size_t k = 0; live && k < obs->n_life_kinds; k++)
+				json_object_set_new(live, obs->life_kinds[k], json_integer(s->live[k]));
+			json_object_set_new(one, "objects", live ? live : json_object());
 		}
 		json_object_set_new(all, obs->sc->wl[w].name, one);
 	}

@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,7 +15,7 @@
 #include "cgroup.h"
 #include "fault.h"
 #include "journal.h"
-#include "netfault_user.h"
+#include "secfault.h"
 #include "sysfault_user.h"
 #include "inv.h"
 #include "log.h"
@@ -303,7 +304,27 @@ static int syserr_set(struct run *r, const struct sc_fault *f, bool on)
 	};
 	struct sysfault *sf = r->rw[f->wl_idx].sysfault;
 
+	if (f->syscall != SECFAULT_SOCKET)
+		return 0;	/* seccomp's, fixed since exec */
 	return sf ? sysfault__set(sf, &c) : -ENODEV;
+}
+
+/* The seccomp filter for workload @i's syscall errors other than socket():
+ * prog->len stays 0 when it has none. 0 or -errno. */
+static int seccomp_filter(struct run *r, size_t i, struct sock_fprog *prog)
+{
+	struct secfault_rule rules[64];
+	size_t n = 0;
+
+	/* The scenario allows one fault per call and workload. */
+	for (size_t f = 0; f < r->sc->n_faults && n < ARRAY_SIZE(rules); f++) {
+		const struct sc_fault *sf = &r->sc->faults[f];
+
+		if (sf->type == SC_F_SYSCALL_ERROR && sf->wl_idx == (int)i &&
+		    sf->syscall != SECFAULT_SOCKET)
+			rules[n++] = (struct secfault_rule){.call = sf->syscall, .err = sf->err};
+	}
+	return n ? secfault_build(rules, n, prog) : 0;
 }
 
 #define RUN_OUTPUT_GRAIN_MS 100	/* output times kept this far apart */
@@ -405,7 +426,7 @@ static int build_argv(struct run *r, size_t i)
 	}
 	while (w->args && w->args[n])
 		n++;
-	rw->argv = calloc(n + 2, sizeof(*rw->argv));
+	rw->argv = calloc(n + 6, sizeof(*rw->argv));
 	if (!rw->argv)
 		return -ENOMEM;
 	snprintf(harness_path, sizeof(harness_path), "%s/%s", r->opts.harness_dir,
@@ -414,6 +435,14 @@ static int build_argv(struct run *r, size_t i)
 	if (!rw->argv[0])
 		return -ENOMEM;
 	resolve_exe(harness_path, rw->exe, sizeof(rw->exe));
+	/* A user-space stack is told its tap and its address; the strings
+	 * live as long as the topology. */
+	if (w->kind == WL_LWIP_CLIENT) {
+		rw->argv[k++] = "--tap";
+		rw->argv[k++] = topo__link_kernel_name(r->topo, w->link_idx);
+		rw->argv[k++] = "--addr";
+		rw->argv[k++] = topo__link_addr(r->topo, w->link_idx, true);
+	}
 	for (size_t j = 0; j < n; j++)
 		rw->argv[k++] = w->args[j];
 	return 0;
@@ -428,7 +457,7 @@ static int build_env(struct run *r, size_t i)
 
 	while (w->env && w->env[n])
 		n++;
-	rw->env = calloc(n + 4, sizeof(*rw->env));
+	rw->env = calloc(n + 4 + 3 * r->sc->n_links, sizeof(*rw->env));
 	if (!rw->env)
 		return -ENOMEM;
 	if (asprintf(&fixed[0], "FAULTD_RUN_ID=%s", r->id) < 0 ||
@@ -437,6 +466,25 @@ static int build_env(struct run *r, size_t i)
 		return -ENOMEM;
 	for (size_t j = 0; j < 3; j++)
 		rw->env[rw->n_env++] = fixed[j];
+	/* Kernel names are made up per run: tell the workload them. */
+	for (size_t l = 0; r->topo && l < r->sc->n_links; l++) {
+		const char *vals[3] = {topo__link_kernel_name(r->topo, (int)l),
+				       topo__link_addr(r->topo, (int)l, false),
+				       topo__link_addr(r->topo, (int)l, true)};
+		static const char *const suffix[3] = {"A", "A_ADDR", "B_ADDR"};
+
+		for (size_t k = 0; k < 3; k++) {
+			char *kv = NULL;
+
+			if (asprintf(&kv, "FAULTD_LINK_%s_%s=%s", r->sc->links[l].name, suffix[k],
+				     vals[k]) < 0)
+				return -ENOMEM;
+			/* Names are [A-Za-z0-9_-]: make them a shell variable's. */
+			for (char *c = kv; *c != '='; c++)
+				*c = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+			rw->env[rw->n_env++] = kv;
+		}
+	}
 	for (size_t j = 0; j < n; j++) {
 		rw->env[rw->n_env] = strdup(w->env[j]);
 		if (!rw->env[rw->n_env])
@@ -452,6 +500,7 @@ static int start_workload(struct run *r, size_t i)
 	struct obs_workload *ow = &r->obs.wl[i];
 	struct run_wl *rw = &r->rw[i];
 	struct sup_spec spec = {0};
+	struct sock_fprog filter = {0};
 	int err;
 
 	snprintf(rw->cgroup, sizeof(rw->cgroup), "%s/%s", r->cgroup, w->name);
@@ -464,7 +513,8 @@ static int start_workload(struct run *r, size_t i)
 		return err;
 	}
 	for (size_t f = 0; f < r->sc->n_faults && !rw->sysfault; f++) {
-		if (r->sc->faults[f].type != SC_F_SYSCALL_ERROR || r->sc->faults[f].wl_idx != (int)i)
+		if (r->sc->faults[f].type != SC_F_SYSCALL_ERROR || r->sc->faults[f].wl_idx != (int)i ||
+		    r->sc->faults[f].syscall != SECFAULT_SOCKET)
 			continue;
 		rw->sysfault = sysfault__attach(rw->cgroup);
 		if (!rw->sysfault) {
@@ -481,6 +531,8 @@ static int start_workload(struct run *r, size_t i)
 	err = build_argv(r, i);
 	if (!err)
 		err = build_env(r, i);
+	if (!err)
+		err = seccomp_filter(r, i, &filter);
 	if (err) {
 		run_error(r, "workload '%s': %s", w->name, strerror(-err));
 		return err;
@@ -497,7 +549,9 @@ static int start_workload(struct run *r, size_t i)
 	spec.output_arg = rw;
 	if (w->netns)
 		spec.netns = topo__ns_path(r->topo, scenario_ns_idx(r->sc, w->netns));
+	spec.seccomp = filter.len ? &filter : NULL;
 	err = sup__spawn(r->base, &spec, on_wl_exit, r, &rw->child);
+	secfault_free(&filter);	/* the child has its copy */
 	if (err) {
 		run_error(r, "workload '%s': cannot start: %s", w->name, strerror(-err));
 		return err;
@@ -559,86 +613,6 @@ static int freeze(struct run *r, int wl, bool on)
 	return err;
 }
 
-static int packet_set(struct run *r, const struct sc_fault *f, bool on);
-
-/* Packet-fault programs go only where a packet fault will need them, on the
- * directions it names, at the link's a end. */
-static int attach_netfaults(struct run *r)
-{
-	r->netfaults = calloc(r->sc->n_links * 2 + 1, sizeof(*r->netfaults));
-	if (!r->netfaults)
-		return -ENOMEM;
-	for (size_t i = 0; i < r->sc->n_faults; i++) {
-		const struct sc_fault *f = &r->sc->faults[i];
-
-		if (f->type != SC_F_PACKET)
-			continue;
-		for (int dir = NETFAULT_INGRESS; dir <= NETFAULT_EGRESS; dir++) {
-			struct netfault **slot = &r->netfaults[f->link_idx * 2 + dir];
-
-			if (*slot || (f->direction == SC_DIR_INGRESS && dir != NETFAULT_INGRESS) ||
-			    (f->direction == SC_DIR_EGRESS && dir != NETFAULT_EGRESS))
-				continue;
-			*slot = netfault__attach(topo__link_a_ns(r->topo, f->link_idx),
-						 topo__link_kernel_name(r->topo, f->link_idx), dir);
-			if (!*slot)
-				return -errno;
-		}
-	}
-	/* A fault planned for time 0 holds from the moment the link exists,
-	 * not from when its timer first fires. */
-	for (size_t i = 0; i < r->sc->n_faults; i++)
-		if (r->sc->faults[i].type == SC_F_PACKET && !r->sc->faults[i].at_ms)
-			packet_set(r, &r->sc->faults[i], true);
-	return 0;
-}
-
-static int packet_set(struct run *r, const struct sc_fault *f, bool on)
-{
-	struct netfault_conf c = {0};
-	int err = 0;
-
-	if (on) {
-		c.drop_ppm = (__u32)(f->drop_pct * (NETFAULT_PPM / 100));
-		c.corrupt_ppm = (__u32)(f->corrupt_pct * (NETFAULT_PPM / 100));
-		c.blackhole = f->blackhole;
-	}
-	for (int dir = NETFAULT_INGRESS; dir <= NETFAULT_EGRESS && !err; dir++) {
-		struct netfault *nf = r->netfaults[f->link_idx * 2 + dir];
-
-		if (nf && (f->direction == SC_DIR_BOTH ||
-			   (f->direction == SC_DIR_INGRESS) == (dir == NETFAULT_INGRESS)))
-			err = netfault__set(nf, &c);
-	}
-	return err;
-}
-
-/* What the packet programs did, per link and direction, for the report. */
-static json_t *packet_stats(const struct run *r)
-{
-	json_t *all = json_object();
-
-	for (size_t l = 0; all && r->netfaults && l < r->sc->n_links; l++) {
-		json_t *one = json_object();
-
-		for (int dir = NETFAULT_INGRESS; one && dir <= NETFAULT_EGRESS; dir++) {
-			struct netfault_stats st;
-
-			if (!r->netfaults[l * 2 + dir])
-				continue;
-			netfault__stats(r->netfaults[l * 2 + dir], &st);
-			json_object_set_new(one, dir ? "egress" : "ingress", json_pack("{sIsIsI}",
-				"seen", (json_int_t)st.seen, "dropped", (json_int_t)st.dropped,
-				"corrupted", (json_int_t)st.corrupted));
-		}
-		if (one && json_object_size(one))
-			json_object_set_new(all, r->sc->links[l].name, one);
-		else
-			json_decref(one);
-	}
-	return all;
-}
-
 static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 {
 	const char *target = "";
@@ -661,8 +635,12 @@ static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 		break;
 	case FA_PACKET_ON:
 	case FA_PACKET_OFF:
+	case FA_RATE_ON:
+	case FA_RATE_OFF:
+	case FA_DELAY_ON:
+	case FA_DELAY_OFF:
 		target = r->sc->links[a->target].name;
-		err = packet_set(r, &r->sc->faults[a->fault], a->act == FA_PACKET_ON);
+		err = run_links_fire(r, a);
 		break;
 	case FA_PAUSE:
 	case FA_RESUME:
@@ -682,8 +660,8 @@ static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 	if (entry) {
 		if (a->cycle)
 			json_object_set_new(entry, "cycle", json_integer(a->cycle));
-		if (a->act == FA_LINK_DOWN || a->act == FA_LINK_UP || a->act == FA_PACKET_ON ||
-		    a->act == FA_PACKET_OFF)
+		if (a->act != FA_PAUSE && a->act != FA_RESUME && a->act != FA_KILL &&
+		    a->act != FA_SYSERR_ON && a->act != FA_SYSERR_OFF)
 			json_object_set_new(entry, "kernel_name",
 					    json_string(topo__link_kernel_name(r->topo, a->target)));
 		if (a->act == FA_KILL)
@@ -788,9 +766,9 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 			goto err_stop;
 		}
 		r->obs.topology = topo__names(r->topo);
-		err = attach_netfaults(r);
+		err = run_links_attach(r);
 		if (err) {
-			run_error(r, "cannot attach the packet-fault programs: %s", strerror(-err));
+			run_error(r, "cannot set up the link faults: %s", strerror(-err));
 			goto err_stop;
 		}
 	}
@@ -962,12 +940,7 @@ static enum verdict decide(struct run *r, struct inv_result *res)
  * after a kill -9. */
 static void teardown_network(struct run *r)
 {
-	if (r->netfaults) {
-		for (size_t i = 0; i < r->sc->n_links * 2; i++)
-			netfault__destroy(r->netfaults[i]);
-		free(r->netfaults);
-		r->netfaults = NULL;
-	}
+	run_links_detach(r);
 	topo__free(r->topo);
 	r->topo = NULL;
 	if (r->journal) {
@@ -991,6 +964,46 @@ static void remove_owner_dir(const struct run *r)
 	}
 }
 
+#define RUN_TAIL_LINES 5
+#define RUN_TAIL_BYTES 2048
+
+/* The last @n lines of the file at @path, for evidence; NULL if none. */
+static json_t *tail_lines(const char *path, int n)
+{
+	char buf[RUN_TAIL_BYTES + 1], *end, *start;
+	json_t *lines = NULL;
+	ssize_t got;
+	off_t size;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	size = lseek(fd, 0, SEEK_END);
+	got = size < 0 ? -1 : pread(fd, buf, RUN_TAIL_BYTES, size > RUN_TAIL_BYTES ?
+							     size - RUN_TAIL_BYTES : 0);
+	close(fd);
+	if (got <= 0)
+		return NULL;
+	buf[got] = '\0';
+	lines = json_array();
+	end = buf + got;
+	while (lines && n > 0 && end > buf) {
+		if (end[-1] == '\n')
+			*--end = '\0';
+		start = end;
+		while (start > buf && start[-1] != '\n')
+			start--;
+		/* A line cut by the window is dropped, not shown half. */
+		if (start == buf && size > RUN_TAIL_BYTES)
+			break;
+		json_array_insert_new(lines, 0, json_string(start));
+		end = start;
+		n--;
+	}
+	return lines;
+}
+
 static void finish(struct run *r)
 {
 	struct report_wl_out *outs;
@@ -1011,8 +1024,8 @@ static void finish(struct run *r)
 	}
 	r->obs.t_end_ms = run_ms(r);
 	r->ended_at_ms = util_realtime_ms();
-	if (r->netfaults && !r->obs.packet_stats)
-		r->obs.packet_stats = packet_stats(r);
+	if (r->topo && !r->obs.packet_stats)
+		r->obs.packet_stats = run_links_stats(r);
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
 		struct sysfault_stats st;
 
@@ -1036,6 +1049,7 @@ static void finish(struct run *r)
 		sup__output_stats(rw->child, &rw->out_seen, &rw->out_dropped);
 		sup__free(rw->child);
 		rw->child = NULL;
+		r->obs.wl[i].last_output = tail_lines(rw->out_path, RUN_TAIL_LINES);
 	}
 	res = calloc(r->sc->n_inv ? r->sc->n_inv : 1, sizeof(*res));
 	if (!res)
@@ -1111,6 +1125,7 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 	r->obs.wl = calloc(sc->n_wl, sizeof(*r->obs.wl));
 	r->obs.probes = calloc(sc->n_wl, sizeof(*r->obs.probes));
 	r->obs.sc = sc;
+	run_probes_kinds(r);
 	r->sym = sym__new();
 	r->obs.heap_events = json_array();
 	r->obs.faults = json_array();
@@ -1233,8 +1248,11 @@ void run__free(struct run *r)
 	free(r->plan);
 	if (r->fault_ev)
 		event_free(r->fault_ev);
-	for (size_t i = 0; r->obs.wl && i < r->sc->n_wl; i++)
+	for (size_t i = 0; r->obs.wl && i < r->sc->n_wl; i++) {
 		free(r->obs.wl[i].out_times);
+		free(r->obs.wl[i].counters);
+		json_decref(r->obs.wl[i].last_output);
+	}
 	json_decref(r->obs.faults);
 	json_decref(r->obs.topology);
 	json_decref(r->obs.packet_stats);

@@ -24,12 +24,15 @@ struct journal;
 struct topo;
 struct fault_action;
 struct netfault;
+struct netrate;
+struct netdelay;
 struct sysfault;
 
 #define RUN_REAP_POLL_MS 20		/* how often to look for an empty cgroup */
 #define RUN_REAP_EXTRA_MS 3000		/* after the grace, give up waiting */
 #define RUN_MAX_KEPT_PROCS 4096		/* processes kept for evidence */
 #define RUN_PATH_MAX 2048		/* run dir and cgroup; files go below */
+#define RUN_LWIP_LIB "liblwip.so.0"	/* the lwIP an lwip-client links */
 
 struct run_wl {
 	struct run *run;		/* back-pointer for this workload's timers */
@@ -86,10 +89,21 @@ struct run {
 	struct event *fault_ev;
 	bool cyclic;			/* faults define the cycles */
 	struct netfault **netfaults;	/* [link * 2 + dir], where packet faults are */
+	struct netrate **netrates;	/* [link * 2 + dir], where rate limits are */
+	struct netdelay **netdelays;	/* [link * 2 + dir], where delays are */
 	struct event *snapshot_ev;	/* maps of new processes, once mapped */
 };
 
 uint64_t run_ms(const struct run *r);
+
+/* run_links.c: packet, rate and delay faults on the run's links. attach
+ * sets up what the faults will need (and turns on those planned for time
+ * 0); fire plays one on/off action; stats is for the report; detach
+ * removes everything and is safe to call twice. 0 or -errno. */
+int run_links_attach(struct run *r);
+int run_links_fire(struct run *r, const struct fault_action *a);
+json_t *run_links_stats(const struct run *r);
+void run_links_detach(struct run *r);
 
 /* run_probes.c: attach the workload's probes to its held child; 0 or
  * -errno (the run then fails to start). */
@@ -97,6 +111,8 @@ int run_probes_attach(struct run *r, size_t i);
 /* At the end of a cycle: fill row @c of the samples. */
 void run_probes_sample(struct run *r, size_t c);
 void run_probes_drain(struct run *r);
+/* Before the run starts: the object kinds the invariants count per cycle. */
+void run_probes_kinds(struct run *r);
 /* A process of workload @wl forked @child, or @pid of it exited. */
 void run_probes_fork(struct run *r, size_t wl, pid_t child);
 void run_probes_exit(struct run *r, size_t wl, pid_t pid);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "inv_params.h"
 #include "log.h"
 #include "probe_fds.h"
 #include "probe_heap.h"
@@ -304,6 +305,36 @@ static const char *life_kind(__u32 type)
 	}
 }
 
+#define RUN_MAX_COUNTER_CHANGES 65536	/* per workload; recovers reads them */
+
+/* A watched counter changed: keep when, for recovers. */
+static void counter_changed(struct run *r, size_t wl, const struct life_event *ev)
+{
+	struct obs_workload *ow = &r->obs.wl[wl];
+	struct obs_counter *c;
+
+	if (ow->n_counters == ow->cap_counters) {
+		size_t cap = ow->cap_counters ? ow->cap_counters * 2 : 256;
+		struct obs_counter *grown;
+
+		if (cap > RUN_MAX_COUNTER_CHANGES) {
+			r->obs.probes[wl].life_lost++;
+			return;
+		}
+		grown = realloc(ow->counters, cap * sizeof(*grown));
+		if (!grown) {
+			r->obs.probes[wl].life_lost++;
+			return;
+		}
+		ow->counters = grown;
+		ow->cap_counters = cap;
+	}
+	c = &ow->counters[ow->n_counters++];
+	c->t_ms = ts_to_run_ms(r, ev->ts);
+	c->value = (long long)ev->id;
+	snprintf(c->name, sizeof(c->name), "%s", ev->kind);
+}
+
 static void on_life_event(const struct life_event *ev, void *arg)
 {
 	struct run_wl *rw = arg;
@@ -311,6 +342,10 @@ static void on_life_event(const struct life_event *ev, void *arg)
 	bool msg = ev->type >= LIFE_EV_MSG_DUPLICATE;
 	json_t *j;
 
+	if (ev->type == LIFE_EV_COUNTER) {
+		counter_changed(r, rw->idx, ev);
+		return;
+	}
 	j = json_pack("{sssssisisI}", "kind", life_kind(ev->type),
 		      "workload", r->sc->wl[rw->idx].name, "pid", (int)ev->tgid,
 		      "tid", (int)ev->tid, "at_ms", (json_int_t)ts_to_run_ms(r, ev->ts));
@@ -371,6 +406,55 @@ static void finish_life(struct run *r, size_t i)
 	json_decref(rows);
 }
 
+/* Counters recovers follows, and the library objects a bundled kind has:
+ * an lwIP stack's own sockets, so a leak in the port layer above it shows
+ * in lwIP too. */
+static int life_extras(struct run *r, size_t i)
+{
+	const struct sc_workload *w = &r->sc->wl[i];
+	struct run_wl *rw = &r->rw[i];
+	int err = 0;
+
+	for (size_t k = 0; k < r->sc->n_inv && !err; k++) {
+		const struct sc_invariant *inv = &r->sc->inv[k];
+		const struct inv_recovers_params *p = inv->params;
+
+		if (strcmp(inv->name, "recovers") || !p->counter ||
+		    (inv->workload_idx >= 0 && (size_t)inv->workload_idx != i))
+			continue;
+		err = probe_life__watch(rw->life, p->counter);
+	}
+	if (!err && w->kind == WL_LWIP_CLIENT) {
+		err = probe_life__track_calls(rw->life, r->obs.wl[i].pid, RUN_LWIP_LIB,
+					      "lwip_socket", "lwip_close", "lwip_socket");
+		if (!err)
+			r->obs.probes[i].life = true;
+	}
+	if (err)
+		log_err("%s: run %s: lifecycle probe for '%s': %s", __func__, r->id, w->name,
+			strerror(-err));
+	return err;
+}
+
+/* The object kinds the invariants count per cycle, each once. */
+void run_probes_kinds(struct run *r)
+{
+	for (size_t k = 0; k < r->sc->n_inv; k++) {
+		const struct sc_invariant *inv = &r->sc->inv[k];
+		const struct inv_trend_params *p = inv->params;
+		size_t j;
+
+		if (strcmp(inv->name, "fds_stable") && strcmp(inv->name, "sockets_stable"))
+			continue;
+		if (!p->object)
+			continue;
+		for (j = 0; j < r->obs.n_life_kinds && strcmp(r->obs.life_kinds[j], p->object); j++)
+			;
+		if (j == r->obs.n_life_kinds && j < INV_MAX_KINDS)
+			r->obs.life_kinds[r->obs.n_life_kinds++] = p->object;
+	}
+}
+
 /* --- the interface run.c calls ----------------------------------------------------- */
 
 int run_probes_attach(struct run *r, size_t i)
@@ -407,8 +491,9 @@ int run_probes_attach(struct run *r, size_t i)
 			log_warn("%s: run %s: '%s' (%s) has no faultd USDT probes; lifecycle "
 				 "invariants cannot be checked", __func__, r->id, w->name, rw->exe);
 		r->obs.probes[i].life = found > 0;
+		err = life_extras(r, i);
 	}
-	return 0;
+	return err;
 }
 
 void run_probes_sample(struct run *r, size_t c)
@@ -418,8 +503,15 @@ void run_probes_sample(struct run *r, size_t c)
 
 		if (r->rw[i].heap)
 			sample_heap(r, i, s, c);
-		if (r->rw[i].fds)
+		/* A tree that is gone has no fds open, which says nothing about
+		 * whether it closed them. */
+		if (r->rw[i].fds && !r->obs.wl[i].exited)
 			sample_fds(r, i, s);
+		if (r->rw[i].life && r->obs.probes[i].life && r->obs.n_life_kinds) {
+			probe_life__count_alive(r->rw[i].life, r->obs.life_kinds,
+						r->obs.n_life_kinds, s->live);
+			s->life = true;
+		}
 	}
 }
 

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "inv.h"
+#include "netdelay.h"
 #include "scenario.h"
+#include "secfault.h"
 #include "util.h"
 
 #define SC_MAX_FILE (1u << 20)	/* a scenario larger than 1 MiB is a mistake */
@@ -23,13 +25,12 @@ struct sc_ctx {
 };
 
 static const char *const expect_names[] = {"PASS", "FAIL", "INCONCLUSIVE", NULL};
-static const char *const kind_names[] = {"exec", "echo-server", NULL};
+static const char *const kind_names[] = {"exec", "echo-server", "lwip-client", NULL};
 /* Kinds, probes and fault types later parts of faultd add: recognised, so
  * the error can say they are not in this build rather than unknown. */
-static const char *const later_kinds[] = {"lwip-client", "dpdk-client",
+static const char *const later_kinds[] = {"dpdk-client",
 	"ws-server", "msgq", "qpair", NULL};
 static const char *const probe_names[] = {"proc", "heap", "fds", "lifecycle", NULL};
-static const char *const later_faults[] = {"rate", "delay", NULL};
 
 static int in_list(const char *const *list, const char *s)
 {
@@ -395,6 +396,7 @@ static const struct sc_key workload_keys[] = {
 	{"name", SC_STR, SC_REQ, WL(name), .doc = "unique name, [A-Za-z0-9_-], at most 32"},
 	{"kind", SC_CUSTOM, SC_REQ, 0, .parse = parse_kind, .doc = "exec or echo-server"},
 	{"netns", SC_STR, 0, WL(netns), .doc = "a namespace of topology.namespaces"},
+	{"link", SC_STR, 0, WL(link), .doc = "lwip-client: the tap link its stack drives"},
 	{"cmd", SC_STRV, 0, WL(cmd), .doc = "exec: the command and its arguments"},
 	{"args", SC_STRV, 0, WL(args), .doc = "bundled kinds: extra arguments"},
 	{"env", SC_CUSTOM, 0, 0, .parse = parse_env, .doc = "extra environment"},
@@ -408,6 +410,45 @@ static const struct sc_key workload_keys[] = {
 	 .doc = "captured bytes per stream (head and tail kept)"},
 	{NULL},
 };
+
+/* A user-space stack owns one tap: the workload names it, runs in the tap's
+ * namespace (the tap is opened there), and only such kinds take a link. */
+static int check_wl_link(struct sc_ctx *ctx, struct scenario *sc, struct sc_workload *w)
+{
+	int err = 0;
+
+	w->link_idx = -1;
+	if (!w->link) {
+		if (w->kind == WL_LWIP_CLIENT) {
+			sc_error(ctx, false, "kind lwip-client needs \"link\": a tap link of "
+				 "topology.links");
+			err = -EINVAL;
+		}
+		return err;
+	}
+	jpath_push_key(&ctx->path, "link");
+	for (size_t l = 0; l < sc->n_links; l++)
+		if (!strcmp(sc->links[l].name, w->link))
+			w->link_idx = (int)l;
+	if (w->kind != WL_LWIP_CLIENT) {
+		sc_error(ctx, true, "only kind lwip-client takes \"link\"");
+		err = -EINVAL;
+	} else if (w->link_idx < 0) {
+		sc_error(ctx, false, "no link named '%s' in topology.links", w->link);
+		err = -EINVAL;
+	} else if (sc->links[w->link_idx].type != SC_LINK_TAP) {
+		sc_error(ctx, false, "link '%s' is a veth; lwip-client needs a tap", w->link);
+		err = -EINVAL;
+	} else if (!w->netns) {
+		w->netns = sc->links[w->link_idx].a;
+	} else if (strcmp(w->netns, sc->links[w->link_idx].a)) {
+		sc_error(ctx, false, "tap '%s' is in namespace '%s' but the workload runs in "
+			 "'%s'", w->link, sc->links[w->link_idx].a, w->netns);
+		err = -EINVAL;
+	}
+	jpath_pop(&ctx->path);
+	return err;
+}
 
 static int parse_workloads(struct sc_ctx *ctx, json_t *val, void *target)
 {
@@ -469,6 +510,8 @@ static int parse_workloads(struct sc_ctx *ctx, json_t *val, void *target)
 				jpath_pop(&ctx->path);
 				e = -EINVAL;
 			}
+			if (!e)
+				e = check_wl_link(ctx, sc, w);
 		}
 		jpath_pop(&ctx->path);
 		if (e && !err)
@@ -488,8 +531,13 @@ static bool has_probe(const struct sc_workload *w, const char *probe)
 /* An invariant that reads a probe needs a workload that has it. */
 static int check_probe(struct sc_ctx *ctx, struct scenario *sc, struct sc_invariant *inv)
 {
-	const char *probe = inv->def->needs_probe;
+	const char *probe = inv->def->probe_for ? inv->def->probe_for(inv->params) : NULL;
 	int idx = inv->workload_idx;
+
+	if (!probe)
+		probe = inv->def->needs_probe;
+	if (!probe)
+		return 0;
 
 	if (idx >= 0 && !has_probe(&sc->wl[idx], probe)) {
 		jpath_push_key(&ctx->path, "workload");
@@ -587,7 +635,7 @@ static int parse_invariants(struct sc_ctx *ctx, json_t *val, void *target)
 				e = -EINVAL;
 			}
 		}
-		if (!e && def->needs_probe)
+		if (!e)
 			e = check_probe(ctx, sc, inv);
 next:
 		jpath_pop(&ctx->path);
@@ -598,12 +646,12 @@ next:
 }
 
 #define LK(f) offsetof(struct sc_link, f)
-static const char *const link_types[] = {"veth", NULL};
+static const char *const link_types[] = {"veth", "tap", NULL};
 static const struct sc_key link_keys[] = {
 	{"name", SC_STR, SC_REQ, LK(name), .doc = "link name"},
-	{"type", SC_STR, SC_REQ, LK(type), .doc = "veth"},
-	{"a", SC_STR, SC_REQ, LK(a), .doc = "namespace of end a"},
-	{"b", SC_STR, SC_REQ, LK(b), .doc = "namespace of end b"},
+	{"type", SC_ENUM, SC_REQ, LK(type), .choices = link_types, .doc = "veth or tap"},
+	{"a", SC_STR, SC_REQ, LK(a), .doc = "namespace of end a (a tap's kernel side)"},
+	{"b", SC_STR, 0, LK(b), .doc = "namespace of end b (veth only)"},
 	{"a_addr", SC_STR, 0, LK(a_addr), .doc = "address/prefix of end a"},
 	{"b_addr", SC_STR, 0, LK(b_addr), .doc = "address/prefix of end b"},
 	{NULL},
@@ -642,19 +690,25 @@ static int parse_topo_links(struct sc_ctx *ctx, json_t *val, void *target)
 		int e;
 
 		jpath_push_idx(&ctx->path, i);
+		l->b_ns = -1;
 		e = sc_parse_object(ctx, item, link_keys, l);
-		if (!e && in_list(link_types, l->type) < 0) {
-			jpath_push_key(&ctx->path, "type");
-			sc_error(ctx, false, "link type '%s' is not supported (supported: veth)",
-				 l->type);
+		if (!e && l->type == SC_LINK_VETH && !l->b) {
+			sc_error(ctx, false, "missing required key \"b\" (a veth joins two "
+				 "namespaces)");
+			e = -EINVAL;
+		}
+		if (!e && l->type == SC_LINK_TAP && l->b) {
+			jpath_push_key(&ctx->path, "b");
+			sc_error(ctx, true, "a tap has one end in a namespace; its other end is "
+				 "the workload's own stack (give its address as b_addr)");
 			jpath_pop(&ctx->path);
 			e = -EINVAL;
 		}
 		for (int end = 0; !e && end < 2; end++) {
 			const char *ns = end ? l->b : l->a, *addr = end ? l->b_addr : l->a_addr;
-			int idx = scenario_ns_idx(sc, ns);
+			int idx = ns ? scenario_ns_idx(sc, ns) : -1;
 
-			if (idx < 0) {
+			if (ns && idx < 0) {
 				jpath_push_key(&ctx->path, end ? "b" : "a");
 				sc_error(ctx, false, "namespace '%s' is not declared in "
 					 "topology.namespaces", ns);
@@ -670,7 +724,7 @@ static int parse_topo_links(struct sc_ctx *ctx, json_t *val, void *target)
 			}
 			*(end ? &l->b_ns : &l->a_ns) = idx;
 		}
-		if (!e && l->a_ns == l->b_ns) {
+		if (!e && l->type == SC_LINK_VETH && l->a_ns == l->b_ns) {
 			sc_error(ctx, false, "a link joins two different namespaces");
 			e = -EINVAL;
 		}
@@ -719,7 +773,8 @@ static int parse_topology(struct sc_ctx *ctx, json_t *val, void *target)
 	static const struct sc_key topo_keys[] = {
 		{"namespaces", SC_CUSTOM, 0, 0, .parse = parse_namespaces,
 		 .doc = "namespace names"},
-		{"links", SC_CUSTOM, 0, 0, .parse = parse_topo_links, .doc = "veth pairs"},
+		{"links", SC_CUSTOM, 0, 0, .parse = parse_topo_links,
+		 .doc = "veth pairs and taps"},
 		{NULL},
 	};
 
@@ -765,37 +820,61 @@ static const struct sc_key kill_keys[] = {
 };
 
 static const char *const directions[] = {"both", "ingress", "egress", NULL};
+#define F_WINDOW \
+	{"at_ms", SC_INT, 0, FT(at_ms), 0, MS_MAX, .def = "0", .doc = "window start"}, \
+	{"for_ms", SC_INT, 0, FT(for_ms), 0, MS_MAX, .def = "0", .doc = "window length; 0: to the end"}
+#define F_DIR \
+	{"direction", SC_ENUM, 0, FT(direction), .choices = directions, .def = "\"both\"", \
+	 .doc = "at the link's a end: egress leaves a, ingress arrives at a"}
+
 static const struct sc_key packet_keys[] = {
-	F_TYPE, F_LINK,
-	{"at_ms", SC_INT, 0, FT(at_ms), 0, MS_MAX, .def = "0", .doc = "window start"},
-	{"for_ms", SC_INT, 0, FT(for_ms), 0, MS_MAX, .def = "0", .doc = "window length; 0: to the end"},
+	F_TYPE, F_LINK, F_WINDOW, F_DIR,
 	{"drop_pct", SC_NUM, 0, FT(drop_pct), 0, 100, .def = "0", .doc = "packets dropped"},
 	{"corrupt_pct", SC_NUM, 0, FT(corrupt_pct), 0, 100, .def = "0",
 	 .doc = "UDP payloads with a byte flipped"},
+	{"duplicate_pct", SC_NUM, 0, FT(duplicate_pct), 0, 100, .def = "0",
+	 .doc = "packets sent twice"},
 	{"blackhole", SC_BOOL, 0, FT(blackhole), .def = "false", .doc = "drop everything"},
-	{"direction", SC_ENUM, 0, FT(direction), .choices = directions, .def = "\"both\"",
-	 .doc = "at the link's a end: egress leaves a, ingress arrives at a"},
 	{NULL},
 };
 
-/* socket() fails through cgroup/sock_create; other calls need seccomp,
- * which this build does not do yet. */
-static const char *const syscalls[] = {"socket", NULL};
+static const struct sc_key rate_keys[] = {
+	F_TYPE, F_LINK, F_WINDOW, F_DIR,
+	{"rate_kbit", SC_INT, SC_REQ, FT(rate_kbit), 8, 10000000, .doc = "bandwidth, kbit/s"},
+	{"burst_kb", SC_INT, 0, FT(burst_kb), 0, 1048576, .def = "0",
+	 .doc = "bucket size; 0: 10 ms at the rate, at least 4 KiB"},
+	{"latency_ms", SC_INT, 0, FT(latency_ms), 1, 60000, .def = "100",
+	 .doc = "longest a packet may wait before it is dropped"},
+	{NULL},
+};
+static const struct sc_key delay_keys[] = {
+	F_TYPE, F_LINK, F_WINDOW, F_DIR,
+	{"delay_ms", SC_INT, SC_REQ, FT(delay_ms), 0, 60000, .doc = "added latency"},
+	{"jitter_ms", SC_INT, 0, FT(delay_jitter_ms), 0, 60000, .def = "0",
+	 .doc = "each packet's delay varies uniformly by up to this"},
+	{NULL},
+};
+
+/* socket() fails through cgroup/sock_create at run time; the other calls
+ * through a seccomp filter fixed at exec (secfault.c). */
 static const struct {
 	const char *name;
 	int value;
 } errnos[] = {
 	{"ENFILE", ENFILE}, {"EMFILE", EMFILE}, {"ENOBUFS", ENOBUFS}, {"ENOMEM", ENOMEM},
 	{"EACCES", EACCES}, {"EPERM", EPERM}, {"EAFNOSUPPORT", EAFNOSUPPORT},
+	{"ECONNREFUSED", ECONNREFUSED}, {"ECONNRESET", ECONNRESET}, {"ETIMEDOUT", ETIMEDOUT},
+	{"ENETUNREACH", ENETUNREACH}, {"EHOSTUNREACH", EHOSTUNREACH},
+	{"EADDRINUSE", EADDRINUSE}, {"EAGAIN", EAGAIN}, {"EINTR", EINTR}, {"EIO", EIO},
+	{"ENOSPC", ENOSPC},
 };
 static const struct sc_key syserr_keys[] = {
 	F_TYPE, F_WL,
-	{"syscall", SC_ENUM, 0, FT(syscall), .choices = syscalls, .def = "\"socket\"",
+	{"syscall", SC_ENUM, 0, FT(syscall), .choices = secfault_calls, .def = "\"socket\"",
 	 .doc = "the call that fails"},
 	{"errno", SC_STR, 0, FT(errno_name), .def = "\"ENFILE\"", .doc = "how it fails"},
 	{"pct", SC_NUM, 0, FT(pct), 0, 100, .def = "100", .doc = "share of calls that fail"},
-	{"at_ms", SC_INT, 0, FT(at_ms), 0, MS_MAX, .def = "0", .doc = "window start"},
-	{"for_ms", SC_INT, 0, FT(for_ms), 0, MS_MAX, .def = "0", .doc = "window length; 0: to the end"},
+	F_WINDOW,
 	{NULL},
 };
 
@@ -808,7 +887,8 @@ static const struct {
 	{"link_up", SC_F_LINK_UP, link_at_keys}, {"random", SC_F_RANDOM, random_keys},
 	{"pause", SC_F_PAUSE, proc_at_keys}, {"resume", SC_F_RESUME, proc_at_keys},
 	{"kill", SC_F_KILL, kill_keys}, {"packet", SC_F_PACKET, packet_keys},
-	{"syscall_error", SC_F_SYSCALL_ERROR, syserr_keys},
+	{"syscall_error", SC_F_SYSCALL_ERROR, syserr_keys}, {"rate", SC_F_RATE, rate_keys},
+	{"delay", SC_F_DELAY, delay_keys},
 };
 
 const char *scenario_fault_name(int type)
@@ -848,6 +928,9 @@ static void fault_span(const struct sc_fault *f, long long *from, long long *to)
 		*to = f->start_ms + f->cycles * (f->max_down_ms + f->max_up_ms);
 		break;
 	case SC_F_PACKET:
+	case SC_F_RATE:
+	case SC_F_DELAY:
+	case SC_F_SYSCALL_ERROR:
 		*from = f->at_ms;
 		*to = f->for_ms ? f->at_ms + f->for_ms : -1;
 		break;
@@ -855,6 +938,51 @@ static void fault_span(const struct sc_fault *f, long long *from, long long *to)
 		*from = f->at_ms;
 		*to = f->at_ms + 1;
 	}
+}
+
+static bool is_window(const struct sc_fault *f)
+{
+	return f->type == SC_F_PACKET || f->type == SC_F_RATE || f->type == SC_F_DELAY;
+}
+
+/* What a fault's type asks of its link, and of the machine. */
+static int check_fault_kind(struct sc_ctx *ctx, struct scenario *sc, struct sc_fault *f)
+{
+	char why[256];
+	int err = 0;
+
+	if (f->link_idx >= 0 && sc->links[f->link_idx].type == SC_LINK_TAP &&
+	    f->type == SC_F_RATE && f->direction != SC_DIR_EGRESS) {
+		/* A qdisc shapes what leaves; a tap's far side is not ours. */
+		jpath_push_key(&ctx->path, "direction");
+		sc_error(ctx, false, "a rate on tap '%s' can only be \"egress\" (toward the "
+			 "workload's stack)", f->link);
+		jpath_pop(&ctx->path);
+		err = -EINVAL;
+	}
+	if (f->type == SC_F_DELAY && f->delay_jitter_ms > f->delay_ms) {
+		jpath_push_key(&ctx->path, "jitter_ms");
+		sc_error(ctx, false, "%lld is larger than delay_ms (%lld)", f->delay_jitter_ms,
+			 f->delay_ms);
+		jpath_pop(&ctx->path);
+		err = -EINVAL;
+	}
+	if (f->type == SC_F_DELAY && netdelay_available(why, sizeof(why)) < 0) {
+		jpath_push_key(&ctx->path, "type");
+		sc_error(ctx, false, "delay needs NFQUEUE, which is not available here: %s", why);
+		jpath_pop(&ctx->path);
+		err = -EINVAL;
+	}
+	if (f->type == SC_F_SYSCALL_ERROR && f->syscall != SECFAULT_SOCKET &&
+	    (f->pct != 100 || f->at_ms || f->for_ms)) {
+		jpath_push_key(&ctx->path, "syscall");
+		sc_error(ctx, false, "'%s' fails through a seccomp filter fixed at exec: it "
+			 "takes pct 100, at_ms 0 and for_ms 0 (only 'socket' has rates and "
+			 "windows)", secfault_calls[f->syscall]);
+		jpath_pop(&ctx->path);
+		err = -EINVAL;
+	}
+	return err;
 }
 
 static int check_fault(struct sc_ctx *ctx, struct scenario *sc, struct sc_fault *f, size_t i)
@@ -897,14 +1025,23 @@ static int check_fault(struct sc_ctx *ctx, struct scenario *sc, struct sc_fault 
 		for (e = 0; e < ARRAY_SIZE(errnos) && strcmp(errnos[e].name, f->errno_name); e++)
 			;
 		if (e == ARRAY_SIZE(errnos)) {
+			char known[256];
+			size_t off = 0;
+
+			known[0] = '\0';
+			for (size_t k = 0; k < ARRAY_SIZE(errnos) && off < sizeof(known); k++)
+				off += (size_t)snprintf(known + off, sizeof(known) - off, "%s%s",
+							k ? ", " : "", errnos[k].name);
 			jpath_push_key(&ctx->path, "errno");
-			sc_error(ctx, false, "'%s' is not one of ENFILE, EMFILE, ENOBUFS, ENOMEM, "
-				 "EACCES, EPERM, EAFNOSUPPORT", f->errno_name);
+			sc_error(ctx, false, "'%s' is not one of %s", f->errno_name, known);
 			jpath_pop(&ctx->path);
 			return -EINVAL;
 		}
 		f->err = errnos[e].value;
 	}
+	err = check_fault_kind(ctx, sc, f);
+	if (err)
+		return err;
 	if (f->type == SC_F_LINK_FLAP && !f->settle_ms)
 		f->settle_ms = f->up_ms;
 	if (f->type == SC_F_RANDOM && !f->settle_ms)
@@ -934,14 +1071,28 @@ static int check_fault(struct sc_ctx *ctx, struct scenario *sc, struct sc_fault 
 				 "one fault may define the cycles", j);
 			return -EINVAL;
 		}
-		bool pkt = f->type == SC_F_PACKET && g->type == SC_F_PACKET &&
-			   (f->direction == SC_DIR_BOTH || g->direction == SC_DIR_BOTH ||
-			    f->direction == g->direction);
+		if (f->type == SC_F_SYSCALL_ERROR && g->type == SC_F_SYSCALL_ERROR &&
+		    f->wl_idx == g->wl_idx && f->syscall == g->syscall) {
+			fault_span(f, &f0, &f1);
+			fault_span(g, &g0, &g1);
+			if ((f1 < 0 || g0 < f1) && (g1 < 0 || f0 < g1)) {
+				sc_error(ctx, false, "conflicts with faults[%zu]: both make %s() of "
+					 "'%s' fail at the same time", j,
+					 secfault_calls[f->syscall], f->workload);
+				err = -EINVAL;
+			}
+			continue;
+		}
+		bool win_f = is_window(f), win_g = is_window(g);
+		bool same = f->type == g->type && win_f &&
+			    (f->direction == SC_DIR_BOTH || g->direction == SC_DIR_BOTH ||
+			     f->direction == g->direction);
 
-		/* Flaps conflict with what holds the same link; packet windows
-		 * with each other on a shared direction. */
+		/* Flaps conflict with what else holds the same link state;
+		 * windows of one kind (packet, rate, delay) with each other on
+		 * a shared direction. */
 		if (f->link_idx < 0 || f->link_idx != g->link_idx ||
-		    (!pkt && ((!cyc_f && !cyc_g) || f->type == SC_F_PACKET || g->type == SC_F_PACKET)))
+		    (!same && ((!cyc_f && !cyc_g) || win_f || win_g)))
 			continue;
 		fault_span(f, &f0, &f1);
 		fault_span(g, &g0, &g1);
@@ -990,11 +1141,7 @@ static int parse_faults(struct sc_ctx *ctx, json_t *val, void *target)
 			jpath_pop(&ctx->path);
 		} else if (t == ARRAY_SIZE(fault_types)) {
 			jpath_push_key(&ctx->path, "type");
-			if (in_list(later_faults, name) >= 0)
-				sc_error(ctx, false, "fault type '%s' is not supported by this build "
-					 "yet", name);
-			else
-				sc_error(ctx, false, "unknown fault type '%s'", name);
+			sc_error(ctx, false, "unknown fault type '%s'", name);
 			jpath_pop(&ctx->path);
 		} else {
 			f->type = fault_types[t].type;

@@ -40,12 +40,14 @@ struct sc_key {
 	const char *doc;		/* one line for docs and errors */
 };
 
-enum wl_kind { WL_EXEC, WL_ECHO_SERVER };
+enum wl_kind { WL_EXEC, WL_ECHO_SERVER, WL_LWIP_CLIENT };
 
 struct sc_workload {
 	const char *name;
 	int kind;			/* enum wl_kind */
 	const char *netns;
+	const char *link;		/* lwip-client: the tap link its stack owns */
+	int link_idx;
 	const char **cmd;		/* exec: argv */
 	const char **args;		/* bundled kinds: extra arguments */
 	const char **env;		/* "KEY=VALUE" */
@@ -68,17 +70,22 @@ struct sc_invariant {
 
 enum sc_expect { SC_EXPECT_PASS, SC_EXPECT_FAIL, SC_EXPECT_INCONCLUSIVE };
 
+enum sc_link_type { SC_LINK_VETH, SC_LINK_TAP };
+
 struct sc_link {
 	const char *name;
-	const char *type;		/* "veth" */
-	const char *a, *b;		/* namespace names */
-	const char *a_addr, *b_addr;	/* address/prefix; NULL: from the pool */
-	int a_ns, b_ns;			/* indexes into namespaces */
+	int type;			/* enum sc_link_type */
+	const char *a, *b;		/* namespace names; a tap has no b */
+	const char *a_addr, *b_addr;	/* address/prefix; NULL: from the pool.
+					 * A tap's b_addr is its user-space
+					 * stack's, passed to the workload. */
+	int a_ns, b_ns;			/* indexes into namespaces; b_ns -1 for a tap */
 };
 
 enum sc_fault_type {
 	SC_F_LINK_FLAP, SC_F_LINK_DOWN, SC_F_LINK_UP, SC_F_RANDOM,
 	SC_F_PAUSE, SC_F_RESUME, SC_F_KILL, SC_F_PACKET, SC_F_SYSCALL_ERROR,
+	SC_F_RATE, SC_F_DELAY,
 };
 
 enum sc_direction { SC_DIR_BOTH, SC_DIR_INGRESS, SC_DIR_EGRESS };
@@ -100,13 +107,17 @@ struct sc_fault {
 	const char *signal;		/* kill */
 	int signo;
 	long long for_ms;		/* packet: window length; 0 to the end */
-	double drop_pct, corrupt_pct;	/* packet */
+	double drop_pct, corrupt_pct, duplicate_pct;	/* packet */
 	bool blackhole;
 	int direction;			/* enum sc_direction, at the link's a end */
-	int syscall;			/* syscall_error: index of the call ("socket") */
+	int syscall;			/* syscall_error: index into sysfault's call table */
 	const char *errno_name;		/* syscall_error: "ENFILE" */
 	int err;			/* its value */
 	double pct;			/* syscall_error: share of calls that fail */
+	long long rate_kbit;		/* rate */
+	long long burst_kb;		/* rate: 0 picks one from the rate */
+	long long latency_ms;		/* rate: longest a packet may queue */
+	long long delay_ms, delay_jitter_ms;	/* delay */
 };
 
 struct scenario {

@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/seccomp.h>
+
 #include "log.h"
 #include "supervise.h"
 
@@ -257,6 +259,14 @@ static void child_run(const struct sup_spec *spec, char **env, pid_t parent,
 	close(hold_rd);
 	syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
 	if (spec->cwd && chdir(spec->cwd) < 0) {
+		e = errno;
+		goto fail;
+	}
+	/* Last, so the filter holds from the program's first instruction and
+	 * not for our own set-up. faultd is root, so no_new_privs is not
+	 * needed, and setuid programs keep working. */
+	if (spec->seccomp &&
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, spec->seccomp) < 0) {
 		e = errno;
 		goto fail;
 	}

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <linux/filter.h>
+
 #include <event2/event.h>
 
 struct sup_child;
@@ -22,6 +24,7 @@ struct sup_spec {
 	const char *err_path;		/* captured stderr */
 	size_t out_max;			/* bytes kept per stream: half head, half tail */
 	const char *netns;		/* /run/netns/NAME to enter before exec, or NULL */
+	const struct sock_fprog *seccomp; /* installed just before exec, or NULL */
 	/* Output arrived on stdout: progress a run can watch for. */
 	void (*on_output)(void *arg, size_t bytes);
 	void *output_arg;

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/veth.h>
+
+#include <linux/if_tun.h>
 
 #include "journal.h"
 #include "log.h"
@@ -30,7 +33,7 @@ struct topo_ns {
 struct topo_link {
 	char a[IFNAMSIZ], b[IFNAMSIZ];	/* kernel names */
 	char a_addr[24], b_addr[24];
-	int a_ns, b_ns;
+	int a_ns, b_ns;			/* b_ns -1: a tap */
 	const char *name;		/* the scenario's */
 };
 
@@ -139,6 +142,20 @@ static struct nl_sock *nl_in(int fd)
 				strerror(errno));
 	}
 	close(self);
+	if (!sk)
+		errno = EIO;
+	return sk;
+}
+
+struct nl_sock *topo_nl_socket(const char *netns_path)
+{
+	struct nl_sock *sk;
+	int fd = open(netns_path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	sk = nl_in(fd);
+	close(fd);
 	return sk;
 }
 
@@ -216,6 +233,34 @@ static int make_veth(struct topo *t, struct topo_link *l)
 	return err;
 }
 
+/* A persistent tap, made inside its namespace: a user-space stack (lwIP,
+ * DPDK) opens it by name later. Persistent taps are deleted with their
+ * namespace, so the namespace's journal entry covers them. */
+static int make_tap(const struct topo *t, const struct topo_link *l)
+{
+	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI};
+	int self, fd = -1, err = 0;
+
+	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return -errno;
+	if (setns(t->ns[l->a_ns].fd, CLONE_NEWNET) < 0) {
+		err = -errno;
+		goto out_self;
+	}
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", l->a);
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0)
+		err = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (setns(self, CLONE_NEWNET) < 0)
+		log_err("%s: cannot return to faultd's namespace: %s", __func__, strerror(errno));
+out_self:
+	close(self);
+	return err;
+}
+
 struct topo *topo__create(const struct scenario *sc, const char *run_id,
 			  struct journal *j)
 {
@@ -271,10 +316,13 @@ struct topo *topo__create(const struct scenario *sc, const char *run_id,
 
 		l->name = sl->name;
 		l->a_ns = sl->a_ns;
-		l->b_ns = sl->b_ns;
-		/* fd + 6-digit run id + l + index (< 100) + end: 12 bytes. */
-		snprintf(l->a, sizeof(l->a), "fd%.6sl%ua", run_id, (unsigned)(i % 100));
-		snprintf(l->b, sizeof(l->b), "fd%.6sl%ub", run_id, (unsigned)(i % 100));
+		l->b_ns = sl->type == SC_LINK_TAP ? -1 : sl->b_ns;
+		/* fd + 6-digit run id + l + index (< 100) + end: 12 bytes; a
+		 * tap's one end ends in t. */
+		snprintf(l->a, sizeof(l->a), "fd%.6sl%u%c", run_id, (unsigned)(i % 100),
+			 l->b_ns < 0 ? 't' : 'a');
+		if (l->b_ns >= 0)
+			snprintf(l->b, sizeof(l->b), "fd%.6sl%ub", run_id, (unsigned)(i % 100));
 		if (sl->a_addr)
 			snprintf(l->a_addr, sizeof(l->a_addr), "%s", sl->a_addr);
 		else
@@ -287,10 +335,10 @@ struct topo *topo__create(const struct scenario *sc, const char *run_id,
 				 (unsigned)(i % 256));
 		err = journal__add(j, "link", l->a);
 		if (!err)
-			err = make_veth(t, l);
+			err = l->b_ns < 0 ? make_tap(t, l) : make_veth(t, l);
 		if (!err)
 			err = add_addr(t->ns[l->a_ns].sk, l->a, l->a_addr);
-		if (!err)
+		if (!err && l->b_ns >= 0)
 			err = add_addr(t->ns[l->b_ns].sk, l->b, l->b_addr);
 		if (!err)
 			err = topo__link_set(t, (int)i, true);
@@ -325,13 +373,28 @@ const char *topo__link_a_ns(const struct topo *t, int idx)
 	return t->ns[t->links[idx].a_ns].path;
 }
 
+const char *topo__link_b_name(const struct topo *t, int idx)
+{
+	return t->links[idx].b_ns >= 0 ? t->links[idx].b : NULL;
+}
+
+const char *topo__link_b_ns(const struct topo *t, int idx)
+{
+	return t->links[idx].b_ns >= 0 ? t->ns[t->links[idx].b_ns].path : NULL;
+}
+
+const char *topo__link_addr(const struct topo *t, int idx, bool b)
+{
+	return b ? t->links[idx].b_addr : t->links[idx].a_addr;
+}
+
 int topo__link_set(struct topo *t, int idx, bool up)
 {
 	struct topo_link *l = &t->links[idx];
 	int err;
 
 	err = set_up(t->ns[l->a_ns].sk, l->a, up);
-	if (!err)
+	if (!err && l->b_ns >= 0)
 		err = set_up(t->ns[l->b_ns].sk, l->b, up);
 	if (err)
 		log_warn("%s: %s %s: %s", __func__, l->name, up ? "up" : "down", nl_geterror(err));
@@ -348,8 +411,9 @@ json_t *topo__names(const struct topo *t)
 	for (size_t i = 0; links && i < t->n_links; i++) {
 		const struct topo_link *l = &t->links[i];
 
-		json_object_set_new(links, l->name, json_pack("{ssssssss}", "a", l->a,
-			"b", l->b, "a_addr", l->a_addr, "b_addr", l->b_addr));
+		json_object_set_new(links, l->name, json_pack("{ssssssssss*}",
+			"type", l->b_ns < 0 ? "tap" : "veth", "a", l->a, "a_addr", l->a_addr,
+			"b_addr", l->b_addr, "b", l->b_ns < 0 ? NULL : l->b));
 	}
 	json_object_set_new(obj, "namespaces", ns ? ns : json_object());
 	json_object_set_new(obj, "links", links ? links : json_object());

@@ -1,4 +1,4 @@
-/* A run's network: named namespaces and veth pairs with addresses, made
+/* A run's network: named namespaces, veth pairs and taps with addresses, made
  * through libnl-route-3 and recorded in the undo journal before each change.
  * Every name carries "fd" and the run id; kernel names are short (IFNAMSIZ)
  * and the report maps them back to the scenario's names. */
@@ -16,6 +16,7 @@
 
 struct topo;
 struct journal;
+struct nl_sock;
 
 /* Make the namespaces and links of @sc for run @run_id. NULL with errno;
  * whatever was made is journaled, so the caller's replay removes it. */
@@ -30,11 +31,19 @@ json_t *topo__names(const struct topo *t);
 const char *topo__link_kernel_name(const struct topo *t, int idx);
 /* The namespace path of link @idx's a end. */
 const char *topo__link_a_ns(const struct topo *t, int idx);
+/* Link @idx's b end and its namespace; NULL for a tap, which has none. */
+const char *topo__link_b_name(const struct topo *t, int idx);
+const char *topo__link_b_ns(const struct topo *t, int idx);
+/* The a or b end's address/prefix (a tap's b is its user-space stack's). */
+const char *topo__link_addr(const struct topo *t, int idx, bool b);
 void topo__free(struct topo *t);	/* closes sockets; removal is the journal's */
 
 /* Undo helpers, used by the journal: remove a named namespace (by its
  * /run/netns path) or a link in faultd's own namespace. Gone already is 0. */
 int topo_netns_delete(const char *path);
+/* A NETLINK_ROUTE socket (libnl) bound to the namespace at @netns_path, for
+ * modules that change links there. NULL with errno. */
+struct nl_sock *topo_nl_socket(const char *netns_path);
 int topo_link_delete(const char *name);
 
 #endif

@@ -84,15 +84,32 @@ void trend_eval(const double *xs, int n, const struct trend_params *p,
 	memset(r, 0, sizeof(*r));
 	r->first_fail = -1;
 	r->projected = -1;
+	r->exhausted = -1;
 	r->fail = rule_holds(xs, n, p, r);
-	if (!r->fail)
+	/* At the limit the count cannot grow any more: the final window is
+	 * flat, and only the way it got there tells a leak from a pool. */
+	if (!r->fail && r->enough && p->limit > 0 && r->last >= p->limit &&
+	    r->baseline < p->limit) {
+		for (int i = p->warmup; i < n && r->exhausted < 0; i++)
+			if (xs[i] >= p->limit)
+				r->exhausted = i;
+	}
+	if (!r->fail && r->exhausted < 0)
 		return;
 	for (int m = p->warmup + p->min_samples; m <= n; m++) {
 		memset(&scratch, 0, sizeof(scratch));
 		if (rule_holds(xs, m, p, &scratch)) {
 			r->first_fail = m - 1;
+			r->first_slope = scratch.slope;
 			break;
 		}
+	}
+	if (!r->fail) {
+		/* It filled up, but never grew like a leak on the way. */
+		r->fail = r->first_fail >= 0;
+		if (!r->fail)
+			r->exhausted = -1;
+		return;
 	}
 	if (p->limit > 0 && r->slope > 0)
 		r->projected = (double)(n - 1) + ceil((p->limit - r->last) / r->slope);

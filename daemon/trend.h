@@ -26,6 +26,10 @@ struct trend_result {
 	int first_fail;		/* index of the sample at which the rule first held, or -1 */
 	int window_start;	/* index of the final window's first sample */
 	double projected;	/* index at which limit is reached, or -1 */
+	int exhausted;		/* index at which the series reached limit after
+				 * growing, or -1: a table that filled up and
+				 * stays full is a leak, not a plateau */
+	double first_slope;	/* slope when the rule first held */
 };
 
 void trend_defaults(struct trend_params *p);

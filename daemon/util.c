@@ -1,6 +1,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,8 @@
 #include <unistd.h>
 
 #include <openssl/sha.h>
+
+#include <event2/event.h>
 
 #include "util.h"
 
@@ -265,4 +268,29 @@ bool util_owner_alive(int pid)
 	base = strrchr(exe, '/');
 	base = base ? base + 1 : exe;
 	return strncmp(base, "faultd", 6) == 0 || strncmp(base, "faultctl", 8) == 0;
+}
+
+struct event_base *util_event_base(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base = NULL;
+
+	if (cfg && event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER) == 0)
+		base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base ? base : event_base_new();
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return (flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int util_rm_tree(const char *path)
+{
+	if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 || errno == ENOENT)
+		return 0;
+	return -errno;
 }

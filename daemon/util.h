@@ -11,10 +11,17 @@
 #define RUN_ID_LEN 8		/* 6 hex digits and a NUL, with room to spare */
 
 uint64_t util_now_ns(void);			/* CLOCK_MONOTONIC */
+/* The event base faultd runs on: precise timers (a flap or a delayed packet
+ * is due at its millisecond, not up to 2 ms late). NULL on failure. */
+struct event_base;
+struct event_base *util_event_base(void);
 uint64_t util_realtime_ms(void);		/* CLOCK_REALTIME, ms since epoch */
 void util_iso8601(uint64_t realtime_ms, char buf[32]); /* 2026-11-24T15:00:00.123Z */
 
 int util_mkdir_p(const char *path, mode_t mode);
+/* Remove @path and everything below it, not following symlinks. Gone
+ * already is 0. */
+int util_rm_tree(const char *path);
 /* Write @len bytes to @path through a temp file in the same directory, fsync
  * and rename, so a reader sees the old file or the new one, never a part. */
 int util_write_atomic(const char *path, const char *data, size_t len);

@@ -15,6 +15,8 @@
 #define LIFE_MAX_INFLIGHT 262144	/* messages sent, not yet received */
 #define LIFE_MAX_RECEIVED 262144	/* received messages remembered */
 #define LIFE_MAX_COUNTERS 256
+#define LIFE_MAX_UKINDS 8		/* kinds made by uprobes on a library's calls */
+#define LIFE_MAX_WATCHED 16		/* counters whose every change is reported */
 
 struct life_obj_key {
 	char kind[LIFE_NAME_LEN];
@@ -56,6 +58,8 @@ enum life_event_type {
 	LIFE_EV_MSG_DUPLICATE,			/* received again */
 	LIFE_EV_MSG_NEVER_SENT,			/* received, never sent */
 	LIFE_EV_MSG_OUT_OF_ORDER,		/* after a newer one of its queue */
+	LIFE_EV_COUNTER,			/* a watched counter changed: kind is
+						 * its name, id its value */
 };
 
 struct life_event {

@@ -12,17 +12,22 @@
 
 enum netfault_dir { NETFAULT_INGRESS = 0, NETFAULT_EGRESS = 1 };
 
+/* A duplicate carries this mark through its second pass over the hook, so
+ * it is neither duplicated nor dropped again. */
+#define NETFAULT_DUP_MARK 0xfd0dfd0d
+
 struct netfault_conf {
 	__u32 drop_ppm;
 	__u32 corrupt_ppm;
+	__u32 duplicate_ppm;
 	__u32 blackhole;		/* drop everything */
-	__u32 pad;
 };
 
 struct netfault_stats {
 	__u64 seen;
 	__u64 dropped;
 	__u64 corrupted;
+	__u64 duplicated;
 };
 
 #endif

@@ -53,8 +53,9 @@ class Result:
 
 
 def faultctl(*args, runs_dir=None, socket=None, timeout=120, check_sanitizer=True,
-             cwd=REPO):
-    """Run faultctl; returns Result with exit code and output."""
+             cwd=REPO, env=None):
+    """Run faultctl (with @env added to its environment); returns Result with
+    exit code and output."""
     cmd = [str(FAULTCTL)]
     if runs_dir:
         cmd += ["--runs-dir", str(runs_dir)]
@@ -62,7 +63,7 @@ def faultctl(*args, runs_dir=None, socket=None, timeout=120, check_sanitizer=Tru
         cmd += ["--socket", str(socket)]
     cmd += [str(a) for a in args]
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=sanitizer_env())
+                            text=True, env={**sanitizer_env(), **(env or {})})
     try:
         out, err = proc.communicate(timeout=timeout)
     finally:
@@ -129,7 +130,7 @@ OUR_PROGS = {"proc_fork", "proc_exec", "proc_exit",
              "posix_memalign_", "aligned_alloc_e", "memalign_enter", "valloc_enter",
              "pvalloc_enter", "free_enter", "alloc_return", "count_fds", "count_calls",
              "obj_create", "obj_event", "obj_destroy", "msg_send", "msg_recv", "counter",
-             "netfault", "sock_create"}
+             "netfault", "netfault_in", "netfault_out", "sock_create", "uobj_create", "uobj_destroy"}
 
 
 def bpf_links_of_ours():
@@ -160,15 +161,21 @@ def assert_nothing_left(report, links=True):
 JOURNAL_DIR = pathlib.Path("/var/lib/faultd/journal")
 
 
+# faultd's names: fd + the 6-hex-digit run id, then "-NAME" for a namespace
+# or "lINDEX" and an end letter for a link (docs/scenarios.md).
+OUR_NETNS = re.compile(r"^fd[0-9a-f]{6}-")
+OUR_LINK = re.compile(r"^fd[0-9a-f]{6}l[0-9]+[abt]$")
+
+
 def our_netns():
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [l.split()[0] for l in out.splitlines() if l.startswith("fd")]
+    return [l.split()[0] for l in out.splitlines() if OUR_NETNS.match(l)]
 
 
 def our_links():
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     names = [l.split(": ")[1].split("@")[0] for l in out.splitlines() if ": " in l]
-    return [n for n in names if n.startswith("fd")]
+    return [n for n in names if OUR_LINK.match(n)]
 
 
 @pytest.fixture(autouse=True)

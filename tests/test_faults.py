@@ -1,7 +1,9 @@
 """Topology and faults on real namespaces and veths: flaps the workload
 must recover from, a link that stays down, seeded schedules, bad specs, and
 nothing left behind, even after kill -9."""
+import errno
 import json
+import re
 import subprocess
 import time
 
@@ -273,10 +275,276 @@ def test_syscall_error_makes_socket_fail(tmp_path, runs_dir, progs, pct):
     assert rep["syscall_stats"]["w"]["socket_failed"] == failed
 
 
-def test_syscall_error_for_other_calls_is_refused(tmp_path):
+SECCOMP_PROBE = """
+import os, socket, tempfile
+try:
+    socket.socketpair()
+    print("socketpair ok")
+except OSError as e:
+    print("socketpair", e.errno)
+try:
+    with tempfile.TemporaryFile() as f:
+        os.fsync(f.fileno())
+    print("fsync ok")
+except OSError as e:
+    print("fsync", e.errno)
+"""
+
+
+def test_syscall_error_for_other_calls_through_seccomp(tmp_path, runs_dir):
+    """Calls other than socket() fail from the first instruction through a
+    seccomp filter installed before exec; other workloads are untouched."""
+    py = "/usr/bin/python3"
+    doc = {"name": "seccomp", "duration_s": 20,
+           "workloads": [{"name": "w", "kind": "exec", "cmd": [py, "-c", SECCOMP_PROBE]},
+                         {"name": "other", "kind": "exec", "cmd": [py, "-c", SECCOMP_PROBE]}],
+           "faults": [{"type": "syscall_error", "workload": "w", "syscall": "socketpair",
+                       "errno": "EMFILE"},
+                      {"type": "syscall_error", "workload": "w", "syscall": "fsync",
+                       "errno": "EIO"}],
+           "invariants": [{"name": "no_crash"}, {"name": "exit_ok"}]}
+    path = write_scenario(tmp_path / "sc.json", doc)
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs_dir, timeout=60)
+    assert res.returncode == 0, res
+    rep = only_report(runs_dir)
+    jsonschema.validate(rep, REPORT_SCHEMA)
+    assert_nothing_left(rep)
+    out = (runs_dir / rep["run_id"] / "w.stdout").read_text().split("\n")
+    assert out[:2] == [f"socketpair {errno.EMFILE}", f"fsync {errno.EIO}"], out
+    other = (runs_dir / rep["run_id"] / "other.stdout").read_text().split("\n")
+    assert other[:2] == ["socketpair ok", "fsync ok"], other
+    on = [f for f in rep["faults"] if f["action"] == "syscall_error_on"]
+    assert len(on) == 2 and all(f["t_planned_ms"] == 0 and "error" not in f for f in on)
+
+
+def test_seccomp_syscall_error_with_a_rate_is_refused(tmp_path):
     doc = {"name": "syserr", "workloads": [{"name": "w", "kind": "exec", "cmd": ["true"]}],
-           "faults": [{"type": "syscall_error", "workload": "w", "syscall": "connect"}]}
+           "faults": [{"type": "syscall_error", "workload": "w", "syscall": "connect",
+                       "pct": 50}]}
     path = write_scenario(tmp_path / "se.json", doc)
     res = faultctl("validate", path)
     assert res.returncode == 3
-    assert "faults[0].syscall: 'connect' is not one of socket" in res.stderr
+    assert ("se.json:16:18: faults[0].syscall: 'connect' fails through a seccomp filter "
+            "fixed at exec") in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("direction,expect_ratio", [("egress", 1.30), ("ingress", 1.30),
+                                                    ("both", 1.69)])
+def test_packet_duplicate_rate_within_8_points(tmp_path, runs_dir, progs, direction,
+                                               expect_ratio):
+    rep, st = run_udp(tmp_path, runs_dir, udp_pair(progs, [
+        {"type": "packet", "link": "l0", "duplicate_pct": 30, "direction": direction}]))
+    got = st["received"] / st["sent"]
+    assert abs(got - expect_ratio) <= 0.08, (got, st, rep["packet_stats"])
+    assert st["corrupted"] == 0
+    dup = sum(s["duplicated"] for s in rep["packet_stats"]["l0"].values())
+    assert dup > 0.2 * st["sent"], rep["packet_stats"]
+
+
+BULK = """
+import socket, sys, threading, time
+time.sleep(0.3)
+s = socket.create_connection(("198.18.0.2", 7000))
+n = int(sys.argv[1])
+t = time.time()
+def drain():
+    got = 0
+    while got < n:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += len(d)
+th = threading.Thread(target=drain)
+th.start()
+s.sendall(b"x" * n)
+th.join()
+print("kbit", int(n * 8 / 1000 / (time.time() - t)))
+"""
+
+
+def bulk_pair(faults, nbytes=1500000):
+    return {
+        "name": "bulk", "seed": 1, "duration_s": 30,
+        "topology": {"namespaces": ["c", "s"],
+                     "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
+        "workloads": [
+            {"name": "server", "kind": "echo-server", "netns": "s",
+             "args": ["--bind", "198.18.0.2", "--port", "7000", "--no-udp"]},
+            {"name": "client", "kind": "exec", "netns": "c",
+             "cmd": ["/usr/bin/python3", "-c", BULK, str(nbytes)]}],
+        "faults": faults, "invariants": [{"name": "no_crash"}, {"name": "exit_ok"}]}
+
+
+@pytest.mark.parametrize("direction", ["egress", "ingress"])
+def test_rate_limits_bandwidth(tmp_path, runs_dir, direction):
+    """TBF on the a end (egress) or the b end (ingress at a): a bulk
+    transfer and its echo go no faster than the limit."""
+    path = write_scenario(tmp_path / "rate.json", bulk_pair(
+        [{"type": "rate", "link": "l0", "rate_kbit": 8000, "direction": direction}]))
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs_dir, timeout=90)
+    assert res.returncode == 0, res
+    rep = only_report(runs_dir)
+    assert_nothing_left(rep)
+    kbit = int((runs_dir / rep["run_id"] / "client.stdout").read_text().split()[1])
+    # Slow start and the bucket keep it a little under the limit.
+    assert 6000 <= kbit <= 8800, kbit
+    on = [f for f in rep["faults"] if f["action"] == "rate_on"]
+    assert on and "error" not in on[0], rep["faults"]
+
+
+
+
+def ping_pair(faults, count=20, interval="0.05", duration_s=20):
+    # -U: time the reply as the application gets it, after an ingress delay.
+    return {
+        "name": "delay", "seed": 3, "duration_s": duration_s,
+        "topology": {"namespaces": ["c", "s"],
+                     "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
+        "workloads": [{"name": "pinger", "kind": "exec", "netns": "c",
+                       "cmd": ["ping", "-D", "-U", "-n", "-c", str(count), "-i", interval,
+                               "198.18.0.2"]}],
+        "faults": faults, "invariants": [{"name": "no_crash"}, {"name": "exit_ok"}]}
+
+
+PING_LINE = re.compile(r"^\[(?P<at>[\d.]+)\] .*icmp_seq=(?P<seq>\d+) .*time=(?P<rtt>[\d.]+) ms")
+
+
+def run_ping(tmp_path, runs_dir, doc):
+    path = write_scenario(tmp_path / "ping.json", doc)
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs_dir, timeout=90)
+    assert res.returncode == 0, res
+    rep = only_report(runs_dir)
+    jsonschema.validate(rep, REPORT_SCHEMA)
+    assert_nothing_left(rep)
+    out = (runs_dir / rep["run_id"] / "pinger.stdout").read_text()
+    replies = [(float(m["at"]), int(m["seq"]), float(m["rtt"]))
+               for m in map(PING_LINE.match, out.splitlines()) if m]
+    return rep, replies
+
+
+@pytest.mark.parametrize("direction,lo,hi", [("egress", 40, 65), ("ingress", 40, 65),
+                                             ("both", 85, 125)])
+def test_delay_adds_latency_with_jitter(tmp_path, runs_dir, direction, lo, hi):
+    rep, replies = run_ping(tmp_path, runs_dir, ping_pair(
+        [{"type": "delay", "link": "l0", "delay_ms": 50, "jitter_ms": 10,
+          "direction": direction}]))
+    assert len(replies) == 20, replies
+    rtts = [r[2] for r in replies]
+    avg = sum(rtts) / len(rtts)
+    assert lo <= avg <= hi, rtts
+    assert max(rtts) - min(rtts) > 3, "no jitter"
+    stats = rep["packet_stats"]["l0"]
+    held = sum(d["delay"]["released"] for d in stats.values())
+    assert held >= 20, stats
+
+
+def test_delay_change_mid_run_takes_effect_within_100ms(tmp_path, runs_dir):
+    """200 ms for the first 1.5 s, then none: every ping sent 100 ms after
+    the change comes back at once."""
+    import datetime
+    rep, replies = run_ping(tmp_path, runs_dir, ping_pair(
+        [{"type": "delay", "link": "l0", "delay_ms": 200, "for_ms": 1500,
+          "direction": "egress"}], count=60))
+    off = [f for f in rep["faults"] if f["action"] == "delay_off"]
+    assert len(off) == 1 and off[0]["t_actual_ms"] - off[0]["t_planned_ms"] < 100, rep["faults"]
+    t0 = datetime.datetime.fromisoformat(rep["started_at"].replace("Z", "+00:00")).timestamp()
+    change = t0 + off[0]["t_actual_ms"] / 1000.0
+    # Sent 250 ms before the change: held the whole 200 ms. Those sent
+    # closer are released at the change, as it lowers what is held.
+    slow = [r for r in replies if r[0] - r[2] / 1000.0 < change - 0.25]
+    fast = [r for r in replies if r[0] - r[2] / 1000.0 > change + 0.1]
+    assert slow and all(r[2] > 150 for r in slow), slow
+    assert fast and all(r[2] < 20 for r in fast), fast
+
+
+def test_delay_where_nfqueue_is_missing_is_refused(tmp_path):
+    doc = ping_pair([{"type": "delay", "link": "l0", "delay_ms": 50}])
+    path = write_scenario(tmp_path / "d.json", doc)
+    res = faultctl("validate", path, env={"FAULTD_IPTABLES": "/nonexistent/iptables"})
+    assert res.returncode == 3, res
+    assert re.search(r"d\.json:\d+:\d+: faults\[0\]\.type: delay needs NFQUEUE, which is "
+                     r"not available here: FAULTD_IPTABLES=/nonexistent/iptables", res.stderr), \
+        res.stderr
+
+
+def test_kill_9_with_tap_rate_and_delay_then_restart_leaves_nothing(tmp_path, progs):
+    """The newer link faults live inside the run's namespaces (a qdisc, the
+    NFQUEUE rules, a persistent tap): the namespace's undo takes them all,
+    and the delay's queue-bypass keeps the link passing meanwhile."""
+    from conftest import bpf_links_of_ours
+    doc = {"name": "k9", "seed": 2, "duration_s": 30,
+           "topology": {"namespaces": ["c", "s"],
+                        "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"},
+                                  {"name": "t0", "type": "tap", "a": "s"}]},
+           "workloads": [{"name": "w", "kind": "exec", "netns": "c",
+                          "cmd": ["ping", "-q", "-i", "0.05", "198.18.0.2"]}],
+           "faults": [{"type": "delay", "link": "l0", "delay_ms": 20, "direction": "egress"},
+                      {"type": "rate", "link": "l0", "rate_kbit": 1000, "direction": "ingress"},
+                      {"type": "packet", "link": "l0", "duplicate_pct": 5},
+                      {"type": "rate", "link": "t0", "rate_kbit": 1000, "direction": "egress"}],
+           "invariants": [{"name": "no_crash"}]}
+    path = write_scenario(tmp_path / "k9.json", doc)
+    d = Daemon(tmp_path)
+    client = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", path],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "started, pid" not in d.log:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        ns = our_netns()
+        assert len(ns) == 2, ns
+        s_ns = next(n for n in ns if n.endswith("-s"))
+        links = subprocess.run(["ip", "-n", s_ns, "-o", "link"], capture_output=True,
+                               text=True).stdout
+        assert re.search(r"fd[0-9a-f]{6}l1t", links), links
+        qdisc = subprocess.run(["tc", "-n", s_ns, "qdisc", "show"], capture_output=True,
+                               text=True).stdout
+        assert "tbf" in qdisc, qdisc
+        d.stop(sig=9)
+        client.communicate(timeout=30)
+        again = tmp_path / "again"
+        again.mkdir()
+        d2 = Daemon(again)
+        try:
+            assert not our_netns() and not our_links()
+            assert not bpf_links_of_ours()
+            assert not list(JOURNAL.glob("*.journal"))
+        finally:
+            assert d2.stop() == 0
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
+        d.stop(sig=9)
+
+
+def test_dpdk_runtime_dirs_of_dead_runs_are_swept(tmp_path):
+    """A DPDK workload's EAL runtime directory is journaled like a namespace:
+    after its faultd died, cleanup removes it, and nothing else under
+    /var/run/dpdk."""
+    import pathlib
+    run_id = "fdd0d0"[2:] + "d0"
+    mine = pathlib.Path(f"/var/run/dpdk/fd{run_id}-client")
+    other = pathlib.Path("/var/run/dpdk/not-faultds")
+    mine.mkdir(parents=True, exist_ok=True)
+    other.mkdir(parents=True, exist_ok=True)
+    (mine / "config").write_text("x")
+    (mine / "mp_socket").write_text("")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    JOURNAL.mkdir(parents=True, exist_ok=True)
+    journal = JOURNAL / f"{run_id}.journal"
+    journal.write_text(f"owner {dead.pid}\ndpdkdir {mine}\ndpdkdir {other}\n")
+    try:
+        res = faultctl("cleanup")
+        assert res.returncode == 0, res
+        assert not mine.exists(), res
+        assert other.exists(), "a directory faultd did not name was removed"
+        assert str(mine) in res.stdout + res.stderr, res
+        assert not journal.exists()
+    finally:
+        if mine.exists():
+            subprocess.run(["rm", "-rf", str(mine)])
+        other.rmdir()
+        journal.unlink(missing_ok=True)

@@ -33,7 +33,7 @@ EXPECTED = {
     "20-bad-expect.json": (3, 13, "expect", "'SUCCESS' is not one of PASS, FAIL, INCONCLUSIVE"),
     "21-duplicate-key.json": (3, 8, "(json)", "duplicate object key"),
     "22-bad-workload-name.json": (3, 26, "workloads[0].name", "not a valid name"),
-    "23-fault-not-supported.json": (4, 23, "faults[0].type", "'rate' is not supported by this build yet"),
+    "23-rate-unknown-key.json": (5, 45, "faults[0].kbit", "unknown key (known keys: type, link"),
     "24-sample-ms-float.json": (3, 16, "sample_ms", "expected an integer"),
     "25-bad-signal-name.json": (4, 58, "invariants[0].ignore_signals[0]", "not a signal name"),
     "26-undeclared-namespace.json": (4, 77, "topology.links[0].b", "namespace 'server' is not declared"),
@@ -42,7 +42,11 @@ EXPECTED = {
     "29-overlapping-faults.json": (7, 5, "faults[1]", "conflicts with faults[0] on link 'l0'"),
     "30-bad-address.json": (4, 87, "topology.links[0].a_addr", "not an IPv4 address/prefix"),
     "31-drop-pct-140.json": (5, 59, "faults[0].drop_pct", "140 is out of range [0, 100]"),
-    "32-delay-not-supported.json": (5, 23, "faults[0].type", "'delay' is not supported by this build yet"),
+    "32-delay-jitter-too-large.json": (5, 75, "faults[0].jitter_ms", "80 is larger than delay_ms (50)"),
+    "33-tap-with-b.json": (4, 66, "topology.links[0].b", "a tap has one end in a namespace"),
+    "34-rate-tap-ingress.json": (5, 77, "faults[0].direction", "can only be \"egress\""),
+    "35-lwip-on-a-veth.json": (4, 64, "workloads[0].link", "link 'l0' is a veth; lwip-client needs a tap"),
+    "36-syscall-errors-overlap.json": (5, 14, "faults[1]", "both make socket() of 'a' fail at the same time"),
 }
 
 LINE_RE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<path>\S+): (?P<msg>.+)$")

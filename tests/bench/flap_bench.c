@@ -91,7 +91,7 @@ static int wait_carrier(int fd, bool up, int timeout_ms)
 int main(int argc, char **argv)
 {
 	static const char *namespaces[] = {"a", "b", NULL};
-	struct sc_link link = {.name = "l0", .type = "veth", .a = "a", .b = "b", .a_ns = 0, .b_ns = 1};
+	struct sc_link link = {.name = "l0", .type = SC_LINK_VETH, .a = "a", .b = "b", .a_ns = 0, .b_ns = 1};
 	struct scenario sc = {.namespaces = namespaces, .n_ns = 2, .links = &link, .n_links = 1};
 	int seconds = argc > 1 ? atoi(argv[1]) : 60, fd, lost = 0;
 	double lat[ROUNDS], t0;

@@ -34,3 +34,26 @@ echo "== fd snapshot"
 echo
 echo "== link flaps (faultd's topology code; veth in two namespaces)"
 "$B/flap_bench" "${BENCH_FLAP_SECONDS:-60}"
+echo
+echo "== incident 2: detection of the lwIP socket-slot leak (scenarios/lwip-flap-vendor-bug.json)"
+F=${FAULTD_BUILD:-build}/faultctl
+R=$(mktemp -d)
+"$F" run --local --quiet --runs-dir "$R" --json "$R/out.json" scenarios/lwip-flap-vendor-bug.json \
+	>/dev/null 2>&1 || true
+/usr/bin/python3 - "$R/out.json" <<'PY'
+import json, sys
+rep = json.load(open(sys.argv[1]))
+rep = rep[0] if isinstance(rep, list) else rep
+flap_start = next(f["t_actual_ms"] for f in rep["faults"] if f["action"] == "link_down")
+for inv in rep["invariants"]:
+    if inv["name"] == "sockets_stable":
+        ev = inv["evidence"][0]
+        print(f"{ev['series']:12s} detected at cycle {inv['first_violation_cycle']} "
+              f"({(inv['first_violation_ms'] - flap_start) / 1000:.1f} s after the first flap); "
+              f"table full at cycle {ev.get('limit_reached_cycle')}; "
+              f"slope when found {ev.get('slope_when_found_per_cycle', 0):.2f}/cycle")
+    if inv["name"] == "recovers":
+        print(f"recovers     {inv['verdict']} from cycle {inv.get('first_violation_cycle')}: "
+              f"{inv['summary'][:90]}")
+PY
+rm -rf "$R"

@@ -209,6 +209,28 @@ static void test_trend(void)
 	/* Too few samples: no verdict either way. */
 	trend_eval(leak, 3, &p, &r);
 	CHECK(!r.enough && !r.fail);
+	/* A 38-slot table that leaks one a cycle, then stays full: the final
+	 * window is flat, but it is exhaustion, found at cycle 4 and full at 38. */
+	{
+		double table[46];
+
+		for (int i = 0; i < 46; i++)
+			table[i] = i < 37 ? i + 1 : 38;
+		trend_eval(table, 46, &p, &r);
+		CHECK(!r.fail);		/* without a limit: a plateau */
+		p.limit = 38;
+		trend_eval(table, 46, &p, &r);
+		CHECK(r.fail && r.exhausted == 37 && r.first_fail == 3);
+		CHECK(r.first_slope > 0.99 && r.first_slope < 1.01);
+		/* The pool again: far from a limit it is a plateau; filling the
+		 * limit exactly is running out, whatever the shape. */
+		p.limit = 1024;
+		trend_eval(pool, 20, &p, &r);
+		CHECK(!r.fail && r.exhausted < 0);
+		p.limit = 64;
+		trend_eval(pool, 20, &p, &r);
+		CHECK(r.fail && r.exhausted == 3);
+	}
 }
 
 static void test_probe_offset(void)

@@ -1,0 +1,241 @@
+/* A run's link faults: packet programs (netfault), bandwidth limits
+ * (netrate) and delay (netdelay), set up where the scenario's faults will
+ * need them, switched by the fault timeline, and taken down before the
+ * topology goes. Slots are [link * 2 + direction], direction at the link's a
+ * end: ingress arrives at a, egress leaves it. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fault.h"
+#include "log.h"
+#include "netdelay.h"
+#include "netfault_user.h"
+#include "netrate_user.h"
+#include "run_priv.h"
+#include "topo.h"
+
+#define DIR_IN 0
+#define DIR_OUT 1
+
+static bool covers(const struct sc_fault *f, int dir)
+{
+	return f->direction == SC_DIR_BOTH ||
+	       (f->direction == SC_DIR_INGRESS) == (dir == DIR_IN);
+}
+
+static void packet_conf(const struct sc_fault *f, bool on, struct netfault_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (!on)
+		return;
+	c->drop_ppm = (__u32)(f->drop_pct * (NETFAULT_PPM / 100));
+	c->corrupt_ppm = (__u32)(f->corrupt_pct * (NETFAULT_PPM / 100));
+	c->duplicate_ppm = (__u32)(f->duplicate_pct * (NETFAULT_PPM / 100));
+	c->blackhole = f->blackhole;
+}
+
+/* The rates a packet program starts with: those of a window on its link and
+ * direction that opens at time 0, so not one packet passes before them. */
+static bool packet_initial(const struct run *r, int link, int dir, struct netfault_conf *c)
+{
+	for (size_t i = 0; i < r->sc->n_faults; i++) {
+		const struct sc_fault *f = &r->sc->faults[i];
+
+		if (f->type == SC_F_PACKET && f->link_idx == link && !f->at_ms && covers(f, dir)) {
+			packet_conf(f, true, c);
+			return true;
+		}
+	}
+	return false;
+}
+
+static int attach_one(struct run *r, const struct sc_fault *f, int dir)
+{
+	size_t slot = (size_t)f->link_idx * 2 + (size_t)dir;
+	const char *ns = topo__link_a_ns(r->topo, f->link_idx);
+	const char *ifname = topo__link_kernel_name(r->topo, f->link_idx);
+	int err = 0;
+
+	switch (f->type) {
+	case SC_F_PACKET: {
+		struct netfault_conf c;
+		bool initial;
+
+		if (r->netfaults[slot])
+			break;
+		initial = packet_initial(r, f->link_idx, dir, &c);
+		r->netfaults[slot] = netfault__attach(ns, ifname, dir == DIR_IN ?
+						      NETFAULT_INGRESS : NETFAULT_EGRESS,
+						      initial ? &c : NULL);
+		err = r->netfaults[slot] ? 0 : -errno;
+		break;
+	}
+	case SC_F_RATE:
+		if (r->netrates[slot])
+			break;
+		/* A qdisc shapes what leaves: ingress at a is egress at b. */
+		if (dir == DIR_IN) {
+			ns = topo__link_b_ns(r->topo, f->link_idx);
+			ifname = topo__link_b_name(r->topo, f->link_idx);
+		}
+		r->netrates[slot] = ns ? netrate__open(ns, ifname) : NULL;
+		err = r->netrates[slot] ? 0 : ns ? -errno : -EINVAL;
+		break;
+	case SC_F_DELAY:
+		if (r->netdelays[slot])
+			break;
+		/* Queue numbers are per namespace; one per link end and direction. */
+		err = netdelay__open(r->base, ns, ifname, dir == DIR_IN ? NETDELAY_INGRESS :
+				     NETDELAY_EGRESS, (unsigned)slot, (unsigned long long)r->seed + slot,
+				     &r->netdelays[slot]);
+		break;
+	}
+	if (err)
+		log_warn("%s: run %s: %s on %s %s: %s", __func__, r->id,
+			 scenario_fault_name(f->type), f->link, dir == DIR_IN ? "ingress" : "egress",
+			 strerror(-err));
+	return err;
+}
+
+static int set_one(struct run *r, const struct sc_fault *f, int dir, bool on)
+{
+	size_t slot = (size_t)f->link_idx * 2 + (size_t)dir;
+
+	switch (f->type) {
+	case SC_F_PACKET: {
+		struct netfault_conf c;
+
+		packet_conf(f, on, &c);
+		return r->netfaults[slot] ? netfault__set(r->netfaults[slot], &c) : -ENODEV;
+	}
+	case SC_F_RATE: {
+		/* 10 ms at the rate makes a bucket that neither bursts far past
+		 * the limit nor starves a full-size frame. */
+		unsigned long long burst = f->burst_kb ? (unsigned long long)f->burst_kb * 1024 :
+					   (unsigned long long)f->rate_kbit * 1000 / 8 / 100;
+
+		if (burst < 4096)
+			burst = 4096;
+		return r->netrates[slot] ? netrate__set(r->netrates[slot],
+							on ? (unsigned)f->rate_kbit : 0,
+							(unsigned)burst, (unsigned)f->latency_ms)
+					 : -ENODEV;
+	}
+	case SC_F_DELAY:
+		return r->netdelays[slot] ? netdelay__set(r->netdelays[slot],
+							  on ? (unsigned)f->delay_ms : 0,
+							  on ? (unsigned)f->delay_jitter_ms : 0)
+					  : -ENODEV;
+	}
+	return -EINVAL;
+}
+
+static int set_fault(struct run *r, const struct sc_fault *f, bool on)
+{
+	int err = 0;
+
+	for (int dir = DIR_IN; dir <= DIR_OUT && !err; dir++)
+		if (covers(f, dir))
+			err = set_one(r, f, dir, on);
+	return err;
+}
+
+static bool is_link_window(const struct sc_fault *f)
+{
+	return f->type == SC_F_PACKET || f->type == SC_F_RATE || f->type == SC_F_DELAY;
+}
+
+int run_links_attach(struct run *r)
+{
+	size_t n = r->sc->n_links * 2 + 1;
+	int err = 0;
+
+	r->netfaults = calloc(n, sizeof(*r->netfaults));
+	r->netrates = calloc(n, sizeof(*r->netrates));
+	r->netdelays = calloc(n, sizeof(*r->netdelays));
+	if (!r->netfaults || !r->netrates || !r->netdelays)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->sc->n_faults && !err; i++) {
+		const struct sc_fault *f = &r->sc->faults[i];
+
+		for (int dir = DIR_IN; is_link_window(f) && dir <= DIR_OUT && !err; dir++)
+			if (covers(f, dir))
+				err = attach_one(r, f, dir);
+	}
+	/* A fault planned for time 0 holds from the moment the link exists,
+	 * not from when its timer first fires. */
+	for (size_t i = 0; i < r->sc->n_faults && !err; i++)
+		if (is_link_window(&r->sc->faults[i]) && !r->sc->faults[i].at_ms)
+			err = set_fault(r, &r->sc->faults[i], true);
+	return err;
+}
+
+int run_links_fire(struct run *r, const struct fault_action *a)
+{
+	return set_fault(r, &r->sc->faults[a->fault], !fault_act_is_off(a->act));
+}
+
+/* What the link faults did, per link and direction, for the report. */
+json_t *run_links_stats(const struct run *r)
+{
+	json_t *all = json_object();
+
+	for (size_t l = 0; all && r->netfaults && l < r->sc->n_links; l++) {
+		json_t *one = json_object();
+
+		for (int dir = DIR_IN; one && dir <= DIR_OUT; dir++) {
+			const char *name = dir == DIR_IN ? "ingress" : "egress";
+			size_t slot = l * 2 + (size_t)dir;
+			json_t *d = json_object();
+
+			if (r->netfaults[slot]) {
+				struct netfault_stats st;
+
+				netfault__stats(r->netfaults[slot], &st);
+				json_object_set_new(d, "seen", json_integer((json_int_t)st.seen));
+				json_object_set_new(d, "dropped", json_integer((json_int_t)st.dropped));
+				json_object_set_new(d, "corrupted",
+						    json_integer((json_int_t)st.corrupted));
+				json_object_set_new(d, "duplicated",
+						    json_integer((json_int_t)st.duplicated));
+			}
+			if (r->netdelays[slot]) {
+				unsigned long long q, rel, drop;
+
+				netdelay__stats(r->netdelays[slot], &q, &rel, &drop);
+				json_object_set_new(d, "delay", json_pack("{sIsIsIsI}",
+					"queued", (json_int_t)q, "released", (json_int_t)rel,
+					"dropped", (json_int_t)drop, "overflow",
+					(json_int_t)netdelay__overflows(r->netdelays[slot])));
+			}
+			if (d && json_object_size(d))
+				json_object_set_new(one, name, d);
+			else
+				json_decref(d);
+		}
+		if (one && json_object_size(one))
+			json_object_set_new(all, r->sc->links[l].name, one);
+		else
+			json_decref(one);
+	}
+	return all;
+}
+
+void run_links_detach(struct run *r)
+{
+	for (size_t i = 0; i < r->sc->n_links * 2; i++) {
+		if (r->netfaults)
+			netfault__destroy(r->netfaults[i]);
+		if (r->netrates)
+			netrate__close(r->netrates[i]);
+		if (r->netdelays)
+			netdelay__close(r->netdelays[i]);
+	}
+	free(r->netfaults);
+	free(r->netrates);
+	free(r->netdelays);
+	r->netfaults = NULL;
+	r->netrates = NULL;
+	r->netdelays = NULL;
+}
