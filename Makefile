@@ -116,6 +116,8 @@ $(BUILD)/faultd $(BUILD)/faultctl: $(BUILD)/%: $(BUILD)/daemon/%.o $(LIB)
 # --- bundled workloads: harness/NAME/*.c -> build/harness/NAME -------------
 HARNESS_LIBS_echo-server := -levent
 HARNESS_LIBS_lwip-client := $(shell pkg-config --libs lwip) -lpthread
+HARNESS_LIBS_msgq := -lpthread
+HARNESS_LIBS_qpair := -luring -lpthread
 $(BUILD)/obj/harness/lwip-client/%.o: CPPFLAGS += $(shell pkg-config --cflags lwip)
 
 # A function, so that no literal % stands in the rule (make would take it

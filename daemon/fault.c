@@ -57,7 +57,7 @@ static int outage(struct plan *p, uint64_t t, uint64_t down, uint64_t settle, in
 bool fault_act_is_off(int act)
 {
 	return act == FA_PACKET_OFF || act == FA_SYSERR_OFF || act == FA_RATE_OFF ||
-	       act == FA_DELAY_OFF;
+	       act == FA_DELAY_OFF || act == FA_HOG_OFF;
 }
 
 /* A window: on at at_ms, off after for_ms (0: held to the end). */
@@ -129,7 +129,24 @@ int fault_plan(const struct scenario *sc, uint64_t seed, uint64_t horizon_ms,
 				  f->wl_idx, 0, (int)i, 0);
 			break;
 		case SC_F_KILL:
-			err = add(&p, (uint64_t)f->at_ms, FA_KILL, f->wl_idx, 0, (int)i, f->signo);
+			for (long long k = 0, at = f->at_ms; !err && (uint64_t)at < horizon_ms &&
+			     (!f->count || k < f->count); k++, at += f->every_ms) {
+				err = add(&p, (uint64_t)at, FA_KILL, f->wl_idx, 0, (int)i, f->signo);
+				if (!f->every_ms)
+					break;
+			}
+			break;
+		case SC_F_PAUSE_FLAP:
+			for (long long k = 0, at = f->start_ms; !err && (uint64_t)at < horizon_ms &&
+			     (!f->count || k < f->count); k++, at += f->pause_ms + f->run_ms) {
+				err = add(&p, (uint64_t)at, FA_PAUSE, f->wl_idx, 0, (int)i, 0);
+				if (!err)
+					err = add(&p, (uint64_t)(at + f->pause_ms), FA_RESUME, f->wl_idx,
+						  0, (int)i, 0);
+			}
+			break;
+		case SC_F_CPU_HOG:
+			err = window(&p, f, FA_HOG_ON, (int)i, (int)i);
 			break;
 		case SC_F_SYSCALL_ERROR:
 			err = window(&p, f, FA_SYSERR_ON, f->wl_idx, (int)i);
@@ -166,6 +183,7 @@ const char *fault_act_name(int act)
 		[FA_SYSERR_ON] = "syscall_error_on", [FA_SYSERR_OFF] = "syscall_error_off",
 		[FA_RATE_ON] = "rate_on", [FA_RATE_OFF] = "rate_off",
 		[FA_DELAY_ON] = "delay_on", [FA_DELAY_OFF] = "delay_off",
+		[FA_HOG_ON] = "cpu_hog_on", [FA_HOG_OFF] = "cpu_hog_off",
 	};
 
 	return act >= 0 && act < FA_COUNT ? names[act] : "?";

@@ -23,6 +23,8 @@ enum fault_act {
 	FA_RATE_OFF,
 	FA_DELAY_ON,		/* a link's added latency takes effect */
 	FA_DELAY_OFF,
+	FA_HOG_ON,		/* busy processes start on the fault's CPUs */
+	FA_HOG_OFF,
 	FA_COUNT
 };
 

@@ -600,19 +600,28 @@ static int cmd_stop(struct cli *cli, int argc, char **argv)
 
 static int cmd_report(struct cli *cli, int argc, char **argv)
 {
-	const char *format = "text", *id = NULL;
+	const char *format = "text", *id = NULL, *out = NULL;
 	json_t *report = NULL, *rep = NULL;
-	int fd;
+	int fd, err;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help")) {
-			printf("usage: faultctl report RUN [--format json|text]\n"
-			       "A run's report; read from the runs directory if faultd is not running.\n");
+			printf("usage: faultctl report RUN [--format json|text|html|junit] "
+			       "[--output PATH]\n"
+			       "A run's report; read from the runs directory if faultd is not running.\n"
+			       "  --format html   one self-contained page: verdict, invariants with\n"
+			       "                  evidence, fault timeline, per-cycle plots\n"
+			       "  --format junit  JUnit XML for CI: a testcase per invariant\n"
+			       "  --output PATH   write there (replaced atomically) instead of stdout\n");
 			return 0;
 		} else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
 			format = argv[++i];
 		} else if (!strncmp(argv[i], "--format=", 9)) {
 			format = argv[i] + 9;
+		} else if ((!strcmp(argv[i], "--output") || !strcmp(argv[i], "-o")) && i + 1 < argc) {
+			out = argv[++i];
+		} else if (!strncmp(argv[i], "--output=", 9)) {
+			out = argv[i] + 9;
 		} else if (!id) {
 			id = argv[i];
 		} else {
@@ -621,8 +630,11 @@ static int cmd_report(struct cli *cli, int argc, char **argv)
 	}
 	if (!id)
 		die_usage("report: needs a RUN id%s", "");
-	if (strcmp(format, "json") && strcmp(format, "text"))
-		die_usage("report: --format must be json or text, not '%s'", format);
+	if (strcmp(format, "json") && strcmp(format, "text") && strcmp(format, "html") &&
+	    strcmp(format, "junit"))
+		die_usage("report: --format must be json, text, html or junit, not '%s'", format);
+	if (out && !*out)
+		die_usage("report: --output needs a PATH%s", "");
 	if (!util_valid_run_id(id))
 		die_usage("report: '%s' is not a run id (6 hex digits)", id);
 	fd = ctl_client_connect(cli->sock);
@@ -642,15 +654,19 @@ static int cmd_report(struct cli *cli, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (!strcmp(format, "json")) {
-		json_dumpf(report, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		putchar('\n');
-	} else {
-		report_text(stdout, report);
+	if (!json_is_object(report)) {
+		fprintf(stderr, "faultctl: run %s has no report\n", id);
+		json_decref(report);
+		json_decref(rep);
+		return EXIT_USAGE;
 	}
+	err = report_write_format(report, format, out);
+	if (err)
+		fprintf(stderr, "faultctl: report %s: %s: %s\n", id, out ? out : "stdout",
+			strerror(-err));
 	json_decref(report);
 	json_decref(rep);
-	return 0;
+	return err ? EXIT_USAGE : 0;
 }
 
 static void say_removed(const char *what, void *arg)
@@ -699,7 +715,7 @@ static void usage(FILE *f)
 		"  list                        runs the daemon knows of\n"
 		"  status [RUN]                the daemon's or a run's state\n"
 		"  stop RUN                    stop a run (its report is still written)\n"
-		"  report RUN [--format json|text]\n"
+		"  report RUN [--format json|text|html|junit] [--output PATH]\n"
 		"  cleanup                     remove what dead runs left behind\n"
 		"  version\n"
 		"'faultctl COMMAND --help' tells more.\n\n"

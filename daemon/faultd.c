@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include "cgroup.h"
 #include "journal.h"
 #include "ctl.h"
@@ -313,13 +315,32 @@ static const char *req_run_id(struct ctl_conn *c, const json_t *req, bool requir
 	return id;
 }
 
+static json_t *daemon_status(struct faultd *d)
+{
+	json_t *running = json_array();
+	int queued = 0;
+
+	for (struct job *j = d->jobs; j && running; j = j->next) {
+		enum run_state st = run__state(j->run);
+
+		if (st == RUN_QUEUED && !j->announced)
+			queued++;
+		else if (st != RUN_DONE)
+			json_array_append_new(running, run__status(j->run));
+	}
+	return json_pack("{s{sssisfsisossss}}", "daemon", "version", FAULTD_VERSION,
+			 "pid", (int)getpid(),
+			 "uptime_s", (double)(util_now_ns() - d->started_ns) / 1e9,
+			 "queued", queued, "running", running ? running : json_array(),
+			 "runs_dir", d->runs_dir, "socket", d->sock_path);
+}
+
 static void req_status(struct faultd *d, struct ctl_conn *c, const json_t *req)
 {
 	const json_t *given = json_object_get(req, "run_id");
 	const char *id = req_run_id(c, req, false);
-	json_t *running, *rep;
 	struct job *j;
-	int queued = 0;
+	json_t *rep;
 
 	if (given && !id)
 		return;
@@ -339,32 +360,40 @@ static void req_status(struct faultd *d, struct ctl_conn *c, const json_t *req)
 		json_decref(rep);
 		return;
 	}
-	running = json_array();
-	for (j = d->jobs; j && running; j = j->next) {
-		enum run_state st = run__state(j->run);
-
-		if (st == RUN_QUEUED && !j->announced)
-			queued++;
-		else if (st != RUN_DONE)
-			json_array_append_new(running, run__status(j->run));
-	}
-	reply(c, json_pack("{s{sssisfsisossss}}", "daemon", "version", FAULTD_VERSION,
-			   "pid", (int)getpid(),
-			   "uptime_s", (double)(util_now_ns() - d->started_ns) / 1e9,
-			   "queued", queued, "running", running ? running : json_array(),
-			   "runs_dir", d->runs_dir, "socket", d->sock_path));
+	reply(c, daemon_status(d));
 }
 
-static void req_list(struct faultd *d, struct ctl_conn *c, const json_t *req)
+/* The first failing invariant's "name: summary", for lists. */
+static json_t *first_failure(const json_t *rep)
 {
-	json_t *runs = json_array(), *row;
+	const json_t *inv;
+	size_t i;
+
+	json_array_foreach(json_object_get(rep, "invariants"), i, inv) {
+		if (strcmp(json_string_value(json_object_get(inv, "verdict")) ?: "", "FAIL"))
+			continue;
+		return json_sprintf("%s: %s", json_string_value(json_object_get(inv, "name")),
+				    json_string_value(json_object_get(inv, "summary")));
+	}
+	return json_null();
+}
+
+/* Runs in memory, then the runs directory's, newest first. */
+static json_t *runs_json(struct faultd *d)
+{
+	json_t *runs = json_array(), *row, *disk = json_array();
 	struct dirent *de;
 	DIR *dir;
 	int n = 0;
 
-	(void)req;
 	for (struct job *j = d->jobs; j && runs; j = j->next) {
+		const json_t *rep = run__report(j->run);
+
 		row = run__status(j->run);
+		if (row && rep) {
+			json_object_set(row, "started_at", json_object_get(rep, "started_at"));
+			json_object_set_new(row, "first_failure", first_failure(rep));
+		}
 		if (row)
 			json_array_append_new(runs, row);
 	}
@@ -378,16 +407,38 @@ static void req_list(struct faultd *d, struct ctl_conn *c, const json_t *req)
 		n++;
 		if (!rep)
 			continue;
-		json_array_append_new(runs, json_pack("{sssssOsOsO}", "run_id", de->d_name,
+		json_array_append_new(disk, json_pack("{sssssOsOsOsosO}", "run_id", de->d_name,
 			"state", "done",
 			"scenario", json_object_get(json_object_get(rep, "scenario"), "name"),
 			"verdict", json_object_get(rep, "verdict"),
-			"started_at", json_object_get(rep, "started_at")));
+			"started_at", json_object_get(rep, "started_at"),
+			"first_failure", first_failure(rep),
+			"duration_s", json_object_get(rep, "duration_s")));
 		json_decref(rep);
 	}
 	if (dir)
 		closedir(dir);
-	reply(c, json_pack("{so}", "runs", runs ? runs : json_array()));
+	/* ISO 8601 times sort as text: newest first. */
+	for (size_t k = json_array_size(disk); runs && disk && k-- > 0;) {
+		size_t best = 0;
+
+		for (size_t m = 1; m <= k; m++)
+			if (strcmp(json_string_value(json_object_get(json_array_get(disk, m),
+								     "started_at")) ?: "",
+				   json_string_value(json_object_get(json_array_get(disk, best),
+								     "started_at")) ?: "") > 0)
+				best = m;
+		json_array_append(runs, json_array_get(disk, best));
+		json_array_remove(disk, best);
+	}
+	json_decref(disk);
+	return runs ? runs : json_array();
+}
+
+static void req_list(struct faultd *d, struct ctl_conn *c, const json_t *req)
+{
+	(void)req;
+	reply(c, json_pack("{so}", "runs", runs_json(d)));
 }
 
 static void req_stop(struct faultd *d, struct ctl_conn *c, const json_t *req)
@@ -496,6 +547,47 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(d->base, NULL);
 }
 
+static json_t *http_status(void *arg)
+{
+	return daemon_status(arg);
+}
+
+static json_t *http_runs(void *arg)
+{
+	return runs_json(arg);
+}
+
+static json_t *http_report(void *arg, const char *id)
+{
+	struct faultd *d = arg;
+	struct job *j = job_find(d, id);
+
+	if (j && run__report(j->run))
+		return json_incref((json_t *)run__report(j->run));
+	return j ? NULL : disk_report(d, id);
+}
+
+/* "9464" or "127.0.0.1:9464": loopback only, as nothing here is for
+ * other machines. */
+static int parse_http(struct faultd *d, const char *arg)
+{
+	const char *colon = strrchr(arg, ':');
+	struct in_addr a;
+	char *end;
+	long port;
+
+	snprintf(d->http_addr, sizeof(d->http_addr), "%.*s",
+		 colon ? (int)(colon - arg) : (int)strlen("127.0.0.1"), colon ? arg : "127.0.0.1");
+	port = strtol(colon ? colon + 1 : arg, &end, 10);
+	if (*end || port < 0 || port > 65535 || inet_pton(AF_INET, d->http_addr, &a) != 1 ||
+	    (ntohl(a.s_addr) >> 24) != 127) {
+		d->http_addr[0] = '\0';
+		return -EINVAL;
+	}
+	d->http_port = (unsigned)port;
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -512,6 +604,8 @@ static void usage(FILE *f)
 		"      --once FILE        run one scenario without a socket, print the\n"
 		"                         report, exit with its verdict's code\n"
 		"  -l, --log-level LEVEL  error, warn, info (default), debug\n"
+		"      --http [ADDR:]PORT serve /metrics, /runs, /runs/ID and a dashboard on a\n"
+		"                         loopback address (default 127.0.0.1; PORT 0: any)\n"
 		"  -h, --help\n",
 		CTL_DEFAULT_SOCK, RUN_DEFAULT_DIR, CG_DEFAULT_ROOT);
 }
@@ -567,6 +661,7 @@ int main(int argc, char **argv)
 		{"max-concurrent", required_argument, NULL, 'j'},
 		{"once", required_argument, NULL, 'o'},
 		{"log-level", required_argument, NULL, 'l'},
+		{"http", required_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -612,6 +707,13 @@ int main(int argc, char **argv)
 			break;
 		case 'o':
 			once = optarg;
+			break;
+		case 'P':
+			if (parse_http(d, optarg)) {
+				fprintf(stderr, "faultd: --http: expected PORT or ADDR:PORT on a "
+					"loopback address, not '%s'\n", optarg);
+				return 3;
+			}
 			break;
 		case 'l':
 			lvl = log_parse_level(optarg);
@@ -670,10 +772,21 @@ int main(int argc, char **argv)
 		code = 3;
 		goto out_ctl;
 	}
+	if (d->http_addr[0]) {
+		struct http_source src = {.status = http_status, .runs = http_runs,
+					  .report = http_report, .runs_dir = d->runs_dir, .arg = d};
+
+		d->http = http__start(d->base, d->http_addr, d->http_port, &src);
+		if (!d->http) {
+			code = 3;
+			goto out_ctl;
+		}
+	}
 	log_info("%s: faultd %s ready (pid %d)", __func__, FAULTD_VERSION, (int)getpid());
 	event_base_dispatch(d->base);
 	log_info("%s: exiting", __func__);
 out_ctl:
+	http__free(d->http);
 	ctl_server_close(d->ctl);
 	while (d->jobs) {
 		struct job *j = d->jobs;

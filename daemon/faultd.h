@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "ctl.h"
+#include "http.h"
 #include "run.h"
 
 struct job {
@@ -34,6 +35,9 @@ struct faultd {
 	char cgroup_root[PATH_MAX];
 	char harness_dir[PATH_MAX];
 	char journal_dir[PATH_MAX];
+	char http_addr[64];		/* empty: no HTTP */
+	unsigned http_port;
+	struct http_server *http;
 };
 
 #endif

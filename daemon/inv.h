@@ -49,6 +49,7 @@ struct obs_workload {
 	uint64_t *out_times;		/* when output came, 100 ms apart at most */
 	size_t n_out_times, cap_out_times;
 	json_t *last_output;		/* its last lines of stdout, or NULL */
+	json_t *sanitizer;		/* ASan/UBSan reports in its stderr, or NULL */
 	struct obs_counter *counters;	/* changes of watched USDT counters, in order */
 	size_t n_counters, cap_counters;
 };

@@ -1,5 +1,6 @@
 /* no_crash: FAIL when a workload process, or any process it started, dies
- * by a signal faultd did not send. */
+ * by a signal faultd did not send, or when a sanitizer build of a workload
+ * reported an error (ASan exits rather than dies: its report is the crash). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,7 +65,8 @@ int inv_no_crash(const struct run_obs *obs, const struct sc_invariant *inv,
 {
 	const struct inv_no_crash_params *p = inv->params;
 	const struct obs_proc *first = NULL;
-	size_t crashes = 0;
+	const json_t *san_first = NULL;
+	size_t crashes = 0, san_wl = 0;
 
 	for (size_t i = 0; i < obs->n_procs; i++) {
 		const struct obs_proc *pr = &obs->procs[i];
@@ -93,7 +95,54 @@ int inv_no_crash(const struct run_obs *obs, const struct sc_invariant *inv,
 		if (!first || pr->t_exit_ms < first->t_exit_ms)
 			first = pr;
 	}
-	if (first) {
+	for (size_t w = 0; w < obs->sc->n_wl; w++) {
+		const json_t *reps = obs->wl[w].sanitizer, *rep;
+		size_t k;
+
+		if (!reps || (inv->workload_idx >= 0 && (size_t)inv->workload_idx != w))
+			continue;
+		json_array_foreach(reps, k, rep) {
+			const char *kind = json_string_value(json_object_get(rep, "kind"));
+			const char *tool = json_string_value(json_object_get(rep, "tool"));
+			json_t *ev;
+
+			/* Leaks at exit are heap_stable's business, not a crash. */
+			if (!kind || !tool || !strcmp(tool, "LeakSanitizer") ||
+			    !strcmp(kind, "detected"))
+				continue;
+			ev = json_pack("{sssssO}", "workload", obs->sc->wl[w].name,
+				       "sanitizer", tool, "report", rep);
+			if (!ev)
+				return -ENOMEM;
+			json_array_append_new(res->evidence, ev);
+			if (!san_first)
+				san_first = rep, san_wl = w;
+			crashes++;
+		}
+	}
+	if (san_first && !first) {
+		const json_t *st = json_object_get(san_first, "stack");
+		const char *top = json_string_value(json_array_get(st, 0));
+		const char *addr = json_string_value(json_object_get(san_first, "address"));
+		const char *access = json_string_value(json_object_get(san_first, "access"));
+		const char *thread = json_string_value(json_object_get(san_first, "thread"));
+
+		res->verdict = V_FAIL;
+		res->first_at_ms = obs->wl[san_wl].exited ? obs->wl[san_wl].t_exit_ms : obs->t_end_ms;
+		res->first_cycle = obs_cycle_at(obs, res->first_at_ms);
+		snprintf(res->summary, sizeof(res->summary),
+			 "workload '%s': %s %s%s%s%s%s%s%s%s", obs->sc->wl[san_wl].name,
+			 json_string_value(json_object_get(san_first, "tool")),
+			 json_string_value(json_object_get(san_first, "kind")),
+			 addr ? " on " : "", addr ? addr : "", access ? " (" : "",
+			 access ? access : "", thread ? " by thread " : "", thread ? thread : "",
+			 access ? ")" : "");
+		if (top) {
+			size_t len = strlen(res->summary);
+
+			snprintf(res->summary + len, sizeof(res->summary) - len, " in %s", top);
+		}
+	} else if (first) {
 		res->verdict = V_FAIL;
 		res->first_at_ms = first->t_exit_ms;
 		res->first_cycle = obs_cycle_at(obs, first->t_exit_ms);

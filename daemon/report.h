@@ -50,4 +50,30 @@ void report_text(FILE *f, const json_t *report);
 /* One line: "PASS  exec-demo  r3f9a1c  12.0s  no_crash: ..." */
 void report_text_line(FILE *f, const json_t *report);
 
+/* JUnit XML of one or more run reports: one <testsuite> per run, one
+ * <testcase> per invariant (FAIL -> <failure>, INCONCLUSIVE -> <skipped>,
+ * ERROR or a run that could not start -> <error>). Crashed processes are
+ * listed in the no_crash testcase's failure, not as testcases of their own.
+ * @path "-" is stdout; a regular file is replaced atomically. 0 or -errno. */
+int report_junit_write(json_t *const *reports, size_t n, const char *path);
+void report_junit(FILE *f, json_t *const *reports, size_t n);
+/* One self-contained HTML page (inline CSS and SVG plots, no script). */
+int report_html_write(const json_t *report, const char *path);
+void report_html(FILE *f, const json_t *report);
+
+/* Shared by the markup reporters (report_junit.c). Text for XML or HTML,
+ * content or attribute: markup escaped, forbidden controls and bytes that
+ * are not UTF-8 replaced by U+FFFD. */
+void report_escape(FILE *f, const char *s);
+void report_escape_n(FILE *f, const char *s, size_t len);
+/* An invariant's evidence array as indented "key: value" text, at most
+ * @cap bytes (0: no cap) plus a note when cut. malloc'd; NULL on ENOMEM. */
+char *report_evidence_text(const json_t *evidence, size_t cap);
+/* Render into memory, then write @path ("-" or NULL: stdout) atomically. */
+int report_write_with(const char *path, void (*render)(FILE *, const void *),
+		      const void *arg);
+/* @report as json, text, html or junit to @path ("-" or NULL: stdout);
+ * -EINVAL for another format. */
+int report_write_format(const json_t *report, const char *format, const char *path);
+
 #endif

@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "cpuhog.h"
 #include "fault.h"
 #include "journal.h"
+#include "sanitizer.h"
 #include "secfault.h"
 #include "sysfault_user.h"
 #include "inv.h"
@@ -431,6 +433,16 @@ static int build_argv(struct run *r, size_t i)
 		return -ENOMEM;
 	snprintf(harness_path, sizeof(harness_path), "%s/%s", r->opts.harness_dir,
 		 scenario_kind_name(w->kind));
+	/* The ASan build sits in the sanitized build tree beside ours
+	 * (build/harness -> build/san-address/harness), or is ours already. */
+	if (w->asan && !strstr(r->opts.harness_dir, "/san-address/"))
+		snprintf(harness_path, sizeof(harness_path), "%s/../san-address/harness/%s",
+			 r->opts.harness_dir, scenario_kind_name(w->kind));
+	if (access(harness_path, X_OK) < 0) {
+		run_error(r, "workload '%s': %s: %s%s", w->name, harness_path, strerror(errno),
+			  w->asan ? " (build it: make SANITIZER=address harness)" : "");
+		return -ENOENT;
+	}
 	rw->argv[k++] = strdup(harness_path);
 	if (!rw->argv[0])
 		return -ENOMEM;
@@ -550,6 +562,8 @@ static int start_workload(struct run *r, size_t i)
 	if (w->netns)
 		spec.netns = topo__ns_path(r->topo, scenario_ns_idx(r->sc, w->netns));
 	spec.seccomp = filter.len ? &filter : NULL;
+	spec.cpus = w->cpus;
+	spec.n_cpus = w->n_cpus;
 	err = sup__spawn(r->base, &spec, on_wl_exit, r, &rw->child);
 	secfault_free(&filter);	/* the child has its copy */
 	if (err) {
@@ -613,6 +627,35 @@ static int freeze(struct run *r, int wl, bool on)
 	return err;
 }
 
+/* Busy processes for cpu_hog fault @fault, in the run's cgroup so they go
+ * with it whatever happens. */
+static int hog_set(struct run *r, int fault, bool on)
+{
+	const struct sc_fault *f = &r->sc->faults[fault];
+	char cg[RUN_PATH_MAX + 32];
+
+	if (!r->hogs) {
+		r->hogs = calloc(r->sc->n_faults, sizeof(*r->hogs));
+		if (!r->hogs)
+			return -ENOMEM;
+	}
+	cpuhog__stop(r->hogs[fault]);
+	r->hogs[fault] = NULL;
+	if (!on)
+		return 0;
+	snprintf(cg, sizeof(cg), "%s/hog%d", r->cgroup, fault);
+	r->hogs[fault] = cpuhog__start(cg, f->cpus, f->n_cpus, (unsigned)f->threads);
+	return r->hogs[fault] ? 0 : -errno;
+}
+
+static void hogs_stop(struct run *r)
+{
+	for (size_t i = 0; r->hogs && i < r->sc->n_faults; i++)
+		cpuhog__stop(r->hogs[i]);
+	free(r->hogs);
+	r->hogs = NULL;
+}
+
 static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 {
 	const char *target = "";
@@ -647,6 +690,11 @@ static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 		target = r->sc->wl[a->target].name;
 		err = freeze(r, a->target, a->act == FA_PAUSE);
 		break;
+	case FA_HOG_ON:
+	case FA_HOG_OFF:
+		target = "cpus";
+		err = hog_set(r, a->fault, a->act == FA_HOG_ON);
+		break;
 	case FA_KILL:
 		target = r->sc->wl[a->target].name;
 		if (a->signo == SIGKILL || a->signo == SIGTERM)
@@ -661,7 +709,8 @@ static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 		if (a->cycle)
 			json_object_set_new(entry, "cycle", json_integer(a->cycle));
 		if (a->act != FA_PAUSE && a->act != FA_RESUME && a->act != FA_KILL &&
-		    a->act != FA_SYSERR_ON && a->act != FA_SYSERR_OFF)
+		    a->act != FA_SYSERR_ON && a->act != FA_SYSERR_OFF && a->act != FA_HOG_ON &&
+		    a->act != FA_HOG_OFF)
 			json_object_set_new(entry, "kernel_name",
 					    json_string(topo__link_kernel_name(r->topo, a->target)));
 		if (a->act == FA_KILL)
@@ -879,6 +928,12 @@ static void begin_stop(struct run *r, const char *reason)
 		event_del(r->cycle_ev);
 	if (r->fault_ev)
 		evtimer_del(r->fault_ev);
+	/* Faults end with the run: the contention goes, and a frozen workload
+	 * is thawed so it can hear the SIGTERM that follows. */
+	hogs_stop(r);
+	for (size_t i = 0; i < r->sc->n_wl; i++)
+		if (r->rw[i].cgroup[0] && r->obs.wl[i].started)
+			freeze(r, (int)i, false);
 	probe_proc__drain(r->proc);
 	/* The last, partial cycle counts if it is at least half a cycle long
 	 * (or the only one): a sliver would read as a sample of nothing. */
@@ -1050,6 +1105,7 @@ static void finish(struct run *r)
 		sup__free(rw->child);
 		rw->child = NULL;
 		r->obs.wl[i].last_output = tail_lines(rw->out_path, RUN_TAIL_LINES);
+		r->obs.wl[i].sanitizer = sanitizer_parse_file(rw->err_path);
 	}
 	res = calloc(r->sc->n_inv ? r->sc->n_inv : 1, sizeof(*res));
 	if (!res)
@@ -1221,6 +1277,7 @@ void run__free(struct run *r)
 {
 	if (!r)
 		return;
+	hogs_stop(r);
 	for (size_t i = 0; r->rw && i < r->sc->n_wl; i++) {
 		struct run_wl *rw = &r->rw[i];
 
@@ -1252,6 +1309,7 @@ void run__free(struct run *r)
 		free(r->obs.wl[i].out_times);
 		free(r->obs.wl[i].counters);
 		json_decref(r->obs.wl[i].last_output);
+		json_decref(r->obs.wl[i].sanitizer);
 	}
 	json_decref(r->obs.faults);
 	json_decref(r->obs.topology);
@@ -1329,13 +1387,18 @@ json_t *run__status(const struct run *r)
 		json_object_set_new(st, "elapsed_s", json_real((double)run_ms(r) / 1000.0));
 	if (r->report)
 		json_object_set(st, "verdict", json_object_get(r->report, "verdict"));
+	json_object_set_new(st, "faults_fired", json_integer((json_int_t)json_array_size(r->obs.faults)));
+	json_object_set_new(st, "probe_lost", json_integer((json_int_t)run_probes_lost(r)));
 	wls = json_array();
 	for (size_t i = 0; wls && i < r->sc->n_wl; i++) {
 		const struct obs_workload *w = &r->obs.wl[i];
 		const char *state = !w->started ? "pending" : w->exited ? "exited" : "running";
+		json_t *row = json_pack("{sssiss}", "name", w->sc->name, "pid", (int)w->pid,
+					"state", state);
 
-		json_array_append_new(wls, json_pack("{sssiss}", "name", w->sc->name,
-						     "pid", (int)w->pid, "state", state));
+		if (row && r->state == RUN_RUNNING)
+			run_probes_status(r, i, row);
+		json_array_append_new(wls, row);
 	}
 	json_object_set_new(st, "workloads", wls ? wls : json_null());
 	return st;

@@ -26,6 +26,7 @@ struct fault_action;
 struct netfault;
 struct netrate;
 struct netdelay;
+struct cpuhog;
 struct sysfault;
 
 #define RUN_REAP_POLL_MS 20		/* how often to look for an empty cgroup */
@@ -91,6 +92,7 @@ struct run {
 	struct netfault **netfaults;	/* [link * 2 + dir], where packet faults are */
 	struct netrate **netrates;	/* [link * 2 + dir], where rate limits are */
 	struct netdelay **netdelays;	/* [link * 2 + dir], where delays are */
+	struct cpuhog **hogs;		/* [fault], busy processes of cpu_hog faults */
 	struct event *snapshot_ev;	/* maps of new processes, once mapped */
 };
 
@@ -111,6 +113,10 @@ int run_probes_attach(struct run *r, size_t i);
 /* At the end of a cycle: fill row @c of the samples. */
 void run_probes_sample(struct run *r, size_t c);
 void run_probes_drain(struct run *r);
+/* For a live status: workload @i's FAULTD_COUNTER values into @row
+ * ("counters"), and the events every probe of the run lost so far. */
+void run_probes_status(const struct run *r, size_t i, json_t *row);
+unsigned long long run_probes_lost(const struct run *r);
 /* Before the run starts: the object kinds the invariants count per cycle. */
 void run_probes_kinds(struct run *r);
 /* A process of workload @wl forked @child, or @pid of it exited. */

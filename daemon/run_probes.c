@@ -436,6 +436,23 @@ static int life_extras(struct run *r, size_t i)
 	return err;
 }
 
+void run_probes_status(const struct run *r, size_t i, json_t *row)
+{
+	if (r->rw[i].life)
+		json_object_set_new(row, "counters", probe_life__counters(r->rw[i].life));
+}
+
+unsigned long long run_probes_lost(const struct run *r)
+{
+	unsigned long long lost = r->obs.proc_lost;
+
+	for (size_t i = 0; i < r->sc->n_wl; i++) {
+		lost += probe_life__lost(r->rw[i].life);
+		lost += r->obs.probes[i].heap_lost + r->obs.probes[i].fds_lost;
+	}
+	return lost;
+}
+
 /* The object kinds the invariants count per cycle, each once. */
 void run_probes_kinds(struct run *r)
 {

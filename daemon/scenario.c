@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +26,11 @@ struct sc_ctx {
 };
 
 static const char *const expect_names[] = {"PASS", "FAIL", "INCONCLUSIVE", NULL};
-static const char *const kind_names[] = {"exec", "echo-server", "lwip-client", NULL};
+static const char *const kind_names[] = {"exec", "echo-server", "lwip-client", "msgq",
+	"qpair", NULL};
 /* Kinds, probes and fault types later parts of faultd add: recognised, so
  * the error can say they are not in this build rather than unknown. */
-static const char *const later_kinds[] = {"dpdk-client",
-	"ws-server", "msgq", "qpair", NULL};
+static const char *const later_kinds[] = {"dpdk-client", "ws-server", NULL};
 static const char *const probe_names[] = {"proc", "heap", "fds", "lifecycle", NULL};
 
 static int in_list(const char *const *list, const char *s)
@@ -391,6 +392,47 @@ static int parse_probes(struct sc_ctx *ctx, json_t *val, void *target)
 	return err;
 }
 
+/* "cpus": [0, 1]: CPU numbers, each once. @target points at an int array of
+ * SC_MAX_CPUS followed by its size_t count (both structs lay them out so). */
+static int parse_cpus(struct sc_ctx *ctx, json_t *val, int *cpus, size_t *n)
+{
+	json_t *item;
+	size_t i;
+
+	if (!json_is_array(val) || json_array_size(val) == 0 ||
+	    json_array_size(val) > SC_MAX_CPUS) {
+		sc_error(ctx, false, "expected an array of 1 to %d CPU numbers", SC_MAX_CPUS);
+		return -EINVAL;
+	}
+	json_array_foreach(val, i, item) {
+		json_int_t c = json_integer_value(item);
+
+		if (!json_is_integer(item) || c < 0 || c >= CPU_SETSIZE) {
+			jpath_push_idx(&ctx->path, i);
+			sc_error(ctx, false, "expected a CPU number in [0, %d]", CPU_SETSIZE - 1);
+			jpath_pop(&ctx->path);
+			return -EINVAL;
+		}
+		cpus[i] = (int)c;
+	}
+	*n = json_array_size(val);
+	return 0;
+}
+
+static int parse_wl_cpus(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct sc_workload *w = target;
+
+	return parse_cpus(ctx, val, w->cpus, &w->n_cpus);
+}
+
+static int parse_fault_cpus(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct sc_fault *f = target;
+
+	return parse_cpus(ctx, val, f->cpus, &f->n_cpus);
+}
+
 #define WL(f) offsetof(struct sc_workload, f)
 static const struct sc_key workload_keys[] = {
 	{"name", SC_STR, SC_REQ, WL(name), .doc = "unique name, [A-Za-z0-9_-], at most 32"},
@@ -402,6 +444,9 @@ static const struct sc_key workload_keys[] = {
 	{"env", SC_CUSTOM, 0, 0, .parse = parse_env, .doc = "extra environment"},
 	{"cwd", SC_STR, 0, WL(cwd), .doc = "working directory"},
 	{"probes", SC_CUSTOM, 0, 0, .parse = parse_probes, .doc = "probes to attach"},
+	{"asan", SC_BOOL, 0, WL(asan), .def = "false",
+	 .doc = "bundled kinds: run the ASan+UBSan build (make SANITIZER=address harness)"},
+	{"cpus", SC_CUSTOM, 0, 0, .parse = parse_wl_cpus, .doc = "pin to these CPUs"},
 	{"service", SC_BOOL, 0, WL(service), .doc = "runs until the others end"},
 	{"timeout_s", SC_NUM, 0, WL(timeout_s), 0.001, 604800, .doc = "kill after this long"},
 	{"stop_grace_ms", SC_INT, 0, WL(stop_grace_ms), 0, 600000, .def = "2000",
@@ -503,6 +548,13 @@ static int parse_workloads(struct sc_ctx *ctx, json_t *val, void *target)
 			}
 			if (w->kind == WL_ECHO_SERVER && !w->service_set)
 				w->service = true;
+			if (w->kind == WL_EXEC && w->asan) {
+				jpath_push_key(&ctx->path, "asan");
+				sc_error(ctx, true, "only bundled kinds have an ASan build; build "
+					 "your own program with -fsanitize=address and run it");
+				jpath_pop(&ctx->path);
+				e = -EINVAL;
+			}
 			if (w->netns && scenario_ns_idx(sc, w->netns) < 0) {
 				jpath_push_key(&ctx->path, "netns");
 				sc_error(ctx, false, "namespace '%s' is not declared in "
@@ -816,6 +868,17 @@ static const struct sc_key proc_at_keys[] = {F_TYPE, F_WL, F_AT, {NULL}};
 static const struct sc_key kill_keys[] = {
 	F_TYPE, F_WL, F_AT,
 	{"signal", SC_STR, 0, FT(signal), .def = "\"SIGKILL\"", .doc = "the signal"},
+	{"every_ms", SC_INT, 0, FT(every_ms), 0, MS_MAX, .def = "0",
+	 .doc = "send it again this often; 0: once"},
+	{"count", SC_INT, 0, FT(count), 0, 1e6, .def = "0",
+	 .doc = "with every_ms: how many in all; 0: until the run ends"},
+	{NULL},
+};
+static const struct sc_key pause_flap_keys[] = {
+	F_TYPE, F_WL, F_START,
+	{"pause_ms", SC_INT, SC_REQ, FT(pause_ms), 1, MS_MAX, .doc = "frozen this long"},
+	{"run_ms", SC_INT, SC_REQ, FT(run_ms), 1, MS_MAX, .doc = "then running this long"},
+	{"count", SC_INT, 0, FT(count), 0, 1e6, .def = "0", .doc = "pauses; 0: until the run ends"},
 	{NULL},
 };
 
@@ -855,6 +918,14 @@ static const struct sc_key delay_keys[] = {
 	{NULL},
 };
 
+static const struct sc_key cpu_hog_keys[] = {
+	F_TYPE, F_WINDOW,
+	{"cpus", SC_CUSTOM, 0, 0, .parse = parse_fault_cpus, .def = "[0]",
+	 .doc = "the CPUs kept busy"},
+	{"threads", SC_INT, 0, FT(threads), 1, 64, .def = "1", .doc = "busy processes per CPU"},
+	{NULL},
+};
+
 /* socket() fails through cgroup/sock_create at run time; the other calls
  * through a seccomp filter fixed at exec (secfault.c). */
 static const struct {
@@ -888,7 +959,8 @@ static const struct {
 	{"pause", SC_F_PAUSE, proc_at_keys}, {"resume", SC_F_RESUME, proc_at_keys},
 	{"kill", SC_F_KILL, kill_keys}, {"packet", SC_F_PACKET, packet_keys},
 	{"syscall_error", SC_F_SYSCALL_ERROR, syserr_keys}, {"rate", SC_F_RATE, rate_keys},
-	{"delay", SC_F_DELAY, delay_keys},
+	{"delay", SC_F_DELAY, delay_keys}, {"cpu_hog", SC_F_CPU_HOG, cpu_hog_keys},
+	{"pause_flap", SC_F_PAUSE_FLAP, pause_flap_keys},
 };
 
 const char *scenario_fault_name(int type)

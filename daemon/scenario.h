@@ -40,7 +40,9 @@ struct sc_key {
 	const char *doc;		/* one line for docs and errors */
 };
 
-enum wl_kind { WL_EXEC, WL_ECHO_SERVER, WL_LWIP_CLIENT };
+enum wl_kind { WL_EXEC, WL_ECHO_SERVER, WL_LWIP_CLIENT, WL_MSGQ, WL_QPAIR };
+
+#define SC_MAX_CPUS 16		/* CPUs listed in one "cpus" */
 
 struct sc_workload {
 	const char *name;
@@ -53,6 +55,9 @@ struct sc_workload {
 	const char **env;		/* "KEY=VALUE" */
 	const char **probes;
 	const char *cwd;
+	bool asan;			/* run the bundled kind's ASan+UBSan build */
+	int cpus[SC_MAX_CPUS];		/* pinned to these CPUs; n_cpus 0: not pinned */
+	size_t n_cpus;
 	bool service;			/* runs until the others end */
 	bool service_set;		/* "service" was given explicitly */
 	double timeout_s;		/* 0: no timeout */
@@ -85,7 +90,7 @@ struct sc_link {
 enum sc_fault_type {
 	SC_F_LINK_FLAP, SC_F_LINK_DOWN, SC_F_LINK_UP, SC_F_RANDOM,
 	SC_F_PAUSE, SC_F_RESUME, SC_F_KILL, SC_F_PACKET, SC_F_SYSCALL_ERROR,
-	SC_F_RATE, SC_F_DELAY,
+	SC_F_RATE, SC_F_DELAY, SC_F_CPU_HOG, SC_F_PAUSE_FLAP,
 };
 
 enum sc_direction { SC_DIR_BOTH, SC_DIR_INGRESS, SC_DIR_EGRESS };
@@ -118,6 +123,12 @@ struct sc_fault {
 	long long burst_kb;		/* rate: 0 picks one from the rate */
 	long long latency_ms;		/* rate: longest a packet may queue */
 	long long delay_ms, delay_jitter_ms;	/* delay */
+	int cpus[SC_MAX_CPUS];		/* cpu_hog: the CPUs it keeps busy */
+	size_t n_cpus;
+	long long threads;		/* cpu_hog: busy processes per CPU */
+	long long every_ms;		/* kill: repeat this often; 0: once */
+	long long count;		/* kill with every_ms, pause_flap: 0 to the end */
+	long long pause_ms, run_ms;	/* pause_flap */
 };
 
 struct scenario {

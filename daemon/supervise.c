@@ -262,6 +262,17 @@ static void child_run(const struct sup_spec *spec, char **env, pid_t parent,
 		e = errno;
 		goto fail;
 	}
+	if (spec->n_cpus) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		for (size_t i = 0; i < spec->n_cpus; i++)
+			CPU_SET(spec->cpus[i], &set);
+		if (sched_setaffinity(0, sizeof(set), &set) < 0) {
+			e = errno;
+			goto fail;
+		}
+	}
 	/* Last, so the filter holds from the program's first instruction and
 	 * not for our own set-up. faultd is root, so no_new_privs is not
 	 * needed, and setuid programs keep working. */

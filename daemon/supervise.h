@@ -25,6 +25,8 @@ struct sup_spec {
 	size_t out_max;			/* bytes kept per stream: half head, half tail */
 	const char *netns;		/* /run/netns/NAME to enter before exec, or NULL */
 	const struct sock_fprog *seccomp; /* installed just before exec, or NULL */
+	const int *cpus;		/* pinned to these CPUs before exec */
+	size_t n_cpus;			/* 0: not pinned */
 	/* Output arrived on stdout: progress a run can watch for. */
 	void (*on_output)(void *arg, size_t bytes);
 	void *output_arg;

@@ -1,0 +1,373 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+#define HTTP_DASH_RUNS 200	/* runs the dashboard lists */
+
+struct http_server {
+	struct evhttp *http;
+	struct evhttp_bound_socket *sock;
+	struct http_source src;
+	unsigned port;
+};
+
+static void send_buf(struct evhttp_request *req, int code, const char *type,
+		     struct evbuffer *body)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
+	evhttp_send_reply(req, code, code == 200 ? "OK" : code == 404 ? "Not Found" :
+			  "Error", body);
+}
+
+static void send_json(struct evhttp_request *req, json_t *j)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	if (b && text) {
+		evbuffer_add(b, text, strlen(text));
+		evbuffer_add(b, "\n", 1);
+		send_buf(req, 200, "application/json", b);
+	} else if (b) {
+		evbuffer_add_printf(b, "{\"error\": \"not found\"}\n");
+		send_buf(req, j ? 500 : 404, "application/json", b);
+	}
+	free(text);
+	if (b)
+		evbuffer_free(b);
+}
+
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void label(struct evbuffer *b, const char *s)
+{
+	for (; s && *s; s++) {
+		if (*s == '\\' || *s == '"')
+			evbuffer_add_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			evbuffer_add(b, "\\n", 2);
+		else
+			evbuffer_add(b, s, 1);
+	}
+}
+
+static long long rss_bytes(void)
+{
+	long long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "re");
+
+	if (f) {
+		if (fscanf(f, "%lld %lld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * sysconf(_SC_PAGESIZE);
+}
+
+static void metric_head(struct evbuffer *b, const char *name, const char *type,
+			const char *help)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metrics(struct http_server *h, struct evhttp_request *req)
+{
+	static const char *const verdicts[] = {"PASS", "FAIL", "INCONCLUSIVE", "ERROR"};
+	json_t *st = h->src.status(h->src.arg), *runs = h->src.runs(h->src.arg);
+	json_t *daemon = json_object_get(st, "daemon"), *running, *run;
+	struct evbuffer *b = evbuffer_new();
+	size_t i;
+
+	if (!b)
+		goto out;
+	metric_head(b, "faultd_up", "gauge", "faultd is serving");
+	evbuffer_add_printf(b, "faultd_up 1\n");
+	metric_head(b, "faultd_uptime_seconds", "gauge", "since faultd started");
+	evbuffer_add_printf(b, "faultd_uptime_seconds %.3f\n",
+			    json_real_value(json_object_get(daemon, "uptime_s")));
+	metric_head(b, "faultd_resident_memory_bytes", "gauge", "faultd's own RSS");
+	evbuffer_add_printf(b, "faultd_resident_memory_bytes %lld\n", rss_bytes());
+	metric_head(b, "faultd_runs", "gauge", "runs kept in the runs directory, by verdict");
+	for (size_t v = 0; v < ARRAY_SIZE(verdicts); v++) {
+		json_t *row;
+		long n = 0;
+
+		json_array_foreach(runs, i, row)
+			n += !strcmp(json_string_value(json_object_get(row, "verdict")) ?: "",
+				     verdicts[v]);
+		evbuffer_add_printf(b, "faultd_runs{verdict=\"%s\"} %ld\n", verdicts[v], n);
+	}
+	running = json_object_get(daemon, "running");
+	metric_head(b, "faultd_runs_active", "gauge", "runs started and not yet done");
+	evbuffer_add_printf(b, "faultd_runs_active %zu\n", json_array_size(running));
+	metric_head(b, "faultd_runs_queued", "gauge", "runs waiting for a slot");
+	evbuffer_add_printf(b, "faultd_runs_queued %lld\n",
+			    json_integer_value(json_object_get(daemon, "queued")));
+	metric_head(b, "faultd_run_cycle", "gauge", "the current run's cycle");
+	json_array_foreach(running, i, run) {
+		evbuffer_add(b, "faultd_run_cycle{run_id=\"", 25);
+		label(b, json_string_value(json_object_get(run, "run_id")));
+		evbuffer_add(b, "\",scenario=\"", 12);
+		label(b, json_string_value(json_object_get(run, "scenario")));
+		evbuffer_add_printf(b, "\"} %lld\n", json_integer_value(json_object_get(run, "cycle")));
+	}
+	metric_head(b, "faultd_run_faults_fired_total", "counter", "fault actions fired so far");
+	json_array_foreach(running, i, run) {
+		evbuffer_add(b, "faultd_run_faults_fired_total{run_id=\"", 38);
+		label(b, json_string_value(json_object_get(run, "run_id")));
+		evbuffer_add_printf(b, "\"} %lld\n",
+				    json_integer_value(json_object_get(run, "faults_fired")));
+	}
+	metric_head(b, "faultd_run_probe_lost_events_total", "counter",
+		    "events the current run's probes could not record");
+	json_array_foreach(running, i, run) {
+		evbuffer_add(b, "faultd_run_probe_lost_events_total{run_id=\"", 43);
+		label(b, json_string_value(json_object_get(run, "run_id")));
+		evbuffer_add_printf(b, "\"} %lld\n",
+				    json_integer_value(json_object_get(run, "probe_lost")));
+	}
+	metric_head(b, "faultd_workload_counter", "gauge",
+		    "FAULTD_COUNTER values of the current runs' workloads");
+	json_array_foreach(running, i, run) {
+		json_t *wl;
+		size_t k;
+
+		json_array_foreach(json_object_get(run, "workloads"), k, wl) {
+			const char *name;
+			json_t *val;
+
+			json_object_foreach(json_object_get(wl, "counters"), name, val) {
+				evbuffer_add(b, "faultd_workload_counter{run_id=\"", 32);
+				label(b, json_string_value(json_object_get(run, "run_id")));
+				evbuffer_add(b, "\",workload=\"", 12);
+				label(b, json_string_value(json_object_get(wl, "name")));
+				evbuffer_add(b, "\",name=\"", 8);
+				label(b, name);
+				evbuffer_add_printf(b, "\"} %lld\n", json_integer_value(val));
+			}
+		}
+	}
+	send_buf(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
+	evbuffer_free(b);
+out:
+	json_decref(st);
+	json_decref(runs);
+}
+
+static void html_text(struct evbuffer *b, const char *s)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '<': evbuffer_add(b, "&lt;", 4); break;
+		case '>': evbuffer_add(b, "&gt;", 4); break;
+		case '&': evbuffer_add(b, "&amp;", 5); break;
+		case '"': evbuffer_add(b, "&quot;", 6); break;
+		default: evbuffer_add(b, s, 1);
+		}
+	}
+}
+
+/* Recent runs, newest first, and per scenario its verdicts across runs as
+ * a strip of coloured cells (the trend a soak shows at a glance). */
+static void dashboard(struct http_server *h, struct evhttp_request *req)
+{
+	json_t *runs = h->src.runs(h->src.arg), *row, *by_sc = json_object();
+	struct evbuffer *b = evbuffer_new();
+	const char *name;
+	json_t *list;
+	size_t i;
+
+	if (!b || !by_sc)
+		goto out;
+	evbuffer_add_printf(b, "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
+		"<title>faultd</title><style>body{font-family:sans-serif;margin:1.5em}"
+		"table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
+		"text-align:left}.PASS{background:#2e7d32;color:#fff}.FAIL{background:#c62828;"
+		"color:#fff}.INCONCLUSIVE{background:#f9a825}.ERROR{background:#6a1b9a;color:#fff}"
+		".cell{display:inline-block;width:14px;height:14px;margin:1px}</style></head>"
+		"<body><h1>faultd</h1><h2>Scenarios</h2><table id=\"trends\">"
+		"<tr><th>scenario</th><th>runs</th><th>verdicts, oldest to newest</th></tr>");
+	json_array_foreach(runs, i, row) {
+		const char *sc = json_string_value(json_object_get(row, "scenario"));
+
+		if (!sc || !json_object_get(row, "verdict"))
+			continue;
+		list = json_object_get(by_sc, sc);
+		if (!list) {
+			list = json_array();
+			json_object_set_new(by_sc, sc, list);
+		}
+		json_array_insert(list, 0, row);	/* newest first in, oldest first out */
+	}
+	json_object_foreach(by_sc, name, list) {
+		evbuffer_add(b, "<tr class=\"trend\"><td>", 22);
+		html_text(b, name);
+		evbuffer_add_printf(b, "</td><td>%zu</td><td>", json_array_size(list));
+		json_array_foreach(list, i, row) {
+			const char *v = json_string_value(json_object_get(row, "verdict"));
+
+			evbuffer_add(b, "<a class=\"cell ", 15);
+			html_text(b, v);
+			evbuffer_add(b, "\" title=\"", 9);
+			html_text(b, json_string_value(json_object_get(row, "run_id")));
+			evbuffer_add(b, " ", 1);
+			html_text(b, v);
+			evbuffer_add(b, "\" href=\"/runs/", 14);
+			html_text(b, json_string_value(json_object_get(row, "run_id")));
+			evbuffer_add(b, "/report.html\"></a>", 18);
+		}
+		evbuffer_add(b, "</td></tr>", 10);
+	}
+	evbuffer_add_printf(b, "</table><h2>Recent runs</h2><table id=\"runs\"><tr><th>run</th>"
+		"<th>scenario</th><th>state</th><th>verdict</th><th>started</th>"
+		"<th>first failure</th></tr>");
+	json_array_foreach(runs, i, row) {
+		const char *v = json_string_value(json_object_get(row, "verdict"));
+		const char *id = json_string_value(json_object_get(row, "run_id"));
+
+		if (i >= HTTP_DASH_RUNS)
+			break;
+		evbuffer_add(b, "<tr class=\"run\"><td><a href=\"/runs/", 35);
+		html_text(b, id);
+		evbuffer_add(b, "/report.html\">", 14);
+		html_text(b, id);
+		evbuffer_add(b, "</a></td><td>", 13);
+		html_text(b, json_string_value(json_object_get(row, "scenario")));
+		evbuffer_add(b, "</td><td>", 9);
+		html_text(b, json_string_value(json_object_get(row, "state")));
+		evbuffer_add(b, "</td><td class=\"", 16);
+		html_text(b, v ? v : "");
+		evbuffer_add(b, "\">", 2);
+		html_text(b, v ? v : "");
+		evbuffer_add(b, "</td><td>", 9);
+		html_text(b, json_string_value(json_object_get(row, "started_at")));
+		evbuffer_add(b, "</td><td>", 9);
+		html_text(b, json_string_value(json_object_get(row, "first_failure")));
+		evbuffer_add(b, "</td></tr>", 10);
+	}
+	evbuffer_add_printf(b, "</table><p><a href=\"/metrics\">/metrics</a> · "
+			    "<a href=\"/runs\">/runs</a></p></body></html>\n");
+	send_buf(req, 200, "text/html; charset=utf-8", b);
+out:
+	if (b)
+		evbuffer_free(b);
+	json_decref(by_sc);
+	json_decref(runs);
+}
+
+static void report_html(struct http_server *h, struct evhttp_request *req, const char *id)
+{
+	char path[PATH_MAX];
+	struct evbuffer *b = evbuffer_new();
+	char *text = NULL;
+	size_t len = 0;
+
+	snprintf(path, sizeof(path), "%s/%s/report.html", h->src.runs_dir, id);
+	if (b && util_read_file(path, 64u << 20, &text, &len) == 0) {
+		evbuffer_add(b, text, len);
+		send_buf(req, 200, "text/html; charset=utf-8", b);
+	} else if (b) {
+		evbuffer_add_printf(b, "no HTML report for run %s\n", id);
+		send_buf(req, 404, "text/plain", b);
+	}
+	free(text);
+	if (b)
+		evbuffer_free(b);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct http_server *h = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	char id[16];
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		evhttp_send_error(req, 405, "only GET");
+		return;
+	}
+	if (!strcmp(uri, "/metrics")) {
+		metrics(h, req);
+	} else if (!strcmp(uri, "/") || !strcmp(uri, "/index.html")) {
+		dashboard(h, req);
+	} else if (!strcmp(uri, "/runs")) {
+		send_json(req, h->src.runs(h->src.arg));
+	} else if (sscanf(uri, "/runs/%15[0-9a-f]", id) == 1 && util_valid_run_id(id)) {
+		const char *rest = uri + 6 + strlen(id);
+
+		if (!*rest || !strcmp(rest, "/")) {
+			json_t *rep = h->src.report(h->src.arg, id);
+
+			send_json(req, rep);
+			json_decref(rep);
+		} else if (!strcmp(rest, "/report.html")) {
+			report_html(h, req, id);
+		} else {
+			evhttp_send_error(req, 404, NULL);
+		}
+	} else {
+		evhttp_send_error(req, 404, NULL);
+	}
+}
+
+struct http_server *http__start(struct event_base *base, const char *addr, unsigned port,
+				const struct http_source *src)
+{
+	struct http_server *h = calloc(1, sizeof(*h));
+	struct sockaddr_storage ss;
+	ev_socklen_t sl = sizeof(ss);
+	int err = 0;
+
+	if (!h) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	h->src = *src;
+	h->http = evhttp_new(base);
+	if (!h->http) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET);
+	evhttp_set_gencb(h->http, on_request, h);
+	h->sock = evhttp_bind_socket_with_handle(h->http, addr, (ev_uint16_t)port);
+	if (!h->sock) {
+		err = errno ? -errno : -EADDRINUSE;
+		log_err("%s: cannot listen on %s:%u: %s", __func__, addr, port, strerror(-err));
+		goto err_free;
+	}
+	if (getsockname(evhttp_bound_socket_get_fd(h->sock), (struct sockaddr *)&ss, &sl) == 0)
+		h->port = ntohs(ss.ss_family == AF_INET6 ?
+				((struct sockaddr_in6 *)&ss)->sin6_port :
+				((struct sockaddr_in *)&ss)->sin_port);
+	log_info("%s: http on %s:%u", __func__, addr, h->port);
+	return h;
+err_free:
+	http__free(h);
+	errno = -err;
+	return NULL;
+}
+
+unsigned http__port(const struct http_server *h)
+{
+	return h->port;
+}
+
+void http__free(struct http_server *h)
+{
+	if (!h)
+		return;
+	if (h->http)
+		evhttp_free(h->http);
+	free(h);
+}

@@ -1,0 +1,579 @@
+/* JUnit XML from JSON reports, for CI (Jenkins, GitLab): one <testsuite>
+ * per run, one <testcase> per invariant. Also the helpers the markup
+ * reporters share: XML/HTML escaping and evidence as readable text.
+ *
+ * Crashed processes get no testcase of their own: a pid changes from run to
+ * run, and CI tracks a testcase by name, so each crash would be a new test
+ * that never passes again. The no_crash testcase's <failure> carries every
+ * crash the report's evidence lists (pid, comm, signal, ancestry, cycle). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "report.h"
+#include "util.h"
+
+#define EV_MAX_ITEMS	20	/* evidence objects rendered per invariant */
+#define EV_MAX_LIST	25	/* elements rendered per nested array */
+#define EV_INLINE	100	/* longest array or object kept on one line */
+
+static const char *s_or(const json_t *obj, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s ? s : dflt;
+}
+
+/* Length of the valid UTF-8 sequence at @s (at most @left bytes), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t left)
+{
+	size_t n;
+	unsigned int cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0)
+		n = 2, cp = s[0] & 0x1f;
+	else if ((s[0] & 0xf0) == 0xe0)
+		n = 3, cp = s[0] & 0x0f;
+	else if ((s[0] & 0xf8) == 0xf0)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n > left)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates and U+FFFE/U+FFFF are not characters XML
+	 * allows. */
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
+		return 0;
+	return n;
+}
+
+void report_escape_n(FILE *f, const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	while (s && i < len) {
+		unsigned char c = s[i];
+		size_t n;
+
+		switch (c) {
+		case '&': fputs("&amp;", f); i++; continue;
+		case '<': fputs("&lt;", f); i++; continue;
+		case '>': fputs("&gt;", f); i++; continue;
+		case '"': fputs("&quot;", f); i++; continue;
+		case '\'': fputs("&#39;", f); i++; continue;
+		case '\t': case '\n': case '\r': fputc(c, f); i++; continue;
+		default: break;
+		}
+		/* XML 1.0 forbids the other C0 controls even as references;
+		 * they become U+FFFD, as does anything that is not UTF-8. */
+		n = c < 0x20 || c == 0x7f ? 0 : utf8_len(s + i, len - i);
+		if (n == 0) {
+			fputs("\xef\xbf\xbd", f);
+			i++;
+		} else {
+			fwrite(s + i, 1, n, f);
+			i += n;
+		}
+	}
+}
+
+void report_escape(FILE *f, const char *s)
+{
+	if (s)
+		report_escape_n(f, s, strlen(s));
+}
+
+/* --- evidence as indented text ------------------------------------------ */
+
+static bool is_scalar(const json_t *v)
+{
+	return !json_is_object(v) && !json_is_array(v);
+}
+
+static void put_scalar(FILE *f, const json_t *v)
+{
+	if (json_is_string(v))
+		fputs(json_string_value(v), f);
+	else if (json_is_integer(v))
+		fprintf(f, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v))
+		fprintf(f, "%g", json_real_value(v));
+	else if (json_is_true(v))
+		fputs("true", f);
+	else if (json_is_false(v))
+		fputs("false", f);
+	else
+		fputs("null", f);
+}
+
+static size_t scalar_len(const json_t *v)
+{
+	return json_is_string(v) ? json_string_length(v) : 12;
+}
+
+/* An object of scalars short enough for one line: "cycle=2, value=13". */
+static bool flat_object(const json_t *v)
+{
+	const char *k;
+	const json_t *m;
+	size_t len = 0;
+
+	if (!json_is_object(v))
+		return false;
+	json_object_foreach((json_t *)v, k, m) {
+		if (!is_scalar(m))
+			return false;
+		len += strlen(k) + scalar_len(m) + 3;
+	}
+	return len <= EV_INLINE;
+}
+
+static void put_flat_object(FILE *f, const json_t *v)
+{
+	const char *k;
+	const json_t *m;
+	bool first = true;
+
+	json_object_foreach((json_t *)v, k, m) {
+		fprintf(f, "%s%s=", first ? "" : ", ", k);
+		put_scalar(f, m);
+		first = false;
+	}
+}
+
+static bool inline_array(const json_t *v)
+{
+	const json_t *e;
+	size_t i, len = 0;
+
+	json_array_foreach(v, i, e) {
+		if (!is_scalar(e))
+			return false;
+		len += scalar_len(e) + 2;
+	}
+	return len <= EV_INLINE;
+}
+
+/* Is @v printed on its key's line? */
+static bool one_line(const json_t *v)
+{
+	if (json_is_object(v))
+		return !json_object_size(v) || flat_object(v);
+	if (json_is_array(v))
+		return !json_array_size(v) || inline_array(v);
+	return true;
+}
+
+static void ev_node(FILE *f, const char *key, const json_t *v, int ind);
+
+static void ev_members(FILE *f, const json_t *obj, int ind)
+{
+	const char *k;
+	const json_t *m;
+
+	json_object_foreach((json_t *)obj, k, m)
+		ev_node(f, k, m, ind);
+}
+
+static void ev_node(FILE *f, const char *key, const json_t *v, int ind)
+{
+	const json_t *e;
+	size_t i;
+
+	fprintf(f, "%*s", ind, "");
+	if (key)
+		fprintf(f, "%s:%s", key, one_line(v) ? " " : "");
+	if (is_scalar(v)) {
+		put_scalar(f, v);
+		fputc('\n', f);
+	} else if (json_is_object(v)) {
+		if (!json_object_size(v)) {
+			fputs("{}\n", f);
+		} else if (flat_object(v)) {
+			put_flat_object(f, v);
+			fputc('\n', f);
+		} else {
+			fputc('\n', f);
+			ev_members(f, v, ind + 2);
+		}
+	} else if (!json_array_size(v)) {
+		fputs("[]\n", f);
+	} else if (inline_array(v)) {
+		json_array_foreach(v, i, e) {
+			if (i)
+				fputs(", ", f);
+			put_scalar(f, e);
+		}
+		fputc('\n', f);
+	} else {
+		fputc('\n', f);
+		json_array_foreach(v, i, e) {
+			if (i == EV_MAX_LIST) {
+				fprintf(f, "%*s... %zu more\n", ind + 2, "",
+					json_array_size(v) - EV_MAX_LIST);
+				break;
+			}
+			fprintf(f, "%*s- ", ind + 2, "");
+			if (is_scalar(e)) {
+				put_scalar(f, e);
+				fputc('\n', f);
+			} else if (flat_object(e)) {
+				put_flat_object(f, e);
+				fputc('\n', f);
+			} else if (json_is_object(e)) {
+				fputc('\n', f);
+				ev_members(f, e, ind + 4);
+			} else {
+				ev_node(f, NULL, e, 0);
+			}
+		}
+	}
+}
+
+char *report_evidence_text(const json_t *evidence, size_t cap)
+{
+	const json_t *item;
+	char *buf = NULL;
+	size_t len = 0, i, n = json_array_size(evidence);
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	json_array_foreach(evidence, i, item) {
+		if (i == EV_MAX_ITEMS) {
+			fprintf(f, "... %zu more evidence items in report.json\n", n - i);
+			break;
+		}
+		if (n > 1)
+			fprintf(f, "%s[%zu of %zu]\n", i ? "\n" : "", i + 1, n);
+		if (json_is_object(item))
+			ev_members(f, item, 0);
+		else
+			ev_node(f, NULL, item, 0);
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	if (cap && len > cap) {
+		static const char more[] = "\n... (truncated; the full evidence is in report.json)\n";
+		char *b;
+
+		/* Cut on a character boundary. */
+		while (cap > 0 && ((unsigned char)buf[cap] & 0xc0) == 0x80)
+			cap--;
+		b = realloc(buf, cap + sizeof(more));
+		if (!b) {
+			free(buf);
+			return NULL;
+		}
+		memcpy(b + cap, more, sizeof(more));
+		buf = b;
+	}
+	return buf;
+}
+
+/* --- output ---------------------------------------------------------------- */
+
+int report_write_with(const char *path, void (*render)(FILE *, const void *),
+		      const void *arg)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	int err = 0;
+
+	if (!path || !strcmp(path, "-")) {
+		render(stdout, arg);
+		return fflush(stdout) == 0 ? 0 : -errno;
+	}
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return -errno;
+	render(f, arg);
+	if (fclose(f) != 0) {
+		err = -errno;
+		goto out_free;
+	}
+	/* A pipe or a device is written in place: renaming over it would
+	 * replace it. A file is replaced atomically. */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		f = fopen(path, "w");
+		if (!f) {
+			err = -errno;
+			goto out_free;
+		}
+		if (fwrite(buf, 1, len, f) != len)
+			err = -EIO;
+		if (fclose(f) != 0 && !err)
+			err = -errno;
+	} else {
+		err = util_write_atomic(path, buf, len);
+	}
+out_free:
+	free(buf);
+	return err;
+}
+
+static void render_json(FILE *f, const void *arg)
+{
+	json_dumpf(arg, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', f);
+}
+
+static void render_text(FILE *f, const void *arg)
+{
+	report_text(f, arg);
+}
+
+static void render_junit_one(FILE *f, const void *arg)
+{
+	json_t *rep = (json_t *)arg;
+
+	report_junit(f, &rep, 1);
+}
+
+int report_write_format(const json_t *report, const char *format, const char *path)
+{
+	static const struct {
+		const char *name;
+		void (*render)(FILE *, const void *);
+	} formats[] = {
+		{"json", render_json}, {"text", render_text}, {"html", NULL},
+		{"junit", render_junit_one},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(formats); i++)
+		if (!strcmp(format, formats[i].name))
+			return formats[i].render ? report_write_with(path, formats[i].render, report)
+						 : report_html_write(report, path);
+	return -EINVAL;
+}
+
+/* --- JUnit --------------------------------------------------------------------- */
+
+struct junit_in {
+	json_t *const *reports;
+	size_t n;
+};
+
+struct counts {
+	size_t tests, failures, errors, skipped;
+};
+
+static bool run_error(const json_t *rep)
+{
+	return json_is_string(json_object_get(rep, "error")) ||
+	       !strcmp(s_or(rep, "verdict", ""), "ERROR");
+}
+
+static void count(const json_t *rep, struct counts *c)
+{
+	const json_t *inv;
+	size_t i;
+
+	json_array_foreach(json_object_get(rep, "invariants"), i, inv) {
+		const char *v = s_or(inv, "verdict", "");
+
+		c->tests++;
+		if (!strcmp(v, "FAIL"))
+			c->failures++;
+		else if (!strcmp(v, "INCONCLUSIVE"))
+			c->skipped++;
+		else if (strcmp(v, "PASS"))
+			c->errors++;
+	}
+	if (run_error(rep)) {
+		c->tests++;
+		c->errors++;
+	}
+}
+
+static void attr(FILE *f, const char *name, const char *value)
+{
+	fprintf(f, " %s=\"", name);
+	report_escape(f, value);
+	fputc('"', f);
+}
+
+static void property(FILE *f, const char *name, const char *value)
+{
+	fputs("      <property", f);
+	attr(f, "name", name);
+	attr(f, "value", value);
+	fputs("/>\n", f);
+}
+
+/* "fds_stable[w]", with " #INDEX" when another invariant has the same. */
+static void testcase_name(const json_t *invs, size_t idx, char *buf, size_t len)
+{
+	const json_t *me = json_array_get(invs, idx), *o;
+	const char *wl = json_string_value(json_object_get(me, "workload"));
+	size_t i;
+
+	if (wl)
+		snprintf(buf, len, "%s[%s]", s_or(me, "name", "?"), wl);
+	else
+		snprintf(buf, len, "%s", s_or(me, "name", "?"));
+	json_array_foreach(invs, i, o) {
+		const char *owl = json_string_value(json_object_get(o, "workload"));
+
+		if (i == idx || strcmp(s_or(o, "name", ""), s_or(me, "name", "")) ||
+		    (wl ? !owl || strcmp(wl, owl) : owl != NULL))
+			continue;
+		snprintf(buf + strlen(buf), len - strlen(buf), " #%zu", idx);
+		break;
+	}
+}
+
+static void testcase_body(FILE *f, const char *tag, const json_t *inv, const char *type)
+{
+	char *text = report_evidence_text(json_object_get(inv, "evidence"), 64 * 1024);
+	const json_t *cyc = json_object_get(inv, "first_violation_cycle");
+
+	fprintf(f, "      <%s", tag);
+	attr(f, "message", s_or(inv, "summary", ""));
+	attr(f, "type", type);
+	fputs(">", f);
+	report_escape(f, s_or(inv, "summary", ""));
+	fputc('\n', f);
+	if (json_is_integer(cyc)) {
+		fprintf(f, "first violation: cycle %lld at ", (long long)json_integer_value(cyc));
+		report_escape(f, s_or(inv, "first_violation_at", "?"));
+		fputc('\n', f);
+	}
+	if (text && *text) {
+		fputs("\nevidence:\n", f);
+		report_escape(f, text);
+	}
+	fprintf(f, "</%s>\n", tag);
+	free(text);
+}
+
+static void suite(FILE *f, const json_t *rep, size_t id)
+{
+	const json_t *sc = json_object_get(rep, "scenario");
+	const json_t *invs = json_object_get(rep, "invariants"), *inv;
+	const char *scname = s_or(sc, "name", "?");
+	char classname[256], name[512], ts[20] = "", num[32];
+	struct counts c = {0};
+	size_t i;
+
+	count(rep, &c);
+	snprintf(classname, sizeof(classname), "faultd.%s", scname);
+	/* JUnit schemas want a timestamp without zone or fraction; ours is UTC. */
+	snprintf(ts, sizeof(ts), "%.19s", s_or(rep, "started_at", "1970-01-01T00:00:00"));
+	fputs("  <testsuite", f);
+	attr(f, "name", scname);
+	fprintf(f, " id=\"%zu\" package=\"faultd\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" "
+		"skipped=\"%zu\" time=\"%.3f\"", id, c.tests, c.failures, c.errors, c.skipped,
+		json_number_value(json_object_get(rep, "duration_s")));
+	attr(f, "timestamp", ts);
+	attr(f, "hostname", s_or(json_object_get(rep, "host"), "hostname", "localhost"));
+	fputs(">\n    <properties>\n", f);
+	property(f, "run_id", s_or(rep, "run_id", "?"));
+	property(f, "verdict", s_or(rep, "verdict", "?"));
+	property(f, "expected_verdict", s_or(sc, "expect", "PASS"));
+	property(f, "expected_verdict_matched",
+		 json_is_true(json_object_get(rep, "expected_verdict_matched")) ? "true" : "false");
+	snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(json_object_get(sc, "seed")));
+	property(f, "seed", num);
+	property(f, "scenario_file", s_or(sc, "file", ""));
+	property(f, "stop_reason", s_or(rep, "stop_reason", ""));
+	property(f, "started_at", s_or(rep, "started_at", ""));
+	property(f, "run_dir", s_or(rep, "run_dir", ""));
+	property(f, "faultd_version", s_or(rep, "faultd_version", ""));
+	fputs("    </properties>\n", f);
+
+	if (run_error(rep)) {
+		fputs("    <testcase name=\"run\"", f);
+		attr(f, "classname", classname);
+		fputs(" time=\"0\">\n      <error", f);
+		attr(f, "message", s_or(rep, "error", "the run ended in ERROR"));
+		fputs(" type=\"run_error\">", f);
+		report_escape(f, s_or(rep, "error", "the run ended in ERROR"));
+		fputs("\nstop: ", f);
+		report_escape(f, s_or(rep, "stop_reason", ""));
+		fputs("</error>\n    </testcase>\n", f);
+	}
+	json_array_foreach(invs, i, inv) {
+		const char *v = s_or(inv, "verdict", "");
+		const char *iname = s_or(inv, "name", "?");
+
+		testcase_name(invs, i, name, sizeof(name));
+		fputs("    <testcase", f);
+		attr(f, "name", name);
+		attr(f, "classname", classname);
+		fputs(" time=\"0\"", f);
+		if (!strcmp(v, "PASS")) {
+			fputs("/>\n", f);
+			continue;
+		}
+		fputs(">\n", f);
+		if (!strcmp(v, "FAIL")) {
+			testcase_body(f, "failure", inv, iname);
+		} else if (!strcmp(v, "INCONCLUSIVE")) {
+			fputs("      <skipped", f);
+			attr(f, "message", s_or(inv, "summary", "inconclusive"));
+			fputs("/>\n", f);
+		} else {
+			testcase_body(f, "error", inv, iname);
+		}
+		fputs("    </testcase>\n", f);
+	}
+	fputs("    <system-out>verdict ", f);
+	report_escape(f, s_or(rep, "verdict", "?"));
+	fputs(" (expected ", f);
+	report_escape(f, s_or(sc, "expect", "PASS"));
+	fputs("), stop: ", f);
+	report_escape(f, s_or(rep, "stop_reason", ""));
+	fputs("\nreport: ", f);
+	report_escape(f, s_or(rep, "run_dir", "?"));
+	fputs("/report.json\n</system-out>\n  </testsuite>\n", f);
+}
+
+static void render_junit(FILE *f, const void *arg)
+{
+	const struct junit_in *in = arg;
+	struct counts all = {0};
+	double time = 0;
+
+	for (size_t i = 0; i < in->n; i++) {
+		count(in->reports[i], &all);
+		time += json_number_value(json_object_get(in->reports[i], "duration_s"));
+	}
+	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<testsuites name=\"faultd\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" "
+		"skipped=\"%zu\" time=\"%.3f\">\n", all.tests, all.failures, all.errors,
+		all.skipped, time);
+	for (size_t i = 0; i < in->n; i++)
+		suite(f, in->reports[i], i);
+	fputs("</testsuites>\n", f);
+}
+
+void report_junit(FILE *f, json_t *const *reports, size_t n)
+{
+	struct junit_in in = {reports, n};
+
+	render_junit(f, &in);
+}
+
+int report_junit_write(json_t *const *reports, size_t n, const char *path)
+{
+	struct junit_in in = {reports, n};
+
+	return report_write_with(path, render_junit, &in);
+}
