@@ -18,9 +18,12 @@
 #include "log.h"
 #include "report.h"
 #include "run.h"
+#include "soak.h"
 #include "util.h"
 
 #define EXIT_USAGE 3
+
+static volatile int soak_stop_flag;	/* a daemon-mode soak's SIGINT/SIGTERM */
 
 struct cli {
 	const char *sock;
@@ -30,6 +33,8 @@ struct cli {
 	char journal_dir[PATH_MAX];
 	bool local, expect, quiet, tty;
 	const char *json_path;
+	const char *junit_path, *html_path;
+	volatile int soak_stop;		/* a signal asked a soak to end */
 	double duration_s;		/* of the run in progress, for the bar */
 	bool bar_shown;
 	/* --local */
@@ -141,6 +146,7 @@ static void local_on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	snprintf(reason, sizeof(reason), "faultctl received %s", util_signame((int)sig));
+	cli->soak_stop = 1;
 	if (cli->run)
 		run__stop(cli->run, reason);
 }
@@ -372,11 +378,53 @@ static int write_json_out(const char *path, json_t *reports, int n)
 	return err;
 }
 
+static void write_junit_out(const char *path, const json_t *reports)
+{
+	size_t n = json_array_size(reports);
+	json_t **list = calloc(n, sizeof(*list));
+	int err = -ENOMEM;
+
+	for (size_t i = 0; list && i < n; i++)
+		list[i] = json_array_get(reports, i);
+	if (list)
+		err = report_junit_write(list, n, path);
+	if (err)
+		fprintf(stderr, "faultctl: --junit %s: %s\n", path, strerror(-err));
+	free(list);
+}
+
+/* One run: the file; several: a directory of SCENARIO-RUN.html. */
+static void write_html_out(const char *path, const json_t *reports)
+{
+	const json_t *rep;
+	size_t i;
+
+	if (json_array_size(reports) == 1) {
+		if (report_html_write(json_array_get(reports, 0), path))
+			fprintf(stderr, "faultctl: --html %s: cannot write\n", path);
+		return;
+	}
+	if (util_mkdir_p(path, 0755)) {
+		fprintf(stderr, "faultctl: --html %s: cannot make the directory\n", path);
+		return;
+	}
+	json_array_foreach(reports, i, rep) {
+		char file[PATH_MAX + 160];
+
+		snprintf(file, sizeof(file), "%s/%s-%s.html", path,
+			 json_string_value(json_object_get(json_object_get(rep, "scenario"), "name")),
+			 json_string_value(json_object_get(rep, "run_id")));
+		if (report_html_write(rep, file))
+			fprintf(stderr, "faultctl: --html %s: cannot write\n", file);
+	}
+}
+
 static int cmd_run(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"local", no_argument, NULL, 'L'}, {"expect", no_argument, NULL, 'e'},
 		{"json", required_argument, NULL, 'J'}, {"quiet", no_argument, NULL, 'q'},
+		{"junit", required_argument, NULL, 'U'}, {"html", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
 	json_t *reports;
@@ -390,13 +438,18 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 		case 'L': cli->local = true; break;
 		case 'e': cli->expect = true; break;
 		case 'J': cli->json_path = optarg; break;
+		case 'U': cli->junit_path = optarg; break;
+		case 'T': cli->html_path = optarg; break;
 		case 'q': cli->quiet = true; break;
 		case 'h':
-			printf("usage: faultctl run [--local] [--expect] [--json PATH] [--quiet] FILE|DIR...\n"
+			printf("usage: faultctl run [--local] [--expect] [--json PATH] [--junit PATH]\n"
+			       "                    [--html PATH] [--quiet] FILE|DIR...\n"
 			       "Run scenarios in turn and print one summary table.\n"
 			       "  --local     run the engine in this process (no daemon needed)\n"
 			       "  --expect    exit 0 when every verdict matches the scenario's \"expect\"\n"
 			       "  --json PATH write the report there (an array for several runs; - is stdout)\n"
+			       "  --junit PATH  JUnit XML: a testsuite per run, a testcase per invariant\n"
+			       "  --html PATH   the HTML report (several runs: PATH is a directory)\n"
 			       "  --quiet     no per-cycle lines\n"
 			       "Exit: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 usage/setup/scenario error.\n");
 			return 0;
@@ -467,6 +520,10 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 		printf("\n%d of %d scenarios gave the expected verdict\n", n - mismatches, n);
 	if (cli->json_path && json_array_size(reports))
 		write_json_out(cli->json_path, reports, (int)json_array_size(reports));
+	if (cli->junit_path && json_array_size(reports))
+		write_junit_out(cli->junit_path, reports);
+	if (cli->html_path)
+		write_html_out(cli->html_path, reports);
 	if (cli->expect)
 		code = errors ? EXIT_USAGE : mismatches ? 1 : 0;
 	else
@@ -705,12 +762,123 @@ static int cmd_version(struct cli *cli, int argc, char **argv)
 	return 0;
 }
 
+static int soak_one(void *arg, const char *file, json_t **report)
+{
+	struct cli *cli = arg;
+	struct row row = {0};
+	int err;
+
+	cli->report = NULL;
+	snprintf(row.expect, sizeof(row.expect), "PASS");
+	err = cli->local ? local_run(cli, file, &row) : daemon_run(cli, file, &row);
+	bar_clear(cli);
+	*report = err ? NULL : cli->report;
+	if (err)
+		json_decref(cli->report);
+	cli->report = NULL;
+	return err;
+}
+
+static void soak_on_sigint(int sig)
+{
+	(void)sig;
+	soak_stop_flag = 1;
+}
+
+static int cmd_soak(struct cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"local", no_argument, NULL, 'L'}, {"duration", required_argument, NULL, 'd'},
+		{"junit", required_argument, NULL, 'U'}, {"summary", required_argument, NULL, 'S'},
+		{"keep", required_argument, NULL, 'k'}, {"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+	};
+	struct soak_opts o = {.keep_runs = 20, .summary_path = "soak-summary.json",
+			      .run_one = soak_one, .arg = cli, .stop = &soak_stop_flag};
+	char **files = NULL;
+	int opt, n = 0, code;
+	char *end;
+
+	while ((opt = getopt_long(argc, argv, "+q", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'L': cli->local = true; break;
+		case 'd':
+			o.duration_ms = soak_parse_duration(optarg);
+			if (!o.duration_ms)
+				die_usage("soak: --duration: expected e.g. 8h, 30m, 90s, 1h30m, not '%s'",
+					  optarg);
+			break;
+		case 'U': o.junit_path = optarg; break;
+		case 'S': o.summary_path = optarg; break;
+		case 'k':
+			o.keep_runs = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || !*optarg || o.keep_runs > 100000)
+				die_usage("soak: --keep: expected a number of run directories, not '%s'",
+					  optarg);
+			break;
+		case 'q': cli->quiet = true; o.quiet = true; break;
+		case 'h':
+			printf("usage: faultctl soak --duration D [--local] [--junit PATH] "
+			       "[--summary PATH]\n"
+			       "                     [--keep N] [--quiet] FILE|DIR...\n"
+			       "Run the scenarios over and over until D (8h, 30m, 1h30m) has passed,\n"
+			       "then print per scenario: runs, passes, fails, inconclusives, errors and\n"
+			       "the first run that missed its expected verdict. A scenario that both\n"
+			       "met and missed it is FLAKY.\n"
+			       "  --junit PATH    one testcase per scenario; a miss is a failure\n"
+			       "  --summary PATH  the aggregate as JSON, rewritten after every run\n"
+			       "                  (default soak-summary.json)\n"
+			       "  --keep N        run directories kept whole (default 20); older ones\n"
+			       "                  are removed and stay as a line of the summary\n"
+			       "Exit: 0 every run as expected, 1 a miss or a flaky scenario, 3 a\n"
+			       "scenario that never ran.\n");
+			return 0;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (!o.duration_ms)
+		die_usage("soak: needs --duration%s", "");
+	if (optind >= argc)
+		die_usage("soak: needs a scenario FILE or DIR%s", "");
+	if (expand_files(argv + optind, argc - optind, &files, &n))
+		die_usage("soak: no scenario files in %s", argv[optind]);
+	o.files = files;
+	o.n_files = n;
+	cli->quiet = true;	/* one line per run, not per cycle */
+	if (cli->local) {
+		cli->base = util_event_base();
+		cli->sig_ev[0] = evsignal_new(cli->base, SIGINT, local_on_signal, cli);
+		cli->sig_ev[1] = evsignal_new(cli->base, SIGTERM, local_on_signal, cli);
+		evsignal_add(cli->sig_ev[0], NULL);
+		evsignal_add(cli->sig_ev[1], NULL);
+		cg_sweep(cli->cgroup_root);
+		journal__sweep(cli->journal_dir, NULL, NULL);
+		o.stop = &cli->soak_stop;
+	} else {
+		signal(SIGINT, soak_on_sigint);
+		signal(SIGTERM, soak_on_sigint);
+	}
+	code = soak_run(&o);
+	for (int i = 0; i < n; i++)
+		free(files[i]);
+	free(files);
+	if (cli->base) {
+		event_free(cli->sig_ev[0]);
+		event_free(cli->sig_ev[1]);
+		event_base_free(cli->base);
+		cli->base = NULL;
+	}
+	return code;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: faultctl [--socket PATH] [--runs-dir DIR] COMMAND [ARGS]\n\n"
 		"commands:\n"
-		"  run [--local] [--expect] [--json PATH] FILE|DIR...  run scenarios\n"
+		"  run [--local] [--expect] [--json PATH] [--junit PATH] [--html PATH] FILE|DIR...\n"
+		"  soak --duration D [--local] [--junit PATH] [--keep N] FILE|DIR...\n"
 		"  validate FILE...            check scenario files\n"
 		"  list                        runs the daemon knows of\n"
 		"  status [RUN]                the daemon's or a run's state\n"
@@ -746,7 +914,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{"run", cmd_run}, {"validate", cmd_validate}, {"list", cmd_list},
 		{"status", cmd_status}, {"stop", cmd_stop}, {"report", cmd_report},
-		{"cleanup", cmd_cleanup}, {"version", cmd_version},
+		{"cleanup", cmd_cleanup}, {"version", cmd_version}, {"soak", cmd_soak},
 	};
 	struct cli cli = {.sock = CTL_DEFAULT_SOCK};
 	int opt, lvl, code;

@@ -471,7 +471,7 @@ static double t_to_x(const struct plots *ps, double t)
 
 /* "link_down" opens a link window, "packet_on" a packet one, "pause" a
  * pause; the matching "link_up", "packet_off", "resume" on the same target
- * closes it. Returns the kind, or NULL when @action is neither. */
+ * closes it. False when @action is neither. */
 static bool window_action(const char *action, char kind[32], bool *opens)
 {
 	size_t len = strlen(action);
@@ -744,8 +744,9 @@ static void plot(FILE *f, const json_t *rep, const struct plots *ps, size_t idx)
 		esc(f, mk[m].inv);
 		fprintf(f, "\" data-cycle=\"%g\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%.1f\"/>\n",
 			mk[m].cycle, x, x, MT - 4, MT + ah);
+		/* Later marks' labels go inside the plot, one line each. */
 		fprintf(f, "<text class=\"violation-label\" x=\"%.1f\" y=\"%d\" text-anchor=\"%s\">",
-			x, MT - 8 - (int)(m % 2) * 0, x > ML + aw * 0.7 ? "end" : "start");
+			x, m ? MT + 12 * (int)m : MT - 8, x > ML + aw * 0.7 ? "end" : "start");
 		esc(f, mk[m].inv);
 		fprintf(f, ": first violation, cycle %g</text>\n", mk[m].cycle);
 	}

@@ -1145,6 +1145,12 @@ static void finish(struct run *r)
 		if (err)
 			log_err("%s: run %s: cannot write %s: %s", __func__, r->id, path,
 				strerror(-err));
+		/* The page people open the next morning, beside the JSON. */
+		snprintf(path, sizeof(path), "%s/report.html", r->dir);
+		err = report_html_write(r->report, path);
+		if (err)
+			log_err("%s: run %s: cannot write %s: %s", __func__, r->id, path,
+				strerror(-err));
 	}
 	probe_proc__destroy(r->proc);
 	r->proc = NULL;

@@ -134,7 +134,7 @@ json_t *sanitizer_parse(const char *text)
 		} else if (strstr(l, ": runtime error: ")) {
 			const char *msg = strstr(l, ": runtime error: ");
 
-			rep = json_pack("{sssss%ss}", "tool", "UndefinedBehaviorSanitizer",
+			rep = json_pack("{ssssss%ss}", "tool", "UndefinedBehaviorSanitizer",
 					"kind", "runtime-error", "where", l, (size_t)(msg - l),
 					"message", msg + 17);
 		}

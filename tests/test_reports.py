@@ -1,0 +1,314 @@
+"""`faultctl report --format junit|html` on real runs: the JUnit XML names the
+failed invariant and parses; the HTML page, rendered by headless Chromium,
+shows a plot with the fault windows shaded and the first violation marked;
+hostile strings, huge evidence and empty runs do not break either."""
+import json
+import pathlib
+import re
+import shutil
+import struct
+import subprocess
+import xml.etree.ElementTree as ET
+import zlib
+from html.parser import HTMLParser
+
+import pytest
+
+from conftest import PROGS, faultctl, only_report, our_links, our_netns, write_scenario
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+JUNIT_TAGS = {"testsuites", "testsuite", "properties", "property", "testcase", "failure",
+              "error", "skipped", "system-out", "system-err"}
+
+
+# Run ids of this module's runs: fd<run id> prefixes their namespaces and links.
+OUR_RUNS = set()
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind():
+    """conftest's check, narrowed to this module's runs: other tests may be
+    running on this host, and their namespaces are theirs to remove."""
+    yield
+    mine = [n for n in our_netns() + our_links() if n[2:8] in OUR_RUNS]
+    assert not mine, f"left behind: {mine}"
+
+
+def run_scenario(tmp, doc):
+    runs = tmp / "runs"
+    runs.mkdir()
+    path = write_scenario(tmp / f"{doc['name']}.json", doc)
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs, timeout=90)
+    rep = only_report(runs)
+    OUR_RUNS.add(rep["run_id"])
+    return runs, res, rep
+
+
+@pytest.fixture(scope="module")
+def fail_run(tmp_path_factory):
+    """An fd leak (5 fds a cycle) across a veth that flaps 200 ms down in
+    every 500 ms: fds_stable FAILs, with fault windows to shade."""
+    doc = {"name": "report-flap-leak", "seed": 4, "duration_s": 6,
+           "topology": {"namespaces": ["c", "s"],
+                        "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
+           "workloads": [{"name": "w", "kind": "exec", "netns": "c", "probes": ["fds"],
+                          "cmd": [str(PROGS / "fd_leak"), "60", "100"]}],
+           "faults": [{"type": "link_flap", "link": "l0", "down_ms": 200, "up_ms": 300,
+                       "cycles": 10}],
+           "invariants": [{"name": "fds_stable", "workload": "w", "limit": 64},
+                          {"name": "no_crash"}, {"name": "exit_ok"}]}
+    runs, res, rep = run_scenario(tmp_path_factory.mktemp("fail"), doc)
+    assert res.returncode == 1, res
+    assert rep["verdict"] == "FAIL"
+    return runs, rep
+
+
+@pytest.fixture(scope="module")
+def pass_run(tmp_path_factory):
+    doc = {"name": "report-pass", "seed": 1, "duration_s": 3, "sample_ms": 250,
+           "workloads": [{"name": "w", "kind": "exec", "cmd": ["/bin/sh", "-c", "sleep 1"]}],
+           "invariants": [{"name": "no_crash"}, {"name": "exit_ok"}]}
+    runs, res, rep = run_scenario(tmp_path_factory.mktemp("pass"), doc)
+    assert res.returncode == 0, res
+    return runs, rep
+
+
+def report(runs, run_id, fmt, out):
+    res = faultctl("report", run_id, "--format", fmt, "--output", out, runs_dir=runs)
+    assert res.returncode == 0, res
+    return pathlib.Path(out).read_text()
+
+
+def junit_shape(root):
+    """The shape Jenkins and GitLab read; returns the testsuite elements."""
+    assert root.tag == "testsuites"
+    for el in root.iter():
+        assert el.tag in JUNIT_TAGS, el.tag
+    suites = root.findall("testsuite")
+    for s in suites:
+        for a in ("name", "tests", "failures", "errors", "skipped", "time", "timestamp"):
+            assert a in s.attrib, (a, s.attrib)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", s.get("timestamp"))
+        cases = s.findall("testcase")
+        assert int(s.get("tests")) == len(cases)
+        for kind in ("failures", "errors", "skipped"):
+            tag = {"failures": "failure", "errors": "error", "skipped": "skipped"}[kind]
+            assert int(s.get(kind)) == sum(len(c.findall(tag)) for c in cases), kind
+        for c in cases:
+            assert c.get("classname") and c.get("name")
+            assert len(list(c)) <= 1
+    return suites
+
+
+def test_junit_of_a_failed_run_names_the_invariant(fail_run, tmp_path):
+    runs, rep = fail_run
+    root = ET.fromstring(report(runs, rep["run_id"], "junit", tmp_path / "j.xml"))
+    (suite,) = junit_shape(root)
+    assert suite.get("name") == "report-flap-leak"
+    assert int(suite.get("failures")) >= 1 and int(root.get("failures")) >= 1
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["run_id"] == rep["run_id"] and props["seed"] == "4"
+    case = {c.get("name"): c for c in suite.findall("testcase")}
+    assert set(case) == {"fds_stable[w]", "no_crash", "exit_ok"}
+    assert case["fds_stable[w]"].get("classname") == "faultd.report-flap-leak"
+    fail = case["fds_stable[w]"].find("failure")
+    assert fail.get("type") == "fds_stable"
+    assert fail.get("message").startswith("fds of 'w' grow")
+    # The evidence as text a person reads, not a JSON blob.
+    assert "slope_per_cycle: 5" in fail.text and "first violation: cycle" in fail.text
+    assert case["no_crash"].find("failure") is None
+
+
+def test_junit_of_a_passing_run_has_no_failures(pass_run, tmp_path):
+    runs, rep = pass_run
+    root = ET.fromstring(report(runs, rep["run_id"], "junit", tmp_path / "j.xml"))
+    (suite,) = junit_shape(root)
+    assert suite.get("failures") == "0" and suite.get("errors") == "0"
+    assert root.get("failures") == "0"
+    assert [c.get("name") for c in suite.findall("testcase")] == ["no_crash", "exit_ok"]
+
+
+def test_text_and_json_still_go_to_stdout(pass_run):
+    runs, rep = pass_run
+    res = faultctl("report", rep["run_id"], "--format", "json", runs_dir=runs)
+    assert res.returncode == 0 and json.loads(res.stdout)["run_id"] == rep["run_id"]
+    res = faultctl("report", rep["run_id"], runs_dir=runs)
+    assert res.returncode == 0 and "verdict: PASS" in res.stdout
+    res = faultctl("report", rep["run_id"], "--format", "pdf", runs_dir=runs)
+    assert res.returncode == 3 and "html" in res.stderr
+
+
+def hostile_report(rep):
+    """@rep with markup and control characters in every string a reporter
+    prints, every verdict, no cycles, no faults and huge evidence."""
+    bad = "<script>alert('x')</script> & \"q\" \x01\x1f\x7f end"
+    rep = json.loads(json.dumps(rep))
+    rep["run_id"] = "abcdef"
+    rep["scenario"]["name"] = "evil" + bad
+    rep["stop_reason"] = bad
+    rep["error"] = "could not start: " + bad
+    rep["verdict"] = "ERROR"
+    rep["cycles"], rep["faults"] = [], []
+    huge = [{"workload": "w", "line": bad + "x" * 5000, "n": i} for i in range(5000)]
+    rep["invariants"] = [
+        {"name": "fds_stable", "workload": "w", "verdict": "FAIL", "summary": bad,
+         "evidence": huge, "first_violation_cycle": 3, "first_violation_ms": 10,
+         "first_violation_at": "2026-01-01T00:00:00.000Z"},
+        {"name": "fds_stable", "workload": "w", "verdict": "INCONCLUSIVE",
+         "summary": "lost events " + bad, "evidence": []},
+        {"name": "recovers", "workload": None, "verdict": "ERROR", "summary": bad,
+         "evidence": [{"nested": {"deep": [[1, 2], {"a": bad}]}}]},
+    ]
+    return rep
+
+
+def test_hostile_strings_and_huge_evidence(pass_run, tmp_path):
+    runs, rep = pass_run
+    evil = hostile_report(rep)
+    (runs / "abcdef").mkdir()
+    (runs / "abcdef" / "report.json").write_text(json.dumps(evil))
+
+    text = report(runs, "abcdef", "junit", tmp_path / "j.xml")
+    assert "\x01" not in text and "\x1f" not in text
+    root = ET.fromstring(text)  # forbidden characters would make this raise
+    (suite,) = junit_shape(root)
+    assert suite.get("name").startswith("evil<script>")
+    names = [c.get("name") for c in suite.findall("testcase")]
+    assert len(set(names)) == len(names) == 4, names
+    assert (suite.get("failures"), suite.get("skipped"), suite.get("errors")) == ("1", "1", "2")
+    assert len(text) < 200_000
+
+    page = report(runs, "abcdef", "html", tmp_path / "r.html")
+    assert "<script" not in page and "&lt;script&gt;" in page
+    assert "\x01" not in page and "\x7f" not in page
+    assert 'id="no-cycles"' in page and 'id="no-faults"' in page
+    assert "evidence (5000 items)" in page and "truncated" in page
+    assert len(page) < 500_000
+
+
+class Dom(HTMLParser):
+    """Elements with their attributes and the plot <svg> each sits in."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.els = [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        svg = next((s for s in reversed(self.stack) if s[0] == "svg"), (None, {}))[1]
+        self.els.append((tag, a, svg))
+        if tag not in ("meta", "br", "hr", "img", "input", "link"):
+            self.stack.append((tag, a))
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        self.handle_endtag(tag)
+
+    def handle_endtag(self, tag):
+        if any(t == tag for t, _ in self.stack):
+            while self.stack.pop()[0] != tag:
+                pass
+
+    def find(self, tag, cls, **svg):
+        return [(a, s) for t, a, s in self.els
+                if t == tag and cls in a.get("class", "").split()
+                and all(s.get(k.replace("_", "-")) == v for k, v in svg.items())]
+
+
+def png_rgb(path):
+    """Decode an 8-bit RGB(A) non-interlaced PNG: rows of (r, g, b) tuples."""
+    data = pathlib.Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, b""
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    assert depth == 8 and ctype in (2, 6) and not interlace
+    bpp = 3 if ctype == 2 else 4
+    raw, stride = zlib.decompress(idat), w * bpp
+    prev, rows = bytearray(stride), []
+    for y in range(h):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        if f == 1:
+            for i in range(bpp, stride):
+                line[i] = (line[i] + line[i - bpp]) & 0xff
+        elif f == 2:
+            line = bytearray(prev) if not any(line) else \
+                bytearray((a + b) & 0xff for a, b in zip(line, prev))
+        elif f == 3:
+            for i in range(stride):
+                line[i] = (line[i] + ((line[i - bpp] if i >= bpp else 0) + prev[i]) // 2) & 0xff
+        elif f == 4:
+            for i in range(stride):
+                a = line[i - bpp] if i >= bpp else 0
+                b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xff
+        rows.append([tuple(line[x:x + 3]) for x in range(0, stride, bpp)])
+        prev = line
+    return rows
+
+
+def test_html_of_a_failed_run_in_chromium(fail_run, tmp_path):
+    # make deps installs chromium; a machine without it fails here, loudly.
+    assert CHROMIUM, "chromium is not installed (scripts/deps.sh installs it)"
+    runs, rep = fail_run
+    page_path = tmp_path / "r.html"
+    page = report(runs, rep["run_id"], "html", page_path)
+    # Self-contained: no script, no stylesheet or image fetched.
+    assert "<script" not in page and not re.search(r'(src|href)="', page)
+    chrome = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2400"]
+    dom = subprocess.run(chrome + ["--dump-dom", page_path.as_uri()], capture_output=True,
+                         text=True, timeout=60)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    d = Dom()
+    d.feed(dom.stdout)
+    verdict = [a for t, a, _ in d.els if a.get("id") == "verdict"]
+    assert verdict and "v-FAIL" in verdict[0]["class"]
+    assert d.find("svg", "plot")
+    fds = dict(workload="w", series="fds")
+    assert d.find("polyline", "series", data_workload="w", data_series="fds")
+    windows = d.find("rect", "fault-window", data_workload="w", data_series="fds")
+    assert len(windows) == 10 and all(a["data-action"] == "link_down" for a, _ in windows)
+    marks = d.find("line", "violation", data_workload="w", data_series="fds")
+    cycle = rep["invariants"][0]["first_violation_cycle"]
+    assert [(a["data-invariant"], a["data-cycle"]) for a, _ in marks] == \
+        [("fds_stable", str(cycle))], fds
+    # Only the series fds_stable judged carries its mark.
+    assert not d.find("line", "violation", data_workload="w", data_series="sockets")
+    rows = [a for t, a, _ in d.els if t == "tr" and "fault" in a.get("class", "").split()]
+    assert len(rows) == len(rep["faults"]) == 20
+
+    shot = tmp_path / "shot.png"
+    res = subprocess.run(chrome + [f"--screenshot={shot}", page_path.as_uri()],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and shot.exists(), res.stderr[-2000:]
+    img = png_rgb(shot)
+    assert len(img) == 2400 and len(img[0]) == 1280
+
+    def shaded(p):  # the fault window's orange at 22 % over white
+        return p[0] > 240 and 215 <= p[1] <= 240 and 195 <= p[2] <= 230
+
+    def blue(p):  # the series line
+        return p[2] > 170 and p[0] < 90 and p[1] < 150
+
+    def red(p):  # the violation line
+        return p[0] > 170 and p[1] < 80 and p[2] < 90
+    # The plot area: the rows where the first plot's fault windows are shaded.
+    band = [y for y, row in enumerate(img) if sum(map(shaded, row)) > 40]
+    assert band, "no shaded fault window on screen"
+    top = band[0]
+    area = [row[60:1000] for row in img[top:top + 180]]
+    pixels = [p for row in area for p in row]
+    assert len(set(pixels)) > 20, "plot area is flat"
+    assert sum(p != (255, 255, 255) for p in pixels) > len(pixels) // 10
+    assert sum(map(blue, pixels)) > 200, "no series line drawn"
+    assert sum(map(red, pixels)) > 100, "no violation line drawn"
