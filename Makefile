@@ -10,12 +10,15 @@
 SANITIZER ?=
 ifeq ($(SANITIZER),)
 BUILD ?= build
+BUILD_ASAN := $(BUILD)/san-address
 SANFLAGS :=
 else ifeq ($(SANITIZER),address)
 BUILD ?= build/san-address
+BUILD_ASAN := $(BUILD)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else ifeq ($(SANITIZER),undefined)
 BUILD ?= build/san-undefined
+BUILD_ASAN := build/san-address
 SANFLAGS := -fsanitize=undefined -fno-sanitize-recover=undefined
 else
 $(error SANITIZER must be empty, 'address' or 'undefined', not '$(SANITIZER)')
@@ -68,7 +71,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 
 BINS := $(BUILD)/faultd $(BUILD)/faultctl
 
-.PHONY: all deps daemon harness tests run test bench clean help
+.PHONY: all deps daemon harness harness-asan tests run test bench clean help
 all: daemon harness tests
 
 help:
@@ -154,12 +157,16 @@ $(BUILD) $(BUILD)/bpf $(BUILD)/daemon $(BUILD)/harness $(BUILD)/tests/progs $(BU
 	$(Q)mkdir -p $@
 
 # --- the two commands of the README -----------------------------------------
+# Scenarios with "asan": true run the bundled workloads' ASan+UBSan build.
+harness-asan:
+	$(Q)$(MAKE) --no-print-directory SANITIZER=address BUILD=$(BUILD_ASAN) harness
+
 run: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all harness-asan
 	$(Q)$(BUILD)/faultctl run --local --expect scenarios/
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all harness-asan
 	$(Q)FAULTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/
 
 bench: deps

@@ -378,9 +378,11 @@ static void on_life_event(const struct life_event *ev, void *arg)
 		}
 		json_array_append_new(r->obs.life_events, j);
 	}
-	log_warn("%s: run %s: %s: %s %s %llu in '%s'", __func__, r->id, life_kind(ev->type),
-		 msg ? "message" : ev->kind, msg ? "seq" : "id", (unsigned long long)ev->id,
-		 r->sc->wl[rw->idx].name);
+	/* The report has them all; the log says the first few. */
+	if (json_array_size(r->obs.life_events) + json_array_size(r->obs.msg_events) <= 3)
+		log_warn("%s: run %s: %s: %s %s %llu in '%s'", __func__, r->id,
+			 life_kind(ev->type), msg ? "message" : ev->kind, msg ? "seq" : "id",
+			 (unsigned long long)ev->id, r->sc->wl[rw->idx].name);
 }
 
 static void finish_life(struct run *r, size_t i)

@@ -234,7 +234,7 @@ def test_several_files_one_table_and_expect(tmp_path, runs_dir, progs):
 
 def test_directory_argument_runs_the_default_set():
     """What `make run` does: the bundled set, each verdict as expected."""
-    res = faultctl("run", "--local", "--expect", "scenarios/", timeout=300)
+    res = faultctl("run", "--local", "--expect", "scenarios/", timeout=900)
     assert res.returncode == 0, res
     n = len(list((REPO / "scenarios").glob("*.json")))
     assert f"{n} of {n} scenarios gave the expected verdict" in res.stdout

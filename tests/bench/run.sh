@@ -8,6 +8,7 @@ N=${BENCH_PAIRS:-1000000}
 
 nsper() { awk '/ns\/pair/ { for (i = 1; i <= NF; i++) if ($i == "ns/pair") print $(i-1) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0fx", a / b }'; }
+ratio2() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
 echo "== heap probe: $N pairs per mode, ns per malloc+free pair (same binary)"
 printf '%-10s %10s %10s %10s %10s %10s %12s %12s\n' workload unprobed trap-only faultd valgrind \
@@ -57,3 +58,45 @@ for inv in rep["invariants"]:
               f"{inv['summary'][:90]}")
 PY
 rm -rf "$R"
+echo
+echo "== queue workloads: throughput unprobed, under faultd with every probe, under valgrind"
+H=${FAULTD_BUILD:-build}/harness
+S=${BENCH_QUEUE_SECONDS:-10}
+T=$(mktemp -d)
+# field NAME from the summary line a workload prints at exit
+field() { tr ' ' '\n' | sed -n "s/^$1=//p" | tail -1; }
+under_faultd() {	# kind, field, args...: the figure with heap, fds, lifecycle probes on
+	kind=$1; fld=$2; shift 2
+	args=$(printf '"%s",' "$@"); args=${args%,}
+	cat > "$T/s.json" <<JSON
+{"name": "bench-$kind", "duration_s": $((S + 2)),
+ "workloads": [{"name": "w", "kind": "$kind", "args": [$args, "--duration-s", "$S"],
+                "probes": ["heap", "fds", "lifecycle"]}],
+ "invariants": [{"name": "no_crash"}]}
+JSON
+	"$F" run --local --quiet --runs-dir "$T/runs" "$T/s.json" >/dev/null 2>&1 || true
+	cat "$T"/runs/*/w.stdout | field "$fld"
+	rm -rf "$T/runs"
+}
+printf '%-30s %12s %12s %12s %14s %14s\n' workload unprobed faultd valgrind faultd/unpr valgrind/unpr
+for mode in "default rate" "flat out"; do
+	if [ "$mode" = "flat out" ]; then mr="--rate 0"; qr="--iops 0"; else mr=""; qr=""; fi
+	# shellcheck disable=SC2086
+	un=$("$H/msgq" $mr --duration-s "$S" | field msgs_per_s)
+	# shellcheck disable=SC2086
+	fd=$(under_faultd msgq msgs_per_s $mr)
+	# shellcheck disable=SC2086
+	vg=$(valgrind -q "$H/msgq" $mr --duration-s "$S" 2>/dev/null | field msgs_per_s)
+	printf '%-30s %12s %12s %12s %14s %14s\n' "msgq msgs/s, $mode" "$un" "$fd" "$vg" \
+		"$(ratio2 "$un" "$fd")" "$(ratio2 "$un" "$vg")"
+	# shellcheck disable=SC2086
+	un=$("$H/qpair" $qr --duration-s "$S" | field iops)
+	# shellcheck disable=SC2086
+	fd=$(under_faultd qpair iops $qr)
+	# shellcheck disable=SC2086
+	vg=$(valgrind -q "$H/qpair" $qr --duration-s "$S" 2>/dev/null | field iops)
+	printf '%-30s %12s %12s %12s %14s %14s\n' "qpair IOPS, $mode" "$un" "$fd" "$vg" \
+		"$(ratio2 "$un" "$fd")" "$(ratio2 "$un" "$vg")"
+done
+echo "(ratios: unprobed throughput / throughput under it; 1.00x is no slowdown)"
+rm -rf "$T"
