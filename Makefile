@@ -71,7 +71,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 
 BINS := $(BUILD)/faultd $(BUILD)/faultctl
 
-.PHONY: all deps daemon harness harness-asan tests run test bench clean help
+.PHONY: all deps daemon harness harness-asan tests run test bench soak-smoke clean help
 all: daemon harness tests
 
 help:
@@ -121,6 +121,12 @@ HARNESS_LIBS_echo-server := -levent
 HARNESS_LIBS_lwip-client := $(shell pkg-config --libs lwip) -lpthread
 HARNESS_LIBS_msgq := -lpthread
 HARNESS_LIBS_qpair := -luring -lpthread
+HARNESS_LIBS_ws-server := -lssl -lcrypto -lpthread
+# DPDK's headers trip -Wextra in places; its objects keep every other warning.
+HARNESS_LIBS_dpdk-client := $(shell pkg-config --libs libdpdk) $(shell pkg-config --libs lwip) \
+	-lssl -lcrypto -lpthread
+$(BUILD)/obj/harness/dpdk-client/%.o: CPPFLAGS += $(shell pkg-config --cflags libdpdk) \
+	$(shell pkg-config --cflags lwip)
 $(BUILD)/obj/harness/lwip-client/%.o: CPPFLAGS += $(shell pkg-config --cflags lwip)
 
 # A function, so that no literal % stands in the rule (make would take it
@@ -172,6 +178,12 @@ test: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)FAULTD_BUILD=$(BUILD) sh tests/bench/run.sh
+
+# Not in CI: 30 minutes of the clean scenarios through the daemon, faultd's
+# RSS sampled each minute (SOAK_MINUTES to change).
+soak-smoke: deps
+	$(Q)$(MAKE) --no-print-directory all harness-asan
+	$(Q)FAULTD_BUILD=$(BUILD) sh scripts/soak-smoke.sh
 
 clean:
 	$(Q)rm -rf build

@@ -108,3 +108,43 @@ int BPF_PROG(proc_exit, struct task_struct *task, bool group_dead)
 	bpf_map_delete_elem(&tracked, &tgid);
 	return 0;
 }
+
+/* Signals whose default action kills with a core: a crash. */
+#define CRASH_SIGNALS ((1u << 4) | (1u << 5) | (1u << 6) | (1u << 7) | (1u << 8) | \
+		       (1u << 11) | (1u << 31))	/* ILL TRAP ABRT BUS FPE SEGV SYS */
+
+/* The crashing thread's own stack, taken as the kernel delivers the signal
+ * and before the default action ends the process: a backtrace without a
+ * core file or a debugger. Handled signals are the program's business. */
+SEC("tp_btf/signal_deliver")
+int BPF_PROG(proc_signal, int sig, struct kernel_siginfo *info, struct k_sigaction *ka)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc_ev *ev;
+
+	if (sig <= 0 || sig > 31 || !(CRASH_SIGNALS & (1u << sig)) ||
+	    !bpf_map_lookup_elem(&tracked, &tgid) || ka->sa.sa_handler)
+		return 0;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_loss(PROC_LOSS_RINGBUF);
+		return 0;
+	}
+	ev->type = PROC_EV_CRASH;
+	ev->pid = tgid;
+	ev->ppid = 0;
+	ev->tid = (__u32)bpf_get_current_pid_tgid();
+	ev->exit_code = 0;
+	ev->pad = 0;
+	ev->ts_ns = bpf_ktime_get_ns();
+	BPF_CORE_READ_STR_INTO(&ev->comm, task, comm);
+	ev->signo = (__u32)sig;
+	ev->addr = (__u64)info->_sifields._sigfault._addr;
+	/* Bytes written, or a negative error; frames are 8 bytes each. */
+	long got = bpf_get_stack(ctx, ev->frames, sizeof(ev->frames), BPF_F_USER_STACK);
+
+	ev->n_frames = got > 0 ? (__s32)((__u64)got >> 3) : (__s32)got;
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}

@@ -25,6 +25,12 @@ static const struct sc_key exit_ok_keys[] = {
 static const struct sc_key fds_keys[] = {INV_COMMON_KEYS, INV_TREND_KEYS("0.5", "1024"), {NULL}};
 static const struct sc_key sockets_keys[] = {INV_COMMON_KEYS, INV_TREND_KEYS("0.5", "0"), {NULL}};
 static const struct sc_key heap_keys[] = {INV_COMMON_KEYS, INV_TREND_KEYS("256", "0"), {NULL}};
+static const struct sc_key counter_keys[] = {
+	INV_COMMON_KEYS, INV_TREND_KEYS("0.5", "0"),
+	{"counter", SC_STR, SC_REQ, offsetof(struct inv_trend_params, counter),
+	 .doc = "the FAULTD_COUNTER whose value must not trend upward (an mbuf pool's in-use count)"},
+	{NULL},
+};
 static const struct sc_key lifecycle_keys[] = {
 	INV_COMMON_KEYS,
 	{"alive_at_end", SC_BOOL, 0, offsetof(struct inv_lifecycle_params, alive_at_end),
@@ -73,6 +79,8 @@ static const struct inv_def inv_defs[] = {
 	 trend_probe, sockets_keys, sizeof(struct inv_trend_params), inv_sockets_stable},
 	{"heap_stable", "live heap does not trend upward across cycles", true, "heap", NULL,
 	 heap_keys, sizeof(struct inv_trend_params), inv_heap_stable},
+	{"counter_stable", "a FAULTD_COUNTER's value does not trend upward across cycles", true,
+	 "lifecycle", NULL, counter_keys, sizeof(struct inv_trend_params), inv_counter_stable},
 	{"no_invalid_free", "no double free or free of a never-allocated pointer", true,
 	 "heap", NULL, inv_common_keys, sizeof(struct inv_no_invalid_free_params),
 	 inv_no_invalid_free},
@@ -82,7 +90,8 @@ static const struct inv_def inv_defs[] = {
 	 "lifecycle", NULL, msg_keys, sizeof(struct inv_msg_params), inv_msg_integrity},
 	{"recovers", "after a link comes back the workload makes progress", true, NULL,
 	 recovers_probe, recovers_keys, sizeof(struct inv_recovers_params), inv_recovers},
-	{.name = "no_residue", .doc = "nothing of the run is left behind"},
+	{"no_residue", "nothing of the run is left on the machine after teardown", true, NULL,
+	 NULL, inv_common_keys, sizeof(struct inv_no_residue_params), inv_no_residue},
 };
 
 const struct inv_def *inv_lookup(const char *name)

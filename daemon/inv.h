@@ -72,8 +72,9 @@ struct obs_cycle {
 #define INV_MAX_KINDS 8		/* object kinds counted per cycle */
 
 struct obs_sample {
-	bool life;			/* live[] is valid */
+	bool life;			/* live[] and counters[] are valid */
 	long long live[INV_MAX_KINDS];	/* objects alive, per run_obs.life_kinds */
+	long long counters[INV_MAX_KINDS];	/* FAULTD_COUNTER values, per life_counters */
 	bool heap;			/* heap_* are valid */
 	long long heap_bytes;		/* live */
 	long long heap_blocks;
@@ -108,12 +109,16 @@ struct run_obs {
 	struct obs_probes *probes;	/* sc->n_wl */
 	const char *life_kinds[INV_MAX_KINDS];	/* object kinds the invariants count */
 	size_t n_life_kinds;
+	const char *life_counters[INV_MAX_KINDS];	/* counters the invariants follow */
+	size_t n_life_counters;
 	json_t *faults;			/* the timeline: actions fired, planned and actual */
 	json_t *topology;		/* scenario names -> kernel names, or NULL */
 	json_t *packet_stats;		/* per link and direction: seen, dropped, corrupted */
 	json_t *syscall_stats;		/* per workload: calls, failed */
 	json_t *heap_events;		/* bad frees, symbolized, in order */
 	json_t *life_events;		/* lifecycle violations, in order */
+	json_t *crashes;		/* [{pid, tid, signal, fault_address, backtrace}] */
+	json_t *residue;		/* what teardown left; NULL: not scanned */
 	json_t *life_alive;		/* objects alive at the end */
 	json_t *msg_events;		/* message integrity violations */
 	json_t *msg_lost;		/* sent, never received */

@@ -60,6 +60,25 @@ static json_t *ancestry(const struct run_obs *obs, const struct obs_proc *pr)
 	return chain;
 }
 
+/* The stack the crashing thread had when the signal came (proc probe). */
+static void attach_backtrace(const struct run_obs *obs, const struct obs_proc *pr, json_t *ev)
+{
+	const json_t *c;
+	size_t i;
+
+	json_array_foreach(obs->crashes, i, c) {
+		if (json_integer_value(json_object_get(c, "pid")) != pr->pid ||
+		    strcmp(json_string_value(json_object_get(c, "signal")) ?: "",
+			   util_signame(pr->signal)))
+			continue;
+		json_object_set(ev, "tid", json_object_get(c, "tid"));
+		json_object_set(ev, "backtrace", json_object_get(c, "backtrace"));
+		if (json_object_get(c, "fault_address"))
+			json_object_set(ev, "fault_address", json_object_get(c, "fault_address"));
+		return;
+	}
+}
+
 int inv_no_crash(const struct run_obs *obs, const struct sc_invariant *inv,
 		 struct inv_result *res)
 {
@@ -90,6 +109,7 @@ int inv_no_crash(const struct run_obs *obs, const struct sc_invariant *inv,
 		if (!ev)
 			return -ENOMEM;
 		json_object_set_new(ev, "ancestry", ancestry(obs, pr));
+		attach_backtrace(obs, pr, ev);
 		json_array_append_new(res->evidence, ev);
 		crashes++;
 		if (!first || pr->t_exit_ms < first->t_exit_ms)

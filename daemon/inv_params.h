@@ -38,6 +38,7 @@ struct inv_trend_params {
 	double tolerance;
 	double limit;			/* project when it is reached; 0: no limit */
 	const char *object;		/* count live objects of this kind instead */
+	const char *counter;		/* counter_stable: the FAULTD_COUNTER judged */
 };
 
 #define INV_TREND_KEYS(slope_def, limit_def) \
@@ -60,6 +61,10 @@ struct inv_no_invalid_free_params {
 	INV_COMMON_FIELDS
 };
 
+struct inv_no_residue_params {
+	INV_COMMON_FIELDS
+};
+
 struct inv_lifecycle_params {
 	INV_COMMON_FIELDS
 	bool alive_at_end;		/* objects alive when it exits by itself: allowed */
@@ -77,7 +82,7 @@ struct inv_recovers_params {
 };
 
 /* Which sample a trend invariant reads. */
-enum inv_series { INV_S_FDS, INV_S_SOCKETS, INV_S_HEAP_BYTES, INV_S_OBJECTS };
+enum inv_series { INV_S_FDS, INV_S_SOCKETS, INV_S_HEAP_BYTES, INV_S_OBJECTS, INV_S_COUNTER };
 
 /* Shared by the trend invariants: judge @field of every selected workload
  * with the probe it needs. */
@@ -102,6 +107,10 @@ int inv_msg_integrity(const struct run_obs *obs, const struct sc_invariant *inv,
 		      struct inv_result *res);
 int inv_recovers(const struct run_obs *obs, const struct sc_invariant *inv,
 		 struct inv_result *res);
+int inv_no_residue(const struct run_obs *obs, const struct sc_invariant *inv,
+		   struct inv_result *res);
+int inv_counter_stable(const struct run_obs *obs, const struct sc_invariant *inv,
+		       struct inv_result *res);
 int inv_parse_signals(struct sc_ctx *ctx, json_t *val, void *target);
 int inv_parse_codes(struct sc_ctx *ctx, json_t *val, void *target);
 

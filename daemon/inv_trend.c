@@ -15,12 +15,13 @@
 
 static const char *const series_names[] = {
 	[INV_S_FDS] = "fds", [INV_S_SOCKETS] = "sockets", [INV_S_HEAP_BYTES] = "heap_bytes",
-	[INV_S_OBJECTS] = "objects",
+	[INV_S_OBJECTS] = "objects", [INV_S_COUNTER] = "counter",
 };
 
 static bool has_probe(const struct obs_probes *op, enum inv_series field)
 {
-	return field == INV_S_HEAP_BYTES ? op->heap : field == INV_S_OBJECTS ? op->life : op->fds;
+	return field == INV_S_HEAP_BYTES ? op->heap :
+	       field == INV_S_OBJECTS || field == INV_S_COUNTER ? op->life : op->fds;
 }
 
 /* @kind: index into obs->life_kinds, for INV_S_OBJECTS. */
@@ -30,13 +31,23 @@ static double value_of(const struct obs_sample *s, enum inv_series field, int ki
 	case INV_S_FDS: return (double)s->fds_total;
 	case INV_S_SOCKETS: return (double)s->sockets;
 	case INV_S_OBJECTS: return (double)s->live[kind];
+	case INV_S_COUNTER: return (double)s->counters[kind];
 	default: return (double)s->heap_bytes;
 	}
 }
 
 static bool valid(const struct obs_sample *s, enum inv_series field)
 {
-	return field == INV_S_HEAP_BYTES ? s->heap : field == INV_S_OBJECTS ? s->life : s->fds;
+	return field == INV_S_HEAP_BYTES ? s->heap :
+	       field == INV_S_OBJECTS || field == INV_S_COUNTER ? s->life : s->fds;
+}
+
+static int counter_index(const struct run_obs *obs, const char *name)
+{
+	for (size_t k = 0; name && k < obs->n_life_counters; k++)
+		if (!strcmp(obs->life_counters[k], name))
+			return (int)k;
+	return -1;
 }
 
 static int kind_index(const struct run_obs *obs, const char *kind)
@@ -86,8 +97,10 @@ static int judge(const struct run_obs *obs, size_t w, enum inv_series field,
 		 const struct inv_trend_params *p, struct inv_result *res, json_t **ev_out,
 		 long *first_cycle)
 {
-	int kind = kind_index(obs, p->object);
-	const char *series = field == INV_S_OBJECTS ? p->object : series_names[field];
+	int kind = field == INV_S_COUNTER ? counter_index(obs, p->counter)
+					  : kind_index(obs, p->object);
+	const char *series = field == INV_S_OBJECTS ? p->object :
+			     field == INV_S_COUNTER ? p->counter : series_names[field];
 	const struct obs_probes *op = &obs->probes[w];
 	struct trend_params tp;
 	struct trend_result tr;
@@ -188,6 +201,12 @@ int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
 	int judged = 0, failed = 0, short_runs = 0;
 	unsigned long long lost = 0;
 
+	if (field == INV_S_COUNTER && counter_index(obs, p->counter) < 0) {
+		res->verdict = V_INCONCLUSIVE;
+		snprintf(res->summary, sizeof(res->summary), "counter '%s' was not sampled",
+			 p->counter);
+		return 0;
+	}
 	if (p->object) {
 		field = INV_S_OBJECTS;
 		if (kind_index(obs, p->object) < 0) {
@@ -209,7 +228,8 @@ int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
 		if (!has_probe(op, field))
 			continue;
 		lost += field == INV_S_HEAP_BYTES ? op->heap_lost :
-			field == INV_S_OBJECTS ? op->life_lost : op->fds_lost;
+			field == INV_S_OBJECTS || field == INV_S_COUNTER ? op->life_lost :
+			op->fds_lost;
 		v = judge(obs, w, field, p, res, &ev, &first);
 		if (v == 1) {
 			failed++;
@@ -234,7 +254,8 @@ int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
 	} else {
 		res->verdict = V_PASS;
 		snprintf(res->summary, sizeof(res->summary), "%s stable over %zu cycles",
-			 field == INV_S_OBJECTS ? p->object : series_names[field], obs->n_cycles);
+			 field == INV_S_OBJECTS ? p->object : field == INV_S_COUNTER ? p->counter :
+			 series_names[field], obs->n_cycles);
 	}
 	return 0;
 }
@@ -249,6 +270,12 @@ int inv_sockets_stable(const struct run_obs *obs, const struct sc_invariant *inv
 		       struct inv_result *res)
 {
 	return inv_trend(obs, inv, INV_S_SOCKETS, res);
+}
+
+int inv_counter_stable(const struct run_obs *obs, const struct sc_invariant *inv,
+		       struct inv_result *res)
+{
+	return inv_trend(obs, inv, INV_S_COUNTER, res);
 }
 
 int inv_heap_stable(const struct run_obs *obs, const struct sc_invariant *inv,

@@ -364,7 +364,7 @@ static void fault_table(FILE *f, const json_t *rep)
 
 /* --- plots ------------------------------------------------------------------------ */
 
-enum plot_kind { PK_WORKLOAD, PK_OBJECT, PK_RUN };
+enum plot_kind { PK_WORKLOAD, PK_OBJECT, PK_RUN, PK_COUNTER };
 
 struct plot {
 	const char *wl;		/* workload name; NULL for run-wide rows */
@@ -423,6 +423,9 @@ static void find_plots(struct plots *ps)
 			json_object_foreach(json_object_get(one, "objects"), k, v)
 				if (json_is_number(v))
 					add_plot(ps, wl, k, PK_OBJECT);
+			json_object_foreach(json_object_get(one, "counters"), k, v)
+				if (json_is_number(v))
+					add_plot(ps, wl, k, PK_COUNTER);
 		}
 	}
 	json_array_foreach(ps->cycles, i, c) {
@@ -443,6 +446,8 @@ static bool value_at(const json_t *c, const struct plot *p, double *out)
 		one = json_object_get(json_object_get(c, "workloads"), p->wl);
 		if (p->kind == PK_OBJECT)
 			one = json_object_get(one, "objects");
+		else if (p->kind == PK_COUNTER)
+			one = json_object_get(one, "counters");
 		v = json_object_get(one, p->series);
 	}
 	if (!json_is_number(v))
@@ -569,6 +574,8 @@ static const char *y_label(const struct plot *p)
 {
 	if (p->kind == PK_OBJECT)
 		return "live objects";
+	if (p->kind == PK_COUNTER)
+		return "counter value";
 	if (!strcmp(p->series, "heap_bytes"))
 		return "live heap bytes";
 	if (!strcmp(p->series, "fds"))
@@ -665,6 +672,8 @@ static void plot(FILE *f, const json_t *rep, const struct plots *ps, size_t idx)
 	}
 	if (p->kind == PK_OBJECT)
 		fputs("objects ", f);
+	else if (p->kind == PK_COUNTER)
+		fputs("counter ", f);
 	esc(f, p->series);
 	fprintf(f, "</figcaption>\n<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"plot\" "
 		"id=\"plot-%zu\" data-workload=\"", idx);
@@ -673,7 +682,7 @@ static void plot(FILE *f, const json_t *rep, const struct plots *ps, size_t idx)
 	esc(f, p->series);
 	fprintf(f, "\" data-group=\"%s\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
 		"role=\"img\">\n", p->kind == PK_OBJECT ? "objects" : p->kind == PK_RUN ? "run"
-		: "workload", PW, PH, PW, PH);
+		: p->kind == PK_COUNTER ? "counters" : "workload", PW, PH, PW, PH);
 	fprintf(f, "<rect class=\"plot-area\" x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%.1f\"/>\n",
 		ML, MT, aw, ah);
 

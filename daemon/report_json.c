@@ -123,6 +123,14 @@ json_t *report_cycle_workloads(const struct run_obs *obs, size_t c)
 				json_object_set_new(live, obs->life_kinds[k], json_integer(s->live[k]));
 			json_object_set_new(one, "objects", live ? live : json_object());
 		}
+		if (s->life && obs->n_life_counters) {
+			json_t *ctr = json_object();
+
+			for (size_t k = 0; ctr && k < obs->n_life_counters; k++)
+				json_object_set_new(ctr, obs->life_counters[k],
+						    json_integer(s->counters[k]));
+			json_object_set_new(one, "counters", ctr ? ctr : json_object());
+		}
 		json_object_set_new(all, obs->sc->wl[w].name, one);
 	}
 	return all;

@@ -16,6 +16,7 @@
 #include "cpuhog.h"
 #include "fault.h"
 #include "journal.h"
+#include "residue.h"
 #include "sanitizer.h"
 #include "secfault.h"
 #include "sysfault_user.h"
@@ -131,6 +132,29 @@ static void proc_set_exit(struct run *r, struct obs_proc *p, int status, uint64_
 		p->by_faultd = true;
 }
 
+/* A tracked thread is dying of a signal: its stack, named from the maps
+ * snapshot (the process may be gone by the time this runs). */
+static void crash_stack(struct run *r, const struct proc_ev *ev, uint64_t t_ms)
+{
+	char addr[32];
+	json_t *c;
+
+	if (!r->obs.crashes || json_array_size(r->obs.crashes) >= RUN_MAX_LISTED_CRASHES)
+		return;
+	sym__snapshot(r->sym, (pid_t)ev->pid);
+	snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)ev->addr);
+	c = json_pack("{sisisssssIso}", "pid", (int)ev->pid, "tid", (int)ev->tid,
+		      "comm", ev->comm, "signal", util_signame((int)ev->signo),
+		      "at_ms", (json_int_t)t_ms, "backtrace",
+		      ev->n_frames > 0 ? sym__frames(r->sym, (pid_t)ev->pid, (const uint64_t *)ev->frames,
+						     ev->n_frames, true) : json_array());
+	if (c && (ev->signo == SIGSEGV || ev->signo == SIGBUS || ev->signo == SIGFPE ||
+		  ev->signo == SIGILL))
+		json_object_set_new(c, "fault_address", json_string(addr));
+	if (c)
+		json_array_append_new(r->obs.crashes, c);
+}
+
 static void on_proc_event(const struct proc_ev *ev, void *arg)
 {
 	struct run *r = arg;
@@ -156,6 +180,15 @@ static void on_proc_event(const struct proc_ev *ev, void *arg)
 		p = proc_find(r, (pid_t)ev->pid);
 		if (p)
 			snprintf(p->comm, sizeof(p->comm), "%s", ev->comm);
+		sym__snapshot(r->sym, (pid_t)ev->pid);
+		if (r->snapshot_ev) {
+			struct timeval tv = {.tv_usec = 200 * 1000};
+
+			evtimer_add(r->snapshot_ev, &tv);
+		}
+		break;
+	case PROC_EV_CRASH:
+		crash_stack(r, ev, t_ms);
 		break;
 	case PROC_EV_EXIT:
 		p = proc_find(r, (pid_t)ev->pid);
@@ -188,11 +221,36 @@ static unsigned long long root_rss_kb(pid_t pid)
 	return rss * (unsigned long long)(sysconf(_SC_PAGESIZE) / 1024);
 }
 
+#define RUN_SNAPSHOT_PROCS 32	/* live processes whose maps are kept fresh */
+
+/* Maps of the live processes, so a crash reported after the process is gone
+ * can still be named: at exec (the program itself), shortly after each
+ * start (its libraries) and at every cycle's end. */
+static void snapshot_maps(struct run *r)
+{
+	size_t n = 0;
+
+	for (size_t i = r->obs.n_procs; i-- > 0 && n < RUN_SNAPSHOT_PROCS;) {
+		if (r->obs.procs[i].exited)
+			continue;
+		sym__snapshot(r->sym, r->obs.procs[i].pid);
+		n++;
+	}
+}
+
+static void on_snapshot(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	snapshot_maps(arg);
+}
+
 static void close_cycle(struct run *r, uint64_t now_ms)
 {
 	struct obs_cycle *c;
 	json_t *j;
 
+	snapshot_maps(r);
 	if (r->obs.n_cycles == r->cap_cycles) {
 		size_t cap = r->cap_cycles ? r->cap_cycles * 2 : 64;
 		struct obs_cycle *grown = realloc(r->obs.cycles, cap * sizeof(*grown));
@@ -428,7 +486,7 @@ static int build_argv(struct run *r, size_t i)
 	}
 	while (w->args && w->args[n])
 		n++;
-	rw->argv = calloc(n + 6, sizeof(*rw->argv));
+	rw->argv = calloc(n + 8, sizeof(*rw->argv));
 	if (!rw->argv)
 		return -ENOMEM;
 	snprintf(harness_path, sizeof(harness_path), "%s/%s", r->opts.harness_dir,
@@ -454,6 +512,14 @@ static int build_argv(struct run *r, size_t i)
 		rw->argv[k++] = topo__link_kernel_name(r->topo, w->link_idx);
 		rw->argv[k++] = "--addr";
 		rw->argv[k++] = topo__link_addr(r->topo, w->link_idx, true);
+	}
+	/* DPDK: its port on the link's a end, and an EAL prefix of the run's,
+	 * which the undo journal names so a killed run's runtime dir goes. */
+	if (w->kind == WL_DPDK_CLIENT) {
+		rw->argv[k++] = "--iface";
+		rw->argv[k++] = topo__link_kernel_name(r->topo, w->link_idx);
+		rw->argv[k++] = "--file-prefix";
+		rw->argv[k++] = rw->dpdk_prefix;
 	}
 	for (size_t j = 0; j < n; j++)
 		rw->argv[k++] = w->args[j];
@@ -539,6 +605,18 @@ static int start_workload(struct run *r, size_t i)
 		 * not from the moment its timer first fires. */
 		if (!r->sc->faults[f].at_ms)
 			syserr_set(r, &r->sc->faults[f], true);
+	}
+	if (w->kind == WL_DPDK_CLIENT) {
+		char dir[PATH_MAX];
+
+		snprintf(rw->dpdk_prefix, sizeof(rw->dpdk_prefix), "fd%s-%s", r->id, w->name);
+		snprintf(dir, sizeof(dir), "%s/%s", JOURNAL_DPDK_DIR, rw->dpdk_prefix);
+		err = r->journal ? journal__add(r->journal, "dpdkdir", dir) : -EINVAL;
+		if (err) {
+			run_error(r, "workload '%s': cannot journal %s: %s", w->name, dir,
+				  strerror(-err));
+			return err;
+		}
 	}
 	err = build_argv(r, i);
 	if (!err)
@@ -1107,6 +1185,14 @@ static void finish(struct run *r)
 		r->obs.wl[i].last_output = tail_lines(rw->out_path, RUN_TAIL_LINES);
 		r->obs.wl[i].sanitizer = sanitizer_parse_file(rw->err_path);
 	}
+	/* Tear down before judging, so no_residue sees what is really left. */
+	probe_proc__destroy(r->proc);
+	r->proc = NULL;
+	run_probes_destroy(r);
+	cg_destroy(r->cgroup);
+	remove_owner_dir(r);
+	teardown_network(r);
+	r->obs.residue = residue_scan(r->id, r->cgroup, r->opts.journal_dir);
 	res = calloc(r->sc->n_inv ? r->sc->n_inv : 1, sizeof(*res));
 	if (!res)
 		run_error(r, "out of memory evaluating invariants");
@@ -1152,12 +1238,6 @@ static void finish(struct run *r)
 			log_err("%s: run %s: cannot write %s: %s", __func__, r->id, path,
 				strerror(-err));
 	}
-	probe_proc__destroy(r->proc);
-	r->proc = NULL;
-	run_probes_destroy(r);
-	cg_destroy(r->cgroup);
-	remove_owner_dir(r);
-	teardown_network(r);
 	r->state = RUN_DONE;
 	log_info("%s: run %s: %s (%s)", __func__, r->id, verdict_name(v),
 		 r->stop_reason);
@@ -1192,6 +1272,8 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 	r->obs.heap_events = json_array();
 	r->obs.faults = json_array();
 	r->obs.life_events = json_array();
+	r->obs.crashes = json_array();
+	r->snapshot_ev = evtimer_new(base, on_snapshot, r);
 	r->obs.life_alive = json_array();
 	r->obs.msg_events = json_array();
 	r->obs.msg_lost = json_array();
@@ -1311,6 +1393,8 @@ void run__free(struct run *r)
 	free(r->plan);
 	if (r->fault_ev)
 		event_free(r->fault_ev);
+	if (r->snapshot_ev)
+		event_free(r->snapshot_ev);
 	for (size_t i = 0; r->obs.wl && i < r->sc->n_wl; i++) {
 		free(r->obs.wl[i].out_times);
 		free(r->obs.wl[i].counters);
@@ -1348,6 +1432,8 @@ void run__free(struct run *r)
 		event_free(r->reap_ev);
 	json_decref(r->report);
 	free(r->obs.procs);
+	json_decref(r->obs.crashes);
+	json_decref(r->obs.residue);
 	free(r->obs.cycles);
 	free(r->obs.wl);
 	free(r->rw);

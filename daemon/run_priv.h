@@ -32,6 +32,7 @@ struct sysfault;
 #define RUN_REAP_POLL_MS 20		/* how often to look for an empty cgroup */
 #define RUN_REAP_EXTRA_MS 3000		/* after the grace, give up waiting */
 #define RUN_MAX_KEPT_PROCS 4096		/* processes kept for evidence */
+#define RUN_MAX_LISTED_CRASHES 64	/* crash backtraces kept */
 #define RUN_PATH_MAX 2048		/* run dir and cgroup; files go below */
 #define RUN_LWIP_LIB "liblwip.so.0"	/* the lwIP an lwip-client links */
 
@@ -53,6 +54,7 @@ struct run_wl {
 	struct probe_fds *fds;
 	struct probe_life *life;
 	char exe[PATH_MAX];		/* the program exec'ed, for USDT */
+	char dpdk_prefix[64];		/* dpdk-client: fd<run id>-<name> */
 	struct sysfault *sysfault;	/* syscall errors in its cgroup, if planned */
 };
 

@@ -463,6 +463,14 @@ void run_probes_kinds(struct run *r)
 		const struct inv_trend_params *p = inv->params;
 		size_t j;
 
+		if (!strcmp(inv->name, "counter_stable")) {
+			for (j = 0; j < r->obs.n_life_counters &&
+				    strcmp(r->obs.life_counters[j], p->counter); j++)
+				;
+			if (j == r->obs.n_life_counters && j < INV_MAX_KINDS)
+				r->obs.life_counters[r->obs.n_life_counters++] = p->counter;
+			continue;
+		}
 		if (strcmp(inv->name, "fds_stable") && strcmp(inv->name, "sockets_stable"))
 			continue;
 		if (!p->object)
@@ -526,9 +534,16 @@ void run_probes_sample(struct run *r, size_t c)
 		 * whether it closed them. */
 		if (r->rw[i].fds && !r->obs.wl[i].exited)
 			sample_fds(r, i, s);
-		if (r->rw[i].life && r->obs.probes[i].life && r->obs.n_life_kinds) {
+		if (r->rw[i].life && r->obs.probes[i].life &&
+		    (r->obs.n_life_kinds || r->obs.n_life_counters)) {
+			json_t *all = probe_life__counters(r->rw[i].life);
+
 			probe_life__count_alive(r->rw[i].life, r->obs.life_kinds,
 						r->obs.n_life_kinds, s->live);
+			for (size_t k = 0; k < r->obs.n_life_counters; k++)
+				s->counters[k] = json_integer_value(json_object_get(
+					all, r->obs.life_counters[k]));
+			json_decref(all);
 			s->life = true;
 		}
 	}

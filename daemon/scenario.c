@@ -27,10 +27,10 @@ struct sc_ctx {
 
 static const char *const expect_names[] = {"PASS", "FAIL", "INCONCLUSIVE", NULL};
 static const char *const kind_names[] = {"exec", "echo-server", "lwip-client", "msgq",
-	"qpair", NULL};
+	"qpair", "ws-server", "dpdk-client", NULL};
 /* Kinds, probes and fault types later parts of faultd add: recognised, so
  * the error can say they are not in this build rather than unknown. */
-static const char *const later_kinds[] = {"dpdk-client", "ws-server", NULL};
+static const char *const later_kinds[] = {NULL};
 static const char *const probe_names[] = {"proc", "heap", "fds", "lifecycle", NULL};
 
 static int in_list(const char *const *list, const char *s)
@@ -462,11 +462,16 @@ static int check_wl_link(struct sc_ctx *ctx, struct scenario *sc, struct sc_work
 {
 	int err = 0;
 
+	/* lwIP reads and writes a tap; DPDK's af_packet port sits on a veth end. */
+	bool stack = w->kind == WL_LWIP_CLIENT || w->kind == WL_DPDK_CLIENT;
+	int want = w->kind == WL_LWIP_CLIENT ? SC_LINK_TAP : SC_LINK_VETH;
+
 	w->link_idx = -1;
 	if (!w->link) {
-		if (w->kind == WL_LWIP_CLIENT) {
-			sc_error(ctx, false, "kind lwip-client needs \"link\": a tap link of "
-				 "topology.links");
+		if (stack) {
+			sc_error(ctx, false, "kind %s needs \"link\": a %s link of "
+				 "topology.links", scenario_kind_name(w->kind),
+				 want == SC_LINK_TAP ? "tap" : "veth");
 			err = -EINVAL;
 		}
 		return err;
@@ -475,20 +480,22 @@ static int check_wl_link(struct sc_ctx *ctx, struct scenario *sc, struct sc_work
 	for (size_t l = 0; l < sc->n_links; l++)
 		if (!strcmp(sc->links[l].name, w->link))
 			w->link_idx = (int)l;
-	if (w->kind != WL_LWIP_CLIENT) {
-		sc_error(ctx, true, "only kind lwip-client takes \"link\"");
+	if (!stack) {
+		sc_error(ctx, true, "only kinds lwip-client and dpdk-client take \"link\"");
 		err = -EINVAL;
 	} else if (w->link_idx < 0) {
 		sc_error(ctx, false, "no link named '%s' in topology.links", w->link);
 		err = -EINVAL;
-	} else if (sc->links[w->link_idx].type != SC_LINK_TAP) {
-		sc_error(ctx, false, "link '%s' is a veth; lwip-client needs a tap", w->link);
+	} else if (sc->links[w->link_idx].type != want) {
+		sc_error(ctx, false, "link '%s' is a %s; %s needs a %s", w->link,
+			 want == SC_LINK_TAP ? "veth" : "tap", scenario_kind_name(w->kind),
+			 want == SC_LINK_TAP ? "tap" : "veth");
 		err = -EINVAL;
 	} else if (!w->netns) {
 		w->netns = sc->links[w->link_idx].a;
 	} else if (strcmp(w->netns, sc->links[w->link_idx].a)) {
-		sc_error(ctx, false, "tap '%s' is in namespace '%s' but the workload runs in "
-			 "'%s'", w->link, sc->links[w->link_idx].a, w->netns);
+		sc_error(ctx, false, "link '%s' has its a end in namespace '%s' but the "
+			 "workload runs in '%s'", w->link, sc->links[w->link_idx].a, w->netns);
 		err = -EINVAL;
 	}
 	jpath_pop(&ctx->path);

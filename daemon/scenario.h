@@ -40,7 +40,8 @@ struct sc_key {
 	const char *doc;		/* one line for docs and errors */
 };
 
-enum wl_kind { WL_EXEC, WL_ECHO_SERVER, WL_LWIP_CLIENT, WL_MSGQ, WL_QPAIR };
+enum wl_kind { WL_EXEC, WL_ECHO_SERVER, WL_LWIP_CLIENT, WL_MSGQ, WL_QPAIR, WL_WS_SERVER,
+	       WL_DPDK_CLIENT };
 
 #define SC_MAX_CPUS 16		/* CPUs listed in one "cpus" */
 

@@ -10,11 +10,13 @@
 
 #define PROC_COMM_LEN 16
 #define PROC_MAX_TRACKED 8192	/* processes of one run alive at once */
+#define PROC_MAX_FRAMES 32	/* user stack frames of a crash */
 
 enum proc_event_type {
 	PROC_EV_FORK = 1,	/* a tracked process forked a new process */
 	PROC_EV_EXEC = 2,	/* a tracked process called execve */
 	PROC_EV_EXIT = 3,	/* a tracked process (thread group) ended */
+	PROC_EV_CRASH = 4,	/* a tracked thread is about to die of a signal */
 };
 
 struct proc_ev {
@@ -26,6 +28,12 @@ struct proc_ev {
 	__u32 pad;
 	__u64 ts_ns;		/* bpf_ktime_get_ns() */
 	char comm[PROC_COMM_LEN];
+	/* CRASH only: the signal, the faulting address, and the user stack
+	 * of the thread at the moment the signal was delivered. */
+	__u32 signo;
+	__s32 n_frames;		/* bytes bpf_get_stack wrote / 8, or < 0 */
+	__u64 addr;
+	__u64 frames[PROC_MAX_FRAMES];
 };
 
 /* Index into the per-CPU loss counters map. */

@@ -8,8 +8,11 @@ N=${BENCH_PAIRS:-1000000}
 
 nsper() { awk '/ns\/pair/ { for (i = 1; i <= NF; i++) if ($i == "ns/pair") print $(i-1) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0fx", a / b }'; }
+# BENCH_ONLY="heap fds flaps lwip queues dpdk" picks sections; empty: all.
+want() { [ -z "${BENCH_ONLY:-}" ] || case " $BENCH_ONLY " in *" $1 "*) true ;; *) false ;; esac; }
 ratio2() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
+if want heap; then
 echo "== heap probe: $N pairs per mode, ns per malloc+free pair (same binary)"
 printf '%-10s %10s %10s %10s %10s %10s %12s %12s\n' workload unprobed trap-only faultd valgrind \
 	"" faultd/unpr valgrind/unpr
@@ -30,14 +33,20 @@ echo "(trap-only: the probes attached, their programs returning at once: the cos
 echo " three uprobe traps per pair, malloc entry + malloc return + free, that no BPF"
 echo " code can go below)"
 echo
+fi
+if want fds; then
 echo "== fd snapshot"
 "$B/fd_snapshot" 10000
 echo
+fi
+if want flaps; then
 echo "== link flaps (faultd's topology code; veth in two namespaces)"
 "$B/flap_bench" "${BENCH_FLAP_SECONDS:-60}"
+fi
+F=${FAULTD_BUILD:-build}/faultctl
+if want lwip; then
 echo
 echo "== incident 2: detection of the lwIP socket-slot leak (scenarios/lwip-flap-vendor-bug.json)"
-F=${FAULTD_BUILD:-build}/faultctl
 R=$(mktemp -d)
 "$F" run --local --quiet --runs-dir "$R" --json "$R/out.json" scenarios/lwip-flap-vendor-bug.json \
 	>/dev/null 2>&1 || true
@@ -58,6 +67,8 @@ for inv in rep["invariants"]:
               f"{inv['summary'][:90]}")
 PY
 rm -rf "$R"
+fi
+if want queues; then
 echo
 echo "== queue workloads: throughput unprobed, under faultd with every probe, under valgrind"
 H=${FAULTD_BUILD:-build}/harness
@@ -100,3 +111,4 @@ for mode in "default rate" "flat out"; do
 done
 echo "(ratios: unprobed throughput / throughput under it; 1.00x is no slowdown)"
 rm -rf "$T"
+fi

@@ -1,0 +1,39 @@
+#!/bin/sh
+# make soak-smoke (not in CI): faultd as a daemon, the clean scenarios run
+# over and over through it for SOAK_MINUTES (30), faultd's RSS sampled every
+# minute. Passes when RSS grew at most 1 MiB over the last 20 minutes and
+# the runs directory stayed bounded. Prints the samples; docs/benchmarks.md
+# records them.
+set -eu
+B=${FAULTD_BUILD:-build}
+MIN=${SOAK_MINUTES:-30}
+W=$(mktemp -d /tmp/faultd-soak.XXXXXX)
+SCEN="scenarios/exec-pass.json scenarios/echo-loopback.json scenarios/flap-recovers.json
+scenarios/lwip-flap.json scenarios/msgq.json scenarios/qpair.json"
+
+"$B/faultd" --socket "$W/s.sock" --runs-dir "$W/runs" --log-level warn \
+	--http 127.0.0.1:0 >"$W/faultd.log" 2>&1 &
+FD=$!
+trap 'kill "$FD" 2>/dev/null || true; wait "$FD" 2>/dev/null || true' EXIT
+i=0
+while [ ! -S "$W/s.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+# shellcheck disable=SC2086
+"$B/faultctl" --socket "$W/s.sock" soak --duration "${MIN}m" --keep 10 \
+	--summary "$W/summary.json" --junit "$W/soak.xml" $SCEN >"$W/soak.out" 2>&1 &
+SOAK=$!
+echo "minute rss_kb runs_dirs"
+m=0
+while kill -0 "$SOAK" 2>/dev/null; do
+	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$FD/status")
+	dirs=$(find "$W/runs" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)
+	echo "$m $rss $dirs" | tee -a "$W/rss"
+	sleep 60
+	m=$((m + 1))
+done
+wait "$SOAK" || true
+tail -n 12 "$W/soak.out"
+awk -v min="$MIN" 'NR == 1 { next }
+	$1 == min - 20 { base = $2 } { last = $2; maxd = $3 > maxd ? $3 : maxd }
+	END { growth = last - base
+	      printf "rss over the last 20 minutes: %+d kB (limit 1024 kB); run dirs at most %d\n", growth, maxd
+	      exit growth > 1024 || maxd > 11 }' "$W/rss"
