@@ -22,7 +22,7 @@ EXPECTED = {
     "09-negative-duration.json": (3, 17, "duration_s", "-5 is out of range"),
     "10-duration-string.json": (3, 17, "duration_s", "expected a number, got a string"),
     "11-unknown-kind.json": (5, 27, "workloads[1].kind", "unknown workload kind 'teleporter'"),
-    "12-later-kind.json": (4, 27, "workloads[0].kind", "not supported by this build yet"),
+    "12-dpdk-without-link.json": (4, 5, "workloads[0]", "kind dpdk-client needs \"link\": a veth link"),
     "13-exec-without-cmd.json": (4, 5, "workloads[0]", "needs a non-empty \"cmd\""),
     "14-cmd-not-strings.json": (4, 57, "workloads[0].cmd[1]", "expected a string, got an integer"),
     "15-unknown-workload-key.json": (5, 6, "workloads[0].timeout", "unknown key"),
