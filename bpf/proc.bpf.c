@@ -109,6 +109,27 @@ int BPF_PROG(proc_exit, struct task_struct *task, bool group_dead)
 	return 0;
 }
 
+/* A crash inside a leaf function (memcpy into NULL) has not pushed a frame,
+ * so walking frame pointers skips the function that called it. Its return
+ * address is the word at the stack pointer: taken if the bytes before it
+ * are a call (e8 rel32, or ff /2 of 2, 3 or 6 bytes). */
+static __always_inline __u64 leaf_caller(struct task_struct *task)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u8 code[6];
+	__u64 sp, ret = 0;
+
+	if (!regs)
+		return 0;
+	sp = BPF_CORE_READ(regs, sp);
+	if (bpf_probe_read_user(&ret, sizeof(ret), (void *)sp) || ret < 6 ||
+	    bpf_probe_read_user(code, sizeof(code), (void *)(ret - 6)))
+		return 0;
+	if (code[1] == 0xe8 || code[0] == 0xff || code[3] == 0xff || code[4] == 0xff)
+		return ret;
+	return 0;
+}
+
 /* Signals whose default action kills with a core: a crash. */
 #define CRASH_SIGNALS ((1u << 4) | (1u << 5) | (1u << 6) | (1u << 7) | (1u << 8) | \
 		       (1u << 11) | (1u << 31))	/* ILL TRAP ABRT BUS FPE SEGV SYS */
@@ -145,6 +166,7 @@ int BPF_PROG(proc_signal, int sig, struct kernel_siginfo *info, struct k_sigacti
 	long got = bpf_get_stack(ctx, ev->frames, sizeof(ev->frames), BPF_F_USER_STACK);
 
 	ev->n_frames = got > 0 ? (__s32)((__u64)got >> 3) : (__s32)got;
+	ev->leaf_caller = leaf_caller(task);
 	bpf_ringbuf_submit(ev, 0);
 	return 0;
 }

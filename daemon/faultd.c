@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,9 @@ static void on_run_done(struct run *r, const json_t *report, void *arg)
 	json_t *msg;
 
 	d->running--;
+	/* A run frees megabytes (debug info, samples) in pieces: give the
+	 * pages back, so faultd's RSS is what it holds, not what it held. */
+	malloc_trim(0);
 	if (j) {
 		msg = json_pack("{sssssssO}", "event", "done", "run_id", run__id(r),
 				"verdict", report ? json_string_value(json_object_get(report, "verdict"))

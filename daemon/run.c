@@ -139,15 +139,28 @@ static void crash_stack(struct run *r, const struct proc_ev *ev, uint64_t t_ms)
 	char addr[32];
 	json_t *c;
 
+	uint64_t frames[PROC_MAX_FRAMES];
+	int n = 0;
+
 	if (!r->obs.crashes || json_array_size(r->obs.crashes) >= RUN_MAX_LISTED_CRASHES)
 		return;
+	/* Frame-pointer unwinding through code built without them (glibc's
+	 * abort path) repeats one bogus address: keep it once. */
+	for (int i = 0; i < ev->n_frames && i < PROC_MAX_FRAMES; i++) {
+		if (n && frames[n - 1] == ev->frames[i])
+			continue;
+		frames[n++] = ev->frames[i];
+		/* The leaf's caller goes right after the faulting IP. */
+		if (n == 1 && ev->leaf_caller && n < PROC_MAX_FRAMES &&
+		    (ev->n_frames < 2 || ev->frames[1] != ev->leaf_caller))
+			frames[n++] = ev->leaf_caller;
+	}
 	sym__snapshot(r->sym, (pid_t)ev->pid);
 	snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)ev->addr);
 	c = json_pack("{sisisssssIso}", "pid", (int)ev->pid, "tid", (int)ev->tid,
 		      "comm", ev->comm, "signal", util_signame((int)ev->signo),
 		      "at_ms", (json_int_t)t_ms, "backtrace",
-		      ev->n_frames > 0 ? sym__frames(r->sym, (pid_t)ev->pid, (const uint64_t *)ev->frames,
-						     ev->n_frames, true) : json_array());
+		      n > 0 ? sym__frames(r->sym, (pid_t)ev->pid, frames, n, true) : json_array());
 	if (c && (ev->signo == SIGSEGV || ev->signo == SIGBUS || ev->signo == SIGFPE ||
 		  ev->signo == SIGILL))
 		json_object_set_new(c, "fault_address", json_string(addr));
@@ -1238,6 +1251,11 @@ static void finish(struct run *r)
 			log_err("%s: run %s: cannot write %s: %s", __func__, r->id, path,
 				strerror(-err));
 	}
+	/* A finished run is kept for status and its report only: the parsed
+	 * debug info of its processes is the bulk of it, and a soak must not
+	 * keep it. */
+	sym__free(r->sym);
+	r->sym = NULL;
 	r->state = RUN_DONE;
 	log_info("%s: run %s: %s (%s)", __func__, r->id, verdict_name(v),
 		 r->stop_reason);

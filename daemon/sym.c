@@ -46,7 +46,7 @@ static void proc_clear(struct sym_proc *p)
 
 static struct sym_proc *proc_find(struct sym *s, pid_t pid)
 {
-	for (int i = 0; i < SYM_MAX_PROCS; i++)
+	for (int i = 0; s && i < SYM_MAX_PROCS; i++)
 		if (s->procs[i].pid == pid && s->procs[i].maps)
 			return &s->procs[i];
 	return NULL;
@@ -59,6 +59,8 @@ int sym__snapshot(struct sym *s, pid_t pid)
 	size_t len = 0;
 	int err;
 
+	if (!s)
+		return -EINVAL;	/* a finished run names nothing more */
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	err = util_read_file(path, SYM_MAPS_MAX, &text, &len);
 	if (err)

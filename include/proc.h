@@ -33,6 +33,9 @@ struct proc_ev {
 	__u32 signo;
 	__s32 n_frames;		/* bytes bpf_get_stack wrote / 8, or < 0 */
 	__u64 addr;
+	__u64 leaf_caller;	/* the word at the user sp, if it follows a call:
+				 * the caller of a leaf function (memcpy) that
+				 * the frame-pointer walk skips; 0 if not */
 	__u64 frames[PROC_MAX_FRAMES];
 };
 

@@ -133,13 +133,33 @@ OUR_PROGS = {"proc_fork", "proc_exec", "proc_exit",
              "netfault", "netfault_in", "netfault_out", "sock_create", "uobj_create", "uobj_destroy"}
 
 
+def _link_owners():
+    """BPF link id -> a pid holding it open (from /proc/*/fdinfo)."""
+    owners = {}
+    for pid_dir in pathlib.Path("/proc").glob("[0-9]*"):
+        try:
+            for fdinfo in (pid_dir / "fdinfo").iterdir():
+                m = re.search(r"^link_id:\s+(\d+)", fdinfo.read_text(), re.M)
+                if m:
+                    owners.setdefault(int(m[1]), int(pid_dir.name))
+        except OSError:
+            continue
+    return owners
+
+
 def bpf_links_of_ours():
+    """Links of faultd's programs held by this test session's processes (or
+    by nobody): a faultd another session or a person runs is not ours."""
     out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True,
                          text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     links = json.loads(out.stdout or "[]")
+    owners = _link_owners() if links else {}
     ours = []
     for link in links:
+        owner = owners.get(link["id"])
+        if owner and not _descends_from(owner, os.getpid()):
+            continue
         prog = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(link["prog_id"])],
                               capture_output=True, text=True, timeout=30)
         if prog.returncode == 0 and json.loads(prog.stdout).get("name") in OUR_PROGS:
