@@ -45,10 +45,11 @@ json_t *residue_scan(const char *run_id, const char *cgroup, const char *journal
 	scan_dir(list, "dpdk", JOURNAL_DPDK_DIR, prefix);
 	/* Link ends are born in the run's namespaces; one in faultd's own
 	 * namespace would have escaped them. */
-	snprintf(prefix, sizeof(prefix), "fd%.6sl", run_id);
+	snprintf(prefix, sizeof(prefix), "fd%.6s", run_id);
 	ifs = if_nameindex();
 	for (i = ifs; i && i->if_index; i++)
-		if (!strncmp(i->if_name, prefix, strlen(prefix)))
+		if (!strncmp(i->if_name, prefix, strlen(prefix)) &&
+		    (i->if_name[8] == 'l' || i->if_name[8] == 'b'))
 			add(list, "link", i->if_name);
 	if (ifs)
 		if_freenameindex(ifs);

@@ -827,6 +827,155 @@ static int parse_namespaces(struct sc_ctx *ctx, json_t *val, void *target)
 	return err;
 }
 
+static bool valid_ip(const char *s)
+{
+	unsigned a, b, c, d;
+	char extra;
+
+	return sscanf(s, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) == 4 && a < 256 && b < 256 &&
+	       c < 256 && d < 256;
+}
+
+#define BR(f) offsetof(struct sc_bridge, f)
+static const struct sc_key bridge_keys[] = {
+	{"name", SC_STR, SC_REQ, BR(name), .doc = "bridge name"},
+	{"ns", SC_STR, SC_REQ, BR(ns), .doc = "the namespace it lives in"},
+	{"ports", SC_STRV, SC_REQ, BR(ports), .doc = "links whose end in ns joins it"},
+	{"addr", SC_STR, 0, BR(addr), .doc = "address/prefix on the bridge"},
+	{NULL},
+};
+
+static int check_bridge(struct sc_ctx *ctx, struct scenario *sc, struct sc_bridge *br)
+{
+	int err = 0;
+
+	br->ns_idx = scenario_ns_idx(sc, br->ns);
+	if (br->ns_idx < 0) {
+		jpath_push_key(&ctx->path, "ns");
+		sc_error(ctx, false, "namespace '%s' is not declared in topology.namespaces",
+			 br->ns);
+		jpath_pop(&ctx->path);
+		return -EINVAL;
+	}
+	if (br->addr && !valid_cidr(br->addr)) {
+		jpath_push_key(&ctx->path, "addr");
+		sc_error(ctx, false, "'%s' is not an IPv4 address/prefix", br->addr);
+		jpath_pop(&ctx->path);
+		err = -EINVAL;
+	}
+	jpath_push_key(&ctx->path, "ports");
+	for (size_t p = 0; br->ports[p]; p++) {
+		int l = -1;
+
+		jpath_push_idx(&ctx->path, p);
+		for (size_t k = 0; k < sc->n_links; k++)
+			if (!strcmp(sc->links[k].name, br->ports[p]))
+				l = (int)k;
+		if (p >= SC_MAX_PORTS) {
+			sc_error(ctx, false, "at most %d ports", SC_MAX_PORTS);
+			err = -EINVAL;
+		} else if (l < 0) {
+			sc_error(ctx, false, "no link named '%s' in topology.links", br->ports[p]);
+			err = -EINVAL;
+		} else if (sc->links[l].a_ns != br->ns_idx && sc->links[l].b_ns != br->ns_idx) {
+			sc_error(ctx, false, "link '%s' has no end in namespace '%s'", br->ports[p],
+				 br->ns);
+			err = -EINVAL;
+		} else {
+			br->port_link[p] = l;
+			br->port_b[p] = sc->links[l].a_ns != br->ns_idx;
+			br->n_ports = p + 1;
+		}
+		jpath_pop(&ctx->path);
+	}
+	jpath_pop(&ctx->path);
+	return err;
+}
+
+static int parse_bridges(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct scenario *sc = target;
+	json_t *item;
+	size_t i;
+	int err = 0;
+
+	if (!json_is_array(val)) {
+		sc_error(ctx, false, "expected an array of bridges, got %s", json_type_name(val));
+		return -EINVAL;
+	}
+	sc->n_bridges = json_array_size(val);
+	sc->bridges = sc_track(ctx, calloc(sc->n_bridges + 1, sizeof(*sc->bridges)));
+	if (!sc->bridges)
+		return -ENOMEM;
+	json_array_foreach(val, i, item) {
+		int e;
+
+		jpath_push_idx(&ctx->path, i);
+		e = sc_parse_object(ctx, item, bridge_keys, &sc->bridges[i]);
+		if (!e)
+			e = check_bridge(ctx, sc, &sc->bridges[i]);
+		jpath_pop(&ctx->path);
+		if (e && !err)
+			err = e;
+	}
+	return err;
+}
+
+#define RT(f) offsetof(struct sc_route, f)
+static const struct sc_key route_keys[] = {
+	{"ns", SC_STR, SC_REQ, RT(ns), .doc = "the namespace whose table gets it"},
+	{"dst", SC_STR, SC_REQ, RT(dst), .doc = "A.B.C.D/LEN or default"},
+	{"via", SC_STR, SC_REQ, RT(via), .doc = "the gateway"},
+	{NULL},
+};
+
+static int parse_routes(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct scenario *sc = target;
+	json_t *item;
+	size_t i;
+	int err = 0;
+
+	if (!json_is_array(val)) {
+		sc_error(ctx, false, "expected an array of routes, got %s", json_type_name(val));
+		return -EINVAL;
+	}
+	sc->n_routes = json_array_size(val);
+	sc->routes = sc_track(ctx, calloc(sc->n_routes + 1, sizeof(*sc->routes)));
+	if (!sc->routes)
+		return -ENOMEM;
+	json_array_foreach(val, i, item) {
+		struct sc_route *rt = &sc->routes[i];
+		int e;
+
+		jpath_push_idx(&ctx->path, i);
+		e = sc_parse_object(ctx, item, route_keys, rt);
+		if (!e && (rt->ns_idx = scenario_ns_idx(sc, rt->ns)) < 0) {
+			jpath_push_key(&ctx->path, "ns");
+			sc_error(ctx, false, "namespace '%s' is not declared in "
+				 "topology.namespaces", rt->ns);
+			jpath_pop(&ctx->path);
+			e = -EINVAL;
+		}
+		if (!e && strcmp(rt->dst, "default") && !valid_cidr(rt->dst)) {
+			jpath_push_key(&ctx->path, "dst");
+			sc_error(ctx, false, "'%s' is not A.B.C.D/LEN or \"default\"", rt->dst);
+			jpath_pop(&ctx->path);
+			e = -EINVAL;
+		}
+		if (!e && !valid_ip(rt->via)) {
+			jpath_push_key(&ctx->path, "via");
+			sc_error(ctx, false, "'%s' is not an IPv4 address", rt->via);
+			jpath_pop(&ctx->path);
+			e = -EINVAL;
+		}
+		jpath_pop(&ctx->path);
+		if (e && !err)
+			err = e;
+	}
+	return err;
+}
+
 static int parse_topology(struct sc_ctx *ctx, json_t *val, void *target)
 {
 	static const struct sc_key topo_keys[] = {
@@ -834,6 +983,10 @@ static int parse_topology(struct sc_ctx *ctx, json_t *val, void *target)
 		 .doc = "namespace names"},
 		{"links", SC_CUSTOM, 0, 0, .parse = parse_topo_links,
 		 .doc = "veth pairs and taps"},
+		{"bridges", SC_CUSTOM, 0, 0, .parse = parse_bridges,
+		 .doc = "bridges joining link ends in a namespace"},
+		{"routes", SC_CUSTOM, 0, 0, .parse = parse_routes,
+		 .doc = "routes inside the namespaces"},
 		{NULL},
 	};
 

@@ -88,6 +88,26 @@ struct sc_link {
 	int a_ns, b_ns;			/* indexes into namespaces; b_ns -1 for a tap */
 };
 
+#define SC_MAX_PORTS 16
+
+struct sc_bridge {
+	const char *name;
+	const char *ns;			/* the namespace it lives in */
+	const char **ports;		/* link names; their end in ns joins */
+	const char *addr;		/* address/prefix on the bridge, or NULL */
+	int ns_idx;
+	int port_link[SC_MAX_PORTS];	/* link index of each port */
+	bool port_b[SC_MAX_PORTS];	/* the port is the link's b end */
+	size_t n_ports;
+};
+
+struct sc_route {
+	const char *ns;
+	const char *dst;		/* "A.B.C.D/LEN" or "default" */
+	const char *via;		/* gateway address */
+	int ns_idx;
+};
+
 enum sc_fault_type {
 	SC_F_LINK_FLAP, SC_F_LINK_DOWN, SC_F_LINK_UP, SC_F_RANDOM,
 	SC_F_PAUSE, SC_F_RESUME, SC_F_KILL, SC_F_PACKET, SC_F_SYSCALL_ERROR,
@@ -152,6 +172,10 @@ struct scenario {
 	size_t n_ns;
 	struct sc_link *links;
 	size_t n_links;
+	struct sc_bridge *bridges;
+	size_t n_bridges;
+	struct sc_route *routes;
+	size_t n_routes;
 	struct sc_fault *faults;
 	size_t n_faults;
 

@@ -15,7 +15,9 @@
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <netlink/route/link/bridge.h>
 #include <netlink/route/link/veth.h>
+#include <netlink/route/route.h>
 
 #include <linux/if_tun.h>
 
@@ -42,6 +44,9 @@ struct topo {
 	size_t n_ns;
 	struct topo_link *links;
 	size_t n_links;
+	char (*bridges)[IFNAMSIZ];	/* kernel names, one per sc->bridges */
+	size_t n_bridges;
+	const struct scenario *sc;
 };
 
 /* /run/netns must be a shared mount, so a namespace bind-mounted there is
@@ -261,6 +266,72 @@ out_self:
 	return err;
 }
 
+/* A bridge in its namespace, the named link ends enslaved to it, up, with
+ * its address. The ends lose nothing: a port with an address still works. */
+static int make_bridge(struct topo *t, const struct sc_bridge *b, const char *name)
+{
+	struct nl_sock *sk = t->ns[b->ns_idx].sk;
+	struct rtnl_link *br = rtnl_link_bridge_alloc(), *master = NULL, *port = NULL;
+	int err;
+
+	if (!br)
+		return -NLE_NOMEM;
+	rtnl_link_set_name(br, name);
+	err = rtnl_link_add(sk, br, NLM_F_CREATE | NLM_F_EXCL);
+	if (!err)
+		err = rtnl_link_get_kernel(sk, 0, name, &master);
+	for (size_t p = 0; !err && p < b->n_ports; p++) {
+		const struct topo_link *l = &t->links[b->port_link[p]];
+
+		err = rtnl_link_get_kernel(sk, 0, b->port_b[p] ? l->b : l->a, &port);
+		if (!err)
+			err = rtnl_link_enslave(sk, master, port);
+		rtnl_link_put(port);
+		port = NULL;
+	}
+	if (!err)
+		err = set_up(sk, name, true);
+	if (!err && b->addr)
+		err = add_addr(sk, name, b->addr);
+	rtnl_link_put(master);
+	rtnl_link_put(br);
+	return err;
+}
+
+/* A route in a namespace's main table: dst (or default) via a gateway that
+ * one of its links reaches. Nothing here leads out of faultd's namespaces. */
+static int make_route(struct topo *t, const struct sc_route *rt)
+{
+	struct nl_sock *sk = t->ns[rt->ns_idx].sk;
+	struct rtnl_route *route = rtnl_route_alloc();
+	struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+	struct nl_addr *dst = NULL, *gw = NULL;
+	int err;
+
+	if (!route || !nh) {
+		err = -NLE_NOMEM;
+		goto out;
+	}
+	err = nl_addr_parse(strcmp(rt->dst, "default") ? rt->dst : "0.0.0.0/0", AF_INET, &dst);
+	if (!err)
+		err = nl_addr_parse(rt->via, AF_INET, &gw);
+	if (err)
+		goto out;
+	rtnl_route_set_family(route, AF_INET);
+	rtnl_route_set_dst(route, dst);
+	rtnl_route_nh_set_gateway(nh, gw);
+	rtnl_route_add_nexthop(route, nh);
+	nh = NULL;	/* the route owns it now */
+	err = rtnl_route_add(sk, route, NLM_F_CREATE | NLM_F_EXCL);
+out:
+	if (nh)
+		rtnl_route_nh_free(nh);
+	rtnl_route_put(route);
+	nl_addr_put(dst);
+	nl_addr_put(gw);
+	return err;
+}
+
 struct topo *topo__create(const struct scenario *sc, const char *run_id,
 			  struct journal *j)
 {
@@ -349,8 +420,36 @@ struct topo *topo__create(const struct scenario *sc, const char *run_id,
 			goto err_free;
 		}
 	}
-	log_info("%s: run %s: %zu namespaces, %zu links", __func__, run_id, t->n_ns,
-		 t->n_links);
+	t->sc = sc;
+	t->bridges = calloc(sc->n_bridges + 1, sizeof(*t->bridges));
+	if (!t->bridges) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	for (size_t i = 0; i < sc->n_bridges; i++, t->n_bridges++) {
+		snprintf(t->bridges[i], IFNAMSIZ, "fd%.6sb%u", run_id, (unsigned)(i % 100));
+		err = journal__add(j, "link", t->bridges[i]);
+		if (!err)
+			err = make_bridge(t, &sc->bridges[i], t->bridges[i]);
+		if (err) {
+			log_err("%s: bridge %s (%s): %s", __func__, sc->bridges[i].name,
+				t->bridges[i], err < 0 && err > -200 ? strerror(-err) :
+				nl_geterror(err));
+			err = -EIO;
+			goto err_free;
+		}
+	}
+	for (size_t i = 0; i < sc->n_routes; i++) {
+		err = make_route(t, &sc->routes[i]);
+		if (err) {
+			log_err("%s: route %s via %s in %s: %s", __func__, sc->routes[i].dst,
+				sc->routes[i].via, sc->routes[i].ns, nl_geterror(err));
+			err = -EIO;
+			goto err_free;
+		}
+	}
+	log_info("%s: run %s: %zu namespaces, %zu links, %zu bridges, %zu routes", __func__,
+		 run_id, t->n_ns, t->n_links, t->n_bridges, sc->n_routes);
 	return t;
 err_free:
 	topo__free(t);
@@ -417,6 +516,13 @@ json_t *topo__names(const struct topo *t)
 	}
 	json_object_set_new(obj, "namespaces", ns ? ns : json_object());
 	json_object_set_new(obj, "links", links ? links : json_object());
+	if (t->n_bridges) {
+		json_t *brs = json_object();
+
+		for (size_t i = 0; brs && i < t->n_bridges; i++)
+			json_object_set_new(brs, t->sc->bridges[i].name, json_string(t->bridges[i]));
+		json_object_set_new(obj, "bridges", brs ? brs : json_object());
+	}
 	return obj;
 }
 
@@ -432,5 +538,6 @@ void topo__free(struct topo *t)
 	}
 	free(t->ns);
 	free(t->links);
+	free(t->bridges);
 	free(t);
 }

@@ -184,7 +184,7 @@ JOURNAL_DIR = pathlib.Path("/var/lib/faultd/journal")
 # faultd's names: fd + the 6-hex-digit run id, then "-NAME" for a namespace
 # or "lINDEX" and an end letter for a link (docs/scenarios.md).
 OUR_NETNS = re.compile(r"^fd[0-9a-f]{6}-")
-OUR_LINK = re.compile(r"^fd[0-9a-f]{6}l[0-9]+[abt]$")
+OUR_LINK = re.compile(r"^fd[0-9a-f]{6}(l[0-9]+[abt]|b[0-9]+)$")
 
 
 def _descends_from(pid, ancestor):

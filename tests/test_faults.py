@@ -548,3 +548,33 @@ def test_dpdk_runtime_dirs_of_dead_runs_are_swept(tmp_path):
             subprocess.run(["rm", "-rf", str(mine)])
         other.rmdir()
         journal.unlink(missing_ok=True)
+
+
+def test_bridge_joins_link_ends_and_routes_are_installed(tmp_path, runs_dir):
+    """Two hosts on a switch namespace: a bridge joins the two veth ends
+    there, so they ping across it; routes land in each namespace's table."""
+    doc = {"name": "bridge", "duration_s": 10,
+           "topology": {"namespaces": ["h1", "sw", "h2"],
+                        "links": [{"name": "l0", "type": "veth", "a": "h1", "b": "sw",
+                                   "a_addr": "198.18.0.1/24", "b_addr": "198.18.9.1/24"},
+                                  {"name": "l1", "type": "veth", "a": "sw", "b": "h2",
+                                   "a_addr": "198.18.9.2/24", "b_addr": "198.18.0.3/24"}],
+                        "bridges": [{"name": "br0", "ns": "sw", "ports": ["l0", "l1"],
+                                     "addr": "198.18.0.254/24"}],
+                        "routes": [{"ns": "h1", "dst": "198.18.50.0/24", "via": "198.18.0.254"},
+                                   {"ns": "h2", "dst": "default", "via": "198.18.0.254"}]},
+           "workloads": [{"name": "p", "kind": "exec", "netns": "h1",
+                          "cmd": ["/bin/sh", "-c", "ping -c 2 -W 1 198.18.0.3 && ip route"]},
+                         {"name": "q", "kind": "exec", "netns": "h2", "cmd": ["ip", "route"]}],
+           "invariants": [{"name": "exit_ok"}, {"name": "no_residue"}]}
+    path = write_scenario(tmp_path / "br.json", doc)
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs_dir, timeout=60)
+    assert res.returncode == 0, res
+    rep = only_report(runs_dir)
+    jsonschema.validate(rep, REPORT_SCHEMA)
+    assert_nothing_left(rep)
+    assert re.match(r"^fd[0-9a-f]{6}b0$", rep["topology"]["bridges"]["br0"])
+    p = (runs_dir / rep["run_id"] / "p.stdout").read_text()
+    assert "2 received" in p and "198.18.50.0/24 via 198.18.0.254" in p, p
+    q = (runs_dir / rep["run_id"] / "q.stdout").read_text()
+    assert "default via 198.18.0.254" in q, q

@@ -355,6 +355,8 @@ static int dc_wait(const struct dc *c, int sock, short events, long long deadlin
 	}
 }
 
+static int tls_fill(struct dc *c, struct loop *l);
+
 /* Moves SSL's output (wbio) through the staging buffer to the socket. */
 static int tls_flush(struct dc *c, struct loop *l, long long deadline)
 {
@@ -372,7 +374,13 @@ static int tls_flush(struct dc *c, struct loop *l, long long deadline)
 		}
 		n = lwip_send(l->sock, s->buf + s->start, s->len, MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			r = dc_wait(c, l->sock, POLLOUT, deadline);
+			/* Keep reading while the send side is full: the server
+			 * blocks on its echoes otherwise, stops reading ours, and
+			 * neither side moves until a timeout. Ciphertext waits in
+			 * rbio for the next dc_receive. */
+			r = dc_wait(c, l->sock, POLLOUT | POLLIN, deadline);
+			if (r > 0 && (r & POLLIN))
+				r = tls_fill(c, l);
 			if (r < 0) {
 				err = r;
 				break;
@@ -887,11 +895,15 @@ static int dc_exchange(struct dc *c, struct loop *l)
 			wait = next - now;
 			wait = wait < 1 ? 1 : wait > DC_SLICE_MS ? DC_SLICE_MS : wait;
 		}
+		/* Ciphertext a flush already took off the socket, or records
+		 * SSL holds, would not wake a poll. */
+		if (BIO_ctrl_pending(l->shared->rbio) > 0 || SSL_pending(l->shared->ssl) > 0)
+			wait = 0;
 		pfd.revents = 0;
 		r = lwip_poll(&pfd, 1, (int)wait);
 		if (r < 0)
 			return -errno;
-		if (r == 0)
+		if (r == 0 && wait)
 			continue;
 		err = dc_receive(c, l, now_ms() + o->timeout_ms);
 		if (err)

@@ -112,3 +112,35 @@ done
 echo "(ratios: unprobed throughput / throughput under it; 1.00x is no slowdown)"
 rm -rf "$T"
 fi
+if want dpdk; then
+echo
+echo "== incident 1's client: WebSocket messages/s over TLS, lwIP and DPDK, probes off vs on"
+T=$(mktemp -d)
+S=${BENCH_DPDK_SECONDS:-10}
+dpdk_run() {	# rate, probes (JSON list): verified messages/s
+	/usr/bin/python3 - "$1" "$2" "$S" "$T/s.json" <<'PY'
+import json, sys
+rate, probes, secs, out = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+d = json.load(open("scenarios/dpdk-ws-flap.json"))
+d["duration_s"] = secs + 4
+d["faults"] = []
+d["invariants"] = [{"name": "no_crash"}]
+d["workloads"][0]["args"] = ["--bind", "198.18.0.2", "--port", "8443"]
+d["workloads"][1]["args"] += ["--rate", rate, "--duration-s", str(secs)]
+d["workloads"][1]["probes"] = probes
+json.dump(d, open(out, "w"))
+PY
+	"$F" run --local --quiet --runs-dir "$T/runs" "$T/s.json" >/dev/null 2>&1 || true
+	sed -n 's/.*stopping:.* messages=\([0-9]*\).*/\1/p' "$T"/runs/*/client.stdout | \
+		awk -v s="$S" '{ printf "%.0f", $1 / s }'
+	rm -rf "$T/runs"
+}
+printf '%-28s %12s %12s %12s\n' "offered rate" "probes off" "probes on" "off/on"
+for rate in 200 1000; do
+	off=$(dpdk_run "$rate" '[]')
+	on=$(dpdk_run "$rate" '["heap", "fds", "lifecycle"]')
+	printf '%-28s %12s %12s %12s\n' "$rate msgs/s" "$off" "$on" "$(ratio2 "$off" "$on")"
+done
+echo "(verified echoes per second over ${S} s; probes on: heap, fds, lifecycle)"
+rm -rf "$T"
+fi
