@@ -165,7 +165,7 @@ static json_t *build_workload_probes(const struct report_in *in)
 			break;
 		if (op->heap)
 			json_object_set_new(one, "heap", json_pack("{sbsssIsIsIsIsOsO}",
-				"attached", 1, "placement", op->heap_placement ? op->heap_placement : "",
+				"attached", 1, "placement", op->heap_placement,
 				"allocs", (json_int_t)op->heap_allocs, "frees", (json_int_t)op->heap_frees,
 				"libc_internal_frees", (json_int_t)op->heap_internal_frees,
 				"lost", (json_int_t)op->heap_lost,

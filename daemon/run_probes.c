@@ -147,7 +147,8 @@ static int attach_heap(struct run *r, size_t i, pid_t pid)
 	if (err)
 		return err;
 	r->obs.probes[i].heap = true;
-	r->obs.probes[i].heap_placement = probe_heap__placement(rw->heap);
+	snprintf(r->obs.probes[i].heap_placement, sizeof(r->obs.probes[i].heap_placement), "%s",
+		 probe_heap__placement(rw->heap) ? probe_heap__placement(rw->heap) : "");
 	return 0;
 }
 

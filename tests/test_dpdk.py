@@ -12,16 +12,18 @@ import time
 
 import jsonschema
 
-from conftest import (FAULTCTL, REPO, Daemon, assert_nothing_left, faultctl, invariant,
-                      only_report, our_netns, write_scenario)
+from conftest import (FAULTCTL, REPO, Daemon, _foreign, assert_nothing_left, faultctl,
+                      invariant, only_report, our_netns, write_scenario)
 
 REPORT_SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
 DPDK_RUN = pathlib.Path("/var/run/dpdk")
 
 
 def our_dpdk_dirs():
+    """EAL runtime directories named for runs of this test session."""
     return sorted(p.name for p in DPDK_RUN.glob("fd*")
-                  if re.match(r"^fd[0-9a-f]{6}-", p.name)) if DPDK_RUN.exists() else []
+                  if re.match(r"^fd[0-9a-f]{6}-", p.name) and not _foreign(p.name)) \
+        if DPDK_RUN.exists() else []
 
 
 def run_scenario(path, runs_dir, expect=True):
