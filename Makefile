@@ -173,6 +173,9 @@ run: deps
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all harness-asan
+ifneq ($(SANITIZER),)
+	$(Q)$(MAKE) --no-print-directory SANITIZER= BUILD=$(BUILD:/san-$(SANITIZER)=) harness
+endif
 	$(Q)FAULTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/
 
 bench: deps

@@ -926,6 +926,8 @@ int main(int argc, char **argv)
 	snprintf(cli.journal_dir, sizeof(cli.journal_dir), "%s", JOURNAL_DEFAULT_DIR);
 	if (util_self_dir(cli.harness_dir, sizeof(cli.harness_dir) - 16) == 0)
 		strcat(cli.harness_dir, "/harness");
+	if (getenv("FAULTD_HARNESS_DIR"))
+		snprintf(cli.harness_dir, sizeof(cli.harness_dir), "%s", getenv("FAULTD_HARNESS_DIR"));
 	if (getenv("FAULTD_SOCKET"))
 		cli.sock = getenv("FAULTD_SOCKET");
 	while ((opt = getopt_long(argc, argv, "+s:r:l:h", longopts, NULL)) != -1) {

@@ -682,6 +682,10 @@ int main(int argc, char **argv)
 	snprintf(d->journal_dir, sizeof(d->journal_dir), "%s", JOURNAL_DEFAULT_DIR);
 	if (util_self_dir(d->harness_dir, sizeof(d->harness_dir) - 16) == 0)
 		strcat(d->harness_dir, "/harness");
+	/* The bundled workloads may come from another build than faultd's own
+	 * (a sanitized faultd driving the plain workloads, as the tests do). */
+	if (getenv("FAULTD_HARNESS_DIR"))
+		snprintf(d->harness_dir, sizeof(d->harness_dir), "%s", getenv("FAULTD_HARNESS_DIR"));
 	while ((opt = getopt_long(argc, argv, "s:r:j:l:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':

@@ -21,6 +21,11 @@ BUILD = (REPO / os.environ.get("FAULTD_BUILD", "build")).resolve()
 FAULTD = BUILD / "faultd"
 FAULTCTL = BUILD / "faultctl"
 PROGS = BUILD / "tests" / "progs"
+# A sanitized faultd drives the plain workloads: a workload's bug must show
+# as it does in the field (glibc's abort, a SIGSEGV), not as its own
+# sanitizer's report. Scenarios with "asan": true still get the ASan build.
+if BUILD.name.startswith("san-"):
+    os.environ.setdefault("FAULTD_HARNESS_DIR", str(BUILD.parent / "harness"))
 CGROUP_ROOT = pathlib.Path("/sys/fs/cgroup/unified/faultd")
 
 SANITIZER_RE = re.compile(
