@@ -520,17 +520,23 @@ static int build_argv(struct run *r, size_t i)
 	resolve_exe(harness_path, rw->exe, sizeof(rw->exe));
 	/* A user-space stack is told its tap and its address; the strings
 	 * live as long as the topology. */
+	if (w->link_idx >= 0) {
+		snprintf(rw->link_ifname, sizeof(rw->link_ifname), "%s",
+			 topo__link_kernel_name(r->topo, w->link_idx));
+		snprintf(rw->link_addr, sizeof(rw->link_addr), "%s",
+			 topo__link_addr(r->topo, w->link_idx, true));
+	}
 	if (w->kind == WL_LWIP_CLIENT) {
 		rw->argv[k++] = "--tap";
-		rw->argv[k++] = topo__link_kernel_name(r->topo, w->link_idx);
+		rw->argv[k++] = rw->link_ifname;
 		rw->argv[k++] = "--addr";
-		rw->argv[k++] = topo__link_addr(r->topo, w->link_idx, true);
+		rw->argv[k++] = rw->link_addr;
 	}
 	/* DPDK: its port on the link's a end, and an EAL prefix of the run's,
 	 * which the undo journal names so a killed run's runtime dir goes. */
 	if (w->kind == WL_DPDK_CLIENT) {
 		rw->argv[k++] = "--iface";
-		rw->argv[k++] = topo__link_kernel_name(r->topo, w->link_idx);
+		rw->argv[k++] = rw->link_ifname;
 		rw->argv[k++] = "--file-prefix";
 		rw->argv[k++] = rw->dpdk_prefix;
 	}

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <net/if.h>
+
 #include <event2/event.h>
 
 #include "inv.h"
@@ -55,6 +57,10 @@ struct run_wl {
 	struct probe_life *life;
 	char exe[PATH_MAX];		/* the program exec'ed, for USDT */
 	char dpdk_prefix[64];		/* dpdk-client: fd<run id>-<name> */
+	/* Copies of the topology's names its argv holds: the report prints
+	 * argv after the topology is gone. */
+	char link_ifname[IFNAMSIZ];
+	char link_addr[32];
 	struct sysfault *sysfault;	/* syscall errors in its cgroup, if planned */
 };
 
