@@ -93,7 +93,7 @@ struct obs_probes {
 	unsigned long long heap_allocs, heap_frees;
 	unsigned long long heap_internal_frees;	/* glibc freeing its own data */
 	json_t *heap_losses;		/* {"ringbuf": n, "live_map_full": n, ...} */
-	char heap_placement[64];	/* where the free probe sits, e.g. "free+9" */
+	char heap_placement[512];	/* where each probe sits: "malloc+0 push: emulated, ..." */
 	json_t *heap_sites;		/* [{caller, stack, bytes, blocks, growth_bytes}] */
 	json_t *fd_calls;		/* {"socket": n, "close": n, ...} */
 };

@@ -101,7 +101,7 @@ static json_t *summary(const struct soak_opts *o, struct soak_sc *scs, json_t *r
 		json_object_set_new(scs[i].stats, "flaky", json_boolean(flaky(scs[i].stats)));
 		json_array_append(all, scs[i].stats);
 	}
-	return json_pack("{sIsIsisOsO}", "started_at_ms", (json_int_t)t0,
+	return json_pack("{sIsIsisosO}", "started_at_ms", (json_int_t)t0,
 			 "elapsed_ms", (json_int_t)(now - t0), "iterations", iterations,
 			 "scenarios", all ? all : json_array(), "runs", runs);
 }

@@ -218,6 +218,13 @@ def _foreign(name):
     return os.path.exists(f"/proc/{owner}") and not _descends_from(owner, os.getpid())
 
 
+def our_journals():
+    """Undo journals of runs of this session (or of dead owners)."""
+    if not JOURNAL_DIR.exists():
+        return []
+    return sorted(j for j in JOURNAL_DIR.glob("*.journal") if not _foreign("fd" + j.stem + "-"))
+
+
 def our_netns():
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return [l.split()[0] for l in out.splitlines()

@@ -193,7 +193,11 @@ def repo_root():
 
 
 def client_bin():
-    binary = repo_root() / os.environ.get("FAULTD_BUILD", "build") / "harness" / "dpdk-client"
+    # The plain build, as faultd runs it (conftest points FAULTD_HARNESS_DIR
+    # there under a sanitized faultd): its bugs must crash as in the field.
+    harness = os.environ.get("FAULTD_HARNESS_DIR")
+    binary = (pathlib.Path(harness) if harness else
+              repo_root() / os.environ.get("FAULTD_BUILD", "build") / "harness") / "dpdk-client"
     assert binary.exists(), f"{binary} not built (make build/harness/dpdk-client)"
     return binary
 

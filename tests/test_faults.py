@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from conftest import (FAULTCTL, JOURNAL_DIR as JOURNAL, REPO, Daemon, assert_nothing_left, faultctl, invariant,
-                      only_report, our_links, our_netns, write_scenario)
+                      only_report, our_journals, our_links, our_netns, write_scenario)
 
 REPORT_SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
 
@@ -250,7 +250,7 @@ def test_kill_9_at_ten_random_points_leaves_nothing(tmp_path, progs):
         try:
             assert not our_netns() and not our_links(), f"kill point {i}"
             assert not bpf_links_of_ours(), f"kill point {i}: BPF links left"
-            assert not list(JOURNAL.glob("*.journal")), f"kill point {i}: journal left"
+            assert not our_journals(), f"kill point {i}: journal left"
         finally:
             assert d2.stop() == 0
 
@@ -509,7 +509,7 @@ def test_kill_9_with_tap_rate_and_delay_then_restart_leaves_nothing(tmp_path, pr
         try:
             assert not our_netns() and not our_links()
             assert not bpf_links_of_ours()
-            assert not list(JOURNAL.glob("*.journal"))
+            assert not our_journals()
         finally:
             assert d2.stop() == 0
     finally:

@@ -10,7 +10,7 @@ import time
 import urllib.request
 import xml.etree.ElementTree as ET
 
-from conftest import REPO, Daemon, faultctl, write_scenario
+from conftest import FAULTCTL, REPO, Daemon, faultctl, write_scenario
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$')
@@ -71,7 +71,7 @@ def test_metrics_move_during_a_run_and_the_dashboard_loads(tmp_path):
     d = Daemon(tmp_path, extra_args=["--http", "0"])
     try:
         port = http_port(d)
-        client = subprocess.Popen([str(REPO / "build" / "faultctl"), "--socket", str(d.sock),
+        client = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock),
                                    "run", "--quiet", path], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         time.sleep(2)
