@@ -21,7 +21,7 @@
 #include "run.h"
 #include "util.h"
 
-#define FAULTD_KEEP_JOBS 16		/* finished runs kept in memory; older ones are read from
+#define FAULTD_KEEP_JOBS 2		/* finished runs kept in memory; older ones are read from
 					 * the runs directory, so a soak does not grow faultd */
 #define FAULTD_LIST_MAX 500		/* runs a list request reads from disk */
 

@@ -301,7 +301,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 	} else if (!strcmp(uri, "/") || !strcmp(uri, "/index.html")) {
 		dashboard(h, req);
 	} else if (!strcmp(uri, "/runs")) {
-		send_json(req, h->src.runs(h->src.arg));
+		json_t *runs = h->src.runs(h->src.arg);
+
+		send_json(req, runs);
+		json_decref(runs);
 	} else if (sscanf(uri, "/runs/%15[0-9a-f]", id) == 1 && util_valid_run_id(id)) {
 		const char *rest = uri + 6 + strlen(id);
 
