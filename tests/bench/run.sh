@@ -48,7 +48,7 @@ if want lwip; then
 echo
 echo "== incident 2: detection of the lwIP socket-slot leak (scenarios/lwip-flap-vendor-bug.json)"
 R=$(mktemp -d)
-"$F" run --local --quiet --runs-dir "$R" --json "$R/out.json" scenarios/lwip-flap-vendor-bug.json \
+"$F" --runs-dir "$R" run --local --quiet --json "$R/out.json" scenarios/lwip-flap-vendor-bug.json \
 	>/dev/null 2>&1 || true
 /usr/bin/python3 - "$R/out.json" <<'PY'
 import json, sys
@@ -78,14 +78,15 @@ T=$(mktemp -d)
 field() { tr ' ' '\n' | sed -n "s/^$1=//p" | tail -1; }
 under_faultd() {	# kind, field, args...: the figure with heap, fds, lifecycle probes on
 	kind=$1; fld=$2; shift 2
-	args=$(printf '"%s",' "$@"); args=${args%,}
+	args=""
+	for a in "$@"; do args="$args\"$a\", "; done
 	cat > "$T/s.json" <<JSON
 {"name": "bench-$kind", "duration_s": $((S + 2)),
- "workloads": [{"name": "w", "kind": "$kind", "args": [$args, "--duration-s", "$S"],
+ "workloads": [{"name": "w", "kind": "$kind", "args": [$args"--duration-s", "$S"],
                 "probes": ["heap", "fds", "lifecycle"]}],
  "invariants": [{"name": "no_crash"}]}
 JSON
-	"$F" run --local --quiet --runs-dir "$T/runs" "$T/s.json" >/dev/null 2>&1 || true
+	"$F" --runs-dir "$T/runs" run --local --quiet "$T/s.json" >/dev/null 2>&1 || true
 	cat "$T"/runs/*/w.stdout | field "$fld"
 	rm -rf "$T/runs"
 }
@@ -130,7 +131,7 @@ d["workloads"][1]["args"] += ["--rate", rate, "--duration-s", str(secs)]
 d["workloads"][1]["probes"] = probes
 json.dump(d, open(out, "w"))
 PY
-	"$F" run --local --quiet --runs-dir "$T/runs" "$T/s.json" >/dev/null 2>&1 || true
+	"$F" --runs-dir "$T/runs" run --local --quiet "$T/s.json" >/dev/null 2>&1 || true
 	sed -n 's/.*stopping:.* messages=\([0-9]*\).*/\1/p' "$T"/runs/*/client.stdout | \
 		awk -v s="$S" '{ printf "%.0f", $1 / s }'
 	rm -rf "$T/runs"
