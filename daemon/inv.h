@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include <jansson.h>
@@ -132,6 +133,16 @@ static inline const struct obs_sample *obs_sample_at(const struct run_obs *obs,
 						     size_t c, size_t wl)
 {
 	return &obs->samples[c * obs->sc->n_wl + wl];
+}
+
+/* Index of @name in @names[0..n), or -1 (also for a NULL name): the kinds
+ * and counters of run_obs are looked up by name. */
+static inline int obs_name_index(const char *const *names, size_t n, const char *name)
+{
+	for (size_t k = 0; name && k < n; k++)
+		if (!strcmp(names[k], name))
+			return (int)k;
+	return -1;
 }
 
 /* The cycle (1-based) whose window holds @t_ms; the last one if none. */

@@ -44,18 +44,12 @@ static bool valid(const struct obs_sample *s, enum inv_series field)
 
 static int counter_index(const struct run_obs *obs, const char *name)
 {
-	for (size_t k = 0; name && k < obs->n_life_counters; k++)
-		if (!strcmp(obs->life_counters[k], name))
-			return (int)k;
-	return -1;
+	return obs_name_index(obs->life_counters, obs->n_life_counters, name);
 }
 
 static int kind_index(const struct run_obs *obs, const char *kind)
 {
-	for (size_t k = 0; kind && k < obs->n_life_kinds; k++)
-		if (!strcmp(obs->life_kinds[k], kind))
-			return (int)k;
-	return -1;
+	return obs_name_index(obs->life_kinds, obs->n_life_kinds, kind);
 }
 
 /* Leaked objects hold memory: the live heap over the cycles judged (from

@@ -193,9 +193,8 @@ static void sample_heap(struct run *r, size_t i, struct obs_sample *s, size_t c)
 	sc.table = r->obs.probes[i].heap_sites;
 	sc.cycle = (unsigned)c + 1;
 	probe_heap__sites(rw->heap, on_site, &sc);
-	/* Keep the maps fresh for naming sites once the process is gone. */
-	if (r->obs.wl[i].started && !r->obs.wl[i].exited)
-		sym__snapshot(r->sym, r->obs.wl[i].pid);
+	/* The maps that name these sites once the process is gone are kept
+	 * fresh by the run at every cycle's end (snapshot_maps). */
 }
 
 static int cmp_growth(const void *a, const void *b)
@@ -457,29 +456,22 @@ unsigned long long run_probes_lost(const struct run *r)
 }
 
 /* The object kinds the invariants count per cycle, each once. */
+static void add_name(const char **names, size_t *n, const char *name)
+{
+	if (name && *n < INV_MAX_KINDS && obs_name_index(names, *n, name) < 0)
+		names[(*n)++] = name;
+}
+
 void run_probes_kinds(struct run *r)
 {
 	for (size_t k = 0; k < r->sc->n_inv; k++) {
 		const struct sc_invariant *inv = &r->sc->inv[k];
 		const struct inv_trend_params *p = inv->params;
-		size_t j;
 
-		if (!strcmp(inv->name, "counter_stable")) {
-			for (j = 0; j < r->obs.n_life_counters &&
-				    strcmp(r->obs.life_counters[j], p->counter); j++)
-				;
-			if (j == r->obs.n_life_counters && j < INV_MAX_KINDS)
-				r->obs.life_counters[r->obs.n_life_counters++] = p->counter;
-			continue;
-		}
-		if (strcmp(inv->name, "fds_stable") && strcmp(inv->name, "sockets_stable"))
-			continue;
-		if (!p->object)
-			continue;
-		for (j = 0; j < r->obs.n_life_kinds && strcmp(r->obs.life_kinds[j], p->object); j++)
-			;
-		if (j == r->obs.n_life_kinds && j < INV_MAX_KINDS)
-			r->obs.life_kinds[r->obs.n_life_kinds++] = p->object;
+		if (!strcmp(inv->name, "counter_stable"))
+			add_name(r->obs.life_counters, &r->obs.n_life_counters, p->counter);
+		else if (!strcmp(inv->name, "fds_stable") || !strcmp(inv->name, "sockets_stable"))
+			add_name(r->obs.life_kinds, &r->obs.n_life_kinds, p->object);
 	}
 }
 

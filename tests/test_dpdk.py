@@ -48,9 +48,8 @@ def test_dpdk_ws_flap_passes_every_cycle_reconnects_nothing_left(runs_dir):
     out = (runs_dir / rep["run_id"] / "client.stdout").read_text()
     summary = re.search(r"stopping: connects=(\d+) failures=\d+ messages=(\d+) bad=(\d+)", out)
     assert summary, out[-2000:]
-    # recovers judged every flap; a flap the client slept through (its
-    # session survived 300 ms) needs no reconnect.
-    assert int(summary[1]) >= 20 and int(summary[2]) > 1000 and int(summary[3]) == 0, summary[0]
+    # Every flap takes the link down under the client: one reconnect each.
+    assert int(summary[1]) >= 31 and int(summary[2]) > 1000 and int(summary[3]) == 0, summary[0]
     assert not our_dpdk_dirs()
 
 
@@ -60,6 +59,9 @@ def test_double_construct_fails_on_the_bad_free_before_the_abort(runs_dir):
     bad = invariant(rep, "no_invalid_free")
     assert bad["verdict"] == "FAIL", bad
     ev = bad["evidence"][0]
+    # The second free of the TLS staging buffer, from loop_start. faultd
+    # reports it as a free of a pointer never allocated, with one stack,
+    # not yet as a double free with the first free's stack (issue 7).
     assert ev["kind"] in ("double_free", "invalid_free") and ev["address"].startswith("0x")
     assert any("dpdk_client.c" in f for f in ev["stack"]), ev
     if ev["kind"] == "double_free":
