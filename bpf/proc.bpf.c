@@ -104,7 +104,10 @@ int BPF_PROG(proc_exit, struct task_struct *task, bool group_dead)
 	code = BPF_CORE_READ(task, exit_code);
 	if (!code)
 		code = BPF_CORE_READ(task, signal, group_exit_code);
-	emit(PROC_EV_EXIT, task, tgid, BPF_CORE_READ(task, real_parent, tgid), code);
+	/* Named as the process, not as the thread that happened to go last
+	 * (a DPDK client's last thread is often "eal-intr-thread"). */
+	emit(PROC_EV_EXIT, BPF_CORE_READ(task, group_leader), tgid,
+	     BPF_CORE_READ(task, real_parent, tgid), code);
 	bpf_map_delete_elem(&tracked, &tgid);
 	return 0;
 }

@@ -1,5 +1,7 @@
 /* no_invalid_free: FAIL on a double free or a free of a pointer that was
- * never allocated, with the address, both frees' stacks and the thread. */
+ * never allocated, with the address, both frees' stacks and the thread. A
+ * pointer never allocated that was read from a freed block (a use after
+ * free) names that block's free too: the free that released it. */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +12,23 @@ static bool selected(const struct sc_invariant *inv, const struct run_obs *obs,
 		     const char *wname)
 {
 	return inv->workload_idx < 0 || !strcmp(obs->sc->wl[inv->workload_idx].name, wname);
+}
+
+/* The first frame of @stack outside the C library: the allocator's caller
+ * (frame 0 is the allocator itself when the whole stack was taken). */
+static const char *caller_frame(const json_t *stack)
+{
+	const char *f = NULL;
+	size_t i;
+	json_t *frame;
+
+	json_array_foreach(stack, i, frame) {
+		f = json_string_value(frame);
+		if (f && !strstr(f, "[libc.so"))
+			break;
+		f = NULL;
+	}
+	return f;
 }
 
 int inv_no_invalid_free(const struct run_obs *obs, const struct sc_invariant *inv,
@@ -35,15 +54,21 @@ int inv_no_invalid_free(const struct run_obs *obs, const struct sc_invariant *in
 	}
 	if (first) {
 		const json_t *stack = json_object_get(first, "stack");
-		const char *caller = json_string_value(json_array_get(stack, 1));
+		const char *caller = caller_frame(stack);
+		const json_t *src = json_object_get(first, "read_from_freed");
+		const char *freer = caller_frame(json_object_get(src, "stack"));
+		char from[128] = "";
 
+		if (src && freer)
+			snprintf(from, sizeof(from), ", read from a %lld-byte block freed by %s",
+				 json_integer_value(json_object_get(src, "size")), freer);
 		res->verdict = V_FAIL;
 		res->first_at_ms = (uint64_t)json_integer_value(json_object_get(first, "at_ms"));
 		res->first_cycle = obs_cycle_at(obs, res->first_at_ms);
-		snprintf(res->summary, sizeof(res->summary), "%s of %s in pid %lld (%s) of '%s'%s%s%s",
+		snprintf(res->summary, sizeof(res->summary), "%s of %s%s in pid %lld (%s) of '%s'%s%s%s",
 			 !strcmp(json_string_value(json_object_get(first, "kind")), "double_free")
 			 ? "double free" : "free of a pointer never allocated",
-			 json_string_value(json_object_get(first, "address")),
+			 json_string_value(json_object_get(first, "address")), from,
 			 json_integer_value(json_object_get(first, "pid")),
 			 json_string_value(json_object_get(first, "comm")),
 			 json_string_value(json_object_get(first, "workload")),

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -425,6 +426,89 @@ int probe_heap__stack(struct probe_heap *p, __s32 stack_id, __u64 *ips, int max)
 		n++;
 	}
 	return n;
+}
+
+/* --- where a bad pointer came from ------------------------------------------------ */
+
+#define HEAP_SOURCE_BATCH 4096
+#define HEAP_SOURCE_MAX_BLOCK (64u * 1024)	/* bytes scanned per freed block */
+
+/* Does @tgid's memory at [addr, addr + size) hold the word @value? Its
+ * offset, or -1 (also when the memory is gone: a freed mapping). */
+static long block_holds(pid_t tgid, __u64 addr, __u64 size, __u64 value, __u64 *buf)
+{
+	struct iovec local = {.iov_base = buf, .iov_len = (size_t)size};
+	struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = (size_t)size};
+	ssize_t got = process_vm_readv(tgid, &local, 1, &remote, 1, 0);
+	long found = -1;
+
+	for (ssize_t i = 0; got > 0 && found < 0 && i < got / 8; i++)
+		if (buf[i] == value)
+			found = (long)i * 8;
+	return found;
+}
+
+int probe_heap__pointer_source(struct probe_heap *p, pid_t tgid, __u64 value,
+			       struct heap_source *out)
+{
+	int fd = bpf_map__fd(p->skel->maps.recent);
+	struct heap_key *keys = calloc(HEAP_SOURCE_BATCH, sizeof(*keys)), k;
+	struct heap_freed *vals = calloc(HEAP_SOURCE_BATCH, sizeof(*vals));
+	__u64 *buf = malloc(HEAP_SOURCE_MAX_BLOCK), batch = 0;
+	bool first = true, more = true, found = false;
+	int err = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!keys || !vals || !buf) {
+		err = -ENOMEM;
+		goto out;
+	}
+	while (more) {
+		LIBBPF_OPTS(bpf_map_batch_opts, bo);
+		__u32 n = HEAP_SOURCE_BATCH;
+
+		if (bpf_map_lookup_batch(fd, first ? NULL : &batch, &batch, keys, vals, &n, &bo)) {
+			if (errno != ENOENT) {
+				err = -errno;
+				goto out;
+			}
+			more = false;
+		}
+		first = false;
+		for (__u32 i = 0; i < n; i++) {
+			__u64 size = vals[i].size;
+			long off;
+
+			if (keys[i].tgid != (__u32)tgid || size < 8)
+				continue;
+			if (size > HEAP_SOURCE_MAX_BLOCK)
+				size = HEAP_SOURCE_MAX_BLOCK;
+			off = block_holds(tgid, keys[i].addr, size, value, buf);
+			if (off < 0)
+				continue;
+			if (found && vals[i].ts_ns <= out->freed.ts_ns) {
+				out->others++;
+				continue;
+			}
+			if (found)
+				out->others++;
+			found = true;
+			out->block = keys[i].addr;
+			out->offset = (__u64)off;
+			out->freed = vals[i];
+		}
+	}
+	if (!found) {
+		err = -ENOENT;
+		goto out;
+	}
+	k = (struct heap_key){.tgid = (__u32)tgid, .addr = out->block};
+	out->reused = bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.live), &k, &out->now) == 0;
+out:
+	free(buf);
+	free(vals);
+	free(keys);
+	return err;
 }
 
 const char *probe_heap__placement(const struct probe_heap *p)

@@ -45,6 +45,23 @@ void probe_heap__counters(const struct probe_heap *p,
 int probe_heap__sites(struct probe_heap *p, probe_heap_site_cb cb, void *arg);
 /* The frames of a stack id; returns how many (0 if unknown). */
 int probe_heap__stack(struct probe_heap *p, __s32 stack_id, __u64 *ips, int max);
+/* Where a bad free's pointer came from: a recently freed block of the
+ * process whose memory still holds the pointer. The pointer was most likely
+ * read from that block after it was freed (a use after free), and the
+ * block's free is "the free that released it". */
+struct heap_source {
+	__u64 block;			/* the freed block holding the pointer */
+	__u64 offset;			/* where in it */
+	struct heap_freed freed;	/* its free: stack, caller, thread, time */
+	bool reused;			/* allocated again since, by @now */
+	struct heap_block now;
+	unsigned int others;		/* other freed blocks holding it too */
+};
+/* Search the recently freed blocks of @tgid (held stopped at the bad free)
+ * for the word @value; the most recently freed holder wins. 0, -ENOENT if
+ * none holds it, or -errno. */
+int probe_heap__pointer_source(struct probe_heap *p, pid_t tgid, __u64 value,
+			       struct heap_source *out);
 /* Which offset each probe uses and why, e.g. "free+9 (push: emulated)". */
 const char *probe_heap__placement(const struct probe_heap *p);
 void probe_heap__destroy(struct probe_heap *p);

@@ -53,6 +53,7 @@ struct run_wl {
 	uint64_t kill_sent_ms;		/* UINT64_MAX: faultd sent nothing */
 	unsigned long long out_seen, out_dropped;
 	struct probe_heap *heap;	/* NULL unless "heap" was asked for */
+	int heap_searches;		/* bad frees whose pointer was looked for */
 	struct probe_fds *fds;
 	struct probe_life *life;
 	char exe[PATH_MAX];		/* the program exec'ed, for USDT */

@@ -93,6 +93,51 @@ static void wait_stopped(pid_t pid)
 	log_warn("%s: pid %d did not stop in %dms", __func__, (int)pid, RUN_STOP_WAIT_MS);
 }
 
+#define RUN_MAX_SOURCE_SEARCHES 4	/* per workload: a storm of bad frees is not searched */
+
+/* A pointer never allocated is often one read from freed memory: the
+ * block that held it was freed (by "the free that released it") and
+ * maybe handed out again, and a stale reference read the word that is
+ * there now. While the process is held, look for the word in the recently
+ * freed blocks and name that block's free, allocation and new owner. */
+static void add_pointer_source(struct run *r, struct run_wl *rw, const struct heap_event *ev,
+			       json_t *j)
+{
+	pid_t pid = (pid_t)ev->tgid;
+	struct heap_source src;
+	json_t *o;
+	int err;
+
+	if (rw->heap_searches >= RUN_MAX_SOURCE_SEARCHES)
+		return;
+	rw->heap_searches++;
+	err = probe_heap__pointer_source(rw->heap, pid, ev->addr, &src);
+	if (err) {
+		if (err != -ENOENT)
+			log_warn("%s: run %s: pid %d: %s", __func__, r->id, (int)pid, strerror(-err));
+		return;
+	}
+	o = json_pack("{sosisIsisIso}", "block", hex(src.block), "offset", (int)src.offset,
+		      "size", (json_int_t)src.freed.size, "tid", (int)src.freed.tid,
+		      "at_ms", (json_int_t)ts_to_run_ms(r, src.freed.ts_ns),
+		      "stack", stack_names(r, rw->heap, pid, src.freed.stack_id,
+					   src.freed.caller, true));
+	if (!o)
+		return;
+	json_object_set_new(o, "allocated_at", stack_names(r, rw->heap, pid,
+							   src.freed.alloc_stack_id,
+							   src.freed.alloc_caller, false));
+	if (src.reused)
+		json_object_set_new(o, "reallocated_at", stack_names(r, rw->heap, pid,
+				    src.now.stack_id, src.now.caller, false));
+	json_object_set_new(o, "other_holders", json_integer(src.others));
+	json_object_set_new(j, "read_from_freed", o);
+	log_warn("%s: run %s: 0x%llx was read from 0x%llx+%llu, a %llu-byte block freed %s",
+		 __func__, r->id, (unsigned long long)ev->addr, (unsigned long long)src.block,
+		 (unsigned long long)src.offset, (unsigned long long)src.freed.size,
+		 src.reused ? "and allocated again" : "earlier");
+}
+
 static void on_heap_event(const struct heap_event *ev, void *arg)
 {
 	struct run_wl *rw = arg;
@@ -124,6 +169,8 @@ static void on_heap_event(const struct heap_event *ev, void *arg)
 			json_object_set_new(j, "allocated_at", stack_names(r, rw->heap,
 				(pid_t)ev->tgid, ev->alloc_stack_id, 0, false));
 		}
+		if (!is_double)
+			add_pointer_source(r, rw, ev, j);
 		json_array_append_new(r->obs.heap_events, j);
 	}
 	log_warn("%s: run %s: %s of 0x%llx in pid %u (%s) of '%s'", __func__, r->id,

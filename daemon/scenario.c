@@ -498,6 +498,9 @@ static int check_wl_link(struct sc_ctx *ctx, struct scenario *sc, struct sc_work
 			 "workload runs in '%s'", w->link, sc->links[w->link_idx].a, w->netns);
 		err = -EINVAL;
 	}
+	if (!err && w->kind == WL_DPDK_CLIENT &&
+	    sc->links[w->link_idx].offloads == SC_OFFLOADS_AUTO)
+		sc->links[w->link_idx].offloads = SC_OFFLOADS_OFF;
 	jpath_pop(&ctx->path);
 	return err;
 }
@@ -706,6 +709,7 @@ next:
 
 #define LK(f) offsetof(struct sc_link, f)
 static const char *const link_types[] = {"veth", "tap", NULL};
+static const char *const offload_modes[] = {"auto", "on", "off", NULL};
 static const struct sc_key link_keys[] = {
 	{"name", SC_STR, SC_REQ, LK(name), .doc = "link name"},
 	{"type", SC_ENUM, SC_REQ, LK(type), .choices = link_types, .doc = "veth or tap"},
@@ -713,6 +717,9 @@ static const struct sc_key link_keys[] = {
 	{"b", SC_STR, 0, LK(b), .doc = "namespace of end b (veth only)"},
 	{"a_addr", SC_STR, 0, LK(a_addr), .doc = "address/prefix of end a"},
 	{"b_addr", SC_STR, 0, LK(b_addr), .doc = "address/prefix of end b"},
+	{"offloads", SC_ENUM, 0, LK(offloads), .choices = offload_modes, .def = "\"auto\"",
+	 .doc = "TSO/GSO/GRO of a veth's ends: auto is off where a dpdk-client "
+		"attaches (it takes no frame over the MTU), else on"},
 	{NULL},
 };
 

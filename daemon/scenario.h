@@ -77,6 +77,11 @@ struct sc_invariant {
 enum sc_expect { SC_EXPECT_PASS, SC_EXPECT_FAIL, SC_EXPECT_INCONCLUSIVE };
 
 enum sc_link_type { SC_LINK_VETH, SC_LINK_TAP };
+/* Segmentation and receive offloads of a veth's ends. A kernel sender with
+ * TSO/GSO hands its peer frames of up to 64 KB; a user-space port (DPDK's
+ * af_packet) takes at most an mbuf and loses the rest, as a NIC on a wire
+ * never sees them. "auto": off on a link a dpdk-client uses, else on. */
+enum sc_offloads { SC_OFFLOADS_AUTO, SC_OFFLOADS_ON, SC_OFFLOADS_OFF };
 
 struct sc_link {
 	const char *name;
@@ -86,6 +91,7 @@ struct sc_link {
 					 * A tap's b_addr is its user-space
 					 * stack's, passed to the workload. */
 	int a_ns, b_ns;			/* indexes into namespaces; b_ns -1 for a tap */
+	int offloads;			/* enum sc_offloads; AUTO left after parsing is on */
 };
 
 #define SC_MAX_PORTS 16

@@ -19,7 +19,9 @@
 #include <netlink/route/link/veth.h>
 #include <netlink/route/route.h>
 
+#include <linux/ethtool.h>
 #include <linux/if_tun.h>
+#include <linux/sockios.h>
 
 #include "journal.h"
 #include "log.h"
@@ -37,6 +39,7 @@ struct topo_link {
 	char a_addr[24], b_addr[24];
 	int a_ns, b_ns;			/* b_ns -1: a tap */
 	const char *name;		/* the scenario's */
+	bool offloads_off;		/* TSO, GSO and GRO off on both ends */
 };
 
 struct topo {
@@ -266,6 +269,42 @@ out_self:
 	return err;
 }
 
+/* TSO, GSO and GRO off on interface @name in namespace @ns_fd, so the
+ * kernel segments in software and the peer sees frames no larger than the
+ * MTU. 0 or -errno. */
+static int offloads_off(int ns_fd, const char *name)
+{
+	static const __u32 cmds[] = {ETHTOOL_STSO, ETHTOOL_SGSO, ETHTOOL_SGRO};
+	int self, sock = -1, err = 0;
+
+	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return -errno;
+	if (setns(ns_fd, CLONE_NEWNET) < 0) {
+		err = -errno;
+		goto out_self;
+	}
+	sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (setns(self, CLONE_NEWNET) < 0)
+		log_err("%s: cannot return to faultd's namespace: %s", __func__, strerror(errno));
+	if (sock < 0) {
+		err = -errno;
+		goto out_self;
+	}
+	for (size_t i = 0; !err && i < ARRAY_SIZE(cmds); i++) {
+		struct ethtool_value ev = {.cmd = cmds[i], .data = 0};
+		struct ifreq ifr = {.ifr_data = (void *)&ev};
+
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+		if (ioctl(sock, SIOCETHTOOL, &ifr) < 0)
+			err = -errno;
+	}
+	close(sock);
+out_self:
+	close(self);
+	return err;
+}
+
 /* A bridge in its namespace, the named link ends enslaved to it, up, with
  * its address. The ends lose nothing: a port with an address still works. */
 static int make_bridge(struct topo *t, const struct sc_bridge *b, const char *name)
@@ -411,6 +450,12 @@ struct topo *topo__create(const struct scenario *sc, const char *run_id,
 			err = add_addr(t->ns[l->a_ns].sk, l->a, l->a_addr);
 		if (!err && l->b_ns >= 0)
 			err = add_addr(t->ns[l->b_ns].sk, l->b, l->b_addr);
+		l->offloads_off = l->b_ns >= 0 && sl->offloads == SC_OFFLOADS_OFF;
+		if (!err && l->offloads_off) {
+			err = offloads_off(t->ns[l->a_ns].fd, l->a);
+			if (!err)
+				err = offloads_off(t->ns[l->b_ns].fd, l->b);
+		}
 		if (!err)
 			err = topo__link_set(t, (int)i, true);
 		if (err) {
@@ -510,9 +555,10 @@ json_t *topo__names(const struct topo *t)
 	for (size_t i = 0; links && i < t->n_links; i++) {
 		const struct topo_link *l = &t->links[i];
 
-		json_object_set_new(links, l->name, json_pack("{ssssssssss*}",
+		json_object_set_new(links, l->name, json_pack("{ssssssssss*sb}",
 			"type", l->b_ns < 0 ? "tap" : "veth", "a", l->a, "a_addr", l->a_addr,
-			"b_addr", l->b_addr, "b", l->b_ns < 0 ? NULL : l->b));
+			"b_addr", l->b_addr, "b", l->b_ns < 0 ? NULL : l->b,
+			"offloads", !l->offloads_off));
 	}
 	json_object_set_new(obj, "namespaces", ns ? ns : json_object());
 	json_object_set_new(obj, "links", links ? links : json_object());

@@ -11,6 +11,7 @@ import subprocess
 import time
 
 import jsonschema
+import pytest
 
 from conftest import (FAULTCTL, REPO, Daemon, _foreign, assert_nothing_left, faultctl,
                       invariant, only_report, our_netns, write_scenario)
@@ -48,9 +49,27 @@ def test_dpdk_ws_flap_passes_every_cycle_reconnects_nothing_left(runs_dir):
     out = (runs_dir / rep["run_id"] / "client.stdout").read_text()
     summary = re.search(r"stopping: connects=(\d+) failures=\d+ messages=(\d+) bad=(\d+)", out)
     assert summary, out[-2000:]
-    # Every flap takes the link down under the client: one reconnect each.
-    assert int(summary[1]) >= 31 and int(summary[2]) > 1000 and int(summary[3]) == 0, summary[0]
+    # Every flap takes the link down under the client: a reconnect each
+    # (recovers judged all 30 above). A flap that lands while a slow
+    # reconnect is still under way (a SYN lost to the previous down
+    # window) is one outage to the client, so allow two such.
+    assert int(summary[1]) >= 29 and int(summary[2]) > 1000 and int(summary[3]) == 0, summary[0]
     assert not our_dpdk_dirs()
+
+
+def function_lines(name):
+    """The line range of a function in dpdk_client.c: an inlined function
+    is named in a stack by its file and line, not its name."""
+    lines = (REPO / "harness" / "dpdk-client" / "dpdk_client.c").read_text().splitlines()
+    start = next(i for i, l in enumerate(lines, 1) if re.match(rf"^static \w+ {name}\(", l))
+    end = next(i for i, l in enumerate(lines, 1) if i > start and l == "}")
+    return range(start, end + 1)
+
+
+def in_function(frames, name):
+    span = function_lines(name)
+    return any(name in f or any(int(m) in span for m in re.findall(r"dpdk_client\.c:(\d+)", f))
+               for f in frames)
 
 
 def test_double_construct_fails_on_the_bad_free_before_the_abort(runs_dir):
@@ -59,15 +78,26 @@ def test_double_construct_fails_on_the_bad_free_before_the_abort(runs_dir):
     bad = invariant(rep, "no_invalid_free")
     assert bad["verdict"] == "FAIL", bad
     ev = bad["evidence"][0]
-    # The second free of the TLS staging buffer, from loop_start. faultd
-    # reports it as a free of a pointer never allocated, with one stack,
-    # not yet as a double free with the first free's stack (issue 7).
-    assert ev["kind"] in ("double_free", "invalid_free") and ev["address"].startswith("0x")
-    assert any("dpdk_client.c" in f for f in ev["stack"]), ev
+    # loop_start frees the staging buffer through the shared BIO state the
+    # temporary's teardown freed; lwIP got that block meanwhile, so the
+    # "buffer" freed is a word of lwIP's (glibc: "free(): invalid pointer",
+    # as in the incident). Both frees are named: the one that released the
+    # state and the one that freed through it again.
+    # (Had nothing taken the block, the old buffer's pointer would still be
+    # there: a plain double free of the buffer, first freed by loop_destruct.)
+    assert ev["address"].startswith("0x") and in_function(ev["stack"], "loop_start"), ev
     if ev["kind"] == "double_free":
-        assert any("dpdk_client.c" in f for f in ev["first_free"]["stack"]), ev
+        assert any("loop_destruct" in f for f in ev["first_free"]["stack"]), ev
+    else:
+        assert ev["kind"] == "invalid_free", ev
+        src = ev["read_from_freed"]
+        assert src["size"] == 80 and src["offset"] == 16, src
+        assert any("loop_destruct" in f for f in src["stack"]), src
+        assert in_function(src["allocated_at"], "loop_construct"), src
+        assert "read from a 80-byte block freed by loop_destruct" in bad["summary"], bad
     crash = invariant(rep, "no_crash")
     assert crash["verdict"] == "FAIL" and "SIGABRT" in crash["summary"], crash
+    assert "(dpdk-client)" in crash["summary"], crash["summary"]
     # Recorded while the process was held at the bad free, before glibc's abort.
     assert bad["first_violation_ms"] <= crash["first_violation_ms"]
     assert invariant(rep, "no_residue")["verdict"] == "PASS"
@@ -91,6 +121,34 @@ def short_flap(tmp_path, extra_faults=()):
     doc["faults"] += list(extra_faults)
     doc["invariants"] = [{"name": "no_residue"}]
     return write_scenario(tmp_path / "short.json", doc)
+
+
+@pytest.mark.parametrize("offloads", ["auto", "on"])
+def test_flat_out_client_needs_a_link_without_segmentation_offloads(tmp_path, runs_dir, offloads):
+    # A kernel sender with TSO/GSO hands the veth peer frames of several
+    # KB; the af_packet port takes one mbuf per frame and loses them, and
+    # the session crawls from retransmission to retransmission. "auto"
+    # turns the offloads off on a link a dpdk-client uses.
+    doc = json.loads((REPO / "scenarios" / "dpdk-ws-flap.json").read_text())
+    doc["duration_s"] = 8
+    doc["faults"] = []
+    doc["invariants"] = [{"name": "no_residue"}]
+    doc["topology"]["links"][0]["offloads"] = offloads
+    doc["workloads"][1]["args"] += ["--rate", "0"]
+    doc["workloads"][1]["probes"] = []
+    res, rep = run_scenario(write_scenario(tmp_path / "flat.json", doc), runs_dir)
+    assert res.returncode == 0, res
+    assert rep["topology"]["links"]["l0"]["offloads"] is (offloads == "on"), rep["topology"]
+    out = (runs_dir / rep["run_id"] / "client.stdout").read_text()
+    summary = re.search(r"stopping: connects=(\d+) failures=(\d+) messages=(\d+) bad=(\d+)", out)
+    assert summary, out[-2000:]
+    connects, failures, messages, bad = map(int, summary.groups())
+    assert bad == 0, summary[0]
+    if offloads == "auto":
+        # One session the whole run (the server may stop first at the end).
+        assert connects == 1 and failures <= 1 and messages > 5000, summary[0]
+    else:
+        assert failures >= 2 and messages < 2000, summary[0]
 
 
 def test_kill_9_of_the_client_leaves_no_eal_directory(tmp_path, runs_dir):

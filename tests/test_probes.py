@@ -72,6 +72,32 @@ def test_free_of_never_allocated_pointer(tmp_path, runs_dir, progs):
     ev = invariant(rep, "no_invalid_free")["evidence"][0]
     assert ev["kind"] == "invalid_free"
     assert "drop+" in ev["stack"][1] and "invalid_free.c:7" in ev["stack"][1]
+    # The middle of a live block was never in freed memory.
+    assert "read_from_freed" not in ev
+
+
+def test_free_of_a_pointer_read_from_freed_memory_names_both_frees(tmp_path, runs_dir, progs):
+    # Incident 1's "free(): invalid pointer" of "8resu": a stale session
+    # frees the buffer pointer it reads from its own freed block, which a
+    # string has taken over.
+    res, rep = run_one(tmp_path, runs_dir, progs, "stale", ["stale_free"], ["heap"],
+                       [{"name": "no_invalid_free"}, {"name": "no_crash"}])
+    assert res.returncode == 1, res
+    inv = invariant(rep, "no_invalid_free")
+    ev = inv["evidence"][0]
+    assert ev["kind"] == "invalid_free" and ev["address"] == "0x7573657238", ev
+    assert "session_reset" in ev["stack"][1], ev["stack"]
+    src = ev["read_from_freed"]
+    assert src["size"] == 64 and src["offset"] == 16 and src["other_holders"] == 0, src
+    assert any("session_free" in f for f in src["stack"]), src
+    assert any("session_new" in f for f in src["allocated_at"]), src
+    assert any("name_new" in f for f in src["reallocated_at"]), src
+    assert src["at_ms"] <= ev["at_ms"]
+    assert "read from a 64-byte block freed by session_free" in inv["summary"], inv["summary"]
+    # glibc then reads the chunk header below that address: unmapped here.
+    crash = invariant(rep, "no_crash")
+    assert crash["verdict"] == "FAIL" and crash["evidence"][0]["signal"] == "SIGSEGV", crash
+    assert inv["first_violation_ms"] <= crash["first_violation_ms"]
 
 
 def test_every_allocator_and_threads_pass_clean(tmp_path, runs_dir, progs):

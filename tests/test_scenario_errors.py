@@ -47,6 +47,7 @@ EXPECTED = {
     "34-rate-tap-ingress.json": (5, 77, "faults[0].direction", "can only be \"egress\""),
     "35-lwip-on-a-veth.json": (4, 64, "workloads[0].link", "link 'l0' is a veth; lwip-client needs a tap"),
     "36-syscall-errors-overlap.json": (5, 14, "faults[1]", "both make socket() of 'a' fail at the same time"),
+    "37-bad-offloads.json": (4, 89, "topology.links[0].offloads", "'maybe' is not one of auto, on, off"),
 }
 
 LINE_RE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<path>\S+): (?P<msg>.+)$")

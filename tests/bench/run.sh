@@ -137,10 +137,12 @@ PY
 	rm -rf "$T/runs"
 }
 printf '%-28s %12s %12s %12s\n' "offered rate" "probes off" "probes on" "off/on"
-for rate in 200 1000; do
+for rate in 200 1000 0; do
 	off=$(dpdk_run "$rate" '[]')
 	on=$(dpdk_run "$rate" '["heap", "fds", "lifecycle"]')
-	printf '%-28s %12s %12s %12s\n' "$rate msgs/s" "$off" "$on" "$(ratio2 "$off" "$on")"
+	label="$rate msgs/s"
+	[ "$rate" = 0 ] && label="flat out (--rate 0)"
+	printf '%-28s %12s %12s %12s\n' "$label" "$off" "$on" "$(ratio2 "$off" "$on")"
 done
 echo "(verified echoes per second over ${S} s; probes on: heap, fds, lifecycle)"
 rm -rf "$T"
