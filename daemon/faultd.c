@@ -113,6 +113,8 @@ static void on_run_done(struct run *r, const json_t *report, void *arg)
 		j->n_watchers = 0;
 	}
 	jobs_trim(d);
+	if (d->running == 0)
+		d->rss_idle = util_rss_bytes(0);
 	if (d->stopping && d->running == 0) {
 		log_info("%s: last run finished; exiting", __func__);
 		event_base_loopexit(d->base, NULL);
@@ -333,11 +335,13 @@ static json_t *daemon_status(struct faultd *d)
 		else if (st != RUN_DONE)
 			json_array_append_new(running, run__status(j->run));
 	}
-	return json_pack("{s{sssisfsisossss}}", "daemon", "version", FAULTD_VERSION,
+	return json_pack("{s{sssisfsisosssssIsI}}", "daemon", "version", FAULTD_VERSION,
 			 "pid", (int)getpid(),
 			 "uptime_s", (double)(util_now_ns() - d->started_ns) / 1e9,
 			 "queued", queued, "running", running ? running : json_array(),
-			 "runs_dir", d->runs_dir, "socket", d->sock_path);
+			 "runs_dir", d->runs_dir, "socket", d->sock_path,
+			 "rss_bytes", (json_int_t)util_rss_bytes(0),
+			 "rss_idle_bytes", (json_int_t)d->rss_idle);
 }
 
 static void req_status(struct faultd *d, struct ctl_conn *c, const json_t *req)

@@ -30,6 +30,7 @@ struct faultd {
 	int max_concurrent;
 	bool stopping;
 	uint64_t started_ns;
+	unsigned long long rss_idle;	/* RSS when the last run finished with none left */
 	char sock_path[108];
 	char runs_dir[PATH_MAX];
 	char cgroup_root[PATH_MAX];

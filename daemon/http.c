@@ -62,19 +62,6 @@ static void label(struct evbuffer *b, const char *s)
 	}
 }
 
-static long long rss_bytes(void)
-{
-	long long pages = 0, rss = 0;
-	FILE *f = fopen("/proc/self/statm", "re");
-
-	if (f) {
-		if (fscanf(f, "%lld %lld", &pages, &rss) != 2)
-			rss = 0;
-		fclose(f);
-	}
-	return rss * sysconf(_SC_PAGESIZE);
-}
-
 static void metric_head(struct evbuffer *b, const char *name, const char *type,
 			const char *help)
 {
@@ -97,7 +84,12 @@ static void metrics(struct http_server *h, struct evhttp_request *req)
 	evbuffer_add_printf(b, "faultd_uptime_seconds %.3f\n",
 			    json_real_value(json_object_get(daemon, "uptime_s")));
 	metric_head(b, "faultd_resident_memory_bytes", "gauge", "faultd's own RSS");
-	evbuffer_add_printf(b, "faultd_resident_memory_bytes %lld\n", rss_bytes());
+	evbuffer_add_printf(b, "faultd_resident_memory_bytes %llu\n", util_rss_bytes(0));
+	metric_head(b, "faultd_resident_memory_idle_bytes", "gauge",
+		    "faultd's RSS when its last run had finished and none was running: what "
+		    "it keeps between runs (0 until a run has finished)");
+	evbuffer_add_printf(b, "faultd_resident_memory_idle_bytes %lld\n",
+			    json_integer_value(json_object_get(daemon, "rss_idle_bytes")));
 	metric_head(b, "faultd_runs", "gauge", "runs kept in the runs directory, by verdict");
 	for (size_t v = 0; v < ARRAY_SIZE(verdicts); v++) {
 		json_t *row;

@@ -221,19 +221,6 @@ static void on_proc_event(const struct proc_ev *ev, void *arg)
 
 /* --- cycles ----------------------------------------------------------------- */
 
-static unsigned long long root_rss_kb(pid_t pid)
-{
-	char path[64], *text = NULL;
-	unsigned long long size = 0, rss = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-	if (util_read_file(path, 256, &text, NULL) == 0 &&
-	    sscanf(text, "%llu %llu", &size, &rss) != 2)
-		rss = 0;
-	free(text);
-	return rss * (unsigned long long)(sysconf(_SC_PAGESIZE) / 1024);
-}
-
 #define RUN_SNAPSHOT_PROCS 32	/* live processes whose maps are kept fresh */
 
 /* Maps of the live processes, so a crash reported after the process is gone
@@ -293,7 +280,7 @@ static void close_cycle(struct run *r, uint64_t now_ms)
 		c->procs += !r->obs.procs[i].exited;
 	for (size_t i = 0; i < r->sc->n_wl; i++)
 		if (r->obs.wl[i].started && !r->obs.wl[i].exited)
-			c->rss_kb += root_rss_kb(r->obs.wl[i].pid);
+			c->rss_kb += util_rss_bytes(r->obs.wl[i].pid) / 1024;
 	r->cycle_start_ms = now_ms;
 	run_probes_sample(r, r->obs.n_cycles - 1);
 	if (!r->opts.on_cycle)

@@ -294,3 +294,19 @@ int util_rm_tree(const char *path)
 		return 0;
 	return -errno;
 }
+
+unsigned long long util_rss_bytes(pid_t pid)
+{
+	char path[64], *text = NULL;
+	unsigned long long size = 0, rss = 0;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/statm");
+	if (util_read_file(path, 256, &text, NULL) == 0 &&
+	    sscanf(text, "%llu %llu", &size, &rss) != 2)
+		rss = 0;
+	free(text);
+	return rss * (unsigned long long)sysconf(_SC_PAGESIZE);
+}

@@ -27,6 +27,8 @@ int util_rm_tree(const char *path);
 int util_write_atomic(const char *path, const char *data, size_t len);
 /* Read a whole file of at most @max bytes; *out is NUL-terminated. */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);
+/* Resident set of @pid (0: this process) in bytes; 0 if unknown. */
+unsigned long long util_rss_bytes(pid_t pid);
 
 /* A wait status (waitpid, or a task's exit_code) as exit code or signal. */
 void util_wait_status(int status, int *exit_code, int *signal, bool *core);

@@ -89,7 +89,10 @@ def test_metrics_move_during_a_run_and_the_dashboard_loads(tmp_path):
         rx2 = counter(second, "faultd_workload_counter", workload="queue", name="received")
         assert rx1 is not None and rx2 > rx1, (rx1, rx2)
         assert counter(second, "faultd_resident_memory_bytes") > 0
+        assert counter(first, "faultd_resident_memory_idle_bytes") == 0
         done = parse_metrics(get(port, "/metrics")[2])
+        # What faultd keeps between runs, taken when the run had finished.
+        assert counter(done, "faultd_resident_memory_idle_bytes") > 0
         assert counter(done, "faultd_runs", verdict="PASS") >= 1
         assert counter(done, "faultd_runs_active") == 0
         runs = json.loads(get(port, "/runs")[2])
