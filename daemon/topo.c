@@ -130,27 +130,45 @@ int topo_link_delete(const char *name)
 	return err == -NLE_NODEV || err == -NLE_OBJ_NOTFOUND || err == 0 ? 0 : -EIO;
 }
 
-/* A netlink socket bound to the namespace @fd: opened while this thread is
- * in it, it stays bound after the thread returns. */
-static struct nl_sock *nl_in(int fd)
+/* Run @fn(@arg) with this thread in the network namespace @ns_fd, then
+ * return to faultd's. A socket made inside stays bound to that namespace.
+ * What @fn returned, or -errno if the namespace could not be entered. */
+static int in_netns(int ns_fd, int (*fn)(void *arg), void *arg)
 {
-	struct nl_sock *sk = NULL;
-	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), err;
 
 	if (self < 0)
-		return NULL;
-	if (setns(fd, CLONE_NEWNET) == 0) {
-		sk = nl_socket_alloc();
-		if (sk && nl_connect(sk, NETLINK_ROUTE)) {
-			nl_socket_free(sk);
-			sk = NULL;
-		}
+		return -errno;
+	if (setns(ns_fd, CLONE_NEWNET) < 0) {
+		err = -errno;
+	} else {
+		err = fn(arg);
 		if (setns(self, CLONE_NEWNET) < 0)
 			log_err("%s: cannot return to faultd's namespace: %s", __func__,
 				strerror(errno));
 	}
 	close(self);
-	if (!sk)
+	return err;
+}
+
+static int nl_open(void *arg)
+{
+	struct nl_sock **sk = arg;
+
+	*sk = nl_socket_alloc();
+	if (*sk && nl_connect(*sk, NETLINK_ROUTE)) {
+		nl_socket_free(*sk);
+		*sk = NULL;
+	}
+	return *sk ? 0 : -EIO;
+}
+
+/* A netlink socket bound to the namespace @fd. */
+static struct nl_sock *nl_in(int fd)
+{
+	struct nl_sock *sk = NULL;
+
+	if (in_netns(fd, nl_open, &sk) && !sk)
 		errno = EIO;
 	return sk;
 }
@@ -244,53 +262,43 @@ static int make_veth(struct topo *t, struct topo_link *l)
 /* A persistent tap, made inside its namespace: a user-space stack (lwIP,
  * DPDK) opens it by name later. Persistent taps are deleted with their
  * namespace, so the namespace's journal entry covers them. */
-static int make_tap(const struct topo *t, const struct topo_link *l)
+static int tap_open(void *arg)
 {
+	const char *name = arg;
 	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI};
-	int self, fd = -1, err = 0;
+	int fd, err = 0;
 
-	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return -errno;
-	if (setns(t->ns[l->a_ns].fd, CLONE_NEWNET) < 0) {
-		err = -errno;
-		goto out_self;
-	}
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", l->a);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
 	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0)
 		err = -errno;
 	if (fd >= 0)
 		close(fd);
-	if (setns(self, CLONE_NEWNET) < 0)
-		log_err("%s: cannot return to faultd's namespace: %s", __func__, strerror(errno));
-out_self:
-	close(self);
 	return err;
+}
+
+static int make_tap(const struct topo *t, const struct topo_link *l)
+{
+	return in_netns(t->ns[l->a_ns].fd, tap_open, (void *)l->a);
 }
 
 /* TSO, GSO and GRO off on interface @name in namespace @ns_fd, so the
  * kernel segments in software and the peer sees frames no larger than the
  * MTU. 0 or -errno. */
+static int inet_socket(void *arg)
+{
+	int *sock = arg;
+
+	*sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	return *sock < 0 ? -errno : 0;
+}
+
 static int offloads_off(int ns_fd, const char *name)
 {
 	static const __u32 cmds[] = {ETHTOOL_STSO, ETHTOOL_SGSO, ETHTOOL_SGRO};
-	int self, sock = -1, err = 0;
+	int sock = -1, err;
 
-	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return -errno;
-	if (setns(ns_fd, CLONE_NEWNET) < 0) {
-		err = -errno;
-		goto out_self;
-	}
-	sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (setns(self, CLONE_NEWNET) < 0)
-		log_err("%s: cannot return to faultd's namespace: %s", __func__, strerror(errno));
-	if (sock < 0) {
-		err = -errno;
-		goto out_self;
-	}
+	err = in_netns(ns_fd, inet_socket, &sock);
 	for (size_t i = 0; !err && i < ARRAY_SIZE(cmds); i++) {
 		struct ethtool_value ev = {.cmd = cmds[i], .data = 0};
 		struct ifreq ifr = {.ifr_data = (void *)&ev};
@@ -299,9 +307,8 @@ static int offloads_off(int ns_fd, const char *name)
 		if (ioctl(sock, SIOCETHTOOL, &ifr) < 0)
 			err = -errno;
 	}
-	close(sock);
-out_self:
-	close(self);
+	if (sock >= 0)
+		close(sock);
 	return err;
 }
 
