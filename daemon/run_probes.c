@@ -105,37 +105,36 @@ static void add_pointer_source(struct run *r, struct run_wl *rw, const struct he
 {
 	pid_t pid = (pid_t)ev->tgid;
 	struct heap_source src;
-	json_t *o;
-	int err;
+	json_t *o = NULL;
+	int err = -EAGAIN;
 
-	if (rw->heap_searches >= RUN_MAX_SOURCE_SEARCHES)
-		return;
-	rw->heap_searches++;
-	err = probe_heap__pointer_source(rw->heap, pid, ev->addr, &src);
-	if (err) {
-		if (err != -ENOENT)
-			log_warn("%s: run %s: pid %d: %s", __func__, r->id, (int)pid, strerror(-err));
-		return;
+	if (rw->heap_searches < RUN_MAX_SOURCE_SEARCHES) {
+		rw->heap_searches++;
+		err = probe_heap__pointer_source(rw->heap, pid, ev->addr, &src);
 	}
-	o = json_pack("{sosisIsisIso}", "block", hex(src.block), "offset", (int)src.offset,
-		      "size", (json_int_t)src.freed.size, "tid", (int)src.freed.tid,
-		      "at_ms", (json_int_t)ts_to_run_ms(r, src.freed.ts_ns),
-		      "stack", stack_names(r, rw->heap, pid, src.freed.stack_id,
-					   src.freed.caller, true));
-	if (!o)
-		return;
-	json_object_set_new(o, "allocated_at", stack_names(r, rw->heap, pid,
-							   src.freed.alloc_stack_id,
-							   src.freed.alloc_caller, false));
-	if (src.reused)
-		json_object_set_new(o, "reallocated_at", stack_names(r, rw->heap, pid,
-				    src.now.stack_id, src.now.caller, false));
-	json_object_set_new(o, "other_holders", json_integer(src.others));
-	json_object_set_new(j, "read_from_freed", o);
-	log_warn("%s: run %s: 0x%llx was read from 0x%llx+%llu, a %llu-byte block freed %s",
-		 __func__, r->id, (unsigned long long)ev->addr, (unsigned long long)src.block,
-		 (unsigned long long)src.offset, (unsigned long long)src.freed.size,
-		 src.reused ? "and allocated again" : "earlier");
+	if (err && err != -ENOENT && err != -EAGAIN)
+		log_warn("%s: run %s: pid %d: %s", __func__, r->id, (int)pid, strerror(-err));
+	if (!err)
+		o = json_pack("{sosisIsisIso}", "block", hex(src.block), "offset", (int)src.offset,
+			      "size", (json_int_t)src.freed.size, "tid", (int)src.freed.tid,
+			      "at_ms", (json_int_t)ts_to_run_ms(r, src.freed.ts_ns),
+			      "stack", stack_names(r, rw->heap, pid, src.freed.stack_id,
+						   src.freed.caller, true));
+	if (o) {
+		json_object_set_new(o, "allocated_at", stack_names(r, rw->heap, pid,
+								   src.freed.alloc_stack_id,
+								   src.freed.alloc_caller, false));
+		if (src.reused)
+			json_object_set_new(o, "reallocated_at", stack_names(r, rw->heap, pid,
+					    src.now.stack_id, src.now.caller, false));
+		json_object_set_new(o, "other_holders", json_integer(src.others));
+		json_object_set_new(j, "read_from_freed", o);
+		log_warn("%s: run %s: 0x%llx was read from 0x%llx+%llu, a %llu-byte block "
+			 "freed %s", __func__, r->id, (unsigned long long)ev->addr,
+			 (unsigned long long)src.block, (unsigned long long)src.offset,
+			 (unsigned long long)src.freed.size,
+			 src.reused ? "and allocated again" : "earlier");
+	}
 }
 
 static void on_heap_event(const struct heap_event *ev, void *arg)
