@@ -39,9 +39,11 @@ done
 wait "$SOAK" || true
 tail -n 12 "$W/soak.out"
 awk -v min="$MIN" '$1 == min - 20 { base = $2; ibase = $3 }
-	$1 >= min - 20 { lo = lo == "" || $2 < lo ? $2 : lo; hi = $2 > hi ? $2 : hi }
+	$1 >= min - 20 { lo = lo == "" || $2 < lo ? $2 : lo; hi = $2 > hi ? $2 : hi
+			 n++; sx += $1; sy += $3; sxx += $1 * $1; sxy += $1 * $3 }
 	{ last = $2; ilast = $3; maxd = $4 > maxd ? $4 : maxd }
 	END { growth = ilast - ibase
 	      printf "rss over the last 20 minutes: %+d kB sample to sample (range %d..%d kB, mid-run)\n", last - base, lo, hi
-	      printf "kept between runs, over the last 20 minutes: %+d kB (limit 1024 kB); run dirs at most %d\n", growth, maxd
+	      slope = n > 1 ? (n * sxy - sx * sy) / (n * sxx - sx * sx) : 0
+	      printf "kept between runs, over the last 20 minutes: %+d kB (limit 1024 kB; least-squares trend %+.0f kB); run dirs at most %d\n", growth, slope * 20, maxd
 	      exit growth > 1024 || maxd > 11 }' "$W/rss"

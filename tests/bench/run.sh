@@ -32,6 +32,9 @@ done
 echo "(trap-only: the probes attached, their programs returning at once: the cost of"
 echo " three uprobe traps per pair, malloc entry + malloc return + free, that no BPF"
 echo " code can go below)"
+# The floor moves with the machine's kernel entry cost (page-table isolation,
+# a hypervisor): printed in the same run, so tables from two machines compare.
+"$B/kernel_entry" 1000000
 echo
 fi
 if want fds; then
