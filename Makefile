@@ -58,8 +58,9 @@ LIB_SRCS   := $(filter-out $(MAINS),$(wildcard daemon/*.c))
 LIB_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB        := $(BUILD)/libfaultd.a
 
+# harness/common (hc.c) is linked into every workload; it is not one.
 HARNESS    := $(notdir $(patsubst %/,%,$(dir $(wildcard harness/*/*.c))))
-HARNESS    := $(sort $(HARNESS))
+HARNESS    := $(sort $(filter-out common,$(HARNESS)))
 HARNESS_BINS := $(addprefix $(BUILD)/harness/,$(HARNESS))
 
 PROG_SRCS  := $(wildcard tests/progs/*.c)
@@ -131,7 +132,7 @@ $(BUILD)/obj/harness/lwip-client/%.o: CPPFLAGS += $(shell pkg-config --cflags lw
 
 # A function, so that no literal % stands in the rule (make would take it
 # for the stem).
-harness_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard harness/$(1)/*.c))
+harness_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard harness/$(1)/*.c harness/common/*.c))
 .SECONDEXPANSION:
 $(BUILD)/harness/%: $$(call harness_objs,$$*) | $(BUILD)/harness
 	$(call msg,LD,$@)
@@ -141,7 +142,7 @@ $(BUILD)/harness/%: $$(call harness_objs,$$*) | $(BUILD)/harness
 $(BUILD)/obj/harness/%.o: harness/%.c
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) -Iharness/common $(CFLAGS) -c $< -o $@
 
 # --- test programs and C unit tests ----------------------------------------
 # Test programs are workloads with known bugs; build them without sanitizers

@@ -34,6 +34,7 @@
 #include <netinet/in.h>
 #include <sys/random.h>
 
+#include "hc.h"
 #include "lwip/sockets.h"
 
 #include <openssl/bio.h>
@@ -125,29 +126,14 @@ static void dc_on_signal(int sig)
 	dc_stop_signal = sig;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static double dc_elapsed(const struct dc *c)
 {
-	return (now_ms() - c->start_ms) / 1000.0;
+	return (hc_now_ms() - c->start_ms) / 1000.0;
 }
 
 static int dc_stopping(const struct dc *c)
 {
-	return dc_stop_signal || (c->deadline_ms && now_ms() >= c->deadline_ms);
-}
-
-static const char *errname(int err)
-{
-	const char *s = strerrorname_np(err);
-
-	return s ? s : "EUNKNOWN";
+	return dc_stop_signal || (c->deadline_ms && hc_now_ms() >= c->deadline_ms);
 }
 
 static uint64_t dc_rand(struct dc *c)
@@ -339,7 +325,7 @@ static int dc_wait(const struct dc *c, int sock, short events, long long deadlin
 	for (;;) {
 		if (dc_stopping(c))
 			return -EINTR;
-		left = deadline - now_ms();
+		left = deadline - hc_now_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		/* lwip_poll, not lwip_select: Debian's lwIP has no select. */
@@ -766,7 +752,7 @@ static int dc_receive(struct dc *c, struct loop *l, long long deadline)
 
 static int dc_connect(struct dc *c, int *sockp)
 {
-	long long deadline = now_ms() + c->o->timeout_ms;
+	long long deadline = hc_now_ms() + c->o->timeout_ms;
 	int sock, err, soerr = 0, one = 1;
 	socklen_t len = sizeof(soerr);
 
@@ -807,7 +793,7 @@ static void dc_sock_close(int sock, int abortive)
 /* The close handshake, when stopping while connected. */
 static void dc_close_handshake(struct dc *c, struct loop *l)
 {
-	long long deadline = now_ms() + c->o->timeout_ms;
+	long long deadline = hc_now_ms() + c->o->timeout_ms;
 	unsigned char code[2] = {0x03, 0xe8};	/* 1000, normal closure */
 	struct pollfd pfd = {.fd = l->sock, .events = POLLIN};
 
@@ -816,7 +802,7 @@ static void dc_close_handshake(struct dc *c, struct loop *l)
 		if (ws_send(c, l, WS_CLOSE, code, sizeof(code), deadline))
 			return;
 	}
-	while (!l->close_rcvd && now_ms() < deadline) {
+	while (!l->close_rcvd && hc_now_ms() < deadline) {
 		pfd.revents = 0;
 		if (lwip_poll(&pfd, 1, DC_SLICE_MS) <= 0)
 			continue;
@@ -863,14 +849,14 @@ static int dc_exchange(struct dc *c, struct loop *l)
 	unsigned char ping[8];
 	int err, r;
 
-	l->up_ms = now_ms();
+	l->up_ms = hc_now_ms();
 	l->next_ping_ms = l->up_ms + DC_PING_MS;
 	for (;;) {
 		if (dc_stopping(c))
 			return -EINTR;
 		if (dp_port_link_downs(c->dp) != c->link_downs)
 			return -ENETDOWN;
-		now = now_ms();
+		now = hc_now_ms();
 		err = dc_send_due(c, l, now);
 		if (err)
 			return err;
@@ -905,7 +891,7 @@ static int dc_exchange(struct dc *c, struct loop *l)
 			return -errno;
 		if (r == 0 && wait)
 			continue;
-		err = dc_receive(c, l, now_ms() + o->timeout_ms);
+		err = dc_receive(c, l, hc_now_ms() + o->timeout_ms);
 		if (err)
 			return err;
 	}
@@ -916,8 +902,8 @@ static void dc_report_failure(struct dc *c, int connected, long long since, int 
 	FAULTD_COUNTER("failures", ++c->failures);
 	printf("dpdk-client: %s after %.1f s (%s) attempt=%llu connects=%llu failures=%llu "
 	       "messages=%llu bad=%llu mbuf_in_use=%u t=%.3f\n",
-	       connected ? "connection lost" : "connect failed", (now_ms() - since) / 1000.0,
-	       errname(-err), c->attempts, c->connects, c->failures, c->messages, c->bad,
+	       connected ? "connection lost" : "connect failed", (hc_now_ms() - since) / 1000.0,
+	       hc_errname(-err), c->attempts, c->connects, c->failures, c->messages, c->bad,
 	       dp_port_mbuf_in_use(c->dp), dc_elapsed(c));
 }
 
@@ -927,7 +913,7 @@ static int dc_session(struct dc *c)
 {
 	const struct dc_opts *o = c->o;
 	struct loop *l = &c->loop;
-	long long start = now_ms(), deadline, up_at = 0;
+	long long start = hc_now_ms(), deadline, up_at = 0;
 	int sock = -1, err, connected = 0;
 
 	c->attempts++;
@@ -938,13 +924,13 @@ static int dc_session(struct dc *c)
 	err = loop_start(c, l, sock);
 	if (err)
 		goto teardown;
-	deadline = now_ms() + o->timeout_ms;
+	deadline = hc_now_ms() + o->timeout_ms;
 	err = tls_handshake(c, l, deadline);
 	if (!err)
 		err = ws_handshake(c, l, deadline);
 	if (err)
 		goto teardown;
-	up_at = now_ms();
+	up_at = hc_now_ms();
 	connected = 1;
 	FAULTD_COUNTER("connects", ++c->connects);
 	printf("dpdk-client: connected attempt=%llu connects=%llu failures=%llu messages=%llu "
@@ -967,18 +953,18 @@ teardown:
 /* Sleeps ms, or less if the client is told to stop. */
 static void dc_sleep(const struct dc *c, unsigned int ms)
 {
-	long long deadline = now_ms() + ms, left;
+	long long deadline = hc_now_ms() + ms, left;
 
-	while (!dc_stopping(c) && (left = deadline - now_ms()) > 0)
+	while (!dc_stopping(c) && (left = deadline - hc_now_ms()) > 0)
 		usleep((useconds_t)(left < DC_SLICE_MS ? left : DC_SLICE_MS) * 1000);
 }
 
 static void dc_wait_network(struct dc *c)
 {
 	in_addr_t hop = c->o->server.sin_addr.s_addr;
-	long long deadline = now_ms() + DC_ARP_WAIT_MS;
+	long long deadline = hc_now_ms() + DC_ARP_WAIT_MS;
 
-	while (!dc_stopping(c) && now_ms() < deadline && !dp_port_neighbor_ready(c->dp, hop))
+	while (!dc_stopping(c) && hc_now_ms() < deadline && !dp_port_neighbor_ready(c->dp, hop))
 		dc_sleep(c, 100);
 	printf("dpdk-client: network %s after %.3f s\n",
 	       dp_port_neighbor_ready(c->dp, hop) ? "up" : "not answering", dc_elapsed(c));
@@ -1047,63 +1033,12 @@ static void usage(FILE *f)
 		DC_WINDOW_FAST);
 }
 
-static int parse_uint(const char *s, unsigned int min, unsigned int max, unsigned int *out)
-{
-	unsigned long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*end)
-		return -EINVAL;
-	if (errno == ERANGE || v < min || v > max)
-		return -ERANGE;
-	*out = (unsigned int)v;
-	return 0;
-}
-
-static int parse_cidr(const char *s, in_addr_t *addr, in_addr_t *mask)
-{
-	char buf[INET_ADDRSTRLEN + 4];
-	struct in_addr in;
-	unsigned int len;
-	char *slash;
-
-	if (strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, s);
-	slash = strchr(buf, '/');
-	if (!slash)
-		return -EINVAL;
-	*slash = '\0';
-	if (inet_pton(AF_INET, buf, &in) != 1 || parse_uint(slash + 1, 1, 30, &len))
-		return -EINVAL;
-	*addr = in.s_addr;
-	*mask = htonl(~0u << (32 - len));
-	return 0;
-}
-
+/* "A.B.C.D:PORT", keeping the address's text for certificate checks. */
 static int parse_server(const char *s, struct dc_opts *o)
 {
-	char buf[INET_ADDRSTRLEN + 6];
-	unsigned int port;
-	char *colon;
-
-	if (strlen(s) >= sizeof(buf))
+	if (hc_parse_ip4_port(s, &o->server) ||
+	    !inet_ntop(AF_INET, &o->server.sin_addr, o->server_ip, sizeof(o->server_ip)))
 		return -EINVAL;
-	strcpy(buf, s);
-	colon = strrchr(buf, ':');
-	if (!colon)
-		return -EINVAL;
-	*colon = '\0';
-	o->server = (struct sockaddr_in){.sin_family = AF_INET};
-	if (inet_pton(AF_INET, buf, &o->server.sin_addr) != 1 ||
-	    parse_uint(colon + 1, 1, 65535, &port))
-		return -EINVAL;
-	o->server.sin_port = htons((uint16_t)port);
-	snprintf(o->server_ip, sizeof(o->server_ip), "%s", buf);
 	return 0;
 }
 
@@ -1156,7 +1091,7 @@ static int opts_parse(int argc, char **argv, struct dc_opts *o)
 			o->iface = optarg;
 			break;
 		case 'a':
-			if (parse_cidr(optarg, &o->addr, &o->mask))
+			if (hc_parse_cidr(optarg, &o->addr, &o->mask))
 				OPT_FAIL("%s: --addr: '%s' is not A.B.C.D/LEN (LEN 1-30)\n",
 					 __func__, optarg);
 			o->addr_arg = optarg;
@@ -1167,22 +1102,22 @@ static int opts_parse(int argc, char **argv, struct dc_opts *o)
 			o->server_arg = optarg;
 			break;
 		case 'r':
-			if (parse_uint(optarg, 0, 1000000, &o->rate))
+			if (hc_parse_uint(optarg, 0, 1000000, &o->rate))
 				OPT_FAIL("%s: --rate: '%s' is not messages/s (0-1000000)\n",
 					 __func__, optarg);
 			break;
 		case 'z':
-			if (parse_uint(optarg, 16, 65536, &o->size))
+			if (hc_parse_uint(optarg, 16, 65536, &o->size))
 				OPT_FAIL("%s: --size: '%s' is not bytes (16-65536)\n", __func__,
 					 optarg);
 			break;
 		case 'T':
-			if (parse_uint(optarg, 1, 3600 * 1000, &o->timeout_ms))
+			if (hc_parse_uint(optarg, 1, 3600 * 1000, &o->timeout_ms))
 				OPT_FAIL("%s: --timeout-ms: '%s' is not milliseconds "
 					 "(1-3600000)\n", __func__, optarg);
 			break;
 		case 'd':
-			if (parse_uint(optarg, 0, 365 * 86400, &o->duration_s))
+			if (hc_parse_uint(optarg, 0, 365 * 86400, &o->duration_s))
 				OPT_FAIL("%s: --duration-s: '%s' is not seconds\n", __func__,
 					 optarg);
 			break;
@@ -1267,7 +1202,7 @@ int main(int argc, char **argv)
 	}
 	code = 1;
 	c.o = &o;
-	c.start_ms = now_ms();
+	c.start_ms = hc_now_ms();
 	if (o.duration_s)
 		c.deadline_ms = c.start_ms + (long long)o.duration_s * 1000;
 	if (getrandom(&c.rng, sizeof(c.rng), 0) != sizeof(c.rng) || !c.rng)

@@ -22,6 +22,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "hc.h"
+
 /* A peer that sends but does not read must not make us buffer without bound:
  * past OUT_HIGH unsent bytes a connection stops reading until its output
  * drains to OUT_LOW. */
@@ -303,64 +305,12 @@ out:
 
 /* --- addresses ------------------------------------------------------------ */
 
-static int addr_parse(const char *host, unsigned int port, struct sockaddr_storage *ss,
-		      socklen_t *len)
-{
-	const struct addrinfo hints = {
-		.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-	};
-	struct addrinfo *ai;
-	char serv[8];
-	int err;
-
-	snprintf(serv, sizeof(serv), "%u", port);
-	if (getaddrinfo(host, serv, &hints, &ai) != 0) {
-		err = -EINVAL;
-		goto out;
-	}
-	if (ai->ai_addrlen > sizeof(*ss)) {
-		err = -EINVAL;
-		goto err_free_ai;
-	}
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*len = ai->ai_addrlen;
-	err = 0;
-err_free_ai:
-	freeaddrinfo(ai);
-out:
-	return err;
-}
-
-static unsigned int addr_port(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-}
-
 static void addr_set_port(struct sockaddr_storage *ss, unsigned int port)
 {
 	if (ss->ss_family == AF_INET6)
 		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
 	else
 		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-}
-
-/* "ADDR:PORT", with IPv6 addresses in brackets so the port stays apart. */
-static void addr_format(const struct sockaddr_storage *ss, char *buf, size_t size)
-{
-	char host[NI_MAXHOST];
-	socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						  : sizeof(struct sockaddr_in);
-
-	if (getnameinfo((const struct sockaddr *)ss, len, host, sizeof(host), NULL, 0,
-			NI_NUMERICHOST) != 0)
-		snprintf(host, sizeof(host), "?");
-	snprintf(buf, size, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
-		 addr_port(ss));
 }
 
 /* --- the server ------------------------------------------------------------ */
@@ -440,7 +390,7 @@ static struct echo *echo_new(const struct echo_opts *o)
 		fprintf(stderr, "%s: signal events failed\n", __func__);
 		goto err_free;
 	}
-	err = addr_parse(o->bind, o->port, &ss, &sslen);
+	err = hc_addr_parse(o->bind, o->port, &ss, &sslen);
 	if (err)
 		goto err_free;	/* the options were checked: cannot happen */
 	if (o->tcp) {
@@ -452,7 +402,7 @@ static struct echo *echo_new(const struct echo_opts *o)
 		}
 		/* With --port 0 UDP tries the port TCP was given, so one
 		 * number serves both when it can. */
-		addr_set_port(&ss, addr_port(&e->tcp_addr));
+		addr_set_port(&ss, hc_addr_port(&e->tcp_addr));
 	}
 	if (o->udp) {
 		err = udp_listen(e, (struct sockaddr *)&ss, sslen);
@@ -462,7 +412,7 @@ static struct echo *echo_new(const struct echo_opts *o)
 		}
 		if (err) {
 			fprintf(stderr, "%s: udp bind %s port %u: %s\n", __func__, o->bind,
-				addr_port(&ss), strerror(-err));
+				hc_addr_port(&ss), strerror(-err));
 			goto err_free;
 		}
 	}
@@ -530,24 +480,6 @@ static void usage(FILE *f)
 		"SIGTERM or SIGINT: prints a summary line and exits 0.\n");
 }
 
-/* Decimal only, the whole string, no sign. */
-static int parse_uint(const char *s, unsigned int min, unsigned int max, unsigned int *out)
-{
-	unsigned long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*end)
-		return -EINVAL;
-	if (errno == ERANGE || v < min || v > max)
-		return -ERANGE;
-	*out = (unsigned int)v;
-	return 0;
-}
-
 /* Returns 0 or -EINVAL after naming the bad option on stderr. */
 static int opts_parse(int argc, char **argv, struct echo_opts *o)
 {
@@ -570,7 +502,7 @@ static int opts_parse(int argc, char **argv, struct echo_opts *o)
 	while ((opt = getopt_long(argc, argv, "p:b:m:r:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (parse_uint(optarg, 0, 65535, &o->port)) {
+			if (hc_parse_uint(optarg, 0, 65535, &o->port)) {
 				fprintf(stderr, "%s: --port: '%s' is not a port (0-65535)\n",
 					__func__, optarg);
 				err = -EINVAL;
@@ -587,7 +519,7 @@ static int opts_parse(int argc, char **argv, struct echo_opts *o)
 			o->udp = 0;
 			break;
 		case 'm':
-			if (parse_uint(optarg, 1, INT_MAX, &o->max_conns)) {
+			if (hc_parse_uint(optarg, 1, INT_MAX, &o->max_conns)) {
 				fprintf(stderr, "%s: --max-conns: '%s' is not a count (1 or more)\n",
 					__func__, optarg);
 				err = -EINVAL;
@@ -622,7 +554,7 @@ static int opts_parse(int argc, char **argv, struct echo_opts *o)
 		err = -EINVAL;
 		goto out;
 	}
-	if (addr_parse(o->bind, o->port, &ss, &sslen)) {
+	if (hc_addr_parse(o->bind, o->port, &ss, &sslen)) {
 		fprintf(stderr, "%s: --bind: '%s' is not a numeric IPv4 or IPv6 address\n",
 			__func__, o->bind);
 		err = -EINVAL;
@@ -655,9 +587,9 @@ int main(int argc, char **argv)
 	if (!e)
 		goto out;
 	if (e->lev)
-		addr_format(&e->tcp_addr, tcp, sizeof(tcp));
+		hc_addr_format(&e->tcp_addr, tcp, sizeof(tcp));
 	if (e->udp_fd >= 0)
-		addr_format(&e->udp_addr, udp, sizeof(udp));
+		hc_addr_format(&e->udp_addr, udp, sizeof(udp));
 	printf("echo-server: listening tcp=%s udp=%s\n", tcp, udp);
 	fflush(stdout);
 	if (o.ready_file && ready_file_write(o.ready_file))

@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "hc.h"
 #include "lwip/sockets.h"
 #include "lwip/tcpip.h"
 
@@ -69,33 +70,16 @@ static void lc_on_signal(int sig)
 	lc_stop_signal = sig;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Seconds since start, on every line, so a log shows how soon after a
  * flap the client noticed and came back. */
 static double lc_elapsed(const struct lc *c)
 {
-	return (now_ms() - c->start_ms) / 1000.0;
+	return (hc_now_ms() - c->start_ms) / 1000.0;
 }
 
 static int lc_stopping(const struct lc *c)
 {
-	return lc_stop_signal || (c->deadline_ms && now_ms() >= c->deadline_ms);
-}
-
-/* "ETIMEDOUT" reads better in a log than "Connection timed out", and is
- * what faultd's evidence quotes. */
-static const char *errname(int err)
-{
-	const char *s = strerrorname_np(err);
-
-	return s ? s : "EUNKNOWN";
+	return lc_stop_signal || (c->deadline_ms && hc_now_ms() >= c->deadline_ms);
 }
 
 /* --- waiting on lwIP ------------------------------------------------------ */
@@ -111,7 +95,7 @@ static int lc_wait(const struct lc *c, int idx, short events, long long deadline
 	for (;;) {
 		if (lc_stopping(c))
 			return -EINTR;
-		left = deadline - now_ms();
+		left = deadline - hc_now_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		r = port_poll(idx, events, left < LC_SLICE_MS ? (int)left : LC_SLICE_MS);
@@ -123,9 +107,9 @@ static int lc_wait(const struct lc *c, int idx, short events, long long deadline
 /* Sleeps ms, or less if the client is told to stop. */
 static void lc_sleep(const struct lc *c, unsigned int ms)
 {
-	long long deadline = now_ms() + ms, left;
+	long long deadline = hc_now_ms() + ms, left;
 
-	while (!lc_stopping(c) && (left = deadline - now_ms()) > 0)
+	while (!lc_stopping(c) && (left = deadline - hc_now_ms()) > 0)
 		usleep((useconds_t)(left < LC_SLICE_MS ? left : LC_SLICE_MS) * 1000);
 }
 
@@ -136,7 +120,7 @@ static int lc_connect(const struct lc *c, int idx)
 	err = port_connect(idx, &c->o->server);
 	if (err != -EINPROGRESS)
 		goto out;
-	err = lc_wait(c, idx, POLLOUT, now_ms() + c->o->timeout_ms);
+	err = lc_wait(c, idx, POLLOUT, hc_now_ms() + c->o->timeout_ms);
 	if (err < 0)
 		goto out;
 	err = port_connect_result(idx);
@@ -149,7 +133,7 @@ out:
  * stopping, or what lwIP said. */
 static int lc_exchange(const struct lc *c, int idx, const char *line)
 {
-	long long deadline = now_ms() + c->o->timeout_ms;
+	long long deadline = hc_now_ms() + c->o->timeout_ms;
 	size_t len = strlen(line), done = 0;
 	char buf[LC_LINE_MAX];
 	ssize_t n;
@@ -231,7 +215,7 @@ static void lc_report_create_failed(const struct lc *c, int err)
 		       port_sock_slots(), c->attempts, c->failures, lc_elapsed(c));
 	else
 		printf("lwip-client: create socket failed (%s) attempt=%llu "
-		       "failures=%llu t=%.3f\n", errname(-err), c->attempts, c->failures,
+		       "failures=%llu t=%.3f\n", hc_errname(-err), c->attempts, c->failures,
 		       lc_elapsed(c));
 }
 
@@ -242,7 +226,7 @@ static int lc_session(struct lc *c)
 {
 	const struct lc_opts *o = c->o;
 	char line[LC_LINE_MAX];
-	long long start = now_ms(), up_at = 0;
+	long long start = hc_now_ms(), up_at = 0;
 	int idx, err, r = 0;
 
 	FAULTD_COUNTER("attempts", ++c->attempts);
@@ -259,13 +243,13 @@ static int lc_session(struct lc *c)
 	err = lc_exchange(c, idx, line);
 	if (err)
 		goto teardown;
-	up_at = now_ms();
+	up_at = hc_now_ms();
 	FAULTD_COUNTER("connects", ++c->connects);
 	printf("lwip-client: connected attempt=%llu connects=%llu failures=%llu "
 	       "slots_used=%u slot=%d t=%.3f\n", c->attempts, c->connects, c->failures,
 	       port_sock_used(), idx, lc_elapsed(c));
 	do {
-		err = lc_idle(c, idx, now_ms() + o->keepalive_ms);
+		err = lc_idle(c, idx, hc_now_ms() + o->keepalive_ms);
 		if (err)
 			break;
 		snprintf(line, sizeof(line), "PING %llu\n", ++c->seq);
@@ -292,7 +276,7 @@ teardown:
 	printf("lwip-client: %s after %.1f s (%s) attempt=%llu connects=%llu "
 	       "failures=%llu slots_used=%u slot=%d t=%.3f\n",
 	       up_at ? "connection lost" : "connect failed",
-	       (now_ms() - (up_at ? up_at : start)) / 1000.0, errname(-err), c->attempts,
+	       (hc_now_ms() - (up_at ? up_at : start)) / 1000.0, hc_errname(-err), c->attempts,
 	       c->connects, c->failures, port_sock_used(), idx, lc_elapsed(c));
 	r = up_at != 0;
 out:
@@ -306,9 +290,9 @@ out:
 static void lc_wait_network(struct lc *c, struct port_netif *pn)
 {
 	in_addr_t hop = c->o->gw ? c->o->gw : c->o->server.sin_addr.s_addr;
-	long long deadline = now_ms() + LC_ARP_WAIT_MS;
+	long long deadline = hc_now_ms() + LC_ARP_WAIT_MS;
 
-	while (!lc_stopping(c) && now_ms() < deadline && !port_netif_neighbor_ready(pn, hop))
+	while (!lc_stopping(c) && hc_now_ms() < deadline && !port_netif_neighbor_ready(pn, hop))
 		lc_sleep(c, LC_ARP_RETRY_MS);
 	printf("lwip-client: network %s after %.3f s\n",
 	       port_netif_neighbor_ready(pn, hop) ? "up" : "not answering", lc_elapsed(c));
@@ -359,7 +343,7 @@ static struct port_netif *lc_stack_start(const struct lc_opts *o)
 	 * same local port, and a new first SYN would meet the last run's
 	 * connection still in LAST_ACK on the server and stall for lwIP's
 	 * 3 s SYN retransmit. */
-	srand((unsigned int)getpid() ^ (unsigned int)now_ms());
+	srand((unsigned int)getpid() ^ (unsigned int)hc_now_ms());
 	tcpip_init(lc_tcpip_ready, &ready);
 	while (sem_wait(&ready) < 0 && errno == EINTR)
 		;
@@ -396,75 +380,6 @@ static void usage(FILE *f)
 		"connects, failures, slots_used. SIGTERM or SIGINT: summary line, exit 0.\n");
 }
 
-/* Decimal only, the whole string, no sign. */
-static int parse_uint(const char *s, unsigned int min, unsigned int max, unsigned int *out)
-{
-	unsigned long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*end)
-		return -EINVAL;
-	if (errno == ERANGE || v < min || v > max)
-		return -ERANGE;
-	*out = (unsigned int)v;
-	return 0;
-}
-
-static int parse_ip4(const char *s, in_addr_t *out)
-{
-	struct in_addr in;
-
-	if (inet_pton(AF_INET, s, &in) != 1)
-		return -EINVAL;
-	*out = in.s_addr;
-	return 0;
-}
-
-/* "A.B.C.D/LEN" with LEN 1-30: the host needs a network to share with the
- * server. */
-static int parse_cidr(const char *s, in_addr_t *addr, in_addr_t *mask)
-{
-	char buf[INET_ADDRSTRLEN + 4];
-	unsigned int len;
-	char *slash;
-
-	if (strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, s);
-	slash = strchr(buf, '/');
-	if (!slash)
-		return -EINVAL;
-	*slash = '\0';
-	if (parse_ip4(buf, addr) || parse_uint(slash + 1, 1, 30, &len))
-		return -EINVAL;
-	*mask = htonl(~0u << (32 - len));
-	return 0;
-}
-
-static int parse_server(const char *s, struct sockaddr_in *sin)
-{
-	char buf[INET_ADDRSTRLEN + 6];
-	unsigned int port;
-	char *colon;
-
-	if (strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, s);
-	colon = strrchr(buf, ':');
-	if (!colon)
-		return -EINVAL;
-	*colon = '\0';
-	*sin = (struct sockaddr_in){.sin_family = AF_INET};
-	if (parse_ip4(buf, &sin->sin_addr.s_addr) || parse_uint(colon + 1, 1, 65535, &port))
-		return -EINVAL;
-	sin->sin_port = htons((uint16_t)port);
-	return 0;
-}
-
 /* Returns 0 or -EINVAL after naming the bad option on stderr. */
 static int opts_parse(int argc, char **argv, struct lc_opts *o)
 {
@@ -498,7 +413,7 @@ static int opts_parse(int argc, char **argv, struct lc_opts *o)
 			o->tap = optarg;
 			break;
 		case 'a':
-			if (parse_cidr(optarg, &o->addr, &o->mask)) {
+			if (hc_parse_cidr(optarg, &o->addr, &o->mask)) {
 				fprintf(stderr, "%s: --addr: '%s' is not A.B.C.D/LEN (LEN 1-30)\n",
 					__func__, optarg);
 				err = -EINVAL;
@@ -507,7 +422,7 @@ static int opts_parse(int argc, char **argv, struct lc_opts *o)
 			o->addr_arg = optarg;
 			break;
 		case 'g':
-			if (parse_ip4(optarg, &o->gw)) {
+			if (hc_parse_ip4(optarg, &o->gw)) {
 				fprintf(stderr, "%s: --gw: '%s' is not an IPv4 address\n",
 					__func__, optarg);
 				err = -EINVAL;
@@ -515,7 +430,7 @@ static int opts_parse(int argc, char **argv, struct lc_opts *o)
 			}
 			break;
 		case 's':
-			if (parse_server(optarg, &o->server)) {
+			if (hc_parse_ip4_port(optarg, &o->server)) {
 				fprintf(stderr, "%s: --server: '%s' is not IPv4:PORT\n",
 					__func__, optarg);
 				err = -EINVAL;
@@ -524,7 +439,7 @@ static int opts_parse(int argc, char **argv, struct lc_opts *o)
 			o->server_arg = optarg;
 			break;
 		case 'n':
-			if (parse_uint(optarg, 1, 4096, &o->slots)) {
+			if (hc_parse_uint(optarg, 1, 4096, &o->slots)) {
 				fprintf(stderr, "%s: --slots: '%s' is not a count (1-4096)\n",
 					__func__, optarg);
 				err = -EINVAL;
@@ -543,7 +458,7 @@ static int opts_parse(int argc, char **argv, struct lc_opts *o)
 		case 'T':
 		case 'k':
 		case 'm':
-			if (parse_uint(optarg, 1, 3600 * 1000,
+			if (hc_parse_uint(optarg, 1, 3600 * 1000,
 				       opt == 'T' ? &o->timeout_ms :
 				       opt == 'k' ? &o->keepalive_ms : &o->max_backoff_ms)) {
 				fprintf(stderr, "%s: --%s: '%s' is not milliseconds (1-3600000)\n",
@@ -554,7 +469,7 @@ static int opts_parse(int argc, char **argv, struct lc_opts *o)
 			}
 			break;
 		case 'd':
-			if (parse_uint(optarg, 0, 365 * 86400, &o->duration_s)) {
+			if (hc_parse_uint(optarg, 0, 365 * 86400, &o->duration_s)) {
 				fprintf(stderr, "%s: --duration-s: '%s' is not seconds\n",
 					__func__, optarg);
 				err = -EINVAL;
@@ -611,7 +526,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGPIPE, &ign, NULL);
 	inet_ntop(AF_INET, &o.addr, c.id, sizeof(c.id));
-	c.start_ms = now_ms();
+	c.start_ms = hc_now_ms();
 	if (o.duration_s)
 		c.deadline_ms = c.start_ms + (long long)o.duration_s * 1000;
 	if (port_sock_init(o.slots, o.bug))

@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "faultd/usdt.h"
+#include "hc.h"
 
 #define MSGQ_MAGIC		0x67736d5f7167736dULL	/* "msgq_msg" in memory (little-endian) */
 #define MSGQ_MAX_PRODUCERS	256
@@ -494,24 +495,6 @@ static void usage(FILE *f)
 		MSGQ_MAX_PRODUCERS, MSGQ_MAX_SLOTS, MSGQ_MAX_PAYLOAD, MSGQ_MAX_WINDOW_US);
 }
 
-/* Decimal only, the whole string, no sign. */
-static int parse_uint(const char *s, unsigned int min, unsigned int max, unsigned int *out)
-{
-	unsigned long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*end)
-		return -EINVAL;
-	if (errno == ERANGE || v < min || v > max)
-		return -ERANGE;
-	*out = (unsigned int)v;
-	return 0;
-}
-
 /* The numeric options, as a table: name, where it goes, default, range.
  * getopt_long hands back MSGQ_OPT_UINT + the row for these. */
 struct uint_opt {
@@ -558,7 +541,7 @@ static int opts_parse(int argc, char **argv, struct msgq_opts *o)
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		if (opt >= MSGQ_OPT_UINT && opt < MSGQ_OPT_UINT + (int)N_UINT_OPTS) {
 			u = &uint_opts[opt - MSGQ_OPT_UINT];
-			if (parse_uint(optarg, u->min, u->max, uint_opt_field(o, u))) {
+			if (hc_parse_uint(optarg, u->min, u->max, uint_opt_field(o, u))) {
 				fprintf(stderr, "%s: --%s: '%s' is not a number in %u-%u\n",
 					__func__, u->name, optarg, u->min, u->max);
 				err = -EINVAL;

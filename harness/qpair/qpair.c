@@ -39,6 +39,7 @@
 #include <liburing.h>
 
 #include "faultd/usdt.h"
+#include "hc.h"
 
 #define QP_BLOCK		4096	/* bytes per I/O */
 #define QP_DEPTH		8	/* outstanding I/Os per qpair */
@@ -1019,24 +1020,6 @@ static void usage(FILE *f)
 		"SIGTERM or SIGINT: drain, destroy, print a summary line, exit 0.\n");
 }
 
-/* Decimal only, the whole string, no sign. */
-static int parse_uint(const char *s, unsigned int min, unsigned int max, unsigned int *out)
-{
-	unsigned long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*end)
-		return -EINVAL;
-	if (errno == ERANGE || v < min || v > max)
-		return -ERANGE;
-	*out = (unsigned int)v;
-	return 0;
-}
-
 /* The numeric options, by getopt value: where each goes and its range. */
 struct qp_uint_opt {
 	int val;
@@ -1080,7 +1063,7 @@ static int opts_parse(int argc, char **argv, struct qp_opts *o)
 			if (qp_uint_opts[i].val == opt)
 				u = &qp_uint_opts[i];
 		if (u) {
-			if (parse_uint(optarg, u->min, u->max,
+			if (hc_parse_uint(optarg, u->min, u->max,
 				       (unsigned int *)((char *)o + u->field))) {
 				fprintf(stderr, "%s: --%s: '%s' is not a number in %u-%u\n",
 					__func__, u->name, optarg, u->min, u->max);

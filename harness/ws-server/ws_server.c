@@ -58,6 +58,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "hc.h"
+
 /* A peer that sends but does not read must not make us buffer without bound:
  * past OUT_HIGH unsent bytes a connection stops reading and skips stream
  * ticks until its output drains. One echo may overshoot it by a message. */
@@ -167,14 +169,6 @@ struct ws {
 	unsigned long long bytes_in, bytes_out;	/* their payload bytes */
 	uint8_t rbuf[WS_READ_BUF];
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- byte queues ------------------------------------------------------------ */
 
@@ -395,7 +389,7 @@ out:
 static void conn_closing(struct conn *c)
 {
 	c->state = CONN_CLOSING;
-	c->deadline = now_ms() + WS_LINGER_MS;
+	c->deadline = hc_now_ms() + WS_LINGER_MS;
 }
 
 /* Queues a frame header for a payload of len bytes and returns where the
@@ -858,7 +852,7 @@ static void conn_linger(struct conn *c)
 	}
 	shutdown(c->fd, SHUT_WR);
 	c->state = CONN_LINGER;
-	c->deadline = now_ms() + WS_LINGER_MS;
+	c->deadline = hc_now_ms() + WS_LINGER_MS;
 }
 
 /* Does everything the connection can do now. Returns 0 to keep it, or
@@ -936,7 +930,7 @@ static int conn_new(struct ws *s, int fd)
 		goto err_free_conn;
 	}
 	c->events = EPOLLIN;
-	c->deadline = now_ms() + WS_HANDSHAKE_MS;
+	c->deadline = hc_now_ms() + WS_HANDSHAKE_MS;
 	c->next = s->conns;
 	if (s->conns)
 		s->conns->prev = c;
@@ -1048,7 +1042,7 @@ static int ws_timers(struct ws *s)
 {
 	const struct ws_opts *o = s->o;
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->lfd};
-	int64_t now = now_ms(), next;
+	int64_t now = hc_now_ms(), next;
 
 	if (o->stream_ms && now >= s->next_stream) {
 		ws_stream_tick(s);
@@ -1099,7 +1093,7 @@ static void ws_accept(struct ws *s)
 			if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
 				epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->lfd, &ev);
 				s->accept_paused = 1;
-				s->accept_resume = now_ms() + WS_ACCEPT_BACKOFF_MS;
+				s->accept_resume = hc_now_ms() + WS_ACCEPT_BACKOFF_MS;
 			}
 			break;
 		}
@@ -1376,53 +1370,6 @@ out:
 
 /* --- addresses --------------------------------------------------------------- */
 
-static int addr_parse(const char *host, unsigned int port, struct sockaddr_storage *ss,
-		      socklen_t *len)
-{
-	const struct addrinfo hints = {
-		.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-	};
-	struct addrinfo *ai;
-	char serv[8];
-	int err;
-
-	snprintf(serv, sizeof(serv), "%u", port);
-	if (getaddrinfo(host, serv, &hints, &ai) != 0) {
-		err = -EINVAL;
-		goto out;
-	}
-	if (ai->ai_addrlen > sizeof(*ss)) {
-		err = -EINVAL;
-		goto err_free_ai;
-	}
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*len = ai->ai_addrlen;
-	err = 0;
-err_free_ai:
-	freeaddrinfo(ai);
-out:
-	return err;
-}
-
-/* "ADDR:PORT", with IPv6 addresses in brackets so the port stays apart. */
-static void addr_format(const struct sockaddr_storage *ss, char *buf, size_t size)
-{
-	char host[NI_MAXHOST];
-	socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						  : sizeof(struct sockaddr_in);
-	unsigned int port = ss->ss_family == AF_INET6
-		? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
-		: ntohs(((const struct sockaddr_in *)ss)->sin_port);
-
-	if (getnameinfo((const struct sockaddr *)ss, len, host, sizeof(host), NULL, 0,
-			NI_NUMERICHOST) != 0)
-		snprintf(host, sizeof(host), "?");
-	snprintf(buf, size, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
-}
-
 /* --- the server: setup and teardown ------------------------------------------ */
 
 static int ws_listen(struct ws *s)
@@ -1432,7 +1379,7 @@ static int ws_listen(struct ws *s)
 	socklen_t sslen, len = sizeof(s->addr);
 	int one = 1, err;
 
-	err = addr_parse(s->o->bind, s->o->port, &ss, &sslen);
+	err = hc_addr_parse(s->o->bind, s->o->port, &ss, &sslen);
 	if (err)
 		goto out;	/* the options were checked: cannot happen */
 	s->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1545,7 +1492,7 @@ static struct ws *ws_new(const struct ws_opts *o)
 			strerror(-err));
 		goto err_free;
 	}
-	now = now_ms();
+	now = hc_now_ms();
 	s->next_stream = now + o->stream_ms;
 	s->next_ping = now + o->ping_ms;
 	s->next_sweep = now + WS_SWEEP_MS;
@@ -1588,24 +1535,6 @@ static void usage(FILE *f)
 		"tls=ADDR:PORT'. SIGTERM or SIGINT: prints 'ws-server: stopping: conns=N\n"
 		"messages_in=N messages_out=N bytes_in=N bytes_out=N' (data messages and\n"
 		"their payload bytes, stream messages included) and exits 0.\n");
-}
-
-/* Decimal only, the whole string, no sign. */
-static int parse_uint(const char *s, unsigned int min, unsigned int max, unsigned int *out)
-{
-	unsigned long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*end)
-		return -EINVAL;
-	if (errno == ERANGE || v < min || v > max)
-		return -ERANGE;
-	*out = (unsigned int)v;
-	return 0;
 }
 
 /* Numeric options: getopt value OPT_NUM + index. */
@@ -1657,7 +1586,7 @@ static int opts_parse(int argc, char **argv, struct ws_opts *o)
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		if (opt >= OPT_NUM && opt < OPT_NUM + OPT_NNUMS) {
 			num = &opt_nums[opt - OPT_NUM];
-			if (parse_uint(optarg, num->min, num->max,
+			if (hc_parse_uint(optarg, num->min, num->max,
 				       (unsigned int *)((char *)o + num->off))) {
 				fprintf(stderr, "%s: --%s: '%s' is not %s\n", __func__, num->name,
 					optarg, num->what);
@@ -1718,7 +1647,7 @@ static int opts_parse(int argc, char **argv, struct ws_opts *o)
 		err = -EINVAL;
 		goto out;
 	}
-	if (addr_parse(o->bind, o->port, &ss, &sslen)) {
+	if (hc_addr_parse(o->bind, o->port, &ss, &sslen)) {
 		fprintf(stderr, "%s: --bind: '%s' is not a numeric IPv4 or IPv6 address\n",
 			__func__, o->bind);
 		err = -EINVAL;
@@ -1752,7 +1681,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (o.write_cert && file_write_atomic(o.write_cert, SSL_CTX_get0_certificate(s->ctx)))
 		goto err_free_ws;
-	addr_format(&s->addr, addr, sizeof(addr));
+	hc_addr_format(&s->addr, addr, sizeof(addr));
 	printf("ws-server: listening tls=%s\n", addr);
 	fflush(stdout);
 	if (o.ready_file && file_write_atomic(o.ready_file, NULL))
