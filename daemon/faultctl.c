@@ -419,6 +419,30 @@ static void write_html_out(const char *path, const json_t *reports)
 	}
 }
 
+/* --local: faultctl is the daemon for this command: its own event base,
+ * Ctrl-C stopping the run cleanly, and what an earlier killed run left
+ * swept first. */
+static void local_begin(struct cli *cli)
+{
+	cli->base = util_event_base();
+	cli->sig_ev[0] = evsignal_new(cli->base, SIGINT, local_on_signal, cli);
+	cli->sig_ev[1] = evsignal_new(cli->base, SIGTERM, local_on_signal, cli);
+	evsignal_add(cli->sig_ev[0], NULL);
+	evsignal_add(cli->sig_ev[1], NULL);
+	cg_sweep(cli->cgroup_root);
+	journal__sweep(cli->journal_dir, NULL, NULL);
+}
+
+static void local_end(struct cli *cli)
+{
+	if (cli->base) {
+		event_free(cli->sig_ev[0]);
+		event_free(cli->sig_ev[1]);
+		event_base_free(cli->base);
+		cli->base = NULL;
+	}
+}
+
 static int cmd_run(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -469,13 +493,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 	}
 	cli->tty = isatty(STDERR_FILENO) && !cli->quiet;
 	if (cli->local) {
-		cli->base = util_event_base();
-		cli->sig_ev[0] = evsignal_new(cli->base, SIGINT, local_on_signal, cli);
-		cli->sig_ev[1] = evsignal_new(cli->base, SIGTERM, local_on_signal, cli);
-		evsignal_add(cli->sig_ev[0], NULL);
-		evsignal_add(cli->sig_ev[1], NULL);
-		cg_sweep(cli->cgroup_root);
-		journal__sweep(cli->journal_dir, NULL, NULL);
+		local_begin(cli);
 	}
 	for (int i = 0; i < n; i++) {
 		struct row *row = &rows[i];
@@ -533,11 +551,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 	free(files);
 	free(rows);
 	json_decref(reports);
-	if (cli->base) {
-		event_free(cli->sig_ev[0]);
-		event_free(cli->sig_ev[1]);
-		event_base_free(cli->base);
-	}
+	local_end(cli);
 	return code;
 }
 
@@ -847,13 +861,7 @@ static int cmd_soak(struct cli *cli, int argc, char **argv)
 	o.n_files = n;
 	cli->quiet = true;	/* one line per run, not per cycle */
 	if (cli->local) {
-		cli->base = util_event_base();
-		cli->sig_ev[0] = evsignal_new(cli->base, SIGINT, local_on_signal, cli);
-		cli->sig_ev[1] = evsignal_new(cli->base, SIGTERM, local_on_signal, cli);
-		evsignal_add(cli->sig_ev[0], NULL);
-		evsignal_add(cli->sig_ev[1], NULL);
-		cg_sweep(cli->cgroup_root);
-		journal__sweep(cli->journal_dir, NULL, NULL);
+		local_begin(cli);
 		o.stop = &cli->soak_stop;
 	} else {
 		signal(SIGINT, soak_on_sigint);
@@ -863,12 +871,7 @@ static int cmd_soak(struct cli *cli, int argc, char **argv)
 	for (int i = 0; i < n; i++)
 		free(files[i]);
 	free(files);
-	if (cli->base) {
-		event_free(cli->sig_ev[0]);
-		event_free(cli->sig_ev[1]);
-		event_base_free(cli->base);
-		cli->base = NULL;
-	}
+	local_end(cli);
 	return code;
 }
 

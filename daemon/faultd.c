@@ -387,13 +387,38 @@ static json_t *first_failure(const json_t *rep)
 	return json_null();
 }
 
-/* Runs in memory, then the runs directory's, newest first. */
+/* A finished run's list row, from its report. */
+static json_t *disk_row(const char *id, const json_t *rep)
+{
+	return json_pack("{sssssOsOsOsosO}", "run_id", id, "state", "done",
+			 "scenario", json_object_get(json_object_get(rep, "scenario"), "name"),
+			 "verdict", json_object_get(rep, "verdict"),
+			 "started_at", json_object_get(rep, "started_at"),
+			 "first_failure", first_failure(rep),
+			 "duration_s", json_object_get(rep, "duration_s"));
+}
+
+/* ISO 8601 times sort as text: newest first. */
+static int newer_first(const void *a, const void *b)
+{
+	const char *ta = json_string_value(json_object_get(*(json_t *const *)a, "started_at"));
+	const char *tb = json_string_value(json_object_get(*(json_t *const *)b, "started_at"));
+
+	return strcmp(tb ?: "", ta ?: "");
+}
+
+/* Runs in memory, then the runs directory's, newest first. A report on
+ * disk is parsed once: its row is kept (d->disk_rows) for as long as its
+ * directory is there, since /metrics and the dashboard list on every
+ * request. */
 static json_t *runs_json(struct faultd *d)
 {
-	json_t *runs = json_array(), *row, *disk = json_array();
+	json_t *runs = json_array(), *row, *rows = json_object();
+	json_t **sorted = NULL;
 	struct dirent *de;
+	const char *id;
+	size_t n = 0, k = 0;
 	DIR *dir;
-	int n = 0;
 
 	for (struct job *j = d->jobs; j && runs; j = j->next) {
 		const json_t *rep = run__report(j->run);
@@ -407,40 +432,34 @@ static json_t *runs_json(struct faultd *d)
 			json_array_append_new(runs, row);
 	}
 	dir = opendir(d->runs_dir);
-	while (dir && runs && (de = readdir(dir)) && n < FAULTD_LIST_MAX) {
+	while (dir && runs && rows && (de = readdir(dir)) && n < FAULTD_LIST_MAX) {
 		json_t *rep;
 
 		if (!util_valid_run_id(de->d_name) || job_find(d, de->d_name))
 			continue;
-		rep = disk_report(d, de->d_name);
 		n++;
-		if (!rep)
-			continue;
-		json_array_append_new(disk, json_pack("{sssssOsOsOsosO}", "run_id", de->d_name,
-			"state", "done",
-			"scenario", json_object_get(json_object_get(rep, "scenario"), "name"),
-			"verdict", json_object_get(rep, "verdict"),
-			"started_at", json_object_get(rep, "started_at"),
-			"first_failure", first_failure(rep),
-			"duration_s", json_object_get(rep, "duration_s")));
-		json_decref(rep);
+		row = json_incref(json_object_get(d->disk_rows, de->d_name));
+		if (!row && (rep = disk_report(d, de->d_name))) {
+			row = disk_row(de->d_name, rep);
+			json_decref(rep);
+		}
+		if (row)
+			json_object_set_new(rows, de->d_name, row);
 	}
 	if (dir)
 		closedir(dir);
-	/* ISO 8601 times sort as text: newest first. */
-	for (size_t k = json_array_size(disk); runs && disk && k-- > 0;) {
-		size_t best = 0;
-
-		for (size_t m = 1; m <= k; m++)
-			if (strcmp(json_string_value(json_object_get(json_array_get(disk, m),
-								     "started_at")) ?: "",
-				   json_string_value(json_object_get(json_array_get(disk, best),
-								     "started_at")) ?: "") > 0)
-				best = m;
-		json_array_append(runs, json_array_get(disk, best));
-		json_array_remove(disk, best);
-	}
-	json_decref(disk);
+	/* Rows of directories that are gone (cleanup, soak --keep) go too. */
+	json_decref(d->disk_rows);
+	d->disk_rows = rows;
+	if (rows)
+		sorted = calloc(json_object_size(rows) + 1, sizeof(*sorted));
+	json_object_foreach(sorted ? rows : NULL, id, row)
+		sorted[k++] = row;
+	if (sorted)
+		qsort(sorted, k, sizeof(*sorted), newer_first);
+	for (size_t i = 0; runs && i < k; i++)
+		json_array_append(runs, sorted[i]);
+	free(sorted);
 	return runs ? runs : json_array();
 }
 
@@ -807,6 +826,7 @@ out_ctl:
 		d->jobs = j->next;
 		job_free(j);
 	}
+	json_decref(d->disk_rows);
 	if (d->sigterm_ev)
 		event_free(d->sigterm_ev);
 	if (d->sigint_ev)

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "ctl.h"
 #include "http.h"
@@ -31,6 +32,7 @@ struct faultd {
 	bool stopping;
 	uint64_t started_ns;
 	unsigned long long rss_idle;	/* RSS when the last run finished with none left */
+	json_t *disk_rows;		/* run id -> list row of a run read from disk */
 	char sock_path[108];
 	char runs_dir[PATH_MAX];
 	char cgroup_root[PATH_MAX];

@@ -12,6 +12,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "report.h"
 #include "util.h"
 
 #define HTTP_DASH_RUNS 200	/* runs the dashboard lists */
@@ -157,17 +158,19 @@ out:
 	json_decref(runs);
 }
 
+/* Text into the page, escaped as the reports escape it (report_escape). */
 static void html_text(struct evbuffer *b, const char *s)
 {
-	for (; s && *s; s++) {
-		switch (*s) {
-		case '<': evbuffer_add(b, "&lt;", 4); break;
-		case '>': evbuffer_add(b, "&gt;", 4); break;
-		case '&': evbuffer_add(b, "&amp;", 5); break;
-		case '"': evbuffer_add(b, "&quot;", 6); break;
-		default: evbuffer_add(b, s, 1);
-		}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f) {
+		report_escape(f, s);
+		fclose(f);
+		evbuffer_add(b, buf, len);
 	}
+	free(buf);
 }
 
 /* Recent runs, newest first, and per scenario its verdicts across runs as
@@ -258,7 +261,7 @@ out:
 	json_decref(runs);
 }
 
-static void report_html(struct http_server *h, struct evhttp_request *req, const char *id)
+static void serve_report_html(struct http_server *h, struct evhttp_request *req, const char *id)
 {
 	char path[PATH_MAX];
 	struct evbuffer *b = evbuffer_new();
@@ -306,7 +309,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 			send_json(req, rep);
 			json_decref(rep);
 		} else if (!strcmp(rest, "/report.html")) {
-			report_html(h, req, id);
+			serve_report_html(h, req, id);
 		} else {
 			evhttp_send_error(req, 404, NULL);
 		}

@@ -497,24 +497,14 @@ static void nd_on_timer(evutil_socket_t fd, short what, void *arg)
 	nd_arm(d);
 }
 
-/* Open the queue socket inside the namespace: a netlink socket belongs to
- * the namespace it was created in, whatever this thread joins later. */
-static int nd_queue_open(struct netdelay *d)
+/* Inside the link's namespace: the interface is there, and the netlink
+ * socket opened now belongs to that namespace, whatever this thread joins
+ * later. */
+static int nd_nfq_open(void *arg)
 {
-	unsigned flags = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO;
-	int self, err = 0;
+	struct netdelay *d = arg;
+	int err = 0;
 
-	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0) {
-		err = -errno;
-		log_warn("%s: open own namespace: %s", __func__, strerror(-err));
-		goto out;
-	}
-	if (setns(d->ns_fd, CLONE_NEWNET) < 0) {
-		err = -errno;
-		log_warn("%s: setns: %s", __func__, strerror(-err));
-		goto out_close;
-	}
 	if (!if_nametoindex(d->ifname)) {
 		err = -ENODEV;
 		log_warn("%s: no interface %s in the namespace", __func__, d->ifname);
@@ -525,26 +515,33 @@ static int nd_queue_open(struct netdelay *d)
 			log_warn("%s: nfq_open: %s", __func__, strerror(-err));
 		}
 	}
-	if (setns(self, CLONE_NEWNET) < 0) {
-		err = -errno;
-		log_err("%s: cannot return to faultd's namespace: %s", __func__, strerror(-err));
+	return err;
+}
+
+static int nd_queue_open(struct netdelay *d)
+{
+	unsigned flags = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO;
+	int err;
+
+	err = util_in_netns(d->ns_fd, nd_nfq_open, d);
+	if (err) {
+		log_warn("%s: in %s's namespace: %s", __func__, d->ifname, strerror(-err));
+		goto out;
 	}
-	if (err)
-		goto out_close;
 	d->qh = nfq_create_queue(d->h, (uint16_t)d->queue_num, nd_on_packet, d);
 	if (!d->qh) {
 		/* The kernel answers EPERM when another socket holds the number. */
 		err = errno == EPERM ? -EBUSY : errno ? -errno : -EIO;
 		log_warn("%s: bind queue %u: %s", __func__, d->queue_num,
 			 err == -EBUSY ? "taken in that namespace" : strerror(-err));
-		goto out_close;
+		goto out;
 	}
 	/* Metadata only: the verdict needs the id, never the payload. */
 	if (nfq_set_mode(d->qh, NFQNL_COPY_META, 0) < 0 ||
 	    nfq_set_queue_maxlen(d->qh, NETDELAY_QUEUE_MAX) < 0) {
 		err = errno ? -errno : -EIO;
 		log_warn("%s: configure queue %u: %s", __func__, d->queue_num, strerror(-err));
-		goto out_close;
+		goto out;
 	}
 	/* Fail-open: a full queue or socket passes packets undelayed rather
 	 * than dropping them. GSO: no payload is read, so the kernel need not
@@ -552,7 +549,7 @@ static int nd_queue_open(struct netdelay *d)
 	if (nfq_set_queue_flags(d->qh, flags, flags) < 0) {
 		err = errno ? -errno : -EIO;
 		log_warn("%s: fail-open on queue %u: %s", __func__, d->queue_num, strerror(-err));
-		goto out_close;
+		goto out;
 	}
 	nfnl_rcvbufsiz(nfq_nfnlh(d->h), ND_RCVBUF);
 	d->fd = nfq_fd(d->h);
@@ -563,8 +560,6 @@ static int nd_queue_open(struct netdelay *d)
 		err = -errno;
 		log_warn("%s: fcntl: %s", __func__, strerror(-err));
 	}
-out_close:
-	close(self);
 out:
 	return err;
 }

@@ -1,7 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +11,7 @@
 #include "log.h"
 #include "netfault.skel.h"
 #include "netfault_user.h"
+#include "util.h"
 
 struct netfault {
 	struct netfault_bpf *skel;
@@ -21,11 +21,34 @@ struct netfault {
 /* tcx attach types; libbpf 1.1 has no wrapper for them. */
 static const int tcx_type[] = {[NETFAULT_INGRESS] = 46, [NETFAULT_EGRESS] = 47};
 
+struct nf_attach {
+	struct netfault *nf;
+	const char *ifname;
+	int dir;
+};
+
+/* Inside the link's namespace: the interface index, and the link, belong
+ * to it. */
+static int nf_link(void *arg)
+{
+	struct nf_attach *at = arg;
+	int ifindex = (int)if_nametoindex(at->ifname);
+
+	if (ifindex)
+		at->nf->link_fd = bpf_link_create(bpf_program__fd(at->dir == NETFAULT_INGRESS ?
+							at->nf->skel->progs.netfault_in :
+							at->nf->skel->progs.netfault_out),
+						  ifindex, (enum bpf_attach_type)tcx_type[at->dir],
+						  NULL);
+	return !ifindex ? -ENODEV : at->nf->link_fd < 0 ? -errno : 0;
+}
+
 struct netfault *netfault__attach(const char *netns_path, const char *ifname, int dir,
 				  const struct netfault_conf *initial)
 {
+	struct nf_attach at = {.ifname = ifname, .dir = dir};
 	struct netfault *nf;
-	int self = -1, ns = -1, ifindex = 0, err = 0;
+	int ns = -1, err = 0;
 
 	nf = calloc(1, sizeof(*nf));
 	if (!nf) {
@@ -43,30 +66,18 @@ struct netfault *netfault__attach(const char *netns_path, const char *ifname, in
 		if (err)
 			goto err_destroy;
 	}
-	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	ns = open(netns_path, O_RDONLY | O_CLOEXEC);
-	if (self < 0 || ns < 0 || setns(ns, CLONE_NEWNET) < 0) {
+	if (ns < 0) {
 		err = -errno;
 		goto err_close;
 	}
-	/* The interface index, and the link, belong to that namespace. */
-	ifindex = (int)if_nametoindex(ifname);
-	if (ifindex)
-		nf->link_fd = bpf_link_create(bpf_program__fd(dir == NETFAULT_INGRESS ?
-							      nf->skel->progs.netfault_in :
-							      nf->skel->progs.netfault_out), ifindex,
-					      (enum bpf_attach_type)tcx_type[dir], NULL);
-	err = !ifindex ? -ENODEV : nf->link_fd < 0 ? -errno : 0;
-	if (setns(self, CLONE_NEWNET) < 0)
-		log_err("%s: cannot return to faultd's namespace: %s", __func__, strerror(errno));
+	at.nf = nf;
+	err = util_in_netns(ns, nf_link, &at);
 	if (err)
 		goto err_close;
-	close(self);
 	close(ns);
 	return nf;
 err_close:
-	if (self >= 0)
-		close(self);
 	if (ns >= 0)
 		close(ns);
 err_destroy:

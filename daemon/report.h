@@ -13,6 +13,14 @@
 #define REPORT_SCHEMA_VERSION 1
 #define FAULTD_VERSION "0.1.0"
 
+/* A report's string at @key, or @dflt: the renderers read optional fields. */
+static inline const char *report_str(const json_t *obj, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s ? s : dflt;
+}
+
 struct report_wl_out {
 	const char *stdout_path;
 	const char *stderr_path;

@@ -50,13 +50,6 @@ static double d_ceil(double x)
 	return -d_floor(-x);
 }
 
-static const char *s_or(const json_t *obj, const char *key, const char *dflt)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-
-	return s ? s : dflt;
-}
-
 /* Escaped, and cut (on a character boundary) at MAX_CELL bytes. */
 static void esc(FILE *f, const char *s)
 {
@@ -148,12 +141,12 @@ static void header(FILE *f, const json_t *rep)
 	char buf[256];
 
 	fputs("<header>\n<h1>", f);
-	verdict_badge(f, s_or(rep, "verdict", "?"), "verdict");
+	verdict_badge(f, report_str(rep, "verdict", "?"), "verdict");
 	fputs(" ", f);
-	esc(f, s_or(sc, "name", "?"));
+	esc(f, report_str(sc, "name", "?"));
 	fputs("</h1>\n<dl class=\"meta\">\n", f);
-	meta_row(f, "run id", s_or(rep, "run_id", "?"));
-	snprintf(buf, sizeof(buf), "%s (%s)", s_or(sc, "expect", "PASS"),
+	meta_row(f, "run id", report_str(rep, "run_id", "?"));
+	snprintf(buf, sizeof(buf), "%s (%s)", report_str(sc, "expect", "PASS"),
 		 json_is_true(json_object_get(rep, "expected_verdict_matched")) ? "matched"
 										 : "not matched");
 	meta_row(f, "expected", buf);
@@ -162,19 +155,19 @@ static void header(FILE *f, const json_t *rep)
 	meta_row(f, "seed", buf);
 	snprintf(buf, sizeof(buf), "%.1f s", json_number_value(json_object_get(rep, "duration_s")));
 	meta_row(f, "duration", buf);
-	meta_row(f, "stop reason", s_or(rep, "stop_reason", ""));
-	meta_row(f, "started", s_or(rep, "started_at", "?"));
-	meta_row(f, "ended", s_or(rep, "ended_at", "?"));
-	meta_row(f, "scenario file", s_or(sc, "file", "?"));
-	snprintf(buf, sizeof(buf), "%s, Linux %s %s, faultd %s", s_or(host, "hostname", "?"),
-		 s_or(host, "kernel", "?"), s_or(host, "machine", "?"),
-		 s_or(rep, "faultd_version", "?"));
+	meta_row(f, "stop reason", report_str(rep, "stop_reason", ""));
+	meta_row(f, "started", report_str(rep, "started_at", "?"));
+	meta_row(f, "ended", report_str(rep, "ended_at", "?"));
+	meta_row(f, "scenario file", report_str(sc, "file", "?"));
+	snprintf(buf, sizeof(buf), "%s, Linux %s %s, faultd %s", report_str(host, "hostname", "?"),
+		 report_str(host, "kernel", "?"), report_str(host, "machine", "?"),
+		 report_str(rep, "faultd_version", "?"));
 	meta_row(f, "host", buf);
-	meta_row(f, "run directory", s_or(rep, "run_dir", "?"));
+	meta_row(f, "run directory", report_str(rep, "run_dir", "?"));
 	fputs("</dl>\n", f);
 	if (json_is_string(json_object_get(rep, "error"))) {
 		fputs("<p class=\"error\" id=\"run-error\">error: ", f);
-		esc(f, s_or(rep, "error", ""));
+		esc(f, report_str(rep, "error", ""));
 		fputs("</p>\n", f);
 	}
 	fputs("</header>\n", f);
@@ -196,7 +189,7 @@ static void workloads(FILE *f, const json_t *rep)
 		if (json_is_true(json_object_get(w, "timed_out")))
 			snprintf(how, sizeof(how), "timed out");
 		else if (json_is_string(json_object_get(w, "signal")))
-			snprintf(how, sizeof(how), "killed by %.40s%s", s_or(w, "signal", "?"),
+			snprintf(how, sizeof(how), "killed by %.40s%s", report_str(w, "signal", "?"),
 				 json_is_true(json_object_get(w, "core_dumped")) ? " (core dumped)" : "");
 		else if (json_is_integer(code))
 			snprintf(how, sizeof(how), "exit %lld%s", (long long)json_integer_value(code),
@@ -206,9 +199,9 @@ static void workloads(FILE *f, const json_t *rep)
 		else
 			snprintf(how, sizeof(how), "not ended");
 		fputs("<tr><td>", f);
-		esc(f, s_or(w, "name", "?"));
+		esc(f, report_str(w, "name", "?"));
 		fputs("</td><td>", f);
-		esc(f, s_or(w, "kind", "?"));
+		esc(f, report_str(w, "kind", "?"));
 		fprintf(f, "</td><td class=\"num\">%lld</td><td>",
 			(long long)json_integer_value(json_object_get(w, "pid")));
 		esc(f, how);
@@ -216,7 +209,7 @@ static void workloads(FILE *f, const json_t *rep)
 				json_object_get(w, "output_bytes")));
 		if (json_is_string(json_object_get(w, "stdout"))) {
 			fputs(" <span class=\"muted\">", f);
-			esc(f, s_or(w, "stdout", ""));
+			esc(f, report_str(w, "stdout", ""));
 			fputs("</span>", f);
 		}
 		fputs("</td></tr>\n", f);
@@ -241,19 +234,19 @@ static void invariants(FILE *f, const json_t *rep)
 		const json_t *cyc = json_object_get(inv, "first_violation_cycle");
 
 		fprintf(f, "<tr class=\"invariant\" id=\"inv-%zu\"><td>", i);
-		verdict_badge(f, s_or(inv, "verdict", "?"), NULL);
+		verdict_badge(f, report_str(inv, "verdict", "?"), NULL);
 		fputs("</td><td>", f);
-		esc(f, s_or(inv, "name", "?"));
+		esc(f, report_str(inv, "name", "?"));
 		fputs("</td><td>", f);
-		esc(f, s_or(inv, "workload", "all"));
+		esc(f, report_str(inv, "workload", "all"));
 		fputs("</td><td>", f);
-		esc(f, s_or(inv, "summary", ""));
+		esc(f, report_str(inv, "summary", ""));
 		if (json_array_size(ev)) {
 			char *text = report_evidence_text(ev, EV_CAP);
 
 			/* Open what explains a failure; the rest stays folded. */
 			fprintf(f, "<details class=\"evidence\"%s><summary>evidence (%zu item%s)"
-				"</summary><pre>", !strcmp(s_or(inv, "verdict", ""), "FAIL") &&
+				"</summary><pre>", !strcmp(report_str(inv, "verdict", ""), "FAIL") &&
 				text && strlen(text) < 2048 ? " open" : "", json_array_size(ev),
 				json_array_size(ev) == 1 ? "" : "s");
 			if (text)
@@ -270,7 +263,7 @@ static void invariants(FILE *f, const json_t *rep)
 				fprintf(f, ", %.1f s", (double)json_integer_value(
 					json_object_get(inv, "first_violation_ms")) / 1000.0);
 			fputs("<br><span class=\"muted\">", f);
-			esc(f, s_or(inv, "first_violation_at", ""));
+			esc(f, report_str(inv, "first_violation_at", ""));
 			fputs("</span>", f);
 		}
 		fputs("</td></tr>\n", f);
@@ -328,16 +321,16 @@ static void fault_table(FILE *f, const json_t *rep)
 		else
 			fputs("<td></td>", f);
 		fputs("<td>", f);
-		esc(f, s_or(e, "action", ""));
+		esc(f, report_str(e, "action", ""));
 		fputs("</td><td>", f);
-		esc(f, s_or(e, "fault", ""));
+		esc(f, report_str(e, "fault", ""));
 		fputs("</td><td>", f);
-		esc(f, s_or(e, "target", ""));
+		esc(f, report_str(e, "target", ""));
 		fputs("</td><td class=\"num\">", f);
 		if (json_is_integer(json_object_get(e, "cycle")))
 			fprintf(f, "%lld", (long long)json_integer_value(json_object_get(e, "cycle")));
 		fputs("</td><td class=\"err\">", f);
-		esc(f, s_or(e, "error", ""));
+		esc(f, report_str(e, "error", ""));
 		fputs("</td><td class=\"muted\">", f);
 		/* Whatever else the action recorded (kernel name, rates). */
 		json_object_foreach((json_t *)e, k, v) {
@@ -506,7 +499,7 @@ static void find_windows(struct plots *ps, const json_t *faults)
 	size_t i, open = 0;	/* windows [open, nw) have no end yet */
 
 	json_array_foreach(faults, i, e) {
-		const char *action = s_or(e, "action", ""), *target = s_or(e, "target", "");
+		const char *action = report_str(e, "action", ""), *target = report_str(e, "target", "");
 		double t = (double)int_or(e, "t_actual_ms", int_or(e, "t_planned_ms", -1));
 		char kind[32];
 		bool opens, found = false;
@@ -602,7 +595,7 @@ static size_t find_markers(const json_t *rep, const struct plot *p, struct marke
 		const json_t *cyc = json_object_get(inv, "first_violation_cycle");
 		bool marked = false, judged_some = false;
 
-		if (strcmp(s_or(inv, "verdict", ""), "FAIL") || !json_is_integer(cyc))
+		if (strcmp(report_str(inv, "verdict", ""), "FAIL") || !json_is_integer(cyc))
 			continue;
 		json_array_foreach(json_object_get(inv, "evidence"), k, ev) {
 			const char *wl = json_string_value(json_object_get(ev, "workload"));
@@ -619,7 +612,7 @@ static size_t find_markers(const json_t *rep, const struct plot *p, struct marke
 			if (!json_is_integer(c) || marked || n == max)
 				continue;
 			m[n++] = (struct marker){(double)json_integer_value(c),
-						 s_or(inv, "name", "?")};
+						 report_str(inv, "name", "?")};
 			marked = true;
 		}
 		if (!judged_some && n < max) {
@@ -627,7 +620,7 @@ static size_t find_markers(const json_t *rep, const struct plot *p, struct marke
 
 			if (iwl ? p->wl && !strcmp(iwl, p->wl) : p->kind == PK_RUN)
 				m[n++] = (struct marker){(double)json_integer_value(cyc),
-							 s_or(inv, "name", "?")};
+							 report_str(inv, "name", "?")};
 		}
 	}
 	return n;
@@ -807,11 +800,11 @@ static void render_html(FILE *f, const void *arg)
 
 	fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
 	      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>", f);
-	esc(f, s_or(rep, "verdict", "?"));
+	esc(f, report_str(rep, "verdict", "?"));
 	fputs(" ", f);
-	esc(f, s_or(sc, "name", "?"));
+	esc(f, report_str(sc, "name", "?"));
 	fputs(" ", f);
-	esc(f, s_or(rep, "run_id", "?"));
+	esc(f, report_str(rep, "run_id", "?"));
 	fputs(" - faultd</title>\n<style>", f);
 	fputs(css, f);
 	fputs("</style>\n</head>\n<body>\n", f);
@@ -821,7 +814,7 @@ static void render_html(FILE *f, const void *arg)
 	fault_table(f, rep);
 	workloads(f, rep);
 	fputs("<p class=\"muted\">faultd ", f);
-	esc(f, s_or(rep, "faultd_version", "?"));
+	esc(f, report_str(rep, "faultd_version", "?"));
 	fputs(", report schema ", f);
 	fprintf(f, "%lld", (long long)json_integer_value(json_object_get(rep, "schema_version")));
 	fputs("</p>\n</body>\n</html>\n", f);

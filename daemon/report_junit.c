@@ -20,13 +20,6 @@
 #define EV_MAX_LIST	25	/* elements rendered per nested array */
 #define EV_INLINE	100	/* longest array or object kept on one line */
 
-static const char *s_or(const json_t *obj, const char *key, const char *dflt)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-
-	return s ? s : dflt;
-}
-
 /* Length of the valid UTF-8 sequence at @s (at most @left bytes), or 0. */
 static size_t utf8_len(const unsigned char *s, size_t left)
 {
@@ -377,7 +370,7 @@ struct counts {
 static bool run_error(const json_t *rep)
 {
 	return json_is_string(json_object_get(rep, "error")) ||
-	       !strcmp(s_or(rep, "verdict", ""), "ERROR");
+	       !strcmp(report_str(rep, "verdict", ""), "ERROR");
 }
 
 static void count(const json_t *rep, struct counts *c)
@@ -386,7 +379,7 @@ static void count(const json_t *rep, struct counts *c)
 	size_t i;
 
 	json_array_foreach(json_object_get(rep, "invariants"), i, inv) {
-		const char *v = s_or(inv, "verdict", "");
+		const char *v = report_str(inv, "verdict", "");
 
 		c->tests++;
 		if (!strcmp(v, "FAIL"))
@@ -425,13 +418,13 @@ static void testcase_name(const json_t *invs, size_t idx, char *buf, size_t len)
 	size_t i;
 
 	if (wl)
-		snprintf(buf, len, "%s[%s]", s_or(me, "name", "?"), wl);
+		snprintf(buf, len, "%s[%s]", report_str(me, "name", "?"), wl);
 	else
-		snprintf(buf, len, "%s", s_or(me, "name", "?"));
+		snprintf(buf, len, "%s", report_str(me, "name", "?"));
 	json_array_foreach(invs, i, o) {
 		const char *owl = json_string_value(json_object_get(o, "workload"));
 
-		if (i == idx || strcmp(s_or(o, "name", ""), s_or(me, "name", "")) ||
+		if (i == idx || strcmp(report_str(o, "name", ""), report_str(me, "name", "")) ||
 		    (wl ? !owl || strcmp(wl, owl) : owl != NULL))
 			continue;
 		snprintf(buf + strlen(buf), len - strlen(buf), " #%zu", idx);
@@ -445,14 +438,14 @@ static void testcase_body(FILE *f, const char *tag, const json_t *inv, const cha
 	const json_t *cyc = json_object_get(inv, "first_violation_cycle");
 
 	fprintf(f, "      <%s", tag);
-	attr(f, "message", s_or(inv, "summary", ""));
+	attr(f, "message", report_str(inv, "summary", ""));
 	attr(f, "type", type);
 	fputs(">", f);
-	report_escape(f, s_or(inv, "summary", ""));
+	report_escape(f, report_str(inv, "summary", ""));
 	fputc('\n', f);
 	if (json_is_integer(cyc)) {
 		fprintf(f, "first violation: cycle %lld at ", (long long)json_integer_value(cyc));
-		report_escape(f, s_or(inv, "first_violation_at", "?"));
+		report_escape(f, report_str(inv, "first_violation_at", "?"));
 		fputc('\n', f);
 	}
 	if (text && *text) {
@@ -467,7 +460,7 @@ static void suite(FILE *f, const json_t *rep, size_t id)
 {
 	const json_t *sc = json_object_get(rep, "scenario");
 	const json_t *invs = json_object_get(rep, "invariants"), *inv;
-	const char *scname = s_or(sc, "name", "?");
+	const char *scname = report_str(sc, "name", "?");
 	char classname[256], name[512], ts[20] = "", num[32];
 	struct counts c = {0};
 	size_t i;
@@ -475,43 +468,43 @@ static void suite(FILE *f, const json_t *rep, size_t id)
 	count(rep, &c);
 	snprintf(classname, sizeof(classname), "faultd.%s", scname);
 	/* JUnit schemas want a timestamp without zone or fraction; ours is UTC. */
-	snprintf(ts, sizeof(ts), "%.19s", s_or(rep, "started_at", "1970-01-01T00:00:00"));
+	snprintf(ts, sizeof(ts), "%.19s", report_str(rep, "started_at", "1970-01-01T00:00:00"));
 	fputs("  <testsuite", f);
 	attr(f, "name", scname);
 	fprintf(f, " id=\"%zu\" package=\"faultd\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" "
 		"skipped=\"%zu\" time=\"%.3f\"", id, c.tests, c.failures, c.errors, c.skipped,
 		json_number_value(json_object_get(rep, "duration_s")));
 	attr(f, "timestamp", ts);
-	attr(f, "hostname", s_or(json_object_get(rep, "host"), "hostname", "localhost"));
+	attr(f, "hostname", report_str(json_object_get(rep, "host"), "hostname", "localhost"));
 	fputs(">\n    <properties>\n", f);
-	property(f, "run_id", s_or(rep, "run_id", "?"));
-	property(f, "verdict", s_or(rep, "verdict", "?"));
-	property(f, "expected_verdict", s_or(sc, "expect", "PASS"));
+	property(f, "run_id", report_str(rep, "run_id", "?"));
+	property(f, "verdict", report_str(rep, "verdict", "?"));
+	property(f, "expected_verdict", report_str(sc, "expect", "PASS"));
 	property(f, "expected_verdict_matched",
 		 json_is_true(json_object_get(rep, "expected_verdict_matched")) ? "true" : "false");
 	snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(json_object_get(sc, "seed")));
 	property(f, "seed", num);
-	property(f, "scenario_file", s_or(sc, "file", ""));
-	property(f, "stop_reason", s_or(rep, "stop_reason", ""));
-	property(f, "started_at", s_or(rep, "started_at", ""));
-	property(f, "run_dir", s_or(rep, "run_dir", ""));
-	property(f, "faultd_version", s_or(rep, "faultd_version", ""));
+	property(f, "scenario_file", report_str(sc, "file", ""));
+	property(f, "stop_reason", report_str(rep, "stop_reason", ""));
+	property(f, "started_at", report_str(rep, "started_at", ""));
+	property(f, "run_dir", report_str(rep, "run_dir", ""));
+	property(f, "faultd_version", report_str(rep, "faultd_version", ""));
 	fputs("    </properties>\n", f);
 
 	if (run_error(rep)) {
 		fputs("    <testcase name=\"run\"", f);
 		attr(f, "classname", classname);
 		fputs(" time=\"0\">\n      <error", f);
-		attr(f, "message", s_or(rep, "error", "the run ended in ERROR"));
+		attr(f, "message", report_str(rep, "error", "the run ended in ERROR"));
 		fputs(" type=\"run_error\">", f);
-		report_escape(f, s_or(rep, "error", "the run ended in ERROR"));
+		report_escape(f, report_str(rep, "error", "the run ended in ERROR"));
 		fputs("\nstop: ", f);
-		report_escape(f, s_or(rep, "stop_reason", ""));
+		report_escape(f, report_str(rep, "stop_reason", ""));
 		fputs("</error>\n    </testcase>\n", f);
 	}
 	json_array_foreach(invs, i, inv) {
-		const char *v = s_or(inv, "verdict", "");
-		const char *iname = s_or(inv, "name", "?");
+		const char *v = report_str(inv, "verdict", "");
+		const char *iname = report_str(inv, "name", "?");
 
 		testcase_name(invs, i, name, sizeof(name));
 		fputs("    <testcase", f);
@@ -527,7 +520,7 @@ static void suite(FILE *f, const json_t *rep, size_t id)
 			testcase_body(f, "failure", inv, iname);
 		} else if (!strcmp(v, "INCONCLUSIVE")) {
 			fputs("      <skipped", f);
-			attr(f, "message", s_or(inv, "summary", "inconclusive"));
+			attr(f, "message", report_str(inv, "summary", "inconclusive"));
 			fputs("/>\n", f);
 		} else {
 			testcase_body(f, "error", inv, iname);
@@ -535,13 +528,13 @@ static void suite(FILE *f, const json_t *rep, size_t id)
 		fputs("    </testcase>\n", f);
 	}
 	fputs("    <system-out>verdict ", f);
-	report_escape(f, s_or(rep, "verdict", "?"));
+	report_escape(f, report_str(rep, "verdict", "?"));
 	fputs(" (expected ", f);
-	report_escape(f, s_or(sc, "expect", "PASS"));
+	report_escape(f, report_str(sc, "expect", "PASS"));
 	fputs("), stop: ", f);
-	report_escape(f, s_or(rep, "stop_reason", ""));
+	report_escape(f, report_str(rep, "stop_reason", ""));
 	fputs("\nreport: ", f);
-	report_escape(f, s_or(rep, "run_dir", "?"));
+	report_escape(f, report_str(rep, "run_dir", "?"));
 	fputs("/report.json\n</system-out>\n  </testsuite>\n", f);
 }
 

@@ -1246,7 +1246,9 @@ static void finish(struct run *r)
 	}
 	/* A finished run is kept for status and its report only: the parsed
 	 * debug info of its processes is the bulk of it, and a soak must not
-	 * keep it. */
+	 * keep it. Its late maps snapshot goes with it. */
+	if (r->snapshot_ev)
+		evtimer_del(r->snapshot_ev);
 	sym__free(r->sym);
 	r->sym = NULL;
 	r->state = RUN_DONE;

@@ -575,7 +575,9 @@ void run_probes_sample(struct run *r, size_t c)
 			sample_fds(r, i, s);
 		if (r->rw[i].life && r->obs.probes[i].life &&
 		    (r->obs.n_life_kinds || r->obs.n_life_counters)) {
-			json_t *all = probe_life__counters(r->rw[i].life);
+			/* The counters map is walked only when a counter is judged. */
+			json_t *all = r->obs.n_life_counters ?
+				      probe_life__counters(r->rw[i].life) : NULL;
 
 			probe_life__count_alive(r->rw[i].life, r->obs.life_kinds,
 						r->obs.n_life_kinds, s->live);

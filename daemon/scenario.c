@@ -28,9 +28,6 @@ struct sc_ctx {
 static const char *const expect_names[] = {"PASS", "FAIL", "INCONCLUSIVE", NULL};
 static const char *const kind_names[] = {"exec", "echo-server", "lwip-client", "msgq",
 	"qpair", "ws-server", "dpdk-client", NULL};
-/* Kinds, probes and fault types later parts of faultd add: recognised, so
- * the error can say they are not in this build rather than unknown. */
-static const char *const later_kinds[] = {NULL};
 static const char *const probe_names[] = {"proc", "heap", "fds", "lifecycle", NULL};
 
 static int in_list(const char *const *list, const char *s)
@@ -326,11 +323,7 @@ static int parse_kind(struct sc_ctx *ctx, json_t *val, void *target)
 	w->kind = in_list(kind_names, s);
 	if (w->kind >= 0)
 		return 0;
-	if (in_list(later_kinds, s) >= 0)
-		sc_error(ctx, false, "workload kind '%s' is not supported by this build yet "
-			 "(supported: %s)", s, known);
-	else
-		sc_error(ctx, false, "unknown workload kind '%s' (known: %s)", s, known);
+	sc_error(ctx, false, "unknown workload kind '%s' (known: %s)", s, known);
 	return -EINVAL;
 }
 
@@ -477,9 +470,7 @@ static int check_wl_link(struct sc_ctx *ctx, struct scenario *sc, struct sc_work
 		return err;
 	}
 	jpath_push_key(&ctx->path, "link");
-	for (size_t l = 0; l < sc->n_links; l++)
-		if (!strcmp(sc->links[l].name, w->link))
-			w->link_idx = (int)l;
+	w->link_idx = scenario_link_idx(sc, w->link);
 	if (!stack) {
 		sc_error(ctx, true, "only kinds lwip-client and dpdk-client take \"link\"");
 		err = -EINVAL;
@@ -872,12 +863,9 @@ static int check_bridge(struct sc_ctx *ctx, struct scenario *sc, struct sc_bridg
 	}
 	jpath_push_key(&ctx->path, "ports");
 	for (size_t p = 0; br->ports[p]; p++) {
-		int l = -1;
+		int l = scenario_link_idx(sc, br->ports[p]);
 
 		jpath_push_idx(&ctx->path, p);
-		for (size_t k = 0; k < sc->n_links; k++)
-			if (!strcmp(sc->links[k].name, br->ports[p]))
-				l = (int)k;
 		if (p >= SC_MAX_PORTS) {
 			sc_error(ctx, false, "at most %d ports", SC_MAX_PORTS);
 			err = -EINVAL;
@@ -1154,6 +1142,14 @@ int scenario_ns_idx(const struct scenario *sc, const char *name)
 	return -1;
 }
 
+int scenario_link_idx(const struct scenario *sc, const char *name)
+{
+	for (size_t i = 0; i < sc->n_links; i++)
+		if (!strcmp(sc->links[i].name, name))
+			return (int)i;
+	return -1;
+}
+
 /* The time a link fault holds its link: [from, to); to < 0 is the end. */
 static void fault_span(const struct sc_fault *f, long long *from, long long *to)
 {
@@ -1230,9 +1226,7 @@ static int check_fault(struct sc_ctx *ctx, struct scenario *sc, struct sc_fault 
 
 	f->link_idx = f->wl_idx = -1;
 	if (f->link) {
-		for (size_t l = 0; l < sc->n_links; l++)
-			if (!strcmp(sc->links[l].name, f->link))
-				f->link_idx = (int)l;
+		f->link_idx = scenario_link_idx(sc, f->link);
 		if (f->link_idx < 0) {
 			jpath_push_key(&ctx->path, "link");
 			sc_error(ctx, false, "no link named '%s' in topology.links", f->link);

@@ -205,6 +205,8 @@ void scenario_free(struct scenario *sc);
 
 int scenario_workload_idx(const struct scenario *sc, const char *name);
 int scenario_ns_idx(const struct scenario *sc, const char *name);
+/* The index of the link named @name, or -1. */
+int scenario_link_idx(const struct scenario *sc, const char *name);
 const char *scenario_fault_name(int type);
 /* A flap makes the fault cycles; without one, each sample_ms window does. */
 bool scenario_has_cyclic_fault(const struct scenario *sc);

@@ -69,6 +69,13 @@ int sym__snapshot(struct sym *s, pid_t pid)
 		free(text);
 		return -ESRCH;
 	}
+	if (slot && slot->len == len && !memcmp(slot->maps, text, len)) {
+		/* Nothing mapped or unmapped since: keep the parsed modules
+		 * (every cycle end snapshots, and most cycles change nothing). */
+		free(text);
+		slot->used = ++s->tick;
+		return 0;
+	}
 	if (!slot) {
 		slot = &s->procs[0];
 		for (int i = 1; i < SYM_MAX_PROCS; i++)

@@ -130,27 +130,6 @@ int topo_link_delete(const char *name)
 	return err == -NLE_NODEV || err == -NLE_OBJ_NOTFOUND || err == 0 ? 0 : -EIO;
 }
 
-/* Run @fn(@arg) with this thread in the network namespace @ns_fd, then
- * return to faultd's. A socket made inside stays bound to that namespace.
- * What @fn returned, or -errno if the namespace could not be entered. */
-static int in_netns(int ns_fd, int (*fn)(void *arg), void *arg)
-{
-	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), err;
-
-	if (self < 0)
-		return -errno;
-	if (setns(ns_fd, CLONE_NEWNET) < 0) {
-		err = -errno;
-	} else {
-		err = fn(arg);
-		if (setns(self, CLONE_NEWNET) < 0)
-			log_err("%s: cannot return to faultd's namespace: %s", __func__,
-				strerror(errno));
-	}
-	close(self);
-	return err;
-}
-
 static int nl_open(void *arg)
 {
 	struct nl_sock **sk = arg;
@@ -168,7 +147,7 @@ static struct nl_sock *nl_in(int fd)
 {
 	struct nl_sock *sk = NULL;
 
-	if (in_netns(fd, nl_open, &sk) && !sk)
+	if (util_in_netns(fd, nl_open, &sk) && !sk)
 		errno = EIO;
 	return sk;
 }
@@ -279,7 +258,7 @@ static int tap_open(void *arg)
 
 static int make_tap(const struct topo *t, const struct topo_link *l)
 {
-	return in_netns(t->ns[l->a_ns].fd, tap_open, (void *)l->a);
+	return util_in_netns(t->ns[l->a_ns].fd, tap_open, (void *)l->a);
 }
 
 /* TSO, GSO and GRO off on interface @name in namespace @ns_fd, so the
@@ -298,7 +277,7 @@ static int offloads_off(int ns_fd, const char *name)
 	static const __u32 cmds[] = {ETHTOOL_STSO, ETHTOOL_SGSO, ETHTOOL_SGRO};
 	int sock = -1, err;
 
-	err = in_netns(ns_fd, inet_socket, &sock);
+	err = util_in_netns(ns_fd, inet_socket, &sock);
 	for (size_t i = 0; !err && i < ARRAY_SIZE(cmds); i++) {
 		struct ethtool_value ev = {.cmd = cmds[i], .data = 0};
 		struct ifreq ifr = {.ifr_data = (void *)&ev};

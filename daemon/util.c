@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include <event2/event.h>
 
+#include "log.h"
 #include "util.h"
 
 uint64_t util_now_ns(void)
@@ -309,4 +311,22 @@ unsigned long long util_rss_bytes(pid_t pid)
 		rss = 0;
 	free(text);
 	return rss * (unsigned long long)sysconf(_SC_PAGESIZE);
+}
+
+int util_in_netns(int ns_fd, int (*fn)(void *arg), void *arg)
+{
+	int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC), err;
+
+	if (self < 0)
+		return -errno;
+	if (setns(ns_fd, CLONE_NEWNET) < 0) {
+		err = -errno;
+	} else {
+		err = fn(arg);
+		if (setns(self, CLONE_NEWNET) < 0)
+			log_err("%s: cannot return to faultd's namespace: %s", __func__,
+				strerror(errno));
+	}
+	close(self);
+	return err;
 }

@@ -27,6 +27,10 @@ int util_rm_tree(const char *path);
 int util_write_atomic(const char *path, const char *data, size_t len);
 /* Read a whole file of at most @max bytes; *out is NUL-terminated. */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);
+/* Run @fn(@arg) with this thread in the network namespace @ns_fd, then
+ * return to faultd's. A socket made inside stays bound to that namespace.
+ * What @fn returned, or -errno if the namespace could not be entered. */
+int util_in_netns(int ns_fd, int (*fn)(void *arg), void *arg);
 /* Resident set of @pid (0: this process) in bytes; 0 if unknown. */
 unsigned long long util_rss_bytes(pid_t pid);
 
