@@ -92,15 +92,14 @@ int BPF_PROG(proc_exec, struct task_struct *task, pid_t old_pid,
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(proc_exit, struct task_struct *task, bool group_dead)
+static __always_inline void exit_event(struct task_struct *task, bool group_dead)
 {
 	__u32 tgid = BPF_CORE_READ(task, tgid);
 	__s32 code;
 
 	/* One event per process: when its last thread goes. */
 	if (!group_dead || !bpf_map_lookup_elem(&tracked, &tgid))
-		return 0;
+		return;
 	code = BPF_CORE_READ(task, exit_code);
 	if (!code)
 		code = BPF_CORE_READ(task, signal, group_exit_code);
@@ -109,6 +108,24 @@ int BPF_PROG(proc_exit, struct task_struct *task, bool group_dead)
 	emit(PROC_EV_EXIT, BPF_CORE_READ(task, group_leader), tgid,
 	     BPF_CORE_READ(task, real_parent, tgid), code);
 	bpf_map_delete_elem(&tracked, &tgid);
+}
+
+/* Two forms of one tracepoint: newer kernels pass group_dead; older ones
+ * (6.1, 6.12) pass the task alone, and reading a second argument there is
+ * refused. The daemon keeps the one whose form the kernel's BTF has. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(proc_exit, struct task_struct *task, bool group_dead)
+{
+	exit_event(task, group_dead);
+	return 0;
+}
+
+/* The task-only form: the thread group is dead when its live count, which
+ * do_exit() drops before this tracepoint, has reached zero. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(proc_exit_task, struct task_struct *task)
+{
+	exit_event(task, BPF_CORE_READ(task, signal, live.counter) == 0);
 	return 0;
 }
 
@@ -148,7 +165,7 @@ int BPF_PROG(proc_signal, int sig, struct kernel_siginfo *info, struct k_sigacti
 	struct proc_ev *ev;
 
 	if (sig <= 0 || sig > 31 || !(CRASH_SIGNALS & (1u << sig)) ||
-	    !bpf_map_lookup_elem(&tracked, &tgid) || ka->sa.sa_handler)
+	    !bpf_map_lookup_elem(&tracked, &tgid) || BPF_CORE_READ(ka, sa.sa_handler))
 		return 0;
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
@@ -164,7 +181,9 @@ int BPF_PROG(proc_signal, int sig, struct kernel_siginfo *info, struct k_sigacti
 	ev->ts_ns = bpf_ktime_get_ns();
 	BPF_CORE_READ_STR_INTO(&ev->comm, task, comm);
 	ev->signo = (__u32)sig;
-	ev->addr = (__u64)info->_sifields._sigfault._addr;
+	/* Some kernels (6.18) mark @info as a possible error pointer, and a
+	 * direct read of it is refused: read it as untrusted memory. */
+	ev->addr = (__u64)BPF_CORE_READ(info, _sifields._sigfault._addr);
 	/* Bytes written, or a negative error; frames are 8 bytes each. */
 	long got = bpf_get_stack(ctx, ev->frames, sizeof(ev->frames), BPF_F_USER_STACK);
 

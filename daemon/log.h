@@ -11,6 +11,18 @@ enum log_level log_get_level(void);
 void log_set_prefix(const char *prefix);	/* program name, e.g. "faultd" */
 void log_route_libbpf(void);	/* libbpf's messages go through this log */
 
+/* What libbpf said while an object was loading: the first program it named
+ * as failed, that failure's line, and the last lines of the verifier's log.
+ * While a capture is set (per thread), libbpf's warnings go into it and to
+ * the debug log only, so a refused optional program is logged once, by its
+ * caller, and not as a page of verifier output. */
+struct log_bpf_capture {
+	char prog[64];			/* "" if libbpf named none */
+	char failure[256];		/* "prog 'x': failed to load: -13" */
+	char tail[512];			/* the verifier's last lines, ' | ' between */
+};
+void log_capture_libbpf(struct log_bpf_capture *cap);	/* NULL ends it */
+
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "log.h"
 #include "probe_proc.h"
 #include "probe_util.h"
 #include "proc.skel.h"
+#include "util.h"
 
 struct probe_proc {
 	struct proc_bpf *skel;
@@ -19,6 +21,59 @@ struct probe_proc {
 	probe_proc_cb cb;
 	void *arg;
 };
+
+PROBE_SKEL_OPS_DEFINE(proc);
+
+/* Process exits are the core: crash stacks are an add-on whose refusal
+ * must not take exits with it. */
+static const struct probe_prog_cap proc_progs[] = {
+	{"proc_fork", CAPS_PROC},
+	{"proc_exec", CAPS_PROC},
+	{"proc_exit", CAPS_PROC},
+	{"proc_exit_task", CAPS_PROC},
+	{"proc_signal", CAPS_CRASH_STACK},
+};
+
+/* How many arguments the kernel's sched_process_exit tracepoint passes
+ * (its btf_trace_ typedef is a pointer to a function of ctx and them), or
+ * -errno. libbpf-tools tell block_rq_issue's forms apart the same way. */
+static int exit_tp_args(void)
+{
+	const struct btf_type *t;
+	struct btf *btf;
+	int id, n = -ENOENT;
+
+	btf = btf__load_vmlinux_btf();
+	if (!btf)
+		return -errno;
+	id = btf__find_by_name_kind(btf, "btf_trace_sched_process_exit", BTF_KIND_TYPEDEF);
+	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
+	if (t)
+		t = btf__type_by_id(btf, t->type);	/* pointer */
+	if (t && btf_is_ptr(t))
+		t = btf__type_by_id(btf, t->type);	/* function prototype */
+	if (t && btf_is_func_proto(t))
+		n = btf_vlen(t) - 1;
+	btf__free(btf);
+	return n;
+}
+
+/* Keep the exit program whose arguments this kernel passes. */
+static int choose_exit(void *skel, void *arg)
+{
+	struct proc_bpf *s = skel;
+	int n = exit_tp_args();
+
+	(void)arg;
+	if (n < 0)
+		log_debug("%s: sched_process_exit's arguments unknown (%s): task only",
+			  __func__, strerror(-n));
+	bpf_program__set_autoload(s->progs.proc_exit, n >= 2);
+	bpf_program__set_autoload(s->progs.proc_exit_task, n < 2);
+	caps_set_ok(CAPS_PROC, n >= 2 ? "tp_btf sched_process_exit(task, group_dead)" :
+					"tp_btf sched_process_exit(task)");
+	return 0;
+}
 
 static int on_sample(void *ctx, void *data, size_t len)
 {
@@ -46,13 +101,15 @@ struct probe_proc *probe_proc__open(struct event_base *base, probe_proc_cb cb, v
 	}
 	p->cb = cb;
 	p->arg = arg;
-	p->skel = proc_bpf__open_and_load();
+	p->skel = probe_load(&proc_ops, proc_progs, ARRAY_SIZE(proc_progs), CAPS_PROC,
+			     choose_exit, NULL);
 	if (!p->skel) {
 		err = -errno;
 		log_warn("%s: load: %s", __func__, strerror(-err));
 		goto err_free;
 	}
-	err = proc_bpf__attach(p->skel);
+	err = probe_attach_auto(p->skel, &proc_ops, proc_progs, ARRAY_SIZE(proc_progs),
+				CAPS_PROC);
 	if (err) {
 		log_warn("%s: attach: %s", __func__, strerror(-err));
 		goto err_destroy;

@@ -3,8 +3,13 @@
 #ifndef FAULTD_PROBE_UTIL_H
 #define FAULTD_PROBE_UTIL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <bpf/libbpf.h>
 #include <event2/event.h>
+
+#include "caps.h"
 
 struct probe_ring {
 	struct ring_buffer *rb;
@@ -22,5 +27,53 @@ void probe_ring_close(struct probe_ring *ring);
 unsigned long long probe_percpu_sum(const struct bpf_map *map, __u32 key);
 /* Set a per-CPU array's @key to zero on every CPU. */
 void probe_percpu_zero(const struct bpf_map *map, __u32 key);
+
+/* --- loading one object so that a refused program costs only its feature --- */
+
+/* A program of an object and the feature it serves. */
+struct probe_prog_cap {
+	const char *prog;		/* its name in the object */
+	enum caps_id cap;
+};
+
+/* A skeleton's open, load and destroy, without its type: PROBE_SKEL_OPS. */
+struct probe_skel_ops {
+	const char *name;		/* "proc", for the log */
+	void *(*open)(void);
+	struct bpf_object_skeleton *(*skeleton)(void *skel);
+	int (*load)(void *skel);
+	void (*destroy)(void *skel);
+};
+
+#define PROBE_SKEL_OPS_DEFINE(N)						\
+	static void *N##_ops_open(void) { return N##_bpf__open(); }		\
+	static struct bpf_object_skeleton *N##_ops_skeleton(void *s)		\
+	{ return ((struct N##_bpf *)s)->skeleton; }				\
+	static int N##_ops_load(void *s) { return N##_bpf__load(s); }		\
+	static void N##_ops_destroy(void *s) { N##_bpf__destroy(s); }		\
+	static const struct probe_skel_ops N##_ops = {				\
+		#N, N##_ops_open, N##_ops_skeleton, N##_ops_load, N##_ops_destroy, \
+	}
+
+/* Open and load an object. Programs whose feature is already missing are
+ * not loaded; a program the kernel refuses marks its feature missing (with
+ * the verifier's last lines) and the object is loaded again without it.
+ * @prepare, if any, runs on every fresh open before the load (rodata,
+ * choosing between alternative programs); 0 or -errno. If a program of
+ * @main is refused, or @main is missing already, the object fails with
+ * -ENOTSUP. Programs not in @progs load as the object has them. The loaded
+ * skeleton, or NULL with errno set. */
+void *probe_load(const struct probe_skel_ops *ops, const struct probe_prog_cap *progs,
+		 size_t n_progs, enum caps_id main,
+		 int (*prepare)(void *skel, void *arg), void *arg);
+
+/* Attach every loaded program that libbpf can attach by itself (tp_btf,
+ * raw_tp...) into the skeleton's links. A failure costs the program's
+ * feature as a refused load does; -ENOTSUP if it is @main's. 0 or -errno. */
+int probe_attach_auto(void *skel, const struct probe_skel_ops *ops,
+		      const struct probe_prog_cap *progs, size_t n_progs, enum caps_id main);
+
+/* Is @prog of a loaded object loaded? */
+bool probe_prog_loaded(const struct bpf_program *prog);
 
 #endif
