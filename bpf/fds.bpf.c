@@ -103,13 +103,19 @@ static __always_inline __u32 socket_type(struct file *file)
 	return FD_T_SOCK_OTHER;
 }
 
+/* The process a snapshot counts. The iterator is limited to it where the
+ * kernel takes a pid for task iterators (6.1); older kernels walk every
+ * task, and this keeps their counts the process's own. */
+volatile __u32 target_tgid;
+
 SEC("iter/task_file")
 int count_fds(struct bpf_iter__task_file *ctx)
 {
+	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	__u32 mode;
 
-	if (!file || !ctx->task)
+	if (!file || !task || task->tgid != target_tgid)
 		return 0;
 	mode = BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT;
 	switch (mode) {

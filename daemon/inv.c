@@ -70,28 +70,28 @@ static const char *recovers_probe(const void *params)
  * "unknown". */
 static const struct inv_def inv_defs[] = {
 	{"no_crash", "no workload process dies by a signal", true, NULL, NULL, no_crash_keys,
-	 sizeof(struct inv_no_crash_params), inv_no_crash},
+	 sizeof(struct inv_no_crash_params), inv_no_crash, .needs_feature = "proc"},
 	{"exit_ok", "every workload that ends by itself exits with an allowed code",
-	 true, NULL, NULL, exit_ok_keys, sizeof(struct inv_exit_ok_params), inv_exit_ok},
+	 true, NULL, NULL, exit_ok_keys, sizeof(struct inv_exit_ok_params), inv_exit_ok, NULL},
 	{"fds_stable", "fd count does not trend upward across cycles", true, "fds",
-	 trend_probe, fds_keys, sizeof(struct inv_trend_params), inv_fds_stable},
+	 trend_probe, fds_keys, sizeof(struct inv_trend_params), inv_fds_stable, NULL},
 	{"sockets_stable", "socket count does not trend upward across cycles", true, "fds",
-	 trend_probe, sockets_keys, sizeof(struct inv_trend_params), inv_sockets_stable},
+	 trend_probe, sockets_keys, sizeof(struct inv_trend_params), inv_sockets_stable, NULL},
 	{"heap_stable", "live heap does not trend upward across cycles", true, "heap", NULL,
-	 heap_keys, sizeof(struct inv_trend_params), inv_heap_stable},
+	 heap_keys, sizeof(struct inv_trend_params), inv_heap_stable, NULL},
 	{"counter_stable", "a FAULTD_COUNTER's value does not trend upward across cycles", true,
-	 "lifecycle", NULL, counter_keys, sizeof(struct inv_trend_params), inv_counter_stable},
+	 "lifecycle", NULL, counter_keys, sizeof(struct inv_trend_params), inv_counter_stable, NULL},
 	{"no_invalid_free", "no double free or free of a never-allocated pointer", true,
 	 "heap", NULL, inv_common_keys, sizeof(struct inv_no_invalid_free_params),
-	 inv_no_invalid_free},
+	 inv_no_invalid_free, NULL},
 	{"lifecycle", "no event on a destroyed object; none alive at the end", true,
-	 "lifecycle", NULL, lifecycle_keys, sizeof(struct inv_lifecycle_params), inv_lifecycle},
+	 "lifecycle", NULL, lifecycle_keys, sizeof(struct inv_lifecycle_params), inv_lifecycle, NULL},
 	{"msg_integrity", "no message duplicated, stale, out of order or lost", true,
-	 "lifecycle", NULL, msg_keys, sizeof(struct inv_msg_params), inv_msg_integrity},
+	 "lifecycle", NULL, msg_keys, sizeof(struct inv_msg_params), inv_msg_integrity, NULL},
 	{"recovers", "after a link comes back the workload makes progress", true, NULL,
-	 recovers_probe, recovers_keys, sizeof(struct inv_recovers_params), inv_recovers},
+	 recovers_probe, recovers_keys, sizeof(struct inv_recovers_params), inv_recovers, NULL},
 	{"no_residue", "nothing of the run is left on the machine after teardown", true, NULL,
-	 NULL, inv_common_keys, sizeof(struct inv_no_residue_params), inv_no_residue},
+	 NULL, inv_common_keys, sizeof(struct inv_no_residue_params), inv_no_residue, NULL},
 };
 
 const struct inv_def *inv_lookup(const char *name)
@@ -118,9 +118,32 @@ void inv_names(char *buf, size_t len, bool available_only)
 	}
 }
 
+const char *obs_missing(const struct run_obs *obs, const char *name)
+{
+	json_t *row = name ? json_object_get(obs->capabilities, name) : NULL;
+	const char *state = json_string_value(json_object_get(row, "state"));
+
+	if (!state || strcmp(state, "missing"))
+		return NULL;
+	return json_string_value(json_object_get(row, "why")) ?: "unknown";
+}
+
+/* The host feature an invariant stands on: its probe's, or its own. */
+static const char *inv_feature(const struct sc_invariant *inv)
+{
+	const char *probe = inv->def->probe_for && inv->params ?
+			    inv->def->probe_for(inv->params) : NULL;
+
+	return probe ? probe : inv->def->needs_probe ? inv->def->needs_probe :
+	       inv->def->needs_feature;
+}
+
 int inv_eval(const struct run_obs *obs, const struct sc_invariant *inv,
 	     struct inv_result *res)
 {
+	const char *feature, *why;
+	int err = 0;
+
 	memset(res, 0, sizeof(*res));
 	res->first_cycle = -1;
 	res->evidence = json_array();
@@ -131,7 +154,30 @@ int inv_eval(const struct run_obs *obs, const struct sc_invariant *inv,
 		snprintf(res->summary, sizeof(res->summary), "not available");
 		return 0;
 	}
-	return inv->def->eval(obs, inv, res);
+	feature = inv_feature(inv);
+	why = obs_missing(obs, feature);
+	if (why) {
+		res->verdict = V_INCONCLUSIVE;
+		snprintf(res->summary, sizeof(res->summary),
+			 "needs %s, which this host lacks: %s", feature, why);
+		json_array_append_new(res->evidence, json_pack("{ssss}", "missing_feature",
+							       feature, "why", why));
+		return 0;
+	}
+	err = inv->def->eval(obs, inv, res);
+	/* A fault the host could not apply makes a PASS unproven; a FAIL
+	 * stands: what was seen went wrong under the faults that were. */
+	if (!err && res->verdict == V_PASS && json_array_size(obs->not_applied)) {
+		json_t *first = json_array_get(obs->not_applied, 0);
+
+		res->verdict = V_INCONCLUSIVE;
+		snprintf(res->summary, sizeof(res->summary),
+			 "fault %s was not applied: %s", json_string_value(json_object_get(first,
+			 "fault")) ?: "?", json_string_value(json_object_get(first, "why")) ?: "?");
+		json_array_append_new(res->evidence, json_pack("{sO}", "faults_not_applied",
+							       obs->not_applied));
+	}
+	return err;
 }
 
 const char *verdict_name(enum verdict v)

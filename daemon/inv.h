@@ -123,6 +123,10 @@ struct run_obs {
 	json_t *life_alive;		/* objects alive at the end */
 	json_t *msg_events;		/* message integrity violations */
 	json_t *msg_lost;		/* sent, never received */
+	/* What this host could do, as caps_json() had it when the run ended:
+	 * {"heap": {"state": "missing", "why": ...}, ...}. NULL: all there. */
+	json_t *capabilities;
+	json_t *not_applied;		/* faults the host could not apply, or NULL */
 	bool proc_probe;		/* the process probe was attached */
 	unsigned long long proc_lost;	/* events the process probe lost */
 	uint64_t t_end_ms;
@@ -167,11 +171,17 @@ struct inv_def {
 	size_t params_size;
 	int (*eval)(const struct run_obs *obs, const struct sc_invariant *inv,
 		    struct inv_result *res);
+	const char *needs_feature;	/* a host feature beyond the probe (caps.h) */
 };
 
 const struct inv_def *inv_lookup(const char *name);
 void inv_names(char *buf, size_t len, bool available_only);
-/* Evaluate one invariant into @res (res->evidence is a new array). */
+/* Why the host feature @name is missing, or NULL if the run had it. */
+const char *obs_missing(const struct run_obs *obs, const char *name);
+
+/* Evaluate one invariant into @res (res->evidence is a new array). An
+ * invariant whose probe or feature the host lacks is INCONCLUSIVE and says
+ * which; a PASS of a run whose faults were not all applied is too. */
 int inv_eval(const struct run_obs *obs, const struct sc_invariant *inv,
 	     struct inv_result *res);
 

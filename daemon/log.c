@@ -92,7 +92,8 @@ static void capture_tail(struct log_bpf_capture *cap, char *text, int want)
 	for (p = begin ? strtok(begin, "\n") : NULL; p; p = strtok(NULL, "\n")) {
 		while (*p == ' ' || *p == '\t')
 			p++;
-		if (!*p)
+		/* The verifier's closing statistics say nothing of why. */
+		if (!*p || !strncmp(p, "processed ", 10) || !strncmp(p, "verification time", 17))
 			continue;
 		if (n == want) {
 			memmove(lines, lines + 1, sizeof(lines[0]) * (size_t)(want - 1));

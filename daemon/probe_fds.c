@@ -53,6 +53,13 @@ const char *probe_fds__type_name(int type)
 	return type >= 0 && type < FD_T__MAX ? type_names[type] : "?";
 }
 
+PROBE_SKEL_OPS_DEFINE(fds);
+
+static const struct probe_prog_cap fds_progs[] = {
+	{"count_fds", CAPS_FDS},
+	{"count_calls", CAPS_FD_CALLS},
+};
+
 struct probe_fds *probe_fds__open(void)
 {
 	struct probe_fds *p;
@@ -63,21 +70,21 @@ struct probe_fds *probe_fds__open(void)
 		errno = ENOMEM;
 		return NULL;
 	}
-	p->skel = fds_bpf__open_and_load();
+	p->skel = probe_load(&fds_ops, fds_progs, ARRAY_SIZE(fds_progs), CAPS_FDS, NULL, NULL);
 	if (!p->skel) {
 		err = -errno;
 		log_warn("%s: load: %s", __func__, strerror(-err));
 		goto err_free;
 	}
-	p->calls_link = bpf_program__attach(p->skel->progs.count_calls);
-	if (!p->calls_link) {
-		err = -errno;
-		log_warn("%s: attach sys_exit: %s", __func__, strerror(-err));
-		goto err_destroy;
+	/* Per-syscall counts are evidence beside the samples: without them
+	 * the fd counts still judge. */
+	if (probe_prog_loaded(p->skel->progs.count_calls)) {
+		p->calls_link = bpf_program__attach(p->skel->progs.count_calls);
+		if (!p->calls_link)
+			caps_set_missing(CAPS_FD_CALLS, "tp_btf/sys_exit did not attach: %s",
+					 strerror(errno));
 	}
 	return p;
-err_destroy:
-	fds_bpf__destroy(p->skel);
 err_free:
 	free(p);
 	errno = -err;
@@ -95,10 +102,36 @@ int probe_fds__track(struct probe_fds *p, pid_t pid)
 	return 0;
 }
 
-int probe_fds__snapshot(struct probe_fds *p, pid_t pid, long long counts[FD_T__MAX])
+/* Kernels before 6.1 take no pid for a task iterator (E2BIG: the link
+ * info is longer than theirs); there it walks every task and the program
+ * keeps to target_tgid. Found out once. */
+static bool iter_takes_pid = true;
+
+static struct bpf_link *iter_attach(struct probe_fds *p, pid_t pid)
 {
 	DECLARE_LIBBPF_OPTS(bpf_iter_attach_opts, opts);
 	union bpf_iter_link_info linfo = {0};
+	struct bpf_link *link = NULL;
+
+	linfo.task.pid = (__u32)pid;
+	opts.link_info = &linfo;
+	opts.link_info_len = sizeof(linfo);
+	if (iter_takes_pid) {
+		link = bpf_program__attach_iter(p->skel->progs.count_fds, &opts);
+		if (!link && (errno == E2BIG || errno == EINVAL)) {
+			log_info("%s: task iterators take no pid here (%s): every task is "
+				 "walked and filtered", __func__, strerror(errno));
+			iter_takes_pid = false;
+			caps_set_ok(CAPS_FDS, "iter/task_file (all tasks, filtered)");
+		}
+	}
+	if (!iter_takes_pid)
+		link = bpf_program__attach_iter(p->skel->progs.count_fds, NULL);
+	return link;
+}
+
+int probe_fds__snapshot(struct probe_fds *p, pid_t pid, long long counts[FD_T__MAX])
+{
 	struct bpf_link *link;
 	char buf[64];
 	int fd, err = 0;
@@ -107,10 +140,8 @@ int probe_fds__snapshot(struct probe_fds *p, pid_t pid, long long counts[FD_T__M
 		return -ESRCH;
 	for (__u32 t = 0; t < FD_T__MAX; t++)
 		probe_percpu_zero(p->skel->maps.counts, t);
-	linfo.task.pid = (__u32)pid;
-	opts.link_info = &linfo;
-	opts.link_info_len = sizeof(linfo);
-	link = bpf_program__attach_iter(p->skel->progs.count_fds, &opts);
+	p->skel->bss->target_tgid = (__u32)pid;
+	link = iter_attach(p, pid);
 	if (!link)
 		return -errno;
 	fd = bpf_iter_create(bpf_link__fd(link));

@@ -230,12 +230,47 @@ static int on_sample(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+PROBE_SKEL_OPS_DEFINE(heap);
+
+static const struct probe_prog_cap heap_progs[] = {
+	{"malloc_enter", CAPS_HEAP}, {"calloc_enter", CAPS_HEAP},
+	{"realloc_enter", CAPS_HEAP}, {"reallocarray_enter", CAPS_HEAP},
+	{"posix_memalign_enter", CAPS_HEAP}, {"aligned_alloc_enter", CAPS_HEAP},
+	{"memalign_enter", CAPS_HEAP}, {"valloc_enter", CAPS_HEAP},
+	{"pvalloc_enter", CAPS_HEAP}, {"alloc_return", CAPS_HEAP},
+	{"free_enter", CAPS_HEAP},
+};
+
+struct heap_prep {
+	struct probe_heap *p;
+	const struct probe_heap_opts *opts;
+};
+
+/* The options and the C library's identity reach the programs as rodata. */
+static int heap_prepare(void *skel, void *arg)
+{
+	const struct heap_prep *prep = arg;
+	struct heap_bpf *s = skel;
+	struct stat st;
+
+	s->rodata->capture_stacks = prep->opts->stacks;
+	s->rodata->remember_frees = prep->opts->remember_frees;
+	s->rodata->trap_only = prep->opts->trap_only;
+	s->rodata->stop_on_bad_free = prep->opts->stop_on_bad_free;
+	if (stat(prep->p->libc, &st) == 0) {
+		s->rodata->libc_ino = st.st_ino;
+		/* The kernel's s_dev encoding (MKDEV: major << 20 | minor). */
+		s->rodata->libc_dev = (__u32)((major(st.st_dev) << 20) | minor(st.st_dev));
+	}
+	return 0;
+}
+
 struct probe_heap *probe_heap__open(struct event_base *base,
 				    const struct probe_heap_opts *opts,
 				    probe_heap_cb cb, void *arg)
 {
+	struct heap_prep prep;
 	struct probe_heap *p;
-	struct stat st;
 	int err;
 
 	p = calloc(1, sizeof(*p));
@@ -251,24 +286,14 @@ struct probe_heap *probe_heap__open(struct event_base *base,
 		goto err_free;
 	}
 	place_probes(p);
-	p->skel = heap_bpf__open();
+	prep.p = p;
+	prep.opts = opts;
+	p->skel = probe_load(&heap_ops, heap_progs, ARRAY_SIZE(heap_progs), CAPS_HEAP,
+			     heap_prepare, &prep);
 	if (!p->skel) {
 		err = -errno;
-		goto err_free;
-	}
-	p->skel->rodata->capture_stacks = opts->stacks;
-	p->skel->rodata->remember_frees = opts->remember_frees;
-	p->skel->rodata->trap_only = opts->trap_only;
-	p->skel->rodata->stop_on_bad_free = opts->stop_on_bad_free;
-	if (stat(p->libc, &st) == 0) {
-		p->skel->rodata->libc_ino = st.st_ino;
-		/* The kernel's s_dev encoding (MKDEV: major << 20 | minor). */
-		p->skel->rodata->libc_dev = (__u32)((major(st.st_dev) << 20) | minor(st.st_dev));
-	}
-	err = heap_bpf__load(p->skel);
-	if (err) {
 		log_warn("%s: load: %s", __func__, strerror(-err));
-		goto err_destroy;
+		goto err_free;
 	}
 	err = probe_ring_open(&p->ring, base, bpf_map__fd(p->skel->maps.events), on_sample, p);
 	if (err)

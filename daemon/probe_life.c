@@ -39,6 +39,16 @@ static int on_sample(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+PROBE_SKEL_OPS_DEFINE(lifecycle);
+
+/* Every program serves the one feature: USDT probes are uprobes. */
+static const struct probe_prog_cap life_progs[] = {
+	{"obj_create", CAPS_LIFECYCLE}, {"obj_event", CAPS_LIFECYCLE},
+	{"obj_destroy", CAPS_LIFECYCLE}, {"uobj_create", CAPS_LIFECYCLE},
+	{"uobj_destroy", CAPS_LIFECYCLE}, {"msg_send", CAPS_LIFECYCLE},
+	{"msg_recv", CAPS_LIFECYCLE}, {"counter", CAPS_LIFECYCLE},
+};
+
 struct probe_life *probe_life__open(struct event_base *base, probe_life_cb cb, void *arg)
 {
 	struct probe_life *p;
@@ -51,7 +61,8 @@ struct probe_life *probe_life__open(struct event_base *base, probe_life_cb cb, v
 	}
 	p->cb = cb;
 	p->arg = arg;
-	p->skel = lifecycle_bpf__open_and_load();
+	p->skel = probe_load(&lifecycle_ops, life_progs, ARRAY_SIZE(life_progs), CAPS_LIFECYCLE,
+			     NULL, NULL);
 	if (!p->skel) {
 		err = -errno;
 		log_warn("%s: load: %s", __func__, strerror(-err));

@@ -257,6 +257,11 @@ json_t *report_json_build(const struct report_in *in)
 		json_object_set_new(rep, "packet_stats", json_incref(in->obs->packet_stats));
 	if (in->obs->syscall_stats)
 		json_object_set_new(rep, "syscall_stats", json_incref(in->obs->syscall_stats));
+	/* Each feature tried: ok (and how) or missing (why, what gives it). */
+	json_object_set_new(rep, "capabilities", in->obs->capabilities ?
+			    json_incref(in->obs->capabilities) : json_object());
+	if (in->obs->not_applied)
+		json_object_set_new(rep, "faults_not_applied", json_incref(in->obs->not_applied));
 	json_object_set_new(rep, "cycles", build_cycles(in));
 	json_object_set_new(rep, "invariants", build_invariants(in));
 	json_object_set_new(rep, "probes", json_pack("{s{sbsI}so}", "proc",

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "cgroup.h"
 #include "cpuhog.h"
 #include "fault.h"
@@ -654,6 +655,8 @@ static int start_workload(struct run *r, size_t i)
 		run_error(r, "workload '%s': cannot start: %s", w->name, strerror(-err));
 		return err;
 	}
+	if (spec.seccomp)
+		caps_set_ok(CAPS_SYSCALL_SECCOMP, "seccomp SECCOMP_RET_ERRNO");
 	ow->pid = sup__pid(rw->child);
 	ow->started = true;
 	ow->t_start_ms = run_ms(r);
@@ -886,6 +889,7 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 		run_error(r, "cannot create cgroup %s: %s", r->cgroup, strerror(-err));
 		goto err_stop;
 	}
+	caps_set_ok(CAPS_CGROUP, r->opts.cgroup_root);
 	if (r->sc->n_ns) {
 		r->journal = journal__open(r->opts.journal_dir, r->id);
 		if (!r->journal) {
@@ -899,6 +903,9 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 			goto err_stop;
 		}
 		r->obs.topology = topo__names(r->topo);
+		for (size_t l = 0; l < r->sc->n_links; l++)
+			caps_set_ok(r->sc->links[l].type == SC_LINK_TAP ? CAPS_TAP : CAPS_NETNS,
+				    r->sc->links[l].type == SC_LINK_TAP ? "/dev/net/tun" : "veth");
 		err = run_links_attach(r);
 		if (err) {
 			run_error(r, "cannot set up the link faults: %s", strerror(-err));
@@ -1163,6 +1170,8 @@ static void finish(struct run *r)
 	}
 	r->obs.t_end_ms = run_ms(r);
 	r->ended_at_ms = util_realtime_ms();
+	/* What the host could do, as the invariants and the report see it. */
+	r->obs.capabilities = caps_json(false);
 	if (r->topo && !r->obs.packet_stats)
 		r->obs.packet_stats = run_links_stats(r);
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
@@ -1416,6 +1425,8 @@ void run__free(struct run *r)
 	}
 	json_decref(r->obs.faults);
 	json_decref(r->obs.topology);
+	json_decref(r->obs.capabilities);
+	json_decref(r->obs.not_applied);
 	json_decref(r->obs.packet_stats);
 	json_decref(r->obs.syscall_stats);
 	probe_proc__destroy(r->proc);

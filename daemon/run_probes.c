@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "inv_params.h"
 #include "log.h"
 #include "probe_fds.h"
@@ -523,6 +524,21 @@ void run_probes_kinds(struct run *r)
 
 /* --- the interface run.c calls ----------------------------------------------------- */
 
+/* A probe this host lacks is no failed run: the invariants that need it
+ * are INCONCLUSIVE and name it (inv_eval reads the run's capabilities). */
+static int probe_missing(const struct run *r, const struct sc_workload *w, enum caps_id cap,
+			 int err)
+{
+	if (err != -ENOTSUP || caps_state(cap) != CAPS_MISSING) {
+		log_err("%s: run %s: %s probe for '%s': %s", __func__, r->id, caps_name(cap),
+			w->name, strerror(-err));
+		return err;
+	}
+	log_info("%s: run %s: '%s' runs without the %s probe, which this host lacks",
+		 __func__, r->id, w->name, caps_name(cap));
+	return 0;
+}
+
 int run_probes_attach(struct run *r, size_t i)
 {
 	const struct sc_workload *w = &r->sc->wl[i];
@@ -532,26 +548,25 @@ int run_probes_attach(struct run *r, size_t i)
 
 	if (wants(w, "heap")) {
 		err = attach_heap(r, i, pid);
-		if (err) {
-			log_err("%s: run %s: heap probe for '%s': %s", __func__, r->id, w->name,
-				strerror(-err));
+		if (err)
+			err = probe_missing(r, w, CAPS_HEAP, err);
+		if (err)
 			return err;
-		}
 	}
 	if (wants(w, "fds")) {
 		rw->fds = probe_fds__open();
-		if (!rw->fds || probe_fds__track(rw->fds, pid)) {
-			err = rw->fds ? -EIO : -errno;
-			log_err("%s: run %s: fds probe for '%s': %s", __func__, r->id, w->name,
-				strerror(-err));
+		if (!rw->fds)
+			err = probe_missing(r, w, CAPS_FDS, -errno);
+		else if (probe_fds__track(rw->fds, pid))
+			err = probe_missing(r, w, CAPS_FDS, -EIO);
+		if (err)
 			return err;
-		}
-		r->obs.probes[i].fds = true;
+		r->obs.probes[i].fds = rw->fds != NULL;
 	}
 	if (wants(w, "lifecycle")) {
 		rw->life = probe_life__open(r->base, on_life_event, rw);
 		if (!rw->life)
-			return -errno;
+			return probe_missing(r, w, CAPS_LIFECYCLE, -errno);
 		found = probe_life__attach(rw->life, pid, rw->exe);
 		if (found <= 0)
 			log_warn("%s: run %s: '%s' (%s) has no faultd USDT probes; lifecycle "

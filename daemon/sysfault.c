@@ -8,13 +8,20 @@
 #include <bpf/libbpf.h>
 
 #include "log.h"
+#include "probe_util.h"
 #include "sysfault.skel.h"
 #include "sysfault_user.h"
+#include "util.h"
 
 struct sysfault {
 	struct sysfault_bpf *skel;
 	struct bpf_link *link;
 };
+
+PROBE_SKEL_OPS_DEFINE(sysfault);
+
+/* bpf_set_retval (5.18) is what lets the program pick the errno. */
+static const struct probe_prog_cap sysfault_progs[] = {{"sock_create", CAPS_SYSCALL_SOCKET}};
 
 struct sysfault *sysfault__attach(const char *cgroup)
 {
@@ -26,7 +33,8 @@ struct sysfault *sysfault__attach(const char *cgroup)
 		errno = ENOMEM;
 		return NULL;
 	}
-	sf->skel = sysfault_bpf__open_and_load();
+	sf->skel = probe_load(&sysfault_ops, sysfault_progs, ARRAY_SIZE(sysfault_progs),
+			      CAPS_SYSCALL_SOCKET, NULL, NULL);
 	if (!sf->skel) {
 		err = -errno;
 		goto err_free;
@@ -37,8 +45,11 @@ struct sysfault *sysfault__attach(const char *cgroup)
 		goto err_destroy;
 	}
 	sf->link = bpf_program__attach_cgroup(sf->skel->progs.sock_create, fd);
-	if (!sf->link)
+	if (!sf->link) {
 		err = -errno;
+		caps_set_missing(CAPS_SYSCALL_SOCKET, "cgroup/sock_create did not attach to %s: %s",
+				 cgroup, strerror(-err));
+	}
 	close(fd);
 	if (err)
 		goto err_destroy;
