@@ -13,7 +13,7 @@
 #include "scenario.h"
 #include "util.h"
 
-/* A shell that sleeps (the C library for the heap probe, fds to count, no
+/* A sleep (the C library for the heap probe, fds to count, no
  * USDT probes: the lifecycle probe loads but finds none) in namespace a,
  * behind a veth with every link fault on it and a tap beside it. */
 static const char check_scenario[] =
@@ -24,7 +24,7 @@ static const char check_scenario[] =
 	"             {\"name\": \"t0\", \"type\": \"tap\", \"a\": \"b\"}]},\n"
 	" \"workloads\": [{\"name\": \"w\", \"kind\": \"exec\", \"netns\": \"a\",\n"
 	"   \"probes\": [\"heap\", \"fds\", \"lifecycle\"],\n"
-	"   \"cmd\": [\"/bin/sh\", \"-c\", \"sleep 1\"]}],\n"
+	"   \"cmd\": [\"/bin/sleep\", \"10\"]}],\n"
 	" \"faults\": [\n"
 	"   {\"type\": \"packet\", \"link\": \"l0\", \"drop_pct\": 1, \"direction\": \"egress\"},\n"
 	"   {\"type\": \"delay\", \"link\": \"l0\", \"delay_ms\": 1, \"direction\": \"egress\"},\n"
@@ -98,7 +98,7 @@ out_dir:
 void check_print(FILE *f, const json_t *caps)
 {
 	const char *name, *state, *via, *why;
-	int core_missing = 0, missing = 0;
+	int core_missing = 0, missing = 0, untried = 0;
 	struct utsname uts;
 	json_t *row;
 
@@ -116,6 +116,7 @@ void check_print(FILE *f, const json_t *caps)
 		fprintf(f, "%-17s %-8s %s\n", label, state, why ? why : via);
 		if (strcmp(state, "ok"))
 			fprintf(f, "%-17s %-8s needs %s\n", "", "", caps_needs(caps_lookup(name)));
+		untried += !strcmp(state, "untried");
 		if (!strcmp(state, "missing")) {
 			missing++;
 			core_missing += core;
@@ -128,6 +129,9 @@ void check_print(FILE *f, const json_t *caps)
 		fprintf(f, "\ncheck: core features work; %d optional feature%s missing: invariants "
 			"that need %s are INCONCLUSIVE here\n", missing, missing == 1 ? "" : "s",
 			missing == 1 ? "it" : "them");
+	else if (untried)
+		fprintf(f, "\ncheck: core features work; %d feature%s could not be tried\n",
+			untried, untried == 1 ? "" : "s");
 	else
 		fprintf(f, "\ncheck: every feature works\n");
 }

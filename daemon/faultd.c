@@ -12,7 +12,9 @@
 
 #include <arpa/inet.h>
 
+#include "caps.h"
 #include "cgroup.h"
+#include "check.h"
 #include "journal.h"
 #include "ctl.h"
 #include "faultd.h"
@@ -335,13 +337,15 @@ static json_t *daemon_status(struct faultd *d)
 		else if (st != RUN_DONE)
 			json_array_append_new(running, run__status(j->run));
 	}
-	return json_pack("{s{sssisfsisosssssIsI}}", "daemon", "version", FAULTD_VERSION,
+	/* What the runs so far found this host can and cannot do. */
+	return json_pack("{s{sssisfsisosssssIsIso}}", "daemon", "version", FAULTD_VERSION,
 			 "pid", (int)getpid(),
 			 "uptime_s", (double)(util_now_ns() - d->started_ns) / 1e9,
 			 "queued", queued, "running", running ? running : json_array(),
 			 "runs_dir", d->runs_dir, "socket", d->sock_path,
 			 "rss_bytes", (json_int_t)util_rss_bytes(0),
-			 "rss_idle_bytes", (json_int_t)d->rss_idle);
+			 "rss_idle_bytes", (json_int_t)d->rss_idle,
+			 "capabilities", caps_json(false) ?: json_object());
 }
 
 static void req_status(struct faultd *d, struct ctl_conn *c, const json_t *req)
@@ -621,6 +625,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: faultd [options]\n"
 		"       faultd --once FILE\n"
+		"       faultd --check\n"
 		"Runs workloads under scripted faults, watches them with eBPF and\n"
 		"decides PASS / FAIL / INCONCLUSIVE. Control it with faultctl.\n\n"
 		"  -s, --socket PATH      control socket (default %s)\n"
@@ -631,6 +636,8 @@ static void usage(FILE *f)
 		"  -j, --max-concurrent N runs at once (default 1)\n"
 		"      --once FILE        run one scenario without a socket, print the\n"
 		"                         report, exit with its verdict's code\n"
+		"      --check            try every probe and fault mechanism once and print\n"
+		"                         what works here (exit 0: every core feature does)\n"
 		"  -l, --log-level LEVEL  error, warn, info (default), debug\n"
 		"      --http [ADDR:]PORT serve /metrics, /runs, /runs/ID and a dashboard on a\n"
 		"                         loopback address (default 127.0.0.1; PORT 0: any)\n"
@@ -678,6 +685,25 @@ static int run_once(struct faultd *d, const char *file)
 	return code;
 }
 
+/* --check: the capability table, exit 0 when every core feature works. */
+static int run_check(struct faultd *d)
+{
+	struct run_opts opts = {
+		.cgroup_root = d->cgroup_root, .harness_dir = d->harness_dir,
+		.journal_dir = d->journal_dir,
+	};
+	json_t *caps = NULL;
+	int err;
+
+	err = check__run(d->base, &opts, &caps);
+	if (caps)
+		check_print(stdout, caps);
+	json_decref(caps);
+	if (err && err != -ENOTSUP)
+		log_err("%s: the check could not run: %s", __func__, strerror(-err));
+	return !err ? 0 : err == -ENOTSUP ? 1 : 3;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -688,6 +714,7 @@ int main(int argc, char **argv)
 		{"journal-dir", required_argument, NULL, 'J'},
 		{"max-concurrent", required_argument, NULL, 'j'},
 		{"once", required_argument, NULL, 'o'},
+		{"check", no_argument, NULL, 'c'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"http", required_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
@@ -695,6 +722,7 @@ int main(int argc, char **argv)
 	};
 	struct faultd *d = &fd_state;
 	const char *once = NULL;
+	bool check = false, level_given = false;
 	int opt, code = 0, lvl;
 
 	log_set_prefix("faultd");
@@ -740,6 +768,9 @@ int main(int argc, char **argv)
 		case 'o':
 			once = optarg;
 			break;
+		case 'c':
+			check = true;
+			break;
 		case 'P':
 			if (parse_http(d, optarg)) {
 				fprintf(stderr, "faultd: --http: expected PORT or ADDR:PORT on a "
@@ -754,6 +785,7 @@ int main(int argc, char **argv)
 				return 3;
 			}
 			log_set_level((enum log_level)lvl);
+			level_given = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -786,6 +818,13 @@ int main(int argc, char **argv)
 	journal__sweep(d->journal_dir, NULL, NULL);
 	if (once) {
 		code = run_once(d, once);
+		goto out_base;
+	}
+	if (check) {
+		/* The table says what is missing; the log would say it twice. */
+		if (!level_given)
+			log_set_level(LOG_ERR);
+		code = run_check(d);
 		goto out_base;
 	}
 	d->ctl = ctl_server_open(d->base, d->sock_path, on_request, on_conn_close, d);

@@ -91,6 +91,17 @@ static void metrics(struct http_server *h, struct evhttp_request *req)
 		    "it keeps between runs (0 until a run has finished)");
 	evbuffer_add_printf(b, "faultd_resident_memory_idle_bytes %lld\n",
 			    json_integer_value(json_object_get(daemon, "rss_idle_bytes")));
+	metric_head(b, "faultd_feature_available", "gauge",
+		    "1 if a probe or fault mechanism works on this host, 0 if it was found "
+		    "missing (features not tried yet are not listed)");
+	{
+		json_t *caps = json_object_get(daemon, "capabilities"), *row;
+		const char *name;
+
+		json_object_foreach(caps, name, row)
+			evbuffer_add_printf(b, "faultd_feature_available{feature=\"%s\"} %d\n", name,
+				!strcmp(json_string_value(json_object_get(row, "state")) ?: "", "ok"));
+	}
 	metric_head(b, "faultd_runs", "gauge", "runs kept in the runs directory, by verdict");
 	for (size_t v = 0; v < ARRAY_SIZE(verdicts); v++) {
 		json_t *row;
