@@ -22,12 +22,15 @@ static const struct caps_def caps_defs[CAPS__MAX] = {
 	[CAPS_CRASH_STACK] = {"crash_stack", false,
 		"tp_btf/signal_deliver with bpf_get_current_task_btf and bpf_task_pt_regs: "
 		"Linux 5.15"},
-	[CAPS_HEAP] = {"heap", false, "uprobes (CONFIG_UPROBE_EVENTS) and BPF ring buffers"},
+	[CAPS_HEAP] = {"heap", false,
+		"uprobes (CONFIG_UPROBE_EVENTS), task storage for tracing programs (5.11) "
+		"and bpf_find_vma (5.17): Linux 5.17"},
 	[CAPS_FDS] = {"fds", false,
 		"iter/task_file programs limited to one process: Linux 6.1"},
 	[CAPS_FD_CALLS] = {"fd_calls", false, "tp_btf/sys_exit: Linux 5.5 with BTF"},
 	[CAPS_LIFECYCLE] = {"lifecycle", false,
-		"uprobes (USDT probes are uprobes on their nop) and BPF ring buffers"},
+		"uprobes (USDT probes are uprobes on their nop), BPF ring buffers and "
+		"BPF cookies: Linux 5.15"},
 	[CAPS_NETNS] = {"netns", false, "network namespaces and the veth driver (module veth)"},
 	[CAPS_TAP] = {"tap", false, "/dev/net/tun (module tun)"},
 	[CAPS_PACKET] = {"packet", false,
