@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,8 @@
 #define CG_EMPTY_WAIT_MS 2000	/* a killed tree takes a few ms to leave */
 #define CG_PROC_MAX (8 << 20)	/* mountinfo of a host with many thousand mounts */
 #define CG_DEFAULT_NAME "faultd"	/* the default root, below the mount */
+#define CG_DAEMON_LEAF "daemon"	/* delegated: where faultd itself lives */
+#define CG_RUNS_NAME "runs"	/* delegated: the parent of run cgroups */
 #define CG_NO_MOUNT "no cgroup v2 mount in /proc/self/mountinfo; mount one: " \
 	"mount -t cgroup2 none /sys/fs/cgroup"
 
@@ -301,6 +304,102 @@ out:
 	return err;
 }
 
+/* systemd marks a cgroup it delegates with trusted.delegate (user.delegate
+ * under a user manager); older versions set neither, so its absence is
+ * worth a warning, not a refusal. */
+static bool cg_marked_delegated(const char *dir)
+{
+	char v[8];
+	ssize_t n;
+
+	n = getxattr(dir, "trusted.delegate", v, sizeof(v));
+	if (n <= 0)
+		n = getxattr(dir, "user.delegate", v, sizeof(v));
+	return n > 0 && v[0] == '1';
+}
+
+int cg_delegate(char *buf, size_t len)
+{
+	char mnt[PATH_MAX], mroot[PATH_MAX], own[PATH_MAX], base[PATH_MAX], leaf[PATH_MAX];
+	char pid[16], *text = NULL, *rel, *last;
+	bool in_leaf;
+	size_t n;
+	int err;
+
+	err = cg_mount(mnt, sizeof(mnt), mroot, sizeof(mroot));
+	if (err)
+		goto out;
+	err = util_read_file("/proc/self/cgroup", CG_PROC_MAX, &text, NULL);
+	if (!err)
+		err = cg_proc_cgroup_parse(text, own, sizeof(own));
+	if (err) {
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: no cgroup v2 line (0::) in "
+				 "/proc/self/cgroup: %s", strerror(-err));
+		goto out;
+	}
+	/* The mount shows the hierarchy from its root field down (a subtree
+	 * when a container bind-mounts its own); faultd's cgroup is named
+	 * from the top, so that root comes off its front. */
+	n = strcmp(mroot, "/") ? strlen(mroot) : 0;
+	if (strncmp(own, mroot, n) || (own[n] != '/' && own[n] != '\0')) {
+		err = -ENOENT;
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: faultd's cgroup %s is not "
+				 "below the cgroup2 mount %s (which shows %s)", own, mnt, mroot);
+		goto out;
+	}
+	rel = own + n;
+	/* Started in a leaf named daemon already (systemd's
+	 * DelegateSubgroup=daemon): the delegated cgroup is its parent. */
+	last = strrchr(rel, '/');
+	in_leaf = last && !strcmp(last + 1, CG_DAEMON_LEAF);
+	if (in_leaf)
+		*last = '\0';
+	if (!rel[0] || !strcmp(rel, "/")) {
+		err = -EINVAL;
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: faultd is in %s, the top of "
+				 "the cgroup2 mount %s, not in a unit's cgroup: start it from a "
+				 "unit with Delegate=yes, or drop the option", own, mnt);
+		goto out;
+	}
+	if ((size_t)snprintf(base, sizeof(base), "%s%s", mnt, rel) >= sizeof(base) ||
+	    (size_t)snprintf(leaf, sizeof(leaf), "%s/" CG_DAEMON_LEAF, base) >= sizeof(leaf) ||
+	    (size_t)snprintf(buf, len, "%s/" CG_RUNS_NAME, base) >= len) {
+		err = -ENAMETOOLONG;
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: %s: %s", base, strerror(-err));
+		goto out;
+	}
+	if (!cg_marked_delegated(base))
+		log_warn("%s: %s is not marked delegated (no trusted.delegate xattr): the unit "
+			 "needs Delegate=yes, or systemd may move or remove what faultd makes in it",
+			 __func__, base);
+	/* A cgroup with processes in it cannot have controllers enabled for
+	 * its children, so faultd leaves its own for a leaf beside runs. */
+	err = in_leaf ? 0 : util_mkdir_p(leaf, 0755);
+	if (err) {
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: cannot create %s: %s", leaf,
+				 strerror(-err));
+		goto out;
+	}
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	err = in_leaf ? 0 : cg_write(leaf, "cgroup.procs", pid);
+	if (err) {
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: cannot move faultd into %s: %s",
+				 leaf, strerror(-err));
+		goto out;
+	}
+	err = util_mkdir_p(buf, 0755);
+	if (err) {
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: cannot create %s: %s", buf,
+				 strerror(-err));
+		goto out;
+	}
+	caps_set_ok(CAPS_CGROUP, mnt);
+	log_info("%s: faultd is in %s; runs go below %s", __func__, leaf, buf);
+out:
+	free(text);
+	return err;
+}
+
 /* A root given by hand must lie in a cgroup2 file system (its nearest
  * existing ancestor does), or mkdir -p would make plain directories
  * wherever it points. */
@@ -323,11 +422,17 @@ out:
 	return err;
 }
 
-int cg_root_init(char *root, size_t len)
+int cg_root_init(char *root, size_t len, bool delegated)
 {
 	int err;
 
-	if (!root[0]) {
+	if (root[0] && delegated) {
+		err = -EINVAL;
+		caps_set_missing(CAPS_CGROUP, "--cgroup-root and --cgroup-delegated exclude "
+				 "each other");
+	} else if (delegated) {
+		err = cg_delegate(root, len);
+	} else if (!root[0]) {
 		err = cg_default_root(root, len);
 	} else {
 		err = cg_check_given(root);

@@ -37,10 +37,17 @@ int cg_proc_cgroup_parse(const char *text, char *buf, size_t len);
  * created; the result goes into the caps table (CAPS_CGROUP). 0 or -errno,
  * -ENOENT when there is no cgroup v2 mount. */
 int cg_default_root(char *buf, size_t len);
+/* For a faultd that systemd started in a delegated cgroup (Delegate=yes):
+ * it moves itself into OWN/daemon, OWN its cgroup from /proc/self/cgroup,
+ * and @buf becomes OWN/runs, so runs are below the service and the
+ * service's cgroup holds no process ("no internal processes"). Already in a
+ * leaf named daemon (systemd's DelegateSubgroup=daemon), it stays. 0 or
+ * -errno, recorded in the caps table. */
+int cg_delegate(char *buf, size_t len);
 /* The run cgroups' parent for faultd and faultctl: @root as given
- * (--cgroup-root), else cg_default_root(). Either way the caps table says
- * whether it is usable; unusable, cg_create() refuses, so runs fail at
- * setup and say why. */
-int cg_root_init(char *root, size_t len);
+ * (--cgroup-root), else cg_delegate() with @delegated, else
+ * cg_default_root(). Either way the caps table says whether it is usable;
+ * unusable, cg_create() refuses, so runs fail at setup and say why. */
+int cg_root_init(char *root, size_t len, bool delegated);
 
 #endif

@@ -429,7 +429,7 @@ static void local_begin(struct cli *cli)
 	cli->sig_ev[1] = evsignal_new(cli->base, SIGTERM, local_on_signal, cli);
 	evsignal_add(cli->sig_ev[0], NULL);
 	evsignal_add(cli->sig_ev[1], NULL);
-	cg_root_init(cli->cgroup_root, sizeof(cli->cgroup_root));
+	cg_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
 	cg_sweep(cli->cgroup_root);
 	journal__sweep(cli->journal_dir, NULL, NULL);
 }
@@ -759,7 +759,7 @@ static int cmd_cleanup(struct cli *cli, int argc, char **argv)
 		return strcmp(argv[1], "--help") ? EXIT_USAGE : 0;
 	}
 	journal__sweep(cli->journal_dir, say_removed, &n);
-	cg_root_init(cli->cgroup_root, sizeof(cli->cgroup_root));
+	cg_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
 	cgroups = cg_sweep(cli->cgroup_root);
 	if (cgroups > 0)
 		printf("removed %d stale cgroup%s under %s\n", cgroups, cgroups == 1 ? "" : "s",

@@ -627,6 +627,8 @@ static void usage(FILE *f)
 		"  -r, --runs-dir DIR     reports and logs (default %s)\n"
 		"      --cgroup-root DIR  cgroup v2 parent for runs (default: MOUNT/faultd,\n"
 		"                         MOUNT the cgroup2 mount in /proc/self/mountinfo)\n"
+		"      --cgroup-delegated started by systemd with Delegate=yes: move into\n"
+		"                         OWN/daemon, runs below OWN/runs (OWN: its cgroup)\n"
 		"      --harness-dir DIR  bundled workloads (default: harness/ next to faultd)\n"
 		"      --journal-dir DIR  undo journals (default " JOURNAL_DEFAULT_DIR ")\n"
 		"  -j, --max-concurrent N runs at once (default 1)\n"
@@ -685,6 +687,7 @@ int main(int argc, char **argv)
 		{"socket", required_argument, NULL, 's'},
 		{"runs-dir", required_argument, NULL, 'r'},
 		{"cgroup-root", required_argument, NULL, 'C'},
+		{"cgroup-delegated", no_argument, NULL, 'D'},
 		{"harness-dir", required_argument, NULL, 'H'},
 		{"journal-dir", required_argument, NULL, 'J'},
 		{"max-concurrent", required_argument, NULL, 'j'},
@@ -696,6 +699,7 @@ int main(int argc, char **argv)
 	};
 	struct faultd *d = &fd_state;
 	const char *once = NULL;
+	bool cg_delegated = false;
 	int opt, code = 0, lvl;
 
 	log_set_prefix("faultd");
@@ -723,6 +727,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			snprintf(d->cgroup_root, sizeof(d->cgroup_root), "%s", optarg);
+			break;
+		case 'D':
+			cg_delegated = true;
 			break;
 		case 'H':
 			snprintf(d->harness_dir, sizeof(d->harness_dir), "%s", optarg);
@@ -763,6 +770,10 @@ int main(int argc, char **argv)
 			return 3;
 		}
 	}
+	if (cg_delegated && d->cgroup_root[0]) {
+		fprintf(stderr, "faultd: --cgroup-root and --cgroup-delegated exclude each other\n");
+		return 3;
+	}
 	if (optind != argc) {
 		fprintf(stderr, "faultd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
@@ -782,7 +793,7 @@ int main(int argc, char **argv)
 	}
 	/* Without a usable cgroup root faultd still serves status and reports;
 	 * the caps table says why, and every run fails at setup saying so. */
-	cg_root_init(d->cgroup_root, sizeof(d->cgroup_root));
+	cg_root_init(d->cgroup_root, sizeof(d->cgroup_root), cg_delegated);
 	/* Runs of a killed predecessor left cgroups (and maybe processes),
 	 * namespaces and links: its journals say what. */
 	cg_sweep(d->cgroup_root);
