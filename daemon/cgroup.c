@@ -7,14 +7,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/magic.h>
+
+#include "caps.h"
 #include "cgroup.h"
 #include "log.h"
 #include "util.h"
 
 #define CG_EMPTY_WAIT_MS 2000	/* a killed tree takes a few ms to leave */
+#define CG_PROC_MAX (8 << 20)	/* mountinfo of a host with many thousand mounts */
+#define CG_DEFAULT_NAME "faultd"	/* the default root, below the mount */
+#define CG_DAEMON_LEAF "daemon"	/* delegated: where faultd itself lives */
+#define CG_RUNS_NAME "runs"	/* delegated: the parent of run cgroups */
+#define CG_NO_MOUNT "no cgroup v2 mount in /proc/self/mountinfo; mount one: " \
+	"mount -t cgroup2 none /sys/fs/cgroup"
 
 static int cg_write(const char *dir, const char *file, const char *val)
 {
@@ -33,7 +44,19 @@ static int cg_write(const char *dir, const char *file, const char *val)
 
 int cg_create(const char *dir)
 {
-	return util_mkdir_p(dir, 0755);
+	int err;
+
+	/* Without a usable root the run fails here, at setup, saying why;
+	 * making its directories wherever the root points (a tmpfs, a cgroup
+	 * v1 hierarchy) would only fail later and more obscurely. */
+	if (caps_state(CAPS_CGROUP) == CAPS_MISSING) {
+		log_err("%s: %s: %s", __func__, dir, caps_why(CAPS_CGROUP));
+		err = -ENODEV;
+		goto out;
+	}
+	err = util_mkdir_p(dir, 0755);
+out:
+	return err;
 }
 
 int cg_kill(const char *dir)
@@ -107,6 +130,9 @@ int cg_sweep(const char *root)
 	int n = 0;
 	DIR *d;
 
+	/* An unusable root (caps says why) holds nothing of faultd's. */
+	if (caps_state(CAPS_CGROUP) == CAPS_MISSING)
+		return 0;
 	d = opendir(root);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
@@ -131,4 +157,298 @@ int cg_owner_dir(const char *root, char *buf, size_t len)
 	if ((size_t)snprintf(buf, len, "%s/%d", root, (int)getpid()) >= len)
 		return -ENAMETOOLONG;
 	return 0;
+}
+
+static bool cg_is_octal(char c)
+{
+	return c >= '0' && c <= '7';
+}
+
+/* Copy the @n bytes of a mountinfo field at @s into @buf, undoing the octal
+ * escapes the kernel writes for a space, tab, newline or backslash in a
+ * path (\040, \011, \012, \134). 0, -ENAMETOOLONG, or -EINVAL for an
+ * escaped NUL (the path would end there). */
+static int cg_unescape(const char *s, size_t n, char *buf, size_t len)
+{
+	size_t i = 0, o = 0;
+	int err = len ? 0 : -ENAMETOOLONG;
+
+	while (!err && i < n) {
+		char c = s[i++];
+
+		if (c == '\\' && i + 3 <= n && s[i] <= '3' && cg_is_octal(s[i]) &&
+		    cg_is_octal(s[i + 1]) && cg_is_octal(s[i + 2])) {
+			c = (char)((s[i] - '0') << 6 | (s[i + 1] - '0') << 3 | (s[i + 2] - '0'));
+			i += 3;
+		}
+		if (o + 1 >= len)
+			err = -ENAMETOOLONG;
+		else if (c == '\0')
+			err = -EINVAL;
+		else
+			buf[o++] = c;
+	}
+	if (len)
+		buf[o] = '\0';
+	return err;
+}
+
+#define CG_MI_FIELDS 32		/* 10 fields and the optional ones between */
+
+int cg_mountinfo_parse(const char *mountinfo, char *mnt, size_t mnt_len,
+		       char *root, size_t root_len)
+{
+	const char *line = mountinfo, *f[CG_MI_FIELDS];
+	size_t flen[CG_MI_FIELDS];
+	int err = -ENOENT;
+
+	while (line && *line && err == -ENOENT) {
+		const char *end = strchrnul(line, '\n'), *p = line;
+		size_t n = 0, sep = 0;
+
+		/* Fields are separated by single spaces; a space inside a path
+		 * is written \040, so splitting at spaces is exact. */
+		while (p < end && n < CG_MI_FIELDS) {
+			const char *q = memchr(p, ' ', (size_t)(end - p));
+
+			if (!q)
+				q = end;
+			f[n] = p;
+			flen[n++] = (size_t)(q - p);
+			p = q < end ? q + 1 : end;
+		}
+		/* The optional fields (field 7 on) end at a lone "-"; the file
+		 * system type follows it. */
+		for (size_t i = 6; i < n && !sep; i++)
+			if (flen[i] == 1 && f[i][0] == '-')
+				sep = i;
+		if (sep && sep + 1 < n && flen[sep + 1] == strlen("cgroup2") &&
+		    !memcmp(f[sep + 1], "cgroup2", flen[sep + 1])) {
+			err = cg_unescape(f[4], flen[4], mnt, mnt_len);
+			if (!err && root)
+				err = cg_unescape(f[3], flen[3], root, root_len);
+		}
+		line = *end ? end + 1 : NULL;
+	}
+	return err;
+}
+
+int cg_proc_cgroup_parse(const char *text, char *buf, size_t len)
+{
+	const char *line = text;
+	int err = -ENOENT;
+
+	while (line && *line && err == -ENOENT) {
+		const char *end = strchrnul(line, '\n');
+
+		/* cgroup v2's line is hierarchy 0 with no controllers; the path
+		 * is the rest of the line, colons and all. */
+		if (!strncmp(line, "0::", 3)) {
+			size_t n = (size_t)(end - line - 3);
+
+			err = n < len ? 0 : -ENAMETOOLONG;
+			if (!err) {
+				memcpy(buf, line + 3, n);
+				buf[n] = '\0';
+			}
+		}
+		line = *end ? end + 1 : NULL;
+	}
+	return err;
+}
+
+/* The first cgroup2 mount of this process's mount namespace; without
+ * one, the caps table says so (and logs it, once). */
+static int cg_mount(char *mnt, size_t mnt_len, char *root, size_t root_len)
+{
+	char *text = NULL;
+	int err;
+
+	err = util_read_file("/proc/self/mountinfo", CG_PROC_MAX, &text, NULL);
+	if (err) {
+		caps_set_missing(CAPS_CGROUP, "cannot read /proc/self/mountinfo: %s",
+				 strerror(-err));
+		goto out;
+	}
+	err = cg_mountinfo_parse(text, mnt, mnt_len, root, root_len);
+	if (err == -ENOENT)
+		caps_set_missing(CAPS_CGROUP, CG_NO_MOUNT);
+	else if (err)
+		caps_set_missing(CAPS_CGROUP, "the cgroup2 mount in /proc/self/mountinfo: %s",
+				 strerror(-err));
+out:
+	free(text);
+	return err;
+}
+
+int cg_default_root(char *buf, size_t len)
+{
+	char mnt[PATH_MAX];
+	int err;
+
+	err = cg_mount(mnt, sizeof(mnt), NULL, 0);
+	if (err)
+		goto out;
+	if ((size_t)snprintf(buf, len, "%s/" CG_DEFAULT_NAME, mnt) >= len) {
+		err = -ENAMETOOLONG;
+		caps_set_missing(CAPS_CGROUP, "%s/" CG_DEFAULT_NAME ": %s", mnt, strerror(-err));
+		goto out;
+	}
+	err = util_mkdir_p(buf, 0755);
+	if (err) {
+		caps_set_missing(CAPS_CGROUP, "cannot create %s: %s", buf, strerror(-err));
+		goto out;
+	}
+	caps_set_ok(CAPS_CGROUP, mnt);
+out:
+	return err;
+}
+
+/* systemd marks a cgroup it delegates with trusted.delegate (user.delegate
+ * under a user manager); older versions set neither, so its absence is
+ * worth a warning, not a refusal. */
+static bool cg_marked_delegated(const char *dir)
+{
+	char v[8];
+	ssize_t n;
+
+	n = getxattr(dir, "trusted.delegate", v, sizeof(v));
+	if (n <= 0)
+		n = getxattr(dir, "user.delegate", v, sizeof(v));
+	return n > 0 && v[0] == '1';
+}
+
+int cg_delegate(char *buf, size_t len)
+{
+	char mnt[PATH_MAX], mroot[PATH_MAX], own[PATH_MAX], base[PATH_MAX], leaf[PATH_MAX];
+	char pid[16], *text = NULL, *rel, *last;
+	bool in_leaf;
+	size_t n;
+	int err;
+
+	err = cg_mount(mnt, sizeof(mnt), mroot, sizeof(mroot));
+	if (err)
+		goto out;
+	err = util_read_file("/proc/self/cgroup", CG_PROC_MAX, &text, NULL);
+	if (!err)
+		err = cg_proc_cgroup_parse(text, own, sizeof(own));
+	if (err) {
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: no cgroup v2 line (0::) in "
+				 "/proc/self/cgroup: %s", strerror(-err));
+		goto out;
+	}
+	/* The mount shows the hierarchy from its root field down (a subtree
+	 * when a container bind-mounts its own); faultd's cgroup is named
+	 * from the top, so that root comes off its front. */
+	n = strcmp(mroot, "/") ? strlen(mroot) : 0;
+	if (strncmp(own, mroot, n) || (own[n] != '/' && own[n] != '\0')) {
+		err = -ENOENT;
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: faultd's cgroup %s is not "
+				 "below the cgroup2 mount %s (which shows %s)", own, mnt, mroot);
+		goto out;
+	}
+	rel = own + n;
+	/* Started in a leaf named daemon already (systemd's
+	 * DelegateSubgroup=daemon): the delegated cgroup is its parent. */
+	last = strrchr(rel, '/');
+	in_leaf = last && !strcmp(last + 1, CG_DAEMON_LEAF);
+	if (in_leaf)
+		*last = '\0';
+	if (!rel[0] || !strcmp(rel, "/")) {
+		err = -EINVAL;
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: faultd is in %s, the top of "
+				 "the cgroup2 mount %s, not in a unit's cgroup: start it from a "
+				 "unit with Delegate=yes, or drop the option", own, mnt);
+		goto out;
+	}
+	if ((size_t)snprintf(base, sizeof(base), "%s%s", mnt, rel) >= sizeof(base) ||
+	    (size_t)snprintf(leaf, sizeof(leaf), "%s/" CG_DAEMON_LEAF, base) >= sizeof(leaf) ||
+	    (size_t)snprintf(buf, len, "%s/" CG_RUNS_NAME, base) >= len) {
+		err = -ENAMETOOLONG;
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: %s: %s", base, strerror(-err));
+		goto out;
+	}
+	if (!cg_marked_delegated(base))
+		log_warn("%s: %s is not marked delegated (no trusted.delegate xattr): the unit "
+			 "needs Delegate=yes, or systemd may move or remove what faultd makes in it",
+			 __func__, base);
+	/* A cgroup with processes in it cannot have controllers enabled for
+	 * its children, so faultd leaves its own for a leaf beside runs. */
+	err = in_leaf ? 0 : util_mkdir_p(leaf, 0755);
+	if (err) {
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: cannot create %s: %s", leaf,
+				 strerror(-err));
+		goto out;
+	}
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	err = in_leaf ? 0 : cg_write(leaf, "cgroup.procs", pid);
+	if (err) {
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: cannot move faultd into %s: %s",
+				 leaf, strerror(-err));
+		goto out;
+	}
+	err = util_mkdir_p(buf, 0755);
+	if (err) {
+		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: cannot create %s: %s", buf,
+				 strerror(-err));
+		goto out;
+	}
+	caps_set_ok(CAPS_CGROUP, mnt);
+	log_info("%s: faultd is in %s; runs go below %s", __func__, leaf, buf);
+out:
+	free(text);
+	return err;
+}
+
+/* A root given by hand must lie in a cgroup2 file system (its nearest
+ * existing ancestor does), or mkdir -p would make plain directories
+ * wherever it points. */
+static int cg_check_given(const char *root)
+{
+	char path[PATH_MAX], *slash;
+	struct statfs st;
+	int err;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s", root) >= sizeof(path)) {
+		err = -ENAMETOOLONG;
+		goto out;
+	}
+	while ((err = statfs(path, &st) < 0 ? -errno : 0) == -ENOENT &&
+	       (slash = strrchr(path, '/')) && slash != path)
+		*slash = '\0';
+	if (!err && st.f_type != CGROUP2_SUPER_MAGIC)
+		err = -EMEDIUMTYPE;
+out:
+	return err;
+}
+
+int cg_root_init(char *root, size_t len, bool delegated)
+{
+	int err;
+
+	if (root[0] && delegated) {
+		err = -EINVAL;
+		caps_set_missing(CAPS_CGROUP, "--cgroup-root and --cgroup-delegated exclude "
+				 "each other");
+	} else if (delegated) {
+		err = cg_delegate(root, len);
+	} else if (!root[0]) {
+		err = cg_default_root(root, len);
+	} else {
+		err = cg_check_given(root);
+		if (!err)
+			err = util_mkdir_p(root, 0755);
+		if (err == -EMEDIUMTYPE)
+			caps_set_missing(CAPS_CGROUP, "--cgroup-root %s is not in a cgroup v2 "
+					 "file system", root);
+		else if (err)
+			caps_set_missing(CAPS_CGROUP, "--cgroup-root %s: %s", root, strerror(-err));
+		else
+			caps_set_ok(CAPS_CGROUP, "--cgroup-root");
+	}
+	/* Unusable, the root still names where runs would have gone, for
+	 * their errors; cg_create and cg_sweep leave it alone. */
+	if (err && !root[0])
+		snprintf(root, len, "/sys/fs/cgroup/" CG_DEFAULT_NAME);
+	return err;
 }

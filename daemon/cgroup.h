@@ -7,9 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CG_DEFAULT_ROOT "/sys/fs/cgroup/unified/faultd"
-
-int cg_create(const char *dir);			/* mkdir -p */
+/* mkdir -p; -ENODEV without a usable cgroup v2 root (caps says why). */
+int cg_create(const char *dir);
 int cg_kill(const char *dir);			/* SIGKILL every process in it */
 /* 1 if a process is in @dir or below it, 0 if not, -errno. */
 int cg_populated(const char *dir);
@@ -23,5 +22,32 @@ int cg_destroy(const char *dir);
 int cg_sweep(const char *root);
 /* @root/PID for this process. */
 int cg_owner_dir(const char *root, char *buf, size_t len);
+
+/* The first cgroup2 mount in @mountinfo (the text of /proc/PID/mountinfo):
+ * its mount point into @mnt and, if @root is not NULL, the cgroup it shows
+ * (its root field, "/" unless a subtree is bind-mounted) into @root, both
+ * with the kernel's octal escapes (\040 for a space) undone. 0, -ENOENT if
+ * no line is a cgroup2 mount, -ENAMETOOLONG. Pure, for tests. */
+int cg_mountinfo_parse(const char *mountinfo, char *mnt, size_t mnt_len,
+		       char *root, size_t root_len);
+/* The cgroup v2 path in @text (the text of /proc/PID/cgroup, its "0::"
+ * line) into @buf. 0, -ENOENT without that line, -ENAMETOOLONG. Pure. */
+int cg_proc_cgroup_parse(const char *text, char *buf, size_t len);
+/* MOUNT/faultd, MOUNT the first cgroup2 mount in /proc/self/mountinfo,
+ * created; the result goes into the caps table (CAPS_CGROUP). 0 or -errno,
+ * -ENOENT when there is no cgroup v2 mount. */
+int cg_default_root(char *buf, size_t len);
+/* For a faultd that systemd started in a delegated cgroup (Delegate=yes):
+ * it moves itself into OWN/daemon, OWN its cgroup from /proc/self/cgroup,
+ * and @buf becomes OWN/runs, so runs are below the service and the
+ * service's cgroup holds no process ("no internal processes"). Already in a
+ * leaf named daemon (systemd's DelegateSubgroup=daemon), it stays. 0 or
+ * -errno, recorded in the caps table. */
+int cg_delegate(char *buf, size_t len);
+/* The run cgroups' parent for faultd and faultctl: @root as given
+ * (--cgroup-root), else cg_delegate() with @delegated, else
+ * cg_default_root(). Either way the caps table says whether it is usable;
+ * unusable, cg_create() refuses, so runs fail at setup and say why. */
+int cg_root_init(char *root, size_t len, bool delegated);
 
 #endif

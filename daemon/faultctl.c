@@ -430,6 +430,7 @@ static void local_begin(struct cli *cli)
 	cli->sig_ev[1] = evsignal_new(cli->base, SIGTERM, local_on_signal, cli);
 	evsignal_add(cli->sig_ev[0], NULL);
 	evsignal_add(cli->sig_ev[1], NULL);
+	cg_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
 	cg_sweep(cli->cgroup_root);
 	journal__sweep(cli->journal_dir, NULL, NULL);
 }
@@ -759,6 +760,7 @@ static int cmd_cleanup(struct cli *cli, int argc, char **argv)
 		return strcmp(argv[1], "--help") ? EXIT_USAGE : 0;
 	}
 	journal__sweep(cli->journal_dir, say_removed, &n);
+	cg_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
 	cgroups = cg_sweep(cli->cgroup_root);
 	if (cgroups > 0)
 		printf("removed %d stale cgroup%s under %s\n", cgroups, cgroups == 1 ? "" : "s",
@@ -973,7 +975,6 @@ int main(int argc, char **argv)
 	log_set_prefix("faultctl");
 	log_set_level(LOG_WARN);
 	snprintf(cli.runs_dir, sizeof(cli.runs_dir), "%s", RUN_DEFAULT_DIR);
-	snprintf(cli.cgroup_root, sizeof(cli.cgroup_root), "%s", CG_DEFAULT_ROOT);
 	snprintf(cli.journal_dir, sizeof(cli.journal_dir), "%s", JOURNAL_DEFAULT_DIR);
 	if (util_self_dir(cli.harness_dir, sizeof(cli.harness_dir) - 16) == 0)
 		strcat(cli.harness_dir, "/harness");

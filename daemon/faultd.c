@@ -630,7 +630,10 @@ static void usage(FILE *f)
 		"decides PASS / FAIL / INCONCLUSIVE. Control it with faultctl.\n\n"
 		"  -s, --socket PATH      control socket (default %s)\n"
 		"  -r, --runs-dir DIR     reports and logs (default %s)\n"
-		"      --cgroup-root DIR  cgroup v2 parent for runs (default %s)\n"
+		"      --cgroup-root DIR  cgroup v2 parent for runs (default: MOUNT/faultd,\n"
+		"                         MOUNT the cgroup2 mount in /proc/self/mountinfo)\n"
+		"      --cgroup-delegated started by systemd with Delegate=yes: move into\n"
+		"                         OWN/daemon, runs below OWN/runs (OWN: its cgroup)\n"
 		"      --harness-dir DIR  bundled workloads (default: harness/ next to faultd)\n"
 		"      --journal-dir DIR  undo journals (default " JOURNAL_DEFAULT_DIR ")\n"
 		"  -j, --max-concurrent N runs at once (default 1)\n"
@@ -642,7 +645,7 @@ static void usage(FILE *f)
 		"      --http [ADDR:]PORT serve /metrics, /runs, /runs/ID and a dashboard on a\n"
 		"                         loopback address (default 127.0.0.1; PORT 0: any)\n"
 		"  -h, --help\n",
-		CTL_DEFAULT_SOCK, RUN_DEFAULT_DIR, CG_DEFAULT_ROOT);
+		CTL_DEFAULT_SOCK, RUN_DEFAULT_DIR);
 }
 
 static void on_once_done(struct run *r, const json_t *report, void *arg)
@@ -710,6 +713,7 @@ int main(int argc, char **argv)
 		{"socket", required_argument, NULL, 's'},
 		{"runs-dir", required_argument, NULL, 'r'},
 		{"cgroup-root", required_argument, NULL, 'C'},
+		{"cgroup-delegated", no_argument, NULL, 'D'},
 		{"harness-dir", required_argument, NULL, 'H'},
 		{"journal-dir", required_argument, NULL, 'J'},
 		{"max-concurrent", required_argument, NULL, 'j'},
@@ -722,14 +726,13 @@ int main(int argc, char **argv)
 	};
 	struct faultd *d = &fd_state;
 	const char *once = NULL;
-	bool check = false, level_given = false;
+	bool check = false, level_given = false, cg_delegated = false;
 	int opt, code = 0, lvl;
 
 	log_set_prefix("faultd");
 	d->max_concurrent = 1;
 	snprintf(d->sock_path, sizeof(d->sock_path), "%s", CTL_DEFAULT_SOCK);
 	snprintf(d->runs_dir, sizeof(d->runs_dir), "%s", RUN_DEFAULT_DIR);
-	snprintf(d->cgroup_root, sizeof(d->cgroup_root), "%s", CG_DEFAULT_ROOT);
 	snprintf(d->journal_dir, sizeof(d->journal_dir), "%s", JOURNAL_DEFAULT_DIR);
 	if (util_self_dir(d->harness_dir, sizeof(d->harness_dir) - 16) == 0)
 		strcat(d->harness_dir, "/harness");
@@ -751,6 +754,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			snprintf(d->cgroup_root, sizeof(d->cgroup_root), "%s", optarg);
+			break;
+		case 'D':
+			cg_delegated = true;
 			break;
 		case 'H':
 			snprintf(d->harness_dir, sizeof(d->harness_dir), "%s", optarg);
@@ -795,6 +801,10 @@ int main(int argc, char **argv)
 			return 3;
 		}
 	}
+	if (cg_delegated && d->cgroup_root[0]) {
+		fprintf(stderr, "faultd: --cgroup-root and --cgroup-delegated exclude each other\n");
+		return 3;
+	}
 	if (optind != argc) {
 		fprintf(stderr, "faultd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
@@ -812,6 +822,9 @@ int main(int argc, char **argv)
 		log_err("%s: event_base_new failed", __func__);
 		return 3;
 	}
+	/* Without a usable cgroup root faultd still serves status and reports;
+	 * the caps table says why, and every run fails at setup saying so. */
+	cg_root_init(d->cgroup_root, sizeof(d->cgroup_root), cg_delegated);
 	/* Runs of a killed predecessor left cgroups (and maybe processes),
 	 * namespaces and links: its journals say what. */
 	cg_sweep(d->cgroup_root);

@@ -885,11 +885,16 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 		goto err_stop;
 	}
 	err = cg_create(r->cgroup);
+	if (err && caps_state(CAPS_CGROUP) == CAPS_MISSING) {
+		run_error(r, "this host lacks cgroup v2, which every run needs: %s",
+			  caps_why(CAPS_CGROUP));
+		goto err_stop;
+	}
 	if (err) {
 		run_error(r, "cannot create cgroup %s: %s", r->cgroup, strerror(-err));
 		goto err_stop;
 	}
-	caps_set_ok(CAPS_CGROUP, r->opts.cgroup_root);
+	caps_set_ok(CAPS_CGROUP, NULL);
 	if (r->sc->n_ns) {
 		r->journal = journal__open(r->opts.journal_dir, r->id);
 		if (!r->journal) {

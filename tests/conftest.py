@@ -26,7 +26,26 @@ PROGS = BUILD / "tests" / "progs"
 # sanitizer's report. Scenarios with "asan": true still get the ASan build.
 if BUILD.name.startswith("san-"):
     os.environ.setdefault("FAULTD_HARNESS_DIR", str(BUILD.parent / "harness"))
-CGROUP_ROOT = pathlib.Path("/sys/fs/cgroup/unified/faultd")
+
+
+def cgroup2_mounts():
+    """The cgroup2 mount points in /proc/self/mountinfo, in its order; faultd
+    takes the first (daemon/cgroup.c): /sys/fs/cgroup on a pure v2 host,
+    /sys/fs/cgroup/unified on a hybrid one."""
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.rstrip("\n").split(" ")
+            sep = fields.index("-", 6) if "-" in fields[6:] else 0
+            if sep and fields[sep + 1] == "cgroup2":
+                mounts.append(pathlib.Path(re.sub(r"\\([0-3][0-7]{2})",
+                                                  lambda m: chr(int(m[1], 8)), fields[4])))
+    return mounts
+
+
+CGROUP_MOUNT = next(iter(cgroup2_mounts()), None)
+# Where faultd puts run cgroups by default: MOUNT/faultd/OWNER_PID/RUN_ID.
+CGROUP_ROOT = CGROUP_MOUNT / "faultd" if CGROUP_MOUNT else pathlib.Path("/nonexistent")
 
 SANITIZER_RE = re.compile(
     r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
@@ -268,11 +287,13 @@ def progs():
 
 
 class Daemon:
-    def __init__(self, tmp_path, extra_args=(), sock=None):
+    def __init__(self, tmp_path, extra_args=(), sock=None, prefix=()):
+        """@prefix: a command that ends by exec'ing faultd (its pid stays
+        faultd's), e.g. a shell that first moves itself into a cgroup."""
         self.sock = pathlib.Path(sock) if sock else tmp_path / "faultd.sock"
         self.runs_dir = tmp_path / "daemon-runs"
         self.log_lines = []
-        cmd = [str(FAULTD), "--socket", str(self.sock), "--runs-dir", str(self.runs_dir),
+        cmd = [*prefix, str(FAULTD), "--socket", str(self.sock), "--runs-dir", str(self.runs_dir),
                "--log-level", "debug", *extra_args]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True,

@@ -1,0 +1,111 @@
+#!/bin/bash
+# test-kernels.sh [GUEST_SCRIPT] -- `make test-kernels`: run a guest script on
+# Debian's own kernels under qemu and print a matrix of the results.
+# Owns: build/kernels/<suite>/ (fetch.sh: the kernel; boot.sh: initrd and
+# out/ with console.log, out.log, rc, times) and build/kernels/summary.txt.
+# GUEST_SCRIPT defaults to scripts/kernels/guest-smoke.sh; it runs as root in
+# the guest from the repo root. Lines it prints as `MATRIX <key> <value...>`
+# become one row per key, one column per kernel.
+# Env: KERNELS (default "bullseye bookworm trixie"), KERNELS_ALLOW_FAIL
+# (suites whose failure is reported but does not fail the run),
+# KERNELS_TIMEOUT (seconds per boot, default 1200), plus boot.sh's BOOT_*.
+# Exit 0 only if every kernel not in KERNELS_ALLOW_FAIL returned 0.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
+GUEST=${1:-$ROOT/scripts/kernels/guest-smoke.sh}
+case "$GUEST" in /*) ;; *) GUEST=$(pwd -P)/$GUEST ;; esac
+[ -r "$GUEST" ] || { echo "test-kernels: cannot read $GUEST" >&2; exit 2; }
+KERNELS=${KERNELS:-"bullseye bookworm trixie"}
+ALLOW=" ${KERNELS_ALLOW_FAIL:-} "
+TMO=${KERNELS_TIMEOUT:-1200}
+BASE=$ROOT/build/kernels
+cd "$ROOT"
+mkdir -p "$BASE"
+export KERNEL_SUITE=""
+export BOOT_ENV="${BOOT_ENV:-} KERNEL_SUITE"
+# the host's faultd state (runs, journals) is not the guest's business
+export BOOT_TMPFS="${BOOT_TMPFS-/var/lib/faultd}"
+
+now() { date +%s.%N; }
+# table: '|'-separated lines -> aligned columns (no dependency on column(1))
+table() {
+	awk -F'|' '{ for (i = 1; i <= NF; i++) { c[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) }
+		if (NF > nf) nf = NF; nr = NR }
+		END { for (r = 1; r <= nr; r++) { line = ""
+			for (i = 1; i <= nf; i++) line = line sprintf(i < nf ? "%-" w[i] "s  " : "%s", c[r, i])
+			print line } }'
+}
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", b - a }'; }
+
+fail=0
+trap 'echo "test-kernels: interrupted" >&2; exit 130' INT TERM HUP
+SUMMARY=""
+MATRIXES=$(mktemp)
+trap 'rm -f "$MATRIXES"' EXIT
+for s in $KERNELS; do
+	KERNEL_SUITE=$s
+	dir=$BASE/$s
+	echo "=== $s" >&2
+	t0=$(now)
+	rc=0
+	ver=-
+	fsec=-
+	bsec=-
+	boot=-
+	script=-
+	if scripts/kernels/fetch.sh "$s" "$dir"; then
+		t1=$(now)
+		fsec=$(secs "$t0" "$t1")
+		ver=$(cat "$dir/version")
+		scripts/kernels/boot.sh "$dir" "$GUEST" "$dir/out" "$TMO" || rc=$?
+		[ "$rc" = 130 ] && { echo "test-kernels: interrupted" >&2; exit 130; }
+		bsec=$(secs "$t1" "$(now)")
+		boot=$(sed -n 's/.*boot_to_script=\([^ ]*\).*/\1/p' "$dir/out/times" 2>/dev/null || true)
+		script=$(sed -n 's/.* script=\([^ ]*\).*/\1/p' "$dir/out/times" 2>/dev/null || true)
+		[ -f "$dir/out/out.log" ] && grep '^MATRIX ' "$dir/out/out.log" |
+			sed "s/^MATRIX /$s /" >> "$MATRIXES" || true
+	else
+		rc=$?
+		echo "test-kernels: fetch $s failed (rc=$rc)" >&2
+		rc="fetch:$rc"
+	fi
+	note=""
+	if [ "$rc" != 0 ]; then
+		case "$ALLOW" in
+		*" $s "*) note="(allowed)" ;;
+		*) note="FAIL"; fail=1 ;;
+		esac
+	fi
+	SUMMARY="$SUMMARY$s|$ver|$rc $note|${fsec}|${boot:--}|${script:--}|${bsec}
+"
+done
+
+{
+	echo
+	echo "Kernels (seconds: fetch, guest boot until the script, the script, all of boot.sh):"
+	printf '%s' "suite|kernel|rc|fetch_s|boot_s|script_s|total_s
+$SUMMARY" | table
+	if [ -s "$MATRIXES" ]; then
+		echo
+		# rows: keys in order of first appearance; columns: suites
+		awk -v suites="$KERNELS" '
+		{ s = $1; k = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); v = ($0 == "" ? "yes" : $0)
+		  gsub(/\|/, "/", v)
+		  if (!(k in seen)) { seen[k] = 1; keys[++nk] = k }
+		  val[k, s] = v }
+		END {
+			n = split(suites, S, " ")
+			line = "key"; for (i = 1; i <= n; i++) line = line "|" S[i]; print line
+			for (j = 1; j <= nk; j++) {
+				line = keys[j]
+				for (i = 1; i <= n; i++)
+					line = line "|" (((keys[j], S[i]) in val) ? val[keys[j], S[i]] : "-")
+				print line
+			}
+		}' "$MATRIXES" | table
+	fi
+	echo
+	[ "$fail" -eq 0 ] && echo "test-kernels: OK" || echo "test-kernels: FAILED"
+} | tee "$BASE/summary.txt"
+exit "$fail"
