@@ -4,8 +4,8 @@
 # Owns: build/kernels/<suite>/ (fetch.sh: the kernel; boot.sh: initrd and
 # out/ with console.log, out.log, rc, times) and build/kernels/summary.txt.
 # GUEST_SCRIPT defaults to scripts/kernels/guest-smoke.sh; it runs as root in
-# the guest from the repo root. Lines it prints as `MATRIX <key> <value...>`
-# become one row per key, one column per kernel.
+# the guest from the repo root. Lines it prints as `MATRIX key=value...` (or
+# `MATRIX key value...`) become one row per key, one column per kernel.
 # Env: KERNELS (default "bullseye bookworm trixie"), KERNELS_ALLOW_FAIL
 # (suites whose failure is reported but does not fail the run),
 # KERNELS_TIMEOUT (seconds per boot, default 1200), plus boot.sh's BOOT_*.
@@ -90,7 +90,11 @@ $SUMMARY" | table
 		echo
 		# rows: keys in order of first appearance; columns: suites
 		awk -v suites="$KERNELS" '
-		{ s = $1; k = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); v = ($0 == "" ? "yes" : $0)
+		# "SUITE key=value..." or "SUITE key value..."
+		{ s = $1; sub(/^[^ ]+ +/, ""); w = $1
+		  if (index(w, "=")) { k = substr($0, 1, index($0, "=") - 1); v = substr($0, index($0, "=") + 1) }
+		  else { k = w; v = substr($0, length(w) + 1); sub(/^ +/, "", v) }
+		  if (v == "") v = "yes"
 		  gsub(/\|/, "/", v)
 		  if (!(k in seen)) { seen[k] = 1; keys[++nk] = k }
 		  val[k, s] = v }
