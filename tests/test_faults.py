@@ -208,6 +208,104 @@ def test_blackhole_drops_everything(tmp_path, runs_dir, progs):
     assert all(s["dropped"] == s["seen"] for s in stats.values()), stats
 
 
+@pytest.mark.parametrize("fault,direction", [({"drop_pct": 30}, "both"),
+                                             ({"blackhole": True}, "egress")])
+def test_packet_faults_without_tcx_go_through_tc_clsact(tmp_path, runs_dir, progs, fault,
+                                                        direction):
+    """A kernel without tcx (before 6.6; FAULTD_NO_TCX=1 makes this one act
+    so): the same faults through a clsact qdisc with cls_bpf, the same
+    verdict and counts, and the qdisc removed before the namespace goes."""
+    doc = udp_pair(progs, [{"type": "packet", "link": "l0", "direction": direction, **fault}],
+                   count=2000 if "drop_pct" in fault else 200,
+                   duration_s=20 if "drop_pct" in fault else 4)
+    path = write_scenario(tmp_path / "udp.json", doc)
+    res = faultctl("--log-level", "debug", "run", "--local", "--quiet", path,
+                   runs_dir=runs_dir, timeout=90, env={"FAULTD_NO_TCX": "1"})
+    assert res.returncode == 0, res
+    rep = only_report(runs_dir)
+    jsonschema.validate(rep, REPORT_SCHEMA)
+    assert rep["verdict"] == "PASS"
+    assert_nothing_left(rep)
+    assert "FAULTD_NO_TCX is set): packet faults go through tc clsact" in res.stderr, res.stderr
+    assert re.search(r"nf_attach: fd[0-9a-f]{6}l0a egress: via tc clsact", res.stderr)
+    assert "bpf_link_create" not in res.stderr, "tcx was tried"
+    # Ingress and egress share the one qdisc: it goes once, with the last.
+    assert len(re.findall(r"nf_detach_in_ns: fd[0-9a-f]{6}l0a: clsact qdisc removed",
+                          res.stderr)) == 1, res.stderr
+    if "capabilities" in rep:
+        assert rep["capabilities"]["packet"]["via"] == "tc clsact", rep["capabilities"]
+    stats = rep["packet_stats"]["l0"]
+    if "drop_pct" in fault:
+        words = (runs_dir / rep["run_id"] / "client.stdout").read_text().split()
+        st = {words[i]: int(words[i + 1]) for i in range(0, len(words) - 1, 2)}
+        assert abs(100.0 * st["received"] / st["sent"] - 49) <= 8, (st, stats)
+        assert set(stats) == {"ingress", "egress"}
+        assert all(0 < s["dropped"] < s["seen"] for s in stats.values()), stats
+    else:
+        assert set(stats) == {"egress"} and stats["egress"]["seen"] > 0, stats
+        assert stats["egress"]["dropped"] == stats["egress"]["seen"], stats
+
+
+def tc_filter_prog_ids(ns):
+    """Programs of the cls_bpf filters on the interfaces of namespace @ns."""
+    links = subprocess.run(["ip", "-n", ns, "-o", "link"], capture_output=True,
+                           text=True).stdout
+    ids = set()
+    for name in re.findall(r"^\d+: (fd[0-9a-f]{6}l\d+[ab])@", links, re.M):
+        for hook in ("ingress", "egress"):
+            out = subprocess.run(["tc", "-n", ns, "filter", "show", "dev", name, hook],
+                                 capture_output=True, text=True).stdout
+            ids |= {int(i) for i in re.findall(r" id (\d+) ", out)}
+    return ids
+
+
+def test_kill_9_with_tc_filters_then_restart_frees_them(tmp_path, progs, monkeypatch):
+    """A netlink-attached filter outlives a killed faultd (a tcx link would
+    not): the next faultd's journal replay removes the namespace, and with
+    it the interface, the qdisc, the filter and its program."""
+    monkeypatch.setenv("FAULTD_NO_TCX", "1")
+    doc = echo_pair(progs, [{"type": "packet", "link": "l0", "drop_pct": 10}],
+                    [{"name": "no_crash"}], duration_s=30)
+    path = write_scenario(tmp_path / "k.json", doc)
+    d = Daemon(tmp_path)
+    client = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", path],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "workload 'client' started" not in d.log:
+            time.sleep(0.05)
+        assert "packet faults go through tc clsact" in d.log, d.log
+        ns = next(n for n in our_netns() if n.endswith("-client"))
+        ids = tc_filter_prog_ids(ns)
+        assert len(ids) == 2, ids  # ingress and egress at the a end
+        d.stop(sig=9)
+        client.communicate(timeout=30)
+        assert tc_filter_prog_ids(ns) == ids, "the filters should outlive faultd"
+        again = tmp_path / "again"
+        again.mkdir()
+        d2 = Daemon(again)
+        try:
+            assert not our_netns() and not our_links()
+            assert "undid netns" in d2.log
+            # The namespace's end frees its devices asynchronously.
+            deadline = time.monotonic() + 10
+            left = ids
+            while left and time.monotonic() < deadline:
+                left = {i for i in ids if subprocess.run(
+                    ["bpftool", "prog", "show", "id", str(i)],
+                    capture_output=True).returncode == 0}
+                time.sleep(0.1)
+            assert not left, f"programs of the killed run's filters still loaded: {left}"
+            assert not our_journals()
+        finally:
+            assert d2.stop() == 0
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
+        d.stop(sig=9)
+
+
 def test_rate_change_mid_run_takes_effect_within_100ms(tmp_path, runs_dir, progs):
     rep, st = run_udp(tmp_path, runs_dir, udp_pair(progs, [
         {"type": "packet", "link": "l0", "drop_pct": 0, "for_ms": 1000, "direction": "egress"},
