@@ -50,6 +50,38 @@ static bool packet_initial(const struct run *r, int link, int dir, struct netfau
 	return false;
 }
 
+/* Is a rate limit ever on this link and direction? Its tbf is then the
+ * root qdisc where a netem would go, so the delay keeps to NFQUEUE (a
+ * netem under the tbf, or the other way round, would have to be rebuilt
+ * whenever either changes, and rate 0 removes the tbf). */
+static bool rate_limited(const struct run *r, int link, int dir)
+{
+	bool found = false;
+
+	for (size_t i = 0; i < r->sc->n_faults && !found; i++) {
+		const struct sc_fault *f = &r->sc->faults[i];
+
+		found = f->type == SC_F_RATE && f->link_idx == link && covers(f, dir);
+	}
+	return found;
+}
+
+static int attach_delay(struct run *r, const struct sc_fault *f, int dir, size_t slot)
+{
+	struct netdelay_where w = {
+		.netns_path = topo__link_a_ns(r->topo, f->link_idx),
+		.ifname = topo__link_kernel_name(r->topo, f->link_idx),
+		.peer_netns_path = topo__link_b_ns(r->topo, f->link_idx),
+		.peer_ifname = topo__link_b_name(r->topo, f->link_idx),
+		.rate_limited = rate_limited(r, f->link_idx, dir),
+	};
+
+	/* Queue numbers are per namespace; one per link end and direction. */
+	return netdelay__open(r->base, &w, dir == DIR_IN ? NETDELAY_INGRESS : NETDELAY_EGRESS,
+			      (unsigned)slot, (unsigned long long)r->seed + slot,
+			      &r->netdelays[slot]);
+}
+
 static int attach_one(struct run *r, const struct sc_fault *f, int dir)
 {
 	size_t slot = (size_t)f->link_idx * 2 + (size_t)dir;
@@ -83,12 +115,8 @@ static int attach_one(struct run *r, const struct sc_fault *f, int dir)
 		err = r->netrates[slot] ? 0 : ns ? -errno : -EINVAL;
 		break;
 	case SC_F_DELAY:
-		if (r->netdelays[slot])
-			break;
-		/* Queue numbers are per namespace; one per link end and direction. */
-		err = netdelay__open(r->base, ns, ifname, dir == DIR_IN ? NETDELAY_INGRESS :
-				     NETDELAY_EGRESS, (unsigned)slot, (unsigned long long)r->seed + slot,
-				     &r->netdelays[slot]);
+		if (!r->netdelays[slot])
+			err = attach_delay(r, f, dir, slot);
 		break;
 	}
 	if (err)
@@ -204,7 +232,8 @@ json_t *run_links_stats(const struct run *r)
 				unsigned long long q, rel, drop;
 
 				netdelay__stats(r->netdelays[slot], &q, &rel, &drop);
-				json_object_set_new(d, "delay", json_pack("{sIsIsIsI}",
+				json_object_set_new(d, "delay", json_pack("{sssIsIsIsI}",
+					"via", netdelay__via(r->netdelays[slot]),
 					"queued", (json_int_t)q, "released", (json_int_t)rel,
 					"dropped", (json_int_t)drop, "overflow",
 					(json_int_t)netdelay__overflows(r->netdelays[slot])));

@@ -1204,7 +1204,8 @@ static int check_fault_kind(struct sc_ctx *ctx, struct scenario *sc, struct sc_f
 	}
 	if (f->type == SC_F_DELAY && netdelay_available(why, sizeof(why)) < 0) {
 		jpath_push_key(&ctx->path, "type");
-		sc_error(ctx, false, "delay needs NFQUEUE, which is not available here: %s", why);
+		sc_error(ctx, false, "delay needs sch_netem or NFQUEUE, and neither works here: %s",
+			 why);
 		jpath_pop(&ctx->path);
 		err = -EINVAL;
 	}

@@ -507,9 +507,9 @@ def ping_pair(faults, count=20, interval="0.05", duration_s=20):
 PING_LINE = re.compile(r"^\[(?P<at>[\d.]+)\] .*icmp_seq=(?P<seq>\d+) .*time=(?P<rtt>[\d.]+) ms")
 
 
-def run_ping(tmp_path, runs_dir, doc):
+def run_ping(tmp_path, runs_dir, doc, env=None):
     path = write_scenario(tmp_path / "ping.json", doc)
-    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs_dir, timeout=90)
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs_dir, timeout=90, env=env)
     assert res.returncode == 0, res
     rep = only_report(runs_dir)
     jsonschema.validate(rep, REPORT_SCHEMA)
@@ -520,12 +520,24 @@ def run_ping(tmp_path, runs_dir, doc):
     return rep, replies
 
 
+def kernel_has_netem():
+    """Can a netem qdisc be made here? Tried on the lo of a throwaway namespace."""
+    res = subprocess.run(["unshare", "-n", "tc", "qdisc", "add", "dev", "lo", "root", "netem",
+                          "delay", "0ms"], capture_output=True, text=True)
+    return res.returncode == 0
+
+
+@pytest.mark.parametrize("mech", ["preferred", "nfqueue"])
 @pytest.mark.parametrize("direction,lo,hi", [("egress", 40, 65), ("ingress", 40, 65),
                                              ("both", 85, 125)])
-def test_delay_adds_latency_with_jitter(tmp_path, runs_dir, direction, lo, hi):
+def test_delay_adds_latency_with_jitter(tmp_path, runs_dir, direction, lo, hi, mech):
+    """The same delay through netem where the kernel has it (ingress at a
+    made as egress at b) and through NFQUEUE (FAULTD_NO_NETEM=1, or no
+    netem: this build machine's kernel has none)."""
+    env = {"FAULTD_NO_NETEM": "1"} if mech == "nfqueue" else None
     rep, replies = run_ping(tmp_path, runs_dir, ping_pair(
         [{"type": "delay", "link": "l0", "delay_ms": 50, "jitter_ms": 10,
-          "direction": direction}]))
+          "direction": direction}]), env=env)
     assert len(replies) == 20, replies
     rtts = [r[2] for r in replies]
     avg = sum(rtts) / len(rtts)
@@ -534,6 +546,27 @@ def test_delay_adds_latency_with_jitter(tmp_path, runs_dir, direction, lo, hi):
     stats = rep["packet_stats"]["l0"]
     held = sum(d["delay"]["released"] for d in stats.values())
     assert held >= 20, stats
+    via = "netem" if mech == "preferred" and kernel_has_netem() else "nfqueue"
+    assert {d["delay"]["via"] for d in stats.values()} == {via}, stats
+    if "capabilities" in rep:
+        assert rep["capabilities"]["delay"]["via"] == via, rep["capabilities"]
+
+
+@pytest.mark.parametrize("rate_direction", ["egress", "ingress"])
+def test_delay_beside_a_rate_limit(tmp_path, runs_dir, rate_direction):
+    """A tbf rate limit owns the root qdisc of the interface it shapes: a
+    delay on the same direction keeps to NFQUEUE there; on the other
+    direction (the other interface) netem is free to go."""
+    rep, replies = run_ping(tmp_path, runs_dir, ping_pair(
+        [{"type": "delay", "link": "l0", "delay_ms": 50, "direction": "egress"},
+         {"type": "rate", "link": "l0", "rate_kbit": 10000, "direction": rate_direction}]))
+    assert len(replies) == 20, replies
+    rtts = [r[2] for r in replies]
+    assert 45 <= sum(rtts) / len(rtts) <= 65, rtts
+    stats = rep["packet_stats"]["l0"]
+    netem_fits = rate_direction == "ingress" and kernel_has_netem()
+    assert stats["egress"]["delay"]["via"] == ("netem" if netem_fits else "nfqueue"), stats
+    assert not [f for f in rep["faults"] if f.get("error")], rep["faults"]
 
 
 def test_delay_change_mid_run_takes_effect_within_100ms(tmp_path, runs_dir):
@@ -555,13 +588,15 @@ def test_delay_change_mid_run_takes_effect_within_100ms(tmp_path, runs_dir):
     assert fast and all(r[2] < 20 for r in fast), fast
 
 
-def test_delay_where_nfqueue_is_missing_is_refused(tmp_path):
+def test_delay_where_netem_and_nfqueue_are_missing_is_refused(tmp_path):
     doc = ping_pair([{"type": "delay", "link": "l0", "delay_ms": 50}])
     path = write_scenario(tmp_path / "d.json", doc)
-    res = faultctl("validate", path, env={"FAULTD_IPTABLES": "/nonexistent/iptables"})
+    res = faultctl("validate", path, env={"FAULTD_IPTABLES": "/nonexistent/iptables",
+                                          "FAULTD_NO_NETEM": "1"})
     assert res.returncode == 3, res
-    assert re.search(r"d\.json:\d+:\d+: faults\[0\]\.type: delay needs NFQUEUE, which is "
-                     r"not available here: FAULTD_IPTABLES=/nonexistent/iptables", res.stderr), \
+    assert re.search(r"d\.json:\d+:\d+: faults\[0\]\.type: delay needs sch_netem or NFQUEUE, "
+                     r"and neither works here: NFQUEUE: FAULTD_IPTABLES=/nonexistent/iptables "
+                     r"is not an executable; sch_netem: FAULTD_NO_NETEM is set", res.stderr), \
         res.stderr
 
 
