@@ -498,6 +498,9 @@ def test_rate_limits_bandwidth(tmp_path, runs_dir, direction):
     assert 6000 <= kbit <= 8800, kbit
     on = [f for f in rep["faults"] if f["action"] == "rate_on"]
     assert on and "error" not in on[0], rep["faults"]
+    if "capabilities" in rep:
+        assert rep["capabilities"]["rate"] == {"state": "ok", "core": False, "via": "tbf"}, \
+            rep["capabilities"]
 
 
 
