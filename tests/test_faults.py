@@ -256,6 +256,23 @@ def test_packet_faults_without_tcx_go_through_tc_clsact(tmp_path, runs_dir, prog
         assert stats["egress"]["dropped"] == stats["egress"]["seen"], stats
 
 
+def test_refused_packet_programs_cost_the_packet_feature(tmp_path, runs_dir, progs):
+    """A kernel that refuses the packet programs: the feature is recorded
+    missing with the verifier's words, the run does not pass, and nothing
+    is left behind."""
+    doc = udp_pair(progs, [{"type": "packet", "link": "l0", "drop_pct": 30}], count=50,
+                   duration_s=4)
+    path = write_scenario(tmp_path / "udp.json", doc)
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs_dir, timeout=60,
+                   env={"FAULTD_REFUSE_PROGS": "netfault_in,netfault_out"})
+    assert res.returncode in (2, 3), res
+    assert re.search(r"packet is missing on this host: the kernel refused program "
+                     r"netfault_(in|out)", res.stderr), res.stderr
+    rep = only_report(runs_dir)
+    assert rep["verdict"] != "PASS"
+    assert_nothing_left(rep)
+
+
 def tc_filter_prog_ids(ns):
     """Programs of the cls_bpf filters on the interfaces of namespace @ns."""
     links = subprocess.run(["ip", "-n", ns, "-o", "link"], capture_output=True,
