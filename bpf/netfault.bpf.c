@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Packet faults: drop, corrupt, duplicate or blackhole packets through a link
- * end, with
- * rates read per packet from a map the daemon changes at run time. Attached
- * as tcx links, so they go with their owner even after kill -9. */
+ * end, with rates read per packet from a map the daemon changes at run time.
+ * Attached as tcx links where the kernel has them (they go with their owner
+ * even after kill -9), else as cls_bpf filters on a clsact qdisc, in
+ * direct-action mode: the return value is the verdict either way. */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>

@@ -1,62 +1,95 @@
-/* Packet delay and jitter on one interface inside a namespace faultd
- * created: iptables NFQUEUE rules (always --queue-bypass) steer the packets
- * to a user-space verdict loop on faultd's libevent base, which accepts each
- * one when its release time comes. There is no sch_netem on this platform. */
+/* Packet delay and jitter on one link end of a namespace faultd created,
+ * made one of two ways, chosen per delay:
+ * - sch_netem, where the kernel has it (Debian's kernels build it as a
+ *   module, which the kernel loads on first use): a root netem qdisc on the
+ *   interface the delayed packets leave by, changed in place at run time.
+ *   It shapes egress only, so a delay arriving at a link end is made on
+ *   the far end of the veth;
+ * - NFQUEUE: iptables rules (always --queue-bypass) inside the namespace
+ *   steer the packets to a user-space verdict loop on faultd's libevent
+ *   base, which accepts each one when its release time comes. Used where
+ *   netem is missing (this build machine's kernel has none), where the
+ *   delay arrives at a tap (whose far side is no kernel interface), where a
+ *   rate limit's tbf already is the root qdisc there, where making the
+ *   netem qdisc failed, and under FAULTD_NO_NETEM=1 (tests).
+ * Which one each delay got is in the log, the report's packet_stats and
+ * the "delay" capability. */
 #ifndef FAULTD_NETDELAY_H
 #define FAULTD_NETDELAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
 struct netdelay;
 
+/* Where a delay applies. */
+struct netdelay_where {
+	const char *netns_path;		/* the link end's namespace */
+	const char *ifname;		/* the link end */
+	const char *peer_netns_path;	/* the veth's far end; NULL for a tap */
+	const char *peer_ifname;
+	bool rate_limited;		/* a tbf is the root qdisc where netem would go */
+};
+
 enum { NETDELAY_INGRESS = 1, NETDELAY_EGRESS = 2, NETDELAY_BOTH = 3 };
 
 #define NETDELAY_MAX_MS 60000u	/* largest delay_ms and jitter_ms accepted */
-#define NETDELAY_QUEUE_MAX 8192u	/* packets held at once; beyond, accept at once */
+#define NETDELAY_QUEUE_MAX 8192u	/* packets held at once; beyond, NFQUEUE passes them
+					 * at once and netem drops them */
 
-/* Whether delay can work here. Probes in a forked child that unshares a
- * throwaway network namespace: an iptables variant must accept an NFQUEUE
- * --queue-bypass rule there, and an NFQUEUE netlink queue must bind. The
- * namespace dies with the child, so nothing is left behind. 0, or -errno
- * with a one-line reason in @why. A success is cached (and names the
- * iptables binary netdelay__open then uses). */
+/* Whether delay can work here, by either way: a netem qdisc made on the
+ * lo of a throwaway namespace in a forked child, else an NFQUEUE probe
+ * there (an iptables variant must accept an NFQUEUE --queue-bypass rule,
+ * and a netlink queue must bind). The namespace dies with the child, so
+ * nothing is left behind. Found once per process, and recorded as the
+ * "delay" capability. 0 (with what works in @why), or -errno with a
+ * one-line reason for each way in @why. */
 int netdelay_available(char *why, size_t len);
 
-/* Delay packets crossing @ifname in the namespace at @netns_path, in the
- * directions @dir (NETDELAY_INGRESS: mangle PREROUTING -i, NETDELAY_EGRESS:
- * mangle POSTROUTING -o), through NFQUEUE number @queue_num (free in that
- * namespace, else -EBUSY). @seed makes the jitter draws deterministic. The
- * delay starts at 0: every packet is accepted at once until netdelay__set.
- * IPv4 only. 0 or -errno.
+/* Delay packets crossing the link end @w, in the directions @dir
+ * (NETDELAY_INGRESS: arriving there, NETDELAY_EGRESS: leaving). Through
+ * netem where it fits (one direction; see above), else through NFQUEUE
+ * number @queue_num (free in that namespace, else -EBUSY; mangle
+ * PREROUTING -i / POSTROUTING -o). @seed makes NFQUEUE's jitter draws
+ * deterministic; netem draws from the kernel's own generator. The delay
+ * starts at 0: every packet passes at once until netdelay__set. NFQUEUE
+ * takes IPv4 only; netem delays every frame. 0 or -errno.
  *
- * Egress packets of a TCP socket in the same namespace stay charged to it
- * while held (netem orphans them; NFQUEUE cannot), so TCP Small Queues
- * throttle the sender to a couple of segments per delay: delaying A->B bulk
- * TCP is better done as INGRESS on B's end of the link. Ping (unless -U)
- * times replies at the driver, before PREROUTING, so it does not show
- * ingress delay; applications do. */
-int netdelay__open(struct event_base *base, const char *netns_path, const char *ifname,
-		   unsigned dir, unsigned queue_num, unsigned long long seed,
-		   struct netdelay **out);
+ * With NFQUEUE, egress packets of a TCP socket in the same namespace stay
+ * charged to it while held (netem orphans them; NFQUEUE cannot), so TCP
+ * Small Queues throttle the sender to a couple of segments per delay:
+ * delaying A->B bulk TCP is better done as INGRESS on B's end of the link.
+ * Ping (unless -U) times replies at the driver, before PREROUTING, so it
+ * does not show an NFQUEUE ingress delay; applications do. */
+int netdelay__open(struct event_base *base, const struct netdelay_where *w, unsigned dir,
+		   unsigned queue_num, unsigned long long seed, struct netdelay **out);
 
 /* Delay each later packet by @delay_ms ± @jitter_ms (uniform; a negative
- * total is no delay). Packets already held for longer than the new setting
- * allows are redrawn under it, so lowering the delay takes effect at once.
- * 0, or -EINVAL above NETDELAY_MAX_MS. */
+ * total is no delay). NFQUEUE redraws packets already held for longer than
+ * the new setting allows, so lowering the delay takes effect at once;
+ * netem keeps each held packet's time (at most the old delay). 0, or
+ * -EINVAL above NETDELAY_MAX_MS, or the kernel's error for netem. */
 int netdelay__set(struct netdelay *d, unsigned delay_ms, unsigned jitter_ms);
 
-/* @queued: packets the kernel handed over; @released: packets accepted
- * (held, immediate, or overflow); @dropped: packets whose verdict could not
- * be sent (the kernel drops those when the queue closes). Any out may be
- * NULL. queued - released - dropped are held right now. */
+/* "netem" or "nfqueue": how @d delays. */
+const char *netdelay__via(const struct netdelay *d);
+
+/* @queued: packets taken in; @released: packets let go (held, immediate,
+ * or overflow); @dropped: NFQUEUE: packets whose verdict could not be sent
+ * (the kernel drops those when the queue closes), netem: packets over its
+ * NETDELAY_QUEUE_MAX limit. Any out may be NULL. queued - released -
+ * dropped are held right now. netem's come from the qdisc's counters,
+ * read from the kernel on each call (zeros if they cannot be). */
 void netdelay__stats(const struct netdelay *d, unsigned long long *queued,
 		     unsigned long long *released, unsigned long long *dropped);
 
-/* Packets accepted at once because NETDELAY_QUEUE_MAX were already held. */
+/* NFQUEUE: packets accepted at once because NETDELAY_QUEUE_MAX were
+ * already held (netem drops those instead: see @dropped). */
 unsigned long long netdelay__overflows(const struct netdelay *d);
 
-/* Remove the rules, accept everything still held, close. Safe on NULL. */
+/* NFQUEUE: remove the rules, accept everything still held; netem: remove
+ * the qdisc (what it holds goes with it). Then close. Safe on NULL. */
 void netdelay__close(struct netdelay *d);
 
 #endif

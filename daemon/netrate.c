@@ -11,6 +11,7 @@
 #include <netlink/route/qdisc/tbf.h>
 #include <netlink/route/tc.h>
 
+#include "caps.h"
 #include "log.h"
 #include "netrate_user.h"
 #include "topo.h"
@@ -68,6 +69,19 @@ static struct rtnl_qdisc *root_qdisc(const struct netrate *nr)
 	return q;
 }
 
+/* The first tbf made, or refused for its kind, tells the capability. The
+ * kernel answers ENOENT (libnl: object not found) for a qdisc kind it has
+ * not and cannot load; EOPNOTSUPP where it refuses qdiscs on the device.
+ * Anything else (a bad rate, a vanished interface) is the run's, not the
+ * host's. */
+static void nr_record(int nlerr)
+{
+	if (!nlerr)
+		caps_set_ok(CAPS_RATE, "tbf");
+	else if (nlerr == -NLE_OBJ_NOTFOUND || nlerr == -NLE_OPNOTSUPP)
+		caps_set_missing(CAPS_RATE, "a tbf qdisc was refused: %s", nl_geterror(nlerr));
+}
+
 int netrate__set(struct netrate *nr, unsigned rate_kbit, unsigned burst_b,
 		 unsigned latency_ms)
 {
@@ -92,6 +106,7 @@ int netrate__set(struct netrate *nr, unsigned rate_kbit, unsigned burst_b,
 	err = rtnl_qdisc_tbf_set_limit_by_latency(q, (int)(latency_ms * 1000));
 	if (!err)
 		err = rtnl_qdisc_add(nr->sk, q, NLM_F_CREATE | NLM_F_REPLACE);
+	nr_record(err);
 	if (!err)
 		nr->on = true;
 out:

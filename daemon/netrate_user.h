@@ -1,7 +1,9 @@
-/* Bandwidth limits on a link end: a TBF root qdisc (no netem here, but tbf
- * exists), made through libnl-route-3 inside the link's namespace and
- * changed in place at run time. The qdisc lives on an interface of a
- * namespace faultd made, so it goes with that namespace. */
+/* Bandwidth limits on a link end: a TBF root qdisc, made through
+ * libnl-route-3 inside the link's namespace and changed in place at run
+ * time. The qdisc lives on an interface of a namespace faultd made, so it
+ * goes with that namespace. The first tbf made (or refused for its kind)
+ * records the "rate" capability. A delay on the same interface keeps to
+ * NFQUEUE rather than a netem that would have to share the root with it. */
 #ifndef FAULTD_NETRATE_USER_H
 #define FAULTD_NETRATE_USER_H
 

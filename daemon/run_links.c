@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caps.h"
 #include "fault.h"
 #include "log.h"
 #include "netdelay.h"
@@ -50,6 +51,65 @@ static bool packet_initial(const struct run *r, int link, int dir, struct netfau
 	return false;
 }
 
+/* Is a rate limit ever on this link and direction? Its tbf is then the
+ * root qdisc where a netem would go, so the delay keeps to NFQUEUE (a
+ * netem under the tbf, or the other way round, would have to be rebuilt
+ * whenever either changes, and rate 0 removes the tbf). */
+static bool rate_limited(const struct run *r, int link, int dir)
+{
+	bool found = false;
+
+	for (size_t i = 0; i < r->sc->n_faults && !found; i++) {
+		const struct sc_fault *f = &r->sc->faults[i];
+
+		found = f->type == SC_F_RATE && f->link_idx == link && covers(f, dir);
+	}
+	return found;
+}
+
+static int attach_delay(struct run *r, const struct sc_fault *f, int dir, size_t slot)
+{
+	struct netdelay_where w = {
+		.netns_path = topo__link_a_ns(r->topo, f->link_idx),
+		.ifname = topo__link_kernel_name(r->topo, f->link_idx),
+		.peer_netns_path = topo__link_b_ns(r->topo, f->link_idx),
+		.peer_ifname = topo__link_b_name(r->topo, f->link_idx),
+		.rate_limited = rate_limited(r, f->link_idx, dir),
+	};
+
+	/* Queue numbers are per namespace; one per link end and direction. */
+	return netdelay__open(r->base, &w, dir == DIR_IN ? NETDELAY_INGRESS : NETDELAY_EGRESS,
+			      (unsigned)slot, (unsigned long long)r->seed + slot,
+			      &r->netdelays[slot]);
+}
+
+/* The host feature a link fault needs. */
+static enum caps_id fault_cap(const struct sc_fault *f)
+{
+	return f->type == SC_F_PACKET ? CAPS_PACKET : f->type == SC_F_RATE ? CAPS_RATE : CAPS_DELAY;
+}
+
+/* A fault whose mechanism this host lacks is not a failed run: it is
+ * listed as not applied, and a PASS is then INCONCLUSIVE (inv_eval). */
+static int not_applied(struct run *r, const struct sc_fault *f, int dir, int err)
+{
+	char what[128];
+	json_t *row;
+
+	if (caps_state(fault_cap(f)) != CAPS_MISSING)
+		return err;
+	if (!r->obs.not_applied)
+		r->obs.not_applied = json_array();
+	snprintf(what, sizeof(what), "%s on %s %s", scenario_fault_name(f->type), f->link,
+		 dir == DIR_IN ? "ingress" : "egress");
+	row = json_pack("{ssss}", "fault", what, "why", caps_why(fault_cap(f)));
+	if (row)
+		json_array_append_new(r->obs.not_applied, row);
+	log_warn("%s: run %s: %s is not applied: this host lacks %s", __func__, r->id, what,
+		 caps_name(fault_cap(f)));
+	return 0;
+}
+
 static int attach_one(struct run *r, const struct sc_fault *f, int dir)
 {
 	size_t slot = (size_t)f->link_idx * 2 + (size_t)dir;
@@ -83,19 +143,15 @@ static int attach_one(struct run *r, const struct sc_fault *f, int dir)
 		err = r->netrates[slot] ? 0 : ns ? -errno : -EINVAL;
 		break;
 	case SC_F_DELAY:
-		if (r->netdelays[slot])
-			break;
-		/* Queue numbers are per namespace; one per link end and direction. */
-		err = netdelay__open(r->base, ns, ifname, dir == DIR_IN ? NETDELAY_INGRESS :
-				     NETDELAY_EGRESS, (unsigned)slot, (unsigned long long)r->seed + slot,
-				     &r->netdelays[slot]);
+		if (!r->netdelays[slot])
+			err = attach_delay(r, f, dir, slot);
 		break;
 	}
 	if (err)
 		log_warn("%s: run %s: %s on %s %s: %s", __func__, r->id,
 			 scenario_fault_name(f->type), f->link, dir == DIR_IN ? "ingress" : "egress",
 			 strerror(-err));
-	return err;
+	return err ? not_applied(r, f, dir, err) : 0;
 }
 
 static int set_one(struct run *r, const struct sc_fault *f, int dir, bool on)
@@ -131,10 +187,14 @@ static int set_one(struct run *r, const struct sc_fault *f, int dir, bool on)
 	return -EINVAL;
 }
 
+/* A fault not applied (its mechanism is missing here) stays off: the
+ * timeline shows ENOTSUP for it. */
 static int set_fault(struct run *r, const struct sc_fault *f, bool on)
 {
 	int err = 0;
 
+	if (caps_state(fault_cap(f)) == CAPS_MISSING)
+		return -ENOTSUP;
 	for (int dir = DIR_IN; dir <= DIR_OUT && !err; dir++)
 		if (covers(f, dir))
 			err = set_one(r, f, dir, on);
@@ -166,7 +226,8 @@ int run_links_attach(struct run *r)
 	/* A fault planned for time 0 holds from the moment the link exists,
 	 * not from when its timer first fires. */
 	for (size_t i = 0; i < r->sc->n_faults && !err; i++)
-		if (is_link_window(&r->sc->faults[i]) && !r->sc->faults[i].at_ms)
+		if (is_link_window(&r->sc->faults[i]) && !r->sc->faults[i].at_ms &&
+		    caps_state(fault_cap(&r->sc->faults[i])) != CAPS_MISSING)
 			err = set_fault(r, &r->sc->faults[i], true);
 	return err;
 }
@@ -204,7 +265,8 @@ json_t *run_links_stats(const struct run *r)
 				unsigned long long q, rel, drop;
 
 				netdelay__stats(r->netdelays[slot], &q, &rel, &drop);
-				json_object_set_new(d, "delay", json_pack("{sIsIsIsI}",
+				json_object_set_new(d, "delay", json_pack("{sssIsIsIsI}",
+					"via", netdelay__via(r->netdelays[slot]),
 					"queued", (json_int_t)q, "released", (json_int_t)rel,
 					"dropped", (json_int_t)drop, "overflow",
 					(json_int_t)netdelay__overflows(r->netdelays[slot])));
