@@ -357,6 +357,19 @@ static void on_wl_exit(struct sup_child *c, int status, void *arg)
 }
 
 /* A syscall_error fault's rate on its workload's cgroup, or off. */
+void run_not_applied(struct run *r, const char *what, enum caps_id cap)
+{
+	json_t *row;
+
+	if (!r->obs.not_applied)
+		r->obs.not_applied = json_array();
+	row = json_pack("{ssss}", "fault", what, "why", caps_why(cap));
+	if (row)
+		json_array_append_new(r->obs.not_applied, row);
+	log_warn("%s: run %s: %s is not applied: this host lacks %s", __func__, r->id, what,
+		 caps_name(cap));
+}
+
 static int syserr_set(struct run *r, const struct sc_fault *f, bool on)
 {
 	struct sysfault_conf c = {
@@ -367,6 +380,8 @@ static int syserr_set(struct run *r, const struct sc_fault *f, bool on)
 
 	if (f->syscall != SECFAULT_SOCKET)
 		return 0;	/* seccomp's, fixed since exec */
+	if (!sf && caps_state(CAPS_SYSCALL_SOCKET) == CAPS_MISSING)
+		return -ENOTSUP;	/* listed as not applied at start */
 	return sf ? sysfault__set(sf, &c) : -ENODEV;
 }
 
@@ -602,6 +617,13 @@ static int start_workload(struct run *r, size_t i)
 		    r->sc->faults[f].syscall != SECFAULT_SOCKET)
 			continue;
 		rw->sysfault = sysfault__attach(rw->cgroup);
+		if (!rw->sysfault && caps_state(CAPS_SYSCALL_SOCKET) == CAPS_MISSING) {
+			char what[96];
+
+			snprintf(what, sizeof(what), "syscall_error socket of %s", w->name);
+			run_not_applied(r, what, CAPS_SYSCALL_SOCKET);
+			break;
+		}
 		if (!rw->sysfault) {
 			err = -errno;
 			run_error(r, "workload '%s': cannot attach syscall errors: %s", w->name,

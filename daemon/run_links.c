@@ -89,24 +89,15 @@ static enum caps_id fault_cap(const struct sc_fault *f)
 	return f->type == SC_F_PACKET ? CAPS_PACKET : f->type == SC_F_RATE ? CAPS_RATE : CAPS_DELAY;
 }
 
-/* A fault whose mechanism this host lacks is not a failed run: it is
- * listed as not applied, and a PASS is then INCONCLUSIVE (inv_eval). */
 static int not_applied(struct run *r, const struct sc_fault *f, int dir, int err)
 {
 	char what[128];
-	json_t *row;
 
 	if (caps_state(fault_cap(f)) != CAPS_MISSING)
 		return err;
-	if (!r->obs.not_applied)
-		r->obs.not_applied = json_array();
 	snprintf(what, sizeof(what), "%s on %s %s", scenario_fault_name(f->type), f->link,
 		 dir == DIR_IN ? "ingress" : "egress");
-	row = json_pack("{ssss}", "fault", what, "why", caps_why(fault_cap(f)));
-	if (row)
-		json_array_append_new(r->obs.not_applied, row);
-	log_warn("%s: run %s: %s is not applied: this host lacks %s", __func__, r->id, what,
-		 caps_name(fault_cap(f)));
+	run_not_applied(r, what, fault_cap(f));
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "caps.h"
 #include "inv.h"
 #include "run.h"
 #include "util.h"
@@ -106,6 +107,11 @@ struct run {
 };
 
 uint64_t run_ms(const struct run *r);
+
+/* A fault (@what: "delay on l0 egress") whose mechanism @cap this host
+ * lacks is not a failed run: it is listed as not applied, with why, and a
+ * PASS is then INCONCLUSIVE (inv_eval). */
+void run_not_applied(struct run *r, const char *what, enum caps_id cap);
 
 /* run_links.c: packet, rate and delay faults on the run's links. attach
  * sets up what the faults will need (and turns on those planned for time

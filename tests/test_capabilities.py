@@ -101,3 +101,26 @@ def test_nothing_refused_gives_the_real_verdict(tmp_path, runs_dir):
     assert invariant(rep, "fds_stable")["verdict"] == "FAIL"
     assert rep["capabilities"]["fds"] == {"state": "ok", "core": False,
                                           "via": "iter/task_file"}
+
+
+def test_refused_socket_errors_are_not_applied(tmp_path, runs_dir):
+    # Before 5.18 cgroup/sock_create cannot choose the errno: the fault is
+    # listed as not applied and the run, which would pass, is unproven.
+    doc = {"name": "syserr", "duration_s": 20,
+           "workloads": [{"name": "w", "kind": "exec", "cmd": [str(PROGS / "sock_try"), "200"]}],
+           "faults": [{"type": "syscall_error", "workload": "w", "syscall": "socket",
+                       "errno": "ENFILE", "pct": 50}],
+           "invariants": [{"name": "no_crash"}, {"name": "exit_ok"}]}
+    path = write_scenario(tmp_path / "se.json", doc)
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs_dir, timeout=60,
+                   env={"FAULTD_REFUSE_PROGS": "sock_create"})
+    assert res.returncode == 2, res
+    rep = only_report(runs_dir)
+    jsonschema.validate(rep, REPORT_SCHEMA)
+    assert_nothing_left(rep)
+    assert rep["faults_not_applied"] == [{"fault": "syscall_error socket of w",
+                                          "why": rep["capabilities"]["syscall_socket"]["why"]}]
+    assert "sock_create" in rep["capabilities"]["syscall_socket"]["why"]
+    for inv in rep["invariants"]:
+        assert inv["verdict"] == "INCONCLUSIVE", inv
+        assert "was not applied" in inv["summary"], inv

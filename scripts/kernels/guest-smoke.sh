@@ -132,11 +132,13 @@ case "${min:-x}" in
 *) [ "$strict" = 1 ] && rc=1 ;;
 esac
 
-# The fd-leak canary and its clean twin (bash allocates fds from 10 up).
-f=$(scen fd-leak <<'EOF'
+# The fd-leak canary and its clean twin. One process each: a shell's
+# children inherit its fds, and a child alive at one sample and not the
+# next makes the sum jump.
+f=$(scen fd-leak <<EOF
 {"name": "fd-leak", "seed": 1, "duration_s": 30, "sample_ms": 200,
  "workloads": [{"name": "w", "kind": "exec", "probes": ["fds"],
-                "cmd": ["/bin/bash", "-c", "for i in $(seq 25); do exec {fd}</dev/null; sleep 0.2; done"]}],
+                "cmd": ["$B/tests/progs/fd_leak", "25", "200"]}],
  "invariants": [{"name": "fds_stable", "limit": 64}, {"name": "no_crash"}]}
 EOF
 )
@@ -144,7 +146,7 @@ smoke fd-leak "$f" FAIL
 f=$(scen fd-clean <<'EOF'
 {"name": "fd-clean", "seed": 1, "duration_s": 30, "sample_ms": 200,
  "workloads": [{"name": "w", "kind": "exec", "probes": ["fds"],
-                "cmd": ["/bin/bash", "-c", "for i in $(seq 25); do exec {fd}</dev/null; exec {fd}<&-; sleep 0.2; done"]}],
+                "cmd": ["/usr/bin/python3", "-c", "import os, time\nfor i in range(25):\n    os.close(os.open('/dev/null', os.O_RDONLY))\n    time.sleep(0.2)\n"]}],
  "invariants": [{"name": "fds_stable", "limit": 64}, {"name": "no_crash"}]}
 EOF
 )
