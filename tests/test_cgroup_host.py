@@ -162,7 +162,8 @@ def test_no_cgroup2_mount_daemon_serves_and_runs_fail_clearly(tmp_path):
         run_id = run_id_from(res.stdout)
         rep = load_report(d.runs_dir, run_id)
         assert rep["verdict"] == "ERROR"
-        assert rep["error"].startswith("cannot create cgroup"), rep["error"]
+        assert rep["error"].startswith("this host lacks cgroup v2, which every run needs: "
+                                       "no cgroup v2 mount in /proc/self/mountinfo"), rep["error"]
         assert d.ctl("status").returncode == 0
         assert not pathlib.Path(f"/sys/fs/cgroup/faultd/{d.proc.pid}").exists()
         assert d.stop() == 0
