@@ -152,7 +152,7 @@ $(BUILD)/tests/progs/%: tests/progs/%.c | $(BUILD)/tests/progs
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) -std=gnu11 -O0 -g -Wall -Wextra -Werror -fno-builtin $< -o $@ -lpthread
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB) | $(BUILD)/tests/unit
+$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/unit_check.h $(LIB) | $(BUILD)/tests/unit
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -o $@
 

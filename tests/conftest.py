@@ -5,6 +5,7 @@ test` runs the same tests against the sanitized build. Every daemon a test
 starts is ended in `finally`, its output is logged with a prefix, and any
 sanitizer report in it fails the test.
 """
+import contextlib
 import json
 import os
 import pathlib
@@ -332,6 +333,39 @@ class Daemon:
                 raise AssertionError(f"faultd did not exit on {sig}:\n{self.log}")
         self._reader.join(timeout=5)
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def daemon_mid_run(tmp_path, scenario, started="started, pid"):
+    """A faultd running @scenario for a `faultctl run` client, yielded as
+    (daemon, client) once its log says @started. The test kills it
+    (d.stop(sig=9)) to play a crash; on the way out the client is ended
+    and the daemon killed whatever happened."""
+    d = Daemon(tmp_path)
+    client = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", str(scenario)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and started not in d.log:
+            time.sleep(0.05)
+        yield d, client
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
+        d.stop(sig=9)
+
+
+@contextlib.contextmanager
+def successor(tmp_path):
+    """The faultd that starts after a killed one (and replays its journals)."""
+    again = tmp_path / "again"
+    again.mkdir()
+    d2 = Daemon(again)
+    try:
+        yield d2
+    finally:
+        assert d2.stop() == 0
 
 
 @pytest.fixture

@@ -6,15 +6,7 @@
 #include <string.h>
 
 #include "cgroup.h"
-
-static int failures;
-
-#define CHECK(cond) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-		failures++; \
-	} \
-} while (0)
+#include "unit_check.h"
 
 /* Debian 12, Fedora, Ubuntu: the unified hierarchy alone, at /sys/fs/cgroup. */
 static const char pure_v2[] =

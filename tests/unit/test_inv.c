@@ -10,15 +10,7 @@
 #include "probe_heap.h"
 #include "scenario.h"
 #include "trend.h"
-
-static int failures;
-
-#define CHECK(cond) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-		failures++; \
-	} \
-} while (0)
+#include "unit_check.h"
 
 static struct scenario *parse(const char *text)
 {

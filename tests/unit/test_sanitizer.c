@@ -4,15 +4,7 @@
 #include <string.h>
 
 #include "sanitizer.h"
-
-static int failures;
-
-#define CHECK(cond) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-		failures++; \
-	} \
-} while (0)
+#include "unit_check.h"
 
 static const char asan[] =
 	"qpair: started\n"
