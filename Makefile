@@ -42,7 +42,11 @@ ARCH    := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 WARN    := -Wall -Wextra -Werror
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 $(WARN) -MMD -MP -fno-omit-frame-pointer $(SANFLAGS)
-CPPFLAGS += -D_GNU_SOURCE -Iinclude -Idaemon -I$(BUILD) -I/usr/include/libnl3
+# daemon/ is one folder per pipeline stage (docs/architecture.md); a header
+# is named by its file alone, wherever its stage keeps it.
+DAEMON_DIRS := lib scenario run topo fault probe inv report ctl
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Idaemon $(addprefix -Idaemon/,$(DAEMON_DIRS)) \
+	-I$(BUILD) -I/usr/include/libnl3
 LDFLAGS += $(SANFLAGS)
 LIBS    := -lbpf -lelf -ldw -lnl-route-3 -lnl-3 -lz -levent -ljansson -lcrypto \
 	   -lnetfilter_queue -lnfnetlink
@@ -54,7 +58,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_SKELS  := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 MAINS      := daemon/faultd.c daemon/faultctl.c
-LIB_SRCS   := $(filter-out $(MAINS),$(wildcard daemon/*.c))
+LIB_SRCS   := $(foreach d,$(DAEMON_DIRS),$(wildcard daemon/$(d)/*.c))
 LIB_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB        := $(BUILD)/libfaultd.a
 
@@ -107,6 +111,7 @@ $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 
 # --- daemon library and programs -----------------------------------------
 $(BUILD)/daemon/%.o: daemon/%.c | $(BPF_SKELS) $(BUILD)/daemon
+	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 

@@ -40,7 +40,7 @@ def call_args(src, start):
 def test_every_json_pack_format_matches_its_arguments():
     bad = []
     calls = 0
-    for path in sorted((REPO / "daemon").glob("*.c")):
+    for path in sorted((REPO / "daemon").rglob("*.c")):
         src = path.read_text()
         for m in re.finditer(r'json_pack\("([^"]*)"', src):
             calls += 1
