@@ -69,7 +69,7 @@ void report_junit(FILE *f, json_t *const *reports, size_t n);
 int report_html_write(const json_t *report, const char *path);
 void report_html(FILE *f, const json_t *report);
 
-/* Shared by the markup reporters (report_junit.c). Text for XML or HTML,
+/* report_common.c, shared by the reporters and http.c. Text for XML or HTML,
  * content or attribute: markup escaped, forbidden controls and bytes that
  * are not UTF-8 replaced by U+FFFD. */
 void report_escape(FILE *f, const char *s);

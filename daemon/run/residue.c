@@ -8,7 +8,7 @@
 
 #include "journal.h"
 #include "residue.h"
-#include "topo.h"
+#include "topo_del.h"
 
 static void add(json_t *list, const char *kind, const char *path)
 {

@@ -10,7 +10,7 @@
 
 #include "journal.h"
 #include "log.h"
-#include "topo.h"
+#include "topo_del.h"
 #include "util.h"
 
 #define JOURNAL_MAX (1u << 20)
@@ -86,9 +86,9 @@ int journal_dpdk_dir_delete(const char *path)
 static int undo(const char *kind, const char *value)
 {
 	if (!strcmp(kind, "netns"))
-		return topo_netns_delete(value);
+		return topo_del_netns(value);
 	if (!strcmp(kind, "link"))
-		return topo_link_delete(value);
+		return topo_del_link(value);
 	if (!strcmp(kind, "dpdkdir"))
 		return journal_dpdk_dir_delete(value);
 	log_warn("%s: unknown journal entry '%s %s'", __func__, kind, value);

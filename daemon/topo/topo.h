@@ -11,7 +11,6 @@
 
 #include "scenario.h"
 
-#define TOPO_NETNS_DIR "/run/netns"
 #define TOPO_POOL "198.18"		/* RFC 2544 benchmarking range */
 
 struct topo;
@@ -38,12 +37,8 @@ const char *topo__link_b_ns(const struct topo *t, int idx);
 const char *topo__link_addr(const struct topo *t, int idx, bool b);
 void topo__free(struct topo *t);	/* closes sockets; removal is the journal's */
 
-/* Undo helpers, used by the journal: remove a named namespace (by its
- * /run/netns path) or a link in faultd's own namespace. Gone already is 0. */
-int topo_netns_delete(const char *path);
 /* A NETLINK_ROUTE socket (libnl) bound to the namespace at @netns_path, for
  * modules that change links there. NULL with errno. */
 struct nl_sock *topo_nl_socket(const char *netns_path);
-int topo_link_delete(const char *name);
 
 #endif
