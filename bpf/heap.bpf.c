@@ -281,7 +281,7 @@ static __always_inline void report_bad_free(struct pt_regs *ctx, struct heap_key
 		bpf_send_signal(HEAP_STOP_SIGNAL);
 }
 
-/* 0 if @addr was live and is now freed, else the bad free was reported. */
+/* @addr was live and is now freed, or the bad free is reported. */
 static __always_inline void track_free(struct pt_regs *ctx, __u64 addr, __u32 fn,
 				       __u64 caller, __s32 stack_id)
 {

@@ -30,7 +30,8 @@
 #define MT	28
 #define MB	44
 
-/* Small arithmetic without libm: faultctl does not link it. */
+/* The plots' small arithmetic (min, max, abs, floor). libm would serve as
+ * well (trend.c links it for ceil); these predate that. */
 static double d_min(double a, double b) { return a < b ? a : b; }
 static double d_max(double a, double b) { return a > b ? a : b; }
 static double d_abs(double a) { return a < 0 ? -a : a; }

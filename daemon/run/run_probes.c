@@ -23,14 +23,6 @@
 #define RUN_TOP_SITES 10	/* allocation sites named in the report */
 #define RUN_MAX_LISTED 100	/* objects or messages listed at the end */
 
-static bool wants(const struct sc_workload *w, const char *probe)
-{
-	for (size_t i = 0; w->probes && w->probes[i]; i++)
-		if (strcmp(w->probes[i], probe) == 0)
-			return true;
-	return false;
-}
-
 static uint64_t ts_to_run_ms(const struct run *r, uint64_t ts_ns)
 {
 	return ts_ns > r->t0_ns ? (ts_ns - r->t0_ns) / 1000000ull : 0;
@@ -546,14 +538,14 @@ int run_probes_attach(struct run *r, size_t i)
 	pid_t pid = r->obs.wl[i].pid;
 	int err = 0, found;
 
-	if (wants(w, "heap")) {
+	if (scenario_wl_has_probe(w, "heap")) {
 		err = attach_heap(r, i, pid);
 		if (err)
 			err = probe_missing(r, w, CAPS_HEAP, err);
 		if (err)
 			return err;
 	}
-	if (wants(w, "fds")) {
+	if (scenario_wl_has_probe(w, "fds")) {
 		rw->fds = probe_fds__open();
 		if (!rw->fds)
 			err = probe_missing(r, w, CAPS_FDS, -errno);
@@ -563,7 +555,7 @@ int run_probes_attach(struct run *r, size_t i)
 			return err;
 		r->obs.probes[i].fds = rw->fds != NULL;
 	}
-	if (wants(w, "lifecycle")) {
+	if (scenario_wl_has_probe(w, "lifecycle")) {
 		rw->life = probe_life__open(r->base, on_life_event, rw);
 		if (!rw->life)
 			return probe_missing(r, w, CAPS_LIFECYCLE, -errno);

@@ -384,8 +384,8 @@ static int parse_probes(struct sc_ctx *ctx, json_t *val, void *target)
 	return err;
 }
 
-/* "cpus": [0, 1]: CPU numbers, each once. @target points at an int array of
- * SC_MAX_CPUS followed by its size_t count (both structs lay them out so). */
+/* "cpus": [0, 1]: CPU numbers, each once, into @cpus (SC_MAX_CPUS of
+ * them) and their count into *@n. */
 static int parse_cpus(struct sc_ctx *ctx, json_t *val, int *cpus, size_t *n)
 {
 	json_t *item;
@@ -428,7 +428,8 @@ static int parse_fault_cpus(struct sc_ctx *ctx, json_t *val, void *target)
 #define WL(f) offsetof(struct sc_workload, f)
 static const struct sc_key workload_keys[] = {
 	{"name", SC_STR, SC_REQ, WL(name), .doc = "unique name, [A-Za-z0-9_-], at most 32"},
-	{"kind", SC_CUSTOM, SC_REQ, 0, .parse = parse_kind, .doc = "exec or echo-server"},
+	{"kind", SC_CUSTOM, SC_REQ, 0, .parse = parse_kind,
+	 .doc = "exec, echo-server, lwip-client, msgq, qpair, dpdk-client or ws-server"},
 	{"netns", SC_STR, 0, WL(netns), .doc = "a namespace of topology.namespaces"},
 	{"link", SC_STR, 0, WL(link), .doc = "lwip-client: the tap link its stack drives"},
 	{"cmd", SC_STRV, 0, WL(cmd), .doc = "exec: the command and its arguments"},
@@ -572,7 +573,7 @@ static int parse_workloads(struct sc_ctx *ctx, json_t *val, void *target)
 	return err;
 }
 
-static bool has_probe(const struct sc_workload *w, const char *probe)
+bool scenario_wl_has_probe(const struct sc_workload *w, const char *probe)
 {
 	for (size_t i = 0; w->probes && w->probes[i]; i++)
 		if (strcmp(w->probes[i], probe) == 0)
@@ -591,7 +592,7 @@ static int check_probe(struct sc_ctx *ctx, struct scenario *sc, struct sc_invari
 	if (!probe)
 		return 0;
 
-	if (idx >= 0 && !has_probe(&sc->wl[idx], probe)) {
+	if (idx >= 0 && !scenario_wl_has_probe(&sc->wl[idx], probe)) {
 		jpath_push_key(&ctx->path, "workload");
 		sc_error(ctx, false, "%s needs \"%s\" in workloads[%d].probes", inv->name,
 			 probe, idx);
@@ -599,7 +600,7 @@ static int check_probe(struct sc_ctx *ctx, struct scenario *sc, struct sc_invari
 		return -EINVAL;
 	}
 	for (size_t w = 0; idx < 0 && w < sc->n_wl; w++)
-		if (sc->wl[w].name && has_probe(&sc->wl[w], probe))
+		if (sc->wl[w].name && scenario_wl_has_probe(&sc->wl[w], probe))
 			return 0;
 	if (idx < 0) {
 		jpath_push_key(&ctx->path, "name");

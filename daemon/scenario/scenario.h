@@ -204,6 +204,8 @@ int scenario_load(const char *path, struct scenario **out, char **errors);
 void scenario_free(struct scenario *sc);
 
 int scenario_workload_idx(const struct scenario *sc, const char *name);
+/* Does workload @w ask for the probe named @probe ("heap", "fds", ...)? */
+bool scenario_wl_has_probe(const struct sc_workload *w, const char *probe);
 int scenario_ns_idx(const struct scenario *sc, const char *name);
 /* The index of the link named @name, or -1. */
 int scenario_link_idx(const struct scenario *sc, const char *name);
