@@ -12,13 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "caps.h"
 #include "cgroup.h"
-#include "cpuhog.h"
-#include "fault.h"
 #include "journal.h"
-#include "residue.h"
-#include "sanitizer.h"
 #include "secfault.h"
 #include "sysfault_user.h"
 #include "inv.h"
@@ -37,11 +32,9 @@ uint64_t run_ms(const struct run *r)
 	return (util_now_ns() - r->t0_ns) / 1000000ull;
 }
 
-static void run_error(struct run *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 static void begin_stop(struct run *r, const char *reason);
 
-static void run_error(struct run *r, const char *fmt, ...)
+void run_error(struct run *r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -59,165 +52,6 @@ const char *run__state_name(enum run_state s)
 					    "stopping", "done"};
 
 	return s <= RUN_DONE ? names[s] : "?";
-}
-
-/* --- process bookkeeping --------------------------------------------------- */
-
-static struct obs_proc *proc_find(struct run *r, pid_t pid)
-{
-	/* Newest first: a pid reused within a run refers to the live one. */
-	for (size_t i = r->obs.n_procs; i-- > 0;)
-		if (r->obs.procs[i].pid == pid && !r->obs.procs[i].exited)
-			return &r->obs.procs[i];
-	return NULL;
-}
-
-static struct obs_proc *proc_add(struct run *r, pid_t pid, pid_t ppid, int wl,
-				 const char *comm, uint64_t t_ms)
-{
-	struct obs_proc *p;
-
-	if (r->obs.n_procs == r->cap_procs) {
-		size_t cap = r->cap_procs ? r->cap_procs * 2 : 64;
-		struct obs_proc *grown = realloc(r->obs.procs, cap * sizeof(*grown));
-
-		if (!grown)
-			return NULL;
-		r->obs.procs = grown;
-		r->cap_procs = cap;
-	}
-	p = &r->obs.procs[r->obs.n_procs++];
-	memset(p, 0, sizeof(*p));
-	p->pid = pid;
-	p->ppid = ppid;
-	p->workload = wl;
-	p->t_start_ms = t_ms;
-	snprintf(p->comm, sizeof(p->comm), "%s", comm);
-	r->procs_seen++;
-	return p;
-}
-
-/* Keep evidence bounded in long runs: once more than RUN_MAX_KEPT_PROCS are
- * kept, processes that exited normally and are not a workload's root are
- * dropped (they are still counted in procs_seen). Short runs keep every
- * process, so a crash's ancestry can be shown. */
-static void procs_compact(struct run *r)
-{
-	size_t kept = 0;
-
-	if (r->obs.n_procs <= RUN_MAX_KEPT_PROCS)
-		return;
-	for (size_t i = 0; i < r->obs.n_procs; i++) {
-		struct obs_proc *p = &r->obs.procs[i];
-
-		if (p->exited && !p->signal && p->pid != r->obs.wl[p->workload].pid)
-			continue;
-		r->obs.procs[kept++] = *p;
-	}
-	if (kept > RUN_MAX_KEPT_PROCS)
-		r->obs.proc_lost += kept - RUN_MAX_KEPT_PROCS;	/* evidence dropped */
-	r->obs.n_procs = kept > RUN_MAX_KEPT_PROCS ? RUN_MAX_KEPT_PROCS : kept;
-}
-
-static void proc_set_exit(struct run *r, struct obs_proc *p, int status, uint64_t t_ms)
-{
-	const struct run_wl *rw = &r->rw[p->workload];
-
-	p->exited = true;
-	p->t_exit_ms = t_ms;
-	util_wait_status(status, &p->exit_status, &p->signal, &p->core);
-	/* A death by the signals faultd sends, after it sent them, is faultd's
-	 * doing, not a crash. */
-	if ((p->signal == SIGTERM || p->signal == SIGKILL) &&
-	    (t_ms >= r->stop_at_ms || t_ms >= rw->kill_sent_ms))
-		p->by_faultd = true;
-}
-
-/* A tracked thread is dying of a signal: its stack, named from the maps
- * snapshot (the process may be gone by the time this runs). */
-static void crash_stack(struct run *r, const struct proc_ev *ev, uint64_t t_ms)
-{
-	char addr[32];
-	json_t *c;
-
-	uint64_t frames[PROC_MAX_FRAMES];
-	int n = 0;
-
-	if (!r->obs.crashes || json_array_size(r->obs.crashes) >= RUN_MAX_LISTED_CRASHES)
-		return;
-	/* Frame-pointer unwinding through code built without them (glibc's
-	 * abort path) repeats one bogus address: keep it once. */
-	for (int i = 0; i < ev->n_frames && i < PROC_MAX_FRAMES; i++) {
-		if (n && frames[n - 1] == ev->frames[i])
-			continue;
-		frames[n++] = ev->frames[i];
-		/* The leaf's caller goes right after the faulting IP. */
-		if (n == 1 && ev->leaf_caller && n < PROC_MAX_FRAMES &&
-		    (ev->n_frames < 2 || ev->frames[1] != ev->leaf_caller))
-			frames[n++] = ev->leaf_caller;
-	}
-	sym__snapshot(r->sym, (pid_t)ev->pid);
-	snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)ev->addr);
-	c = json_pack("{sisisssssIso}", "pid", (int)ev->pid, "tid", (int)ev->tid,
-		      "comm", ev->comm, "signal", util_signame((int)ev->signo),
-		      "at_ms", (json_int_t)t_ms, "backtrace",
-		      n > 0 ? sym__frames(r->sym, (pid_t)ev->pid, frames, n, true) : json_array());
-	if (c && (ev->signo == SIGSEGV || ev->signo == SIGBUS || ev->signo == SIGFPE ||
-		  ev->signo == SIGILL))
-		json_object_set_new(c, "fault_address", json_string(addr));
-	if (c)
-		json_array_append_new(r->obs.crashes, c);
-}
-
-static void on_proc_event(const struct proc_ev *ev, void *arg)
-{
-	struct run *r = arg;
-	uint64_t t_ms = ev->ts_ns > r->t0_ns ? (ev->ts_ns - r->t0_ns) / 1000000ull : 0;
-	struct obs_proc *p, *parent;
-
-	switch (ev->type) {
-	case PROC_EV_FORK:
-		parent = proc_find(r, (pid_t)ev->ppid);
-		if (!parent) {
-			log_debug("%s: fork of untracked parent %u", __func__, ev->ppid);
-			break;
-		}
-		if (!proc_add(r, (pid_t)ev->pid, (pid_t)ev->ppid, parent->workload,
-			      ev->comm, t_ms)) {
-			r->obs.proc_lost++;
-			break;
-		}
-		run_probes_fork(r, (size_t)r->obs.procs[r->obs.n_procs - 1].workload,
-				(pid_t)ev->pid);
-		break;
-	case PROC_EV_EXEC:
-		p = proc_find(r, (pid_t)ev->pid);
-		if (p)
-			snprintf(p->comm, sizeof(p->comm), "%s", ev->comm);
-		sym__snapshot(r->sym, (pid_t)ev->pid);
-		if (r->snapshot_ev) {
-			struct timeval tv = {.tv_usec = 200 * 1000};
-
-			evtimer_add(r->snapshot_ev, &tv);
-		}
-		break;
-	case PROC_EV_CRASH:
-		crash_stack(r, ev, t_ms);
-		break;
-	case PROC_EV_EXIT:
-		p = proc_find(r, (pid_t)ev->pid);
-		if (!p)
-			break;
-		snprintf(p->comm, sizeof(p->comm), "%s", ev->comm);
-		run_probes_exit(r, (size_t)p->workload, p->pid);
-		proc_set_exit(r, p, ev->exit_code, t_ms);
-		if (p->signal && !p->by_faultd)
-			log_info("%s: run %s: pid %d (%s) of '%s' killed by %s", __func__,
-				 r->id, (int)p->pid, p->comm, r->sc->wl[p->workload].name,
-				 util_signame(p->signal));
-		procs_compact(r);
-		break;
-	}
 }
 
 /* --- cycles ----------------------------------------------------------------- */
@@ -246,7 +80,7 @@ static void on_snapshot(evutil_socket_t fd, short what, void *arg)
 	snapshot_maps(arg);
 }
 
-static void close_cycle(struct run *r, uint64_t now_ms)
+void run_close_cycle(struct run *r, uint64_t now_ms)
 {
 	struct obs_cycle *c;
 	json_t *j;
@@ -304,7 +138,7 @@ static void on_cycle_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	probe_proc__drain(r->proc);
 	run_probes_drain(r);
-	close_cycle(r, run_ms(r));
+	run_close_cycle(r, run_ms(r));
 }
 
 /* --- workloads ------------------------------------------------------------- */
@@ -342,9 +176,9 @@ static void on_wl_exit(struct sup_child *c, int status, void *arg)
 	util_wait_status(status, &w->exit_status, &w->signal, &w->core);
 	/* The probe normally reports the root's exit first; if it has not,
 	 * record it from the wait status so no exit goes unseen. */
-	p = proc_find(r, w->pid);
+	p = run_proc_find(r, w->pid);
 	if (p)
-		proc_set_exit(r, p, status, t_ms);
+		run_proc_set_exit(r, p, status, t_ms);
 	if (w->signal)
 		log_info("%s: run %s: workload '%s' (pid %d) killed by %s", __func__,
 			 r->id, w->sc->name, (int)w->pid, util_signame(w->signal));
@@ -354,53 +188,6 @@ static void on_wl_exit(struct sup_child *c, int status, void *arg)
 	if (r->state == RUN_RUNNING && all_done(r, false))
 		begin_stop(r, all_done(r, true) ? "every workload exited"
 						 : "every non-service workload exited");
-}
-
-/* A syscall_error fault's rate on its workload's cgroup, or off. */
-void run_not_applied(struct run *r, const char *what, enum caps_id cap)
-{
-	json_t *row;
-
-	if (!r->obs.not_applied)
-		r->obs.not_applied = json_array();
-	row = json_pack("{ssss}", "fault", what, "why", caps_why(cap));
-	if (row)
-		json_array_append_new(r->obs.not_applied, row);
-	log_warn("%s: run %s: %s is not applied: this host lacks %s", __func__, r->id, what,
-		 caps_name(cap));
-}
-
-static int syserr_set(struct run *r, const struct sc_fault *f, bool on)
-{
-	struct sysfault_conf c = {
-		.ppm = on ? (__u32)(f->pct * (SYSFAULT_PPM / 100)) : 0,
-		.err = f->err,
-	};
-	struct sysfault *sf = r->rw[f->wl_idx].sysfault;
-
-	if (f->syscall != SECFAULT_SOCKET)
-		return 0;	/* seccomp's, fixed since exec */
-	if (!sf && caps_state(CAPS_SYSCALL_SOCKET) == CAPS_MISSING)
-		return -ENOTSUP;	/* listed as not applied at start */
-	return sf ? sysfault__set(sf, &c) : -ENODEV;
-}
-
-/* The seccomp filter for workload @i's syscall errors other than socket():
- * prog->len stays 0 when it has none. 0 or -errno. */
-static int seccomp_filter(struct run *r, size_t i, struct sock_fprog *prog)
-{
-	struct secfault_rule rules[64];
-	size_t n = 0;
-
-	/* The scenario allows one fault per call and workload. */
-	for (size_t f = 0; f < r->sc->n_faults && n < ARRAY_SIZE(rules); f++) {
-		const struct sc_fault *sf = &r->sc->faults[f];
-
-		if (sf->type == SC_F_SYSCALL_ERROR && sf->wl_idx == (int)i &&
-		    sf->syscall != SECFAULT_SOCKET)
-			rules[n++] = (struct secfault_rule){.call = sf->syscall, .err = sf->err};
-	}
-	return n ? secfault_build(rules, n, prog) : 0;
 }
 
 #define RUN_OUTPUT_GRAIN_MS 100	/* output times kept this far apart */
@@ -459,141 +246,6 @@ static void on_wl_timeout(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(rw->kill_ev, &grace);
 }
 
-/* The file exec will run, as execvp finds it: USDT probes attach to it. */
-static void resolve_exe(const char *name, char *out, size_t len)
-{
-	const char *path = getenv("PATH");
-	char buf[PATH_MAX];
-
-	snprintf(out, len, "%s", name);
-	if (strchr(name, '/') || !path)
-		goto out_real;
-	while (*path) {
-		size_t n = strcspn(path, ":");
-
-		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, name);
-		if (access(buf, X_OK) == 0) {
-			snprintf(out, len, "%s", buf);
-			break;
-		}
-		path += n + (path[n] == ':');
-	}
-out_real:
-	if (realpath(out, buf))
-		snprintf(out, len, "%s", buf);
-}
-
-static int build_argv(struct run *r, size_t i)
-{
-	const struct sc_workload *w = &r->sc->wl[i];
-	struct run_wl *rw = &r->rw[i];
-	static char harness_path[PATH_MAX];
-	size_t n = 0, k = 0;
-
-	if (w->kind == WL_EXEC) {
-		while (w->cmd[n])
-			n++;
-		rw->argv = calloc(n + 1, sizeof(*rw->argv));
-		if (!rw->argv)
-			return -ENOMEM;
-		memcpy(rw->argv, w->cmd, n * sizeof(*rw->argv));
-		resolve_exe(rw->argv[0], rw->exe, sizeof(rw->exe));
-		return 0;
-	}
-	while (w->args && w->args[n])
-		n++;
-	rw->argv = calloc(n + 8, sizeof(*rw->argv));
-	if (!rw->argv)
-		return -ENOMEM;
-	snprintf(harness_path, sizeof(harness_path), "%s/%s", r->opts.harness_dir,
-		 scenario_kind_name(w->kind));
-	/* The ASan build sits in the sanitized build tree beside ours
-	 * (build/harness -> build/san-address/harness), or is ours already. */
-	if (w->asan && !strstr(r->opts.harness_dir, "/san-address/"))
-		snprintf(harness_path, sizeof(harness_path), "%s/../san-address/harness/%s",
-			 r->opts.harness_dir, scenario_kind_name(w->kind));
-	if (access(harness_path, X_OK) < 0) {
-		run_error(r, "workload '%s': %s: %s%s", w->name, harness_path, strerror(errno),
-			  w->asan ? " (build it: make SANITIZER=address harness)" : "");
-		return -ENOENT;
-	}
-	rw->argv[k++] = strdup(harness_path);
-	if (!rw->argv[0])
-		return -ENOMEM;
-	resolve_exe(harness_path, rw->exe, sizeof(rw->exe));
-	/* A user-space stack is told its tap and its address; the strings
-	 * live as long as the topology. */
-	if (w->link_idx >= 0) {
-		snprintf(rw->link_ifname, sizeof(rw->link_ifname), "%s",
-			 topo__link_kernel_name(r->topo, w->link_idx));
-		snprintf(rw->link_addr, sizeof(rw->link_addr), "%s",
-			 topo__link_addr(r->topo, w->link_idx, true));
-	}
-	if (w->kind == WL_LWIP_CLIENT) {
-		rw->argv[k++] = "--tap";
-		rw->argv[k++] = rw->link_ifname;
-		rw->argv[k++] = "--addr";
-		rw->argv[k++] = rw->link_addr;
-	}
-	/* DPDK: its port on the link's a end, and an EAL prefix of the run's,
-	 * which the undo journal names so a killed run's runtime dir goes. */
-	if (w->kind == WL_DPDK_CLIENT) {
-		rw->argv[k++] = "--iface";
-		rw->argv[k++] = rw->link_ifname;
-		rw->argv[k++] = "--file-prefix";
-		rw->argv[k++] = rw->dpdk_prefix;
-	}
-	for (size_t j = 0; j < n; j++)
-		rw->argv[k++] = w->args[j];
-	return 0;
-}
-
-static int build_env(struct run *r, size_t i)
-{
-	const struct sc_workload *w = &r->sc->wl[i];
-	struct run_wl *rw = &r->rw[i];
-	size_t n = 0;
-	char *fixed[3];
-
-	while (w->env && w->env[n])
-		n++;
-	rw->env = calloc(n + 4 + 3 * r->sc->n_links, sizeof(*rw->env));
-	if (!rw->env)
-		return -ENOMEM;
-	if (asprintf(&fixed[0], "FAULTD_RUN_ID=%s", r->id) < 0 ||
-	    asprintf(&fixed[1], "FAULTD_RUN_DIR=%s", r->dir) < 0 ||
-	    asprintf(&fixed[2], "FAULTD_WORKLOAD=%s", w->name) < 0)
-		return -ENOMEM;
-	for (size_t j = 0; j < 3; j++)
-		rw->env[rw->n_env++] = fixed[j];
-	/* Kernel names are made up per run: tell the workload them. */
-	for (size_t l = 0; r->topo && l < r->sc->n_links; l++) {
-		const char *vals[3] = {topo__link_kernel_name(r->topo, (int)l),
-				       topo__link_addr(r->topo, (int)l, false),
-				       topo__link_addr(r->topo, (int)l, true)};
-		static const char *const suffix[3] = {"A", "A_ADDR", "B_ADDR"};
-
-		for (size_t k = 0; k < 3; k++) {
-			char *kv = NULL;
-
-			if (asprintf(&kv, "FAULTD_LINK_%s_%s=%s", r->sc->links[l].name, suffix[k],
-				     vals[k]) < 0)
-				return -ENOMEM;
-			/* Names are [A-Za-z0-9_-]: make them a shell variable's. */
-			for (char *c = kv; *c != '='; c++)
-				*c = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
-			rw->env[rw->n_env++] = kv;
-		}
-	}
-	for (size_t j = 0; j < n; j++) {
-		rw->env[rw->n_env] = strdup(w->env[j]);
-		if (!rw->env[rw->n_env])
-			return -ENOMEM;
-		rw->n_env++;
-	}
-	return 0;
-}
-
 static int start_workload(struct run *r, size_t i)
 {
 	const struct sc_workload *w = &r->sc->wl[i];
@@ -633,7 +285,7 @@ static int start_workload(struct run *r, size_t i)
 		/* A fault planned for time 0 holds from the first instruction,
 		 * not from the moment its timer first fires. */
 		if (!r->sc->faults[f].at_ms)
-			syserr_set(r, &r->sc->faults[f], true);
+			run_syserr_set(r, &r->sc->faults[f], true);
 	}
 	if (w->kind == WL_DPDK_CLIENT) {
 		char dir[PATH_MAX];
@@ -647,11 +299,11 @@ static int start_workload(struct run *r, size_t i)
 			return err;
 		}
 	}
-	err = build_argv(r, i);
+	err = run_argv_build(r, i);
 	if (!err)
-		err = build_env(r, i);
+		err = run_env_build(r, i);
 	if (!err)
-		err = seccomp_filter(r, i, &filter);
+		err = run_seccomp_filter(r, i, &filter);
 	if (err) {
 		run_error(r, "workload '%s': %s", w->name, strerror(-err));
 		return err;
@@ -682,7 +334,7 @@ static int start_workload(struct run *r, size_t i)
 	ow->pid = sup__pid(rw->child);
 	ow->started = true;
 	ow->t_start_ms = run_ms(r);
-	if (!proc_add(r, ow->pid, getpid(), (int)i, w->name, ow->t_start_ms))
+	if (!run_proc_add(r, ow->pid, getpid(), (int)i, w->name, ow->t_start_ms))
 		return -ENOMEM;
 	/* Probes attach to the held child before it runs anything. */
 	if (r->proc) {
@@ -716,168 +368,6 @@ static int start_workload(struct run *r, size_t i)
 		if (!rw->timeout_ev || evtimer_add(rw->timeout_ev, &tv) < 0)
 			return -ENOMEM;
 	}
-	return 0;
-}
-
-/* --- faults ------------------------------------------------------------------ */
-
-static int freeze(struct run *r, int wl, bool on)
-{
-	char path[PATH_MAX + 16];
-	int fd, err = 0;
-
-	snprintf(path, sizeof(path), "%s/cgroup.freeze", r->rw[wl].cgroup);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, on ? "1" : "0", 1) != 1)
-		err = -errno;
-	close(fd);
-	return err;
-}
-
-/* Busy processes for cpu_hog fault @fault, in the run's cgroup so they go
- * with it whatever happens. */
-static int hog_set(struct run *r, int fault, bool on)
-{
-	const struct sc_fault *f = &r->sc->faults[fault];
-	char cg[RUN_PATH_MAX + 32];
-
-	if (!r->hogs) {
-		r->hogs = calloc(r->sc->n_faults, sizeof(*r->hogs));
-		if (!r->hogs)
-			return -ENOMEM;
-	}
-	cpuhog__stop(r->hogs[fault]);
-	r->hogs[fault] = NULL;
-	if (!on)
-		return 0;
-	snprintf(cg, sizeof(cg), "%s/hog%d", r->cgroup, fault);
-	r->hogs[fault] = cpuhog__start(cg, f->cpus, f->n_cpus, (unsigned)f->threads);
-	return r->hogs[fault] ? 0 : -errno;
-}
-
-static void hogs_stop(struct run *r)
-{
-	for (size_t i = 0; r->hogs && i < r->sc->n_faults; i++)
-		cpuhog__stop(r->hogs[i]);
-	free(r->hogs);
-	r->hogs = NULL;
-}
-
-static void fire(struct run *r, const struct fault_action *a, uint64_t now)
-{
-	const char *target = "";
-	json_t *entry;
-	int err = 0;
-
-	switch (a->act) {
-	case FA_LINK_DOWN:
-	case FA_LINK_UP:
-		target = r->sc->links[a->target].name;
-		err = topo__link_set(r->topo, a->target, a->act == FA_LINK_UP);
-		break;
-	case FA_CYCLE_END:
-		close_cycle(r, now);
-		return;
-	case FA_SYSERR_ON:
-	case FA_SYSERR_OFF:
-		target = r->sc->wl[a->target].name;
-		err = syserr_set(r, &r->sc->faults[a->fault], a->act == FA_SYSERR_ON);
-		break;
-	case FA_PACKET_ON:
-	case FA_PACKET_OFF:
-	case FA_RATE_ON:
-	case FA_RATE_OFF:
-	case FA_DELAY_ON:
-	case FA_DELAY_OFF:
-		target = r->sc->links[a->target].name;
-		err = run_links_fire(r, a);
-		break;
-	case FA_PAUSE:
-	case FA_RESUME:
-		target = r->sc->wl[a->target].name;
-		err = freeze(r, a->target, a->act == FA_PAUSE);
-		break;
-	case FA_HOG_ON:
-	case FA_HOG_OFF:
-		target = "cpus";
-		err = hog_set(r, a->fault, a->act == FA_HOG_ON);
-		break;
-	case FA_KILL:
-		target = r->sc->wl[a->target].name;
-		if (a->signo == SIGKILL || a->signo == SIGTERM)
-			r->rw[a->target].kill_sent_ms = now;	/* faultd's doing */
-		err = r->rw[a->target].child ? sup__kill(r->rw[a->target].child, a->signo) : -ESRCH;
-		break;
-	}
-	entry = json_pack("{sIsIssssss}", "t_planned_ms", (json_int_t)a->t_ms,
-			  "t_actual_ms", (json_int_t)now, "action", fault_act_name(a->act),
-			  "target", target, "fault", scenario_fault_name(r->sc->faults[a->fault].type));
-	if (entry) {
-		if (a->cycle)
-			json_object_set_new(entry, "cycle", json_integer(a->cycle));
-		if (a->act != FA_PAUSE && a->act != FA_RESUME && a->act != FA_KILL &&
-		    a->act != FA_SYSERR_ON && a->act != FA_SYSERR_OFF && a->act != FA_HOG_ON &&
-		    a->act != FA_HOG_OFF)
-			json_object_set_new(entry, "kernel_name",
-					    json_string(topo__link_kernel_name(r->topo, a->target)));
-		if (a->act == FA_KILL)
-			json_object_set_new(entry, "signal", json_string(util_signame(a->signo)));
-		if (err)
-			json_object_set_new(entry, "error", json_string(strerror(-err)));
-		json_array_append_new(r->obs.faults, entry);
-	}
-	log_info("%s: run %s: %s %s%s", __func__, r->id, fault_act_name(a->act), target,
-		 err ? " failed" : "");
-}
-
-static void arm_faults(struct run *r)
-{
-	uint64_t now = run_ms(r), at;
-	struct timeval tv;
-
-	if (r->next_action >= r->n_plan)
-		return;
-	at = r->plan[r->next_action].t_ms;
-	at = at > now ? at - now : 0;
-	tv.tv_sec = (time_t)(at / 1000);
-	tv.tv_usec = (suseconds_t)(at % 1000) * 1000;
-	evtimer_add(r->fault_ev, &tv);
-}
-
-static void on_fault_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct run *r = arg;
-	uint64_t now = run_ms(r);
-
-	(void)fd;
-	(void)what;
-	probe_proc__drain(r->proc);
-	run_probes_drain(r);
-	/* libevent may wake a little early by our clock; what is due within
-	 * a millisecond fires now. */
-	while (r->state == RUN_RUNNING && r->next_action < r->n_plan &&
-	       r->plan[r->next_action].t_ms <= now + 1)
-		fire(r, &r->plan[r->next_action++], run_ms(r));
-	if (r->state == RUN_RUNNING)
-		arm_faults(r);
-}
-
-/* Plan the timeline from the seed and start playing it. */
-static int start_faults(struct run *r)
-{
-	int err;
-
-	r->cyclic = scenario_has_cyclic_fault(r->sc);
-	err = fault_plan(r->sc, (uint64_t)r->seed, (uint64_t)(r->sc->duration_s * 1000.0),
-			 &r->plan, &r->n_plan);
-	if (err)
-		return err;
-	r->fault_ev = evtimer_new(r->base, on_fault_timer, r);
-	if (!r->fault_ev)
-		return -ENOMEM;
-	arm_faults(r);
 	return 0;
 }
 
@@ -939,7 +429,7 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 			goto err_stop;
 		}
 	}
-	r->proc = probe_proc__open(r->base, on_proc_event, r);
+	r->proc = probe_proc__open(r->base, run_on_proc_event, r);
 	if (!r->proc)
 		log_warn("%s: run %s: process probe unavailable (%s); child process "
 			 "exits will be missing", __func__, r->id, strerror(errno));
@@ -958,7 +448,7 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 		run_error(r, "out of memory");
 		goto err_stop;
 	}
-	err = start_faults(r);
+	err = run_faults_start(r);
 	if (err) {
 		run_error(r, "cannot plan the faults: %s", strerror(-err));
 		goto err_stop;
@@ -1048,16 +538,16 @@ static void begin_stop(struct run *r, const char *reason)
 		evtimer_del(r->fault_ev);
 	/* Faults end with the run: the contention goes, and a frozen workload
 	 * is thawed so it can hear the SIGTERM that follows. */
-	hogs_stop(r);
+	run_hogs_stop(r);
 	for (size_t i = 0; i < r->sc->n_wl; i++)
 		if (r->rw[i].cgroup[0] && r->obs.wl[i].started)
-			freeze(r, (int)i, false);
+			run_freeze(r, (int)i, false);
 	probe_proc__drain(r->proc);
 	/* The last, partial cycle counts if it is at least half a cycle long
 	 * (or the only one): a sliver would read as a sample of nothing. */
 	if (r->obs.n_cycles == 0 ||
 	    t_ms - r->cycle_start_ms >= (uint64_t)r->sc->sample_ms / 2)
-		close_cycle(r, t_ms);
+		run_close_cycle(r, t_ms);
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
 		struct obs_workload *w = &r->obs.wl[i];
 		struct run_wl *rw = &r->rw[i];
@@ -1085,28 +575,6 @@ static void begin_stop(struct run *r, const char *reason)
 		event_add(r->reap_ev, &tv);
 	else
 		finish(r);
-}
-
-static enum verdict decide(struct run *r, struct inv_result *res)
-{
-	enum verdict v = V_PASS;
-
-	for (size_t i = 0; i < r->sc->n_inv; i++) {
-		int err = inv_eval(&r->obs, &r->sc->inv[i], &res[i]);
-
-		if (err) {
-			res[i].verdict = V_ERROR;
-			snprintf(res[i].summary, sizeof(res[i].summary),
-				 "evaluation failed: %s", strerror(-err));
-		}
-		v = verdict_combine(v, res[i].verdict);
-	}
-	if (r->error[0])
-		return V_ERROR;
-	/* A run cut short proves nothing beyond what already failed. */
-	if (r->stop_requested && v == V_PASS)
-		return V_INCONCLUSIVE;
-	return v;
 }
 
 /* Namespaces and links go by the journal: the same path a successor takes
@@ -1137,96 +605,11 @@ static void remove_owner_dir(const struct run *r)
 	}
 }
 
-#define RUN_TAIL_LINES 5
-#define RUN_TAIL_BYTES 2048
-
-/* The last @n lines of the file at @path, for evidence; NULL if none. */
-static json_t *tail_lines(const char *path, int n)
-{
-	char buf[RUN_TAIL_BYTES + 1], *end, *start;
-	json_t *lines = NULL;
-	ssize_t got;
-	off_t size;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	size = lseek(fd, 0, SEEK_END);
-	got = size < 0 ? -1 : pread(fd, buf, RUN_TAIL_BYTES, size > RUN_TAIL_BYTES ?
-							     size - RUN_TAIL_BYTES : 0);
-	close(fd);
-	if (got <= 0)
-		return NULL;
-	buf[got] = '\0';
-	lines = json_array();
-	end = buf + got;
-	while (lines && n > 0 && end > buf) {
-		if (end[-1] == '\n')
-			*--end = '\0';
-		start = end;
-		while (start > buf && start[-1] != '\n')
-			start--;
-		/* A line cut by the window is dropped, not shown half. */
-		if (start == buf && size > RUN_TAIL_BYTES)
-			break;
-		json_array_insert_new(lines, 0, json_string(start));
-		end = start;
-		n--;
-	}
-	return lines;
-}
-
 static void finish(struct run *r)
 {
-	struct report_wl_out *outs;
-	struct inv_result *res;
-	struct report_in in = {0};
-	char path[PATH_MAX + 32];
 	enum verdict v;
-	int err;
 
-	probe_proc__drain(r->proc);
-	run_probes_finish(r);
-	if (r->proc) {
-		unsigned long long lost[PROC_LOSS__MAX];
-
-		probe_proc__losses(r->proc, lost);
-		for (int i = 0; i < PROC_LOSS__MAX; i++)
-			r->obs.proc_lost += lost[i];
-	}
-	r->obs.t_end_ms = run_ms(r);
-	r->ended_at_ms = util_realtime_ms();
-	/* What the host could do, as the invariants and the report see it. */
-	r->obs.capabilities = caps_json(false);
-	if (r->topo && !r->obs.packet_stats)
-		r->obs.packet_stats = run_links_stats(r);
-	for (size_t i = 0; i < r->sc->n_wl; i++) {
-		struct sysfault_stats st;
-
-		if (!r->rw[i].sysfault)
-			continue;
-		if (!r->obs.syscall_stats)
-			r->obs.syscall_stats = json_object();
-		sysfault__stats(r->rw[i].sysfault, &st);
-		json_object_set_new(r->obs.syscall_stats, r->sc->wl[i].name, json_pack("{sIsI}",
-			"socket_calls", (json_int_t)st.calls, "socket_failed", (json_int_t)st.failed));
-		/* Its processes are gone: the link goes with the run. */
-		sysfault__destroy(r->rw[i].sysfault);
-		r->rw[i].sysfault = NULL;
-	}
-	/* Flush captured output before the report counts it. */
-	for (size_t i = 0; i < r->sc->n_wl; i++) {
-		struct run_wl *rw = &r->rw[i];
-
-		if (!rw->child)
-			continue;
-		sup__output_stats(rw->child, &rw->out_seen, &rw->out_dropped);
-		sup__free(rw->child);
-		rw->child = NULL;
-		r->obs.wl[i].last_output = tail_lines(rw->out_path, RUN_TAIL_LINES);
-		r->obs.wl[i].sanitizer = sanitizer_parse_file(rw->err_path);
-	}
+	run_judge_collect(r);
 	/* Tear down before judging, so no_residue sees what is really left. */
 	probe_proc__destroy(r->proc);
 	r->proc = NULL;
@@ -1234,52 +617,7 @@ static void finish(struct run *r)
 	cg_destroy(r->cgroup);
 	remove_owner_dir(r);
 	teardown_network(r);
-	r->obs.residue = residue_scan(r->id, r->cgroup, r->opts.journal_dir);
-	res = calloc(r->sc->n_inv ? r->sc->n_inv : 1, sizeof(*res));
-	if (!res)
-		run_error(r, "out of memory evaluating invariants");
-	v = res ? decide(r, res) : V_ERROR;
-
-	in.run_id = r->id;
-	in.run_dir = r->dir;
-	in.sc = r->sc;
-	in.obs = &r->obs;
-	in.res = res;
-	in.n_res = res ? r->sc->n_inv : 0;
-	in.verdict = v;
-	in.error = r->error[0] ? r->error : NULL;
-	in.stop_reason = r->stop_reason;
-	in.started_at_ms = r->started_at_ms;
-	in.ended_at_ms = r->ended_at_ms;
-	in.seed = r->seed;
-	in.procs_seen = r->procs_seen;
-	outs = calloc(r->sc->n_wl, sizeof(*outs));
-	for (size_t i = 0; outs && i < r->sc->n_wl; i++) {
-		outs[i].stdout_path = r->rw[i].out_path;
-		outs[i].stderr_path = r->rw[i].err_path;
-		outs[i].seen = r->rw[i].out_seen;
-		outs[i].dropped = r->rw[i].out_dropped;
-		outs[i].argv = r->rw[i].argv;
-	}
-	in.wl_out = outs;
-	r->report = outs ? report_json_build(&in) : NULL;
-	free(outs);
-	for (size_t i = 0; res && i < r->sc->n_inv; i++)
-		json_decref(res[i].evidence);
-	free(res);
-	if (r->report) {
-		snprintf(path, sizeof(path), "%s/report.json", r->dir);
-		err = report_json_write(r->report, path);
-		if (err)
-			log_err("%s: run %s: cannot write %s: %s", __func__, r->id, path,
-				strerror(-err));
-		/* The page people open the next morning, beside the JSON. */
-		snprintf(path, sizeof(path), "%s/report.html", r->dir);
-		err = report_html_write(r->report, path);
-		if (err)
-			log_err("%s: run %s: cannot write %s: %s", __func__, r->id, path,
-				strerror(-err));
-	}
+	v = run_judge_report(r);
 	/* A finished run is kept for status and its report only: the parsed
 	 * debug info of its processes is the bulk of it, and a soak must not
 	 * keep it. Its late maps snapshot goes with it. */
@@ -1414,7 +752,7 @@ void run__free(struct run *r)
 {
 	if (!r)
 		return;
-	hogs_stop(r);
+	run_hogs_stop(r);
 	for (size_t i = 0; r->rw && i < r->sc->n_wl; i++) {
 		struct run_wl *rw = &r->rw[i];
 

@@ -108,10 +108,51 @@ struct run {
 
 uint64_t run_ms(const struct run *r);
 
+/* The run's error: the first one is the cause, later ones are only logged
+ * by their callers. The run then ends with verdict ERROR. */
+void run_error(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* A fault (@what: "delay on l0 egress") whose mechanism @cap this host
  * lacks is not a failed run: it is listed as not applied, with why, and a
  * PASS is then INCONCLUSIVE (inv_eval). */
 void run_not_applied(struct run *r, const char *what, enum caps_id cap);
+
+/* run_procs.c: the processes of the workload trees. find: NULL if not
+ * kept; add: NULL on ENOMEM; set_exit records a wait status. */
+struct proc_ev;
+struct obs_proc *run_proc_find(struct run *r, pid_t pid);
+struct obs_proc *run_proc_add(struct run *r, pid_t pid, pid_t ppid, int wl,
+			      const char *comm, uint64_t t_ms);
+void run_proc_set_exit(struct run *r, struct obs_proc *p, int status, uint64_t t_ms);
+/* The process probe's callback (probe_proc__open): fork, exec, exit, crash. */
+void run_on_proc_event(const struct proc_ev *ev, void *arg);
+
+/* run_argv.c: workload @i's argv (and the program exec will run, for
+ * USDT) and its extra environment, into r->rw[i]. 0 or -errno. */
+int run_argv_build(struct run *r, size_t i);
+int run_env_build(struct run *r, size_t i);
+
+/* run.c: end the cycle now (its samples, its line of progress). */
+void run_close_cycle(struct run *r, uint64_t now_ms);
+
+/* run_faults.c: the fault timeline. start plans it and arms the timer (0
+ * or -errno); syserr_set turns a socket() error rate on or off; the
+ * seccomp filter of workload @i's other syscall errors (prog->len 0 if
+ * none); freeze pauses or resumes a workload's cgroup; hogs_stop ends the
+ * cpu_hog processes. */
+int run_faults_start(struct run *r);
+int run_syserr_set(struct run *r, const struct sc_fault *f, bool on);
+struct sock_fprog;
+int run_seccomp_filter(struct run *r, size_t i, struct sock_fprog *prog);
+int run_freeze(struct run *r, int wl, bool on);
+void run_hogs_stop(struct run *r);
+
+/* run_judge.c, at the end of a run: collect gathers what the probes and
+ * the supervisor hold into r->obs (before teardown); report scans for
+ * residue, judges every invariant, builds and writes the report (after
+ * teardown) and returns the run's verdict. */
+void run_judge_collect(struct run *r);
+enum verdict run_judge_report(struct run *r);
 
 /* run_links.c: packet, rate and delay faults on the run's links. attach
  * sets up what the faults will need (and turns on those planned for time
