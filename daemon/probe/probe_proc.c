@@ -36,16 +36,22 @@ static const struct probe_prog_cap proc_progs[] = {
 
 /* How many arguments the kernel's sched_process_exit tracepoint passes
  * (its btf_trace_ typedef is a pointer to a function of ctx and them), or
- * -errno. libbpf-tools tell block_rq_issue's forms apart the same way. */
+ * -errno. libbpf-tools tell block_rq_issue's forms apart the same way.
+ * The kernel does not change under a running faultd: read once, not at
+ * every run's load (parsing vmlinux BTF takes tens of milliseconds). */
 static int exit_tp_args(void)
 {
+	static int n;
 	const struct btf_type *t;
 	struct btf *btf;
-	int id, n = -ENOENT;
+	int id;
 
+	if (n)
+		return n;
+	n = -ENOENT;
 	btf = btf__load_vmlinux_btf();
 	if (!btf)
-		return -errno;
+		return n = -errno;
 	id = btf__find_by_name_kind(btf, "btf_trace_sched_process_exit", BTF_KIND_TYPEDEF);
 	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
 	if (t)
@@ -70,8 +76,6 @@ static int choose_exit(void *skel, void *arg)
 			  __func__, strerror(-n));
 	bpf_program__set_autoload(s->progs.proc_exit, n >= 2);
 	bpf_program__set_autoload(s->progs.proc_exit_task, n < 2);
-	caps_set_ok(CAPS_PROC, n >= 2 ? "tp_btf sched_process_exit(task, group_dead)" :
-					"tp_btf sched_process_exit(task)");
 	return 0;
 }
 
@@ -108,6 +112,8 @@ struct probe_proc *probe_proc__open(struct event_base *base, probe_proc_cb cb, v
 		log_warn("%s: load: %s", __func__, strerror(-err));
 		goto err_free;
 	}
+	caps_set_ok(CAPS_PROC, exit_tp_args() >= 2 ? "tp_btf sched_process_exit(task, group_dead)"
+						: "tp_btf sched_process_exit(task)");
 	err = probe_attach_auto(p->skel, &proc_ops, proc_progs, ARRAY_SIZE(proc_progs),
 				CAPS_PROC);
 	if (err) {
