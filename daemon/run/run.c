@@ -15,7 +15,7 @@
 #include "cgroup.h"
 #include "journal.h"
 #include "secfault.h"
-#include "sysfault_user.h"
+#include "fault_family.h"
 #include "inv.h"
 #include "log.h"
 #include "probe_proc.h"
@@ -82,28 +82,21 @@ static void on_snapshot(evutil_socket_t fd, short what, void *arg)
 
 void run_close_cycle(struct run *r, uint64_t now_ms)
 {
+	struct obs_sample *rows;
 	struct obs_cycle *c;
 	json_t *j;
 
 	snapshot_maps(r);
-	if (r->obs.n_cycles == r->cap_cycles) {
-		size_t cap = r->cap_cycles ? r->cap_cycles * 2 : 64;
-		struct obs_cycle *grown = realloc(r->obs.cycles, cap * sizeof(*grown));
-		struct obs_sample *rows;
-
-		if (!grown) {
-			log_warn("%s: run %s: out of memory for cycles", __func__, r->id);
-			return;
-		}
-		r->obs.cycles = grown;
-		rows = realloc(r->obs.samples, cap * r->sc->n_wl * sizeof(*rows));
-		if (!rows) {
-			log_warn("%s: run %s: out of memory for samples", __func__, r->id);
-			return;
-		}
-		r->obs.samples = rows;
-		r->cap_cycles = cap;
+	c = util_grow(r->obs.cycles, &r->cap_cycles, r->obs.n_cycles + 1, sizeof(*c));
+	if (c)
+		r->obs.cycles = c;
+	rows = c ? util_grow(r->obs.samples, &r->cap_samples,
+			     (r->obs.n_cycles + 1) * r->sc->n_wl, sizeof(*rows)) : NULL;
+	if (!rows) {
+		log_warn("%s: run %s: out of memory for cycles", __func__, r->id);
+		return;
 	}
+	r->obs.samples = rows;
 	memset(&r->obs.samples[r->obs.n_cycles * r->sc->n_wl], 0,
 	       r->sc->n_wl * sizeof(*r->obs.samples));
 	c = &r->obs.cycles[r->obs.n_cycles++];
@@ -198,20 +191,15 @@ static void on_wl_output(void *arg, size_t bytes)
 {
 	struct run_wl *rw = arg;
 	struct obs_workload *w = &rw->run->obs.wl[rw->idx];
-	uint64_t t = run_ms(rw->run);
+	uint64_t t = run_ms(rw->run), *grown;
 
 	(void)bytes;
 	if (w->n_out_times && t < w->out_times[w->n_out_times - 1] + RUN_OUTPUT_GRAIN_MS)
 		return;
-	if (w->n_out_times == w->cap_out_times) {
-		size_t cap = w->cap_out_times ? w->cap_out_times * 2 : 256;
-		uint64_t *grown = realloc(w->out_times, cap * sizeof(*grown));
-
-		if (!grown)
-			return;
-		w->out_times = grown;
-		w->cap_out_times = cap;
-	}
+	grown = util_grow(w->out_times, &w->cap_out_times, w->n_out_times + 1, sizeof(*grown));
+	if (!grown)
+		return;
+	w->out_times = grown;
 	w->out_times[w->n_out_times++] = t;
 }
 
@@ -241,7 +229,7 @@ static void on_wl_timeout(evutil_socket_t fd, short what, void *arg)
 	log_warn("%s: run %s: workload '%s' ran past timeout_s=%g; stopping it",
 		 __func__, r->id, w->sc->name, w->sc->timeout_s);
 	w->timed_out = true;
-	rw->kill_sent_ms = run_ms(r);
+	rw->fw->kill_sent_ms = run_ms(r);
 	sup__kill(rw->child, SIGTERM);
 	evtimer_add(rw->kill_ev, &grace);
 }
@@ -264,29 +252,6 @@ static int start_workload(struct run *r, size_t i)
 			  strerror(-err));
 		return err;
 	}
-	for (size_t f = 0; f < r->sc->n_faults && !rw->sysfault; f++) {
-		if (r->sc->faults[f].type != SC_F_SYSCALL_ERROR || r->sc->faults[f].wl_idx != (int)i ||
-		    r->sc->faults[f].syscall != SECFAULT_SOCKET)
-			continue;
-		rw->sysfault = sysfault__attach(rw->cgroup);
-		if (!rw->sysfault && caps_state(CAPS_SYSCALL_SOCKET) == CAPS_MISSING) {
-			char what[96];
-
-			snprintf(what, sizeof(what), "syscall_error socket of %s", w->name);
-			run_not_applied(r, what, CAPS_SYSCALL_SOCKET);
-			break;
-		}
-		if (!rw->sysfault) {
-			err = -errno;
-			run_error(r, "workload '%s': cannot attach syscall errors: %s", w->name,
-				  strerror(-err));
-			return err;
-		}
-		/* A fault planned for time 0 holds from the first instruction,
-		 * not from the moment its timer first fires. */
-		if (!r->sc->faults[f].at_ms)
-			run_syserr_set(r, &r->sc->faults[f], true);
-	}
 	if (w->kind == WL_DPDK_CLIENT) {
 		char dir[PATH_MAX];
 
@@ -302,10 +267,15 @@ static int start_workload(struct run *r, size_t i)
 	err = run_argv_build(r, i);
 	if (!err)
 		err = run_env_build(r, i);
-	if (!err)
-		err = run_seccomp_filter(r, i, &filter);
 	if (err) {
 		run_error(r, "workload '%s': %s", w->name, strerror(-err));
+		return err;
+	}
+	err = fault_families_workload(&r->fenv, i, &filter);
+	if (err) {
+		run_error(r, "workload '%s': cannot set up its faults: %s", w->name,
+			  strerror(-err));
+		secfault_free(&filter);
 		return err;
 	}
 	spec.name = w->name;
@@ -321,8 +291,8 @@ static int start_workload(struct run *r, size_t i)
 	if (w->netns)
 		spec.netns = topo__ns_path(r->topo, scenario_ns_idx(r->sc, w->netns));
 	spec.seccomp = filter.len ? &filter : NULL;
-	spec.cpus = w->cpus;
-	spec.n_cpus = w->n_cpus;
+	spec.cpus = w->cpus.cpu;
+	spec.n_cpus = w->cpus.n;
 	err = sup__spawn(r->base, &spec, on_wl_exit, r, &rw->child);
 	secfault_free(&filter);	/* the child has its copy */
 	if (err) {
@@ -333,6 +303,8 @@ static int start_workload(struct run *r, size_t i)
 		caps_set_ok(CAPS_SYSCALL_SECCOMP, "seccomp SECCOMP_RET_ERRNO");
 	ow->pid = sup__pid(rw->child);
 	ow->started = true;
+	rw->fw->child = rw->child;
+	rw->fw->started = true;
 	ow->t_start_ms = run_ms(r);
 	if (!run_proc_add(r, ow->pid, getpid(), (int)i, w->name, ow->t_start_ms))
 		return -ENOMEM;
@@ -423,11 +395,11 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 		for (size_t l = 0; l < r->sc->n_links; l++)
 			caps_set_ok(r->sc->links[l].type == SC_LINK_TAP ? CAPS_TAP : CAPS_NETNS,
 				    r->sc->links[l].type == SC_LINK_TAP ? "/dev/net/tun" : "veth");
-		err = run_links_attach(r);
-		if (err) {
-			run_error(r, "cannot set up the link faults: %s", strerror(-err));
-			goto err_stop;
-		}
+	}
+	err = run_faults_attach(r);
+	if (err) {
+		run_error(r, "cannot set up the faults: %s", strerror(-err));
+		goto err_stop;
 	}
 	r->proc = probe_proc__open(r->base, run_on_proc_event, r);
 	if (!r->proc)
@@ -538,10 +510,7 @@ static void begin_stop(struct run *r, const char *reason)
 		evtimer_del(r->fault_ev);
 	/* Faults end with the run: the contention goes, and a frozen workload
 	 * is thawed so it can hear the SIGTERM that follows. */
-	run_hogs_stop(r);
-	for (size_t i = 0; i < r->sc->n_wl; i++)
-		if (r->rw[i].cgroup[0] && r->obs.wl[i].started)
-			run_freeze(r, (int)i, false);
+	fault_families_end(&r->fenv);
 	probe_proc__drain(r->proc);
 	/* The last, partial cycle counts if it is at least half a cycle long
 	 * (or the only one): a sliver would read as a sample of nothing. */
@@ -557,8 +526,8 @@ static void begin_stop(struct run *r, const char *reason)
 		if (!w->started || w->exited)
 			continue;
 		w->stopped = !w->timed_out;
-		if (rw->kill_sent_ms > t_ms)
-			rw->kill_sent_ms = t_ms;
+		if (rw->fw->kill_sent_ms > t_ms)
+			rw->fw->kill_sent_ms = t_ms;
 		sup__kill(rw->child, SIGTERM);
 		if (w->sc->stop_grace_ms > grace_ms)
 			grace_ms = w->sc->stop_grace_ms;
@@ -581,7 +550,8 @@ static void begin_stop(struct run *r, const char *reason)
  * after a kill -9. */
 static void teardown_network(struct run *r)
 {
-	run_links_detach(r);
+	if (r->fenv.wl)
+		fault_families_detach(&r->fenv);	/* before the links go */
 	topo__free(r->topo);
 	r->topo = NULL;
 	if (r->journal) {
@@ -675,13 +645,15 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 		r->obs.wl[i].sc = &sc->wl[i];
 		r->rw[i].run = r;
 		r->rw[i].idx = i;
-		r->rw[i].kill_sent_ms = UINT64_MAX;
 		r->rw[i].kill_ev = evtimer_new(base, on_wl_kill, &r->rw[i]);
 		if (!r->rw[i].kill_ev) {
 			err = -ENOMEM;
 			goto err_free;
 		}
 	}
+	err = run_faults_init(r);
+	if (err)
+		goto err_free;
 	err = strlen(opts->runs_dir) + 16 > RUN_PATH_MAX ||
 	      strlen(opts->cgroup_root) + 16 > RUN_PATH_MAX ? -ENAMETOOLONG : 0;
 	if (!err)
@@ -752,7 +724,6 @@ void run__free(struct run *r)
 {
 	if (!r)
 		return;
-	run_hogs_stop(r);
 	for (size_t i = 0; r->rw && i < r->sc->n_wl; i++) {
 		struct run_wl *rw = &r->rw[i];
 
@@ -764,7 +735,6 @@ void run__free(struct run *r)
 			event_free(rw->timeout_ev);
 		if (rw->kill_ev)
 			event_free(rw->kill_ev);
-		sysfault__destroy(rw->sysfault);
 		if (rw->argv && r->sc->wl[i].kind != WL_EXEC)
 			free((char *)rw->argv[0]);
 		free(rw->argv);
@@ -777,6 +747,7 @@ void run__free(struct run *r)
 		remove_owner_dir(r);
 	}
 	teardown_network(r);
+	run_faults_free(r);
 	free(r->plan);
 	if (r->fault_ev)
 		event_free(r->fault_ev);

@@ -352,22 +352,13 @@ static void counter_changed(struct run *r, size_t wl, const struct life_event *e
 	struct obs_workload *ow = &r->obs.wl[wl];
 	struct obs_counter *c;
 
-	if (ow->n_counters == ow->cap_counters) {
-		size_t cap = ow->cap_counters ? ow->cap_counters * 2 : 256;
-		struct obs_counter *grown;
-
-		if (cap > RUN_MAX_COUNTER_CHANGES) {
-			r->obs.probes[wl].life_lost++;
-			return;
-		}
-		grown = realloc(ow->counters, cap * sizeof(*grown));
-		if (!grown) {
-			r->obs.probes[wl].life_lost++;
-			return;
-		}
-		ow->counters = grown;
-		ow->cap_counters = cap;
+	c = ow->n_counters < RUN_MAX_COUNTER_CHANGES ?
+	    util_grow(ow->counters, &ow->cap_counters, ow->n_counters + 1, sizeof(*c)) : NULL;
+	if (!c) {
+		r->obs.probes[wl].life_lost++;
+		return;
 	}
+	ow->counters = c;
 	c = &ow->counters[ow->n_counters++];
 	c->t_ms = ts_to_run_ms(r, ev->ts);
 	c->value = (long long)ev->id;
