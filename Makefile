@@ -76,6 +76,23 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 
 BINS := $(BUILD)/faultd $(BUILD)/faultctl
 
+# --- version (issue 20): git describe, or VERSION outside git -------------
+# build/version.c holds the string and is rewritten only when it changes, so
+# a new commit relinks the programs instead of recompiling them.
+# `make deb` passes FAULTD_VERSION in: its copy of the tree has no .git.
+FAULTD_VERSION ?= $(shell sh scripts/version.sh)
+LIB_OBJS += $(BUILD)/version.o
+LIBS     += -lsystemd
+
+.PHONY: FORCE
+$(BUILD)/version.c: FORCE | $(BUILD)
+	$(Q)printf 'const char faultd_version[] = "%s";\n' '$(FAULTD_VERSION)' > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+$(BUILD)/version.o: $(BUILD)/version.c
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
 .PHONY: all deps daemon harness harness-asan tests run test bench soak-smoke test-kernels clean help
 all: daemon harness tests
 
