@@ -10,7 +10,9 @@
 
 #include <bpf/libbpf.h>
 /* sd-journal.h brings syslog.h, whose LOG_ERR, LOG_INFO and LOG_DEBUG
- * macros would rename our levels; the journal is given numbers below. */
+ * macros would rename our levels; the journal is given numbers below. Its
+ * CODE_FUNC would be log.c's own: each line's function is sent instead. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 #undef LOG_ERR
 #undef LOG_INFO
@@ -20,10 +22,16 @@
 
 static enum log_level log_level = LOG_INFO;
 static const char *log_prefix = "faultd";
-static bool log_journal;		/* stderr is a journal stream: send fields */
+static enum {
+	LOG_TO_STDERR,			/* timestamped lines */
+	LOG_TO_JOURNAL,			/* entries with fields through the journal's socket */
+	LOG_TO_STREAM,			/* "<N>" lines: a journal stream, its socket missing */
+} log_to;
 
 /* syslog(3) priorities, which the journal's PRIORITY= and a stream's "<N>"
  * prefix take. */
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"	/* libsystemd's own */
+
 static const int level_prio[] = {
 	[LOG_ERR] = 3, [LOG_WARN] = 4, [LOG_INFO] = 6, [LOG_DEBUG] = 7,
 };
@@ -65,10 +73,15 @@ bool log_use_journal(void)
 	unsigned long long dev, ino;
 	struct stat st;
 
-	log_journal = env && sscanf(env, "%llu:%llu", &dev, &ino) == 2 &&
-		      fstat(STDERR_FILENO, &st) == 0 &&
-		      (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
-	return log_journal;
+	log_to = LOG_TO_STDERR;
+	if (env && sscanf(env, "%llu:%llu", &dev, &ino) == 2 &&
+	    fstat(STDERR_FILENO, &st) == 0 &&
+	    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
+		/* libsystemd drops an entry silently when the socket is not
+		 * there: then the stream, which journald reads too, carries it. */
+		log_to = stat(JOURNAL_SOCKET, &st) == 0 && S_ISSOCK(st.st_mode) ?
+			 LOG_TO_JOURNAL : LOG_TO_STREAM;
+	return log_to != LOG_TO_STDERR;
 }
 
 /* "run_judge: run 1a2b3c: FAIL (...)": the run a line is about, by the
@@ -111,7 +124,7 @@ static void journal_msg(enum log_level level, const char *msg)
 		snprintf(run, sizeof(run), "RUN_ID=%s", id);
 		iov[n++] = (struct iovec){.iov_base = run, .iov_len = strlen(run)};
 	}
-	if (asprintf(&text, "MESSAGE=%s", msg) >= 0) {
+	if (log_to == LOG_TO_JOURNAL && asprintf(&text, "MESSAGE=%s", msg) >= 0) {
 		iov[n++] = (struct iovec){.iov_base = text, .iov_len = strlen(text)};
 		if (sd_journal_sendv(iov, (int)n) >= 0)
 			goto out;
@@ -134,7 +147,7 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 
 	if (level > log_level)
 		return;
-	if (log_journal) {
+	if (log_to != LOG_TO_STDERR) {
 		va_copy(copy, ap);
 		n = vasprintf(&msg, fmt, copy);
 		va_end(copy);
