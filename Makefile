@@ -275,6 +275,7 @@ deb:
 		dpkg-buildpackage -b -us -uc $(if $(filter 1,$(V)),,>../build.log 2>&1) || \
 		{ echo "deb: dpkg-buildpackage failed; see $(DEB_DIR)/build.log" >&2; \
 		  tail -30 ../build.log >&2; exit 1; }
+	$(Q)rm -rf $(DEB_DIR)/faultd
 	@ls $(DEB_DIR)/*.deb
 
 # --- the two commands of the README -----------------------------------------
