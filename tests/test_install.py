@@ -170,7 +170,7 @@ def deb():
     finally:
         res = subprocess.run(["dpkg", "--purge", "faultd"], capture_output=True, text=True)
         assert res.returncode == 0, res.stdout + res.stderr
-        left = [str(f) for f in files if f.is_file() or f.is_symlink()]
+        left = [str(f) for f in files if (f.exists() or f.is_symlink()) and not f.is_dir()]
         assert not left, f"purge left {left}"
         assert not pathlib.Path(
             "/etc/systemd/system/multi-user.target.wants/faultd.service").exists()
