@@ -28,7 +28,9 @@ SYSTEMD_PID1 = pathlib.Path("/proc/1/comm").read_text().strip() == "systemd"
 
 
 def make(*args, timeout=900):
-    res = subprocess.run(["make", "--no-print-directory", f"BUILD={BUILD}", *args], cwd=REPO,
+    # The build under test, with the sanitizer it was made with.
+    san = [f"SANITIZER={BUILD.name[4:]}"] if BUILD.name.startswith("san-") else []
+    res = subprocess.run(["make", "--no-print-directory", f"BUILD={BUILD}", *san, *args], cwd=REPO,
                          capture_output=True, text=True, timeout=timeout)
     assert res.returncode == 0, f"make {' '.join(args)}:\n{res.stdout}\n{res.stderr}"
     return res
