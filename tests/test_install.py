@@ -11,6 +11,7 @@ stop. Where systemd is PID 1, `systemctl start faultd` does it instead.
 import json
 import os
 import pathlib
+import re
 import shlex
 import signal
 import socket
@@ -93,6 +94,11 @@ def test_install_into_destdir_runs_from_there_and_uninstalls(tmp_path):
     doc = next(d for d in fields["Documentation"].split() if d.startswith("file://"))
     assert (dest / doc[len("file:///"):]).is_file()
     assert "/usr/local" not in unit.read_text()
+    # Every path the unit names, in its comments too, is one install made.
+    named = set(re.findall(r"/usr/[\w./-]*\w", unit.read_text()))
+    assert {"/usr/sbin/faultd", "/usr/lib/faultd/harness"} <= named, named
+    missing = [p for p in named if not (dest / p[1:]).exists()]
+    assert not missing, f"the unit names {missing}, which install did not make"
 
     for page in ("man8/faultd.8", "man8/faultctl.8", "man5/faultd.scenario.5"):
         text = subprocess.run(["man", "-l", str(root / "share/man" / page)],
