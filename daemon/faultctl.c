@@ -17,6 +17,7 @@
 #include "ctl.h"
 #include "inv.h"
 #include "log.h"
+#include "paths.h"
 #include "report.h"
 #include "run.h"
 #include "soak.h"
@@ -943,7 +944,8 @@ static void usage(FILE *f)
 		"  -s, --socket PATH    faultd's socket (default %s)\n"
 		"  -r, --runs-dir DIR   reports (default %s)\n"
 		"      --harness-dir DIR, --cgroup-root DIR   for --local runs\n"
-		"  -l, --log-level LEVEL  error, warn (default), info, debug\n\n"
+		"  -l, --log-level LEVEL  error, warn (default), info, debug\n"
+		"      --version        faultctl's version\n\n"
 		"exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 usage, setup or scenario error\n",
 		CTL_DEFAULT_SOCK, RUN_DEFAULT_DIR);
 }
@@ -958,6 +960,7 @@ int main(int argc, char **argv)
 		{"journal-dir", required_argument, NULL, 'J'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	static const struct {
@@ -976,10 +979,7 @@ int main(int argc, char **argv)
 	log_set_level(LOG_WARN);
 	snprintf(cli.runs_dir, sizeof(cli.runs_dir), "%s", RUN_DEFAULT_DIR);
 	snprintf(cli.journal_dir, sizeof(cli.journal_dir), "%s", JOURNAL_DEFAULT_DIR);
-	if (util_self_dir(cli.harness_dir, sizeof(cli.harness_dir) - 16) == 0)
-		strcat(cli.harness_dir, "/harness");
-	if (getenv("FAULTD_HARNESS_DIR"))
-		snprintf(cli.harness_dir, sizeof(cli.harness_dir), "%s", getenv("FAULTD_HARNESS_DIR"));
+	paths_harness_dir(cli.harness_dir, sizeof(cli.harness_dir));
 	if (getenv("FAULTD_SOCKET"))
 		cli.sock = getenv("FAULTD_SOCKET");
 	while ((opt = getopt_long(argc, argv, "+s:r:l:h", longopts, NULL)) != -1) {
@@ -996,6 +996,7 @@ int main(int argc, char **argv)
 			log_set_level((enum log_level)lvl);
 			break;
 		case 'h': usage(stdout); return 0;
+		case 'V': return cmd_version(&cli, 0, NULL);
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}

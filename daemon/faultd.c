@@ -12,6 +12,8 @@
 
 #include <arpa/inet.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "caps.h"
 #include "cgroup.h"
 #include "check.h"
@@ -19,6 +21,7 @@
 #include "ctl.h"
 #include "faultd.h"
 #include "log.h"
+#include "paths.h"
 #include "report.h"
 #include "run.h"
 #include "util.h"
@@ -564,6 +567,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	d->stopping = true;
+	sd_notify(0, "STOPPING=1");
 	log_info("%s: %s: stopping runs and exiting", __func__, util_signame((int)sig));
 	snprintf(reason, sizeof(reason), "faultd received %s", util_signame((int)sig));
 	for (struct job *j = d->jobs; j; j = j->next) {
@@ -577,6 +581,37 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	if (d->running == 0)
 		event_base_loopexit(d->base, NULL);
+}
+
+/* Under systemd with WatchdogSec=: the loop proves it turns by sending
+ * WATCHDOG=1 at half the interval. */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static int watchdog_start(struct faultd *d)
+{
+	uint64_t usec = 0;
+	struct timeval tv;
+	int err = 0;
+
+	if (sd_watchdog_enabled(0, &usec) <= 0 || !usec)
+		goto out;
+	tv.tv_sec = (time_t)(usec / 2 / 1000000);
+	tv.tv_usec = (suseconds_t)(usec / 2 % 1000000);
+	d->watchdog_ev = event_new(d->base, -1, EV_PERSIST, on_watchdog, d);
+	if (!d->watchdog_ev || event_add(d->watchdog_ev, &tv)) {
+		err = -ENOMEM;
+		goto out;
+	}
+	log_info("%s: systemd watchdog every %llums", __func__,
+		 (unsigned long long)(usec / 2000));
+out:
+	return err;
 }
 
 static json_t *http_status(void *arg)
@@ -644,7 +679,8 @@ static void usage(FILE *f)
 		"  -l, --log-level LEVEL  error, warn, info (default), debug\n"
 		"      --http [ADDR:]PORT serve /metrics, /runs, /runs/ID and a dashboard on a\n"
 		"                         loopback address (default 127.0.0.1; PORT 0: any)\n"
-		"  -h, --help\n",
+		"  -h, --help\n"
+		"      --version\n",
 		CTL_DEFAULT_SOCK, RUN_DEFAULT_DIR);
 }
 
@@ -722,6 +758,7 @@ int main(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'l'},
 		{"http", required_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	struct faultd *d = &fd_state;
@@ -734,12 +771,10 @@ int main(int argc, char **argv)
 	snprintf(d->sock_path, sizeof(d->sock_path), "%s", CTL_DEFAULT_SOCK);
 	snprintf(d->runs_dir, sizeof(d->runs_dir), "%s", RUN_DEFAULT_DIR);
 	snprintf(d->journal_dir, sizeof(d->journal_dir), "%s", JOURNAL_DEFAULT_DIR);
-	if (util_self_dir(d->harness_dir, sizeof(d->harness_dir) - 16) == 0)
-		strcat(d->harness_dir, "/harness");
 	/* The bundled workloads may come from another build than faultd's own
-	 * (a sanitized faultd driving the plain workloads, as the tests do). */
-	if (getenv("FAULTD_HARNESS_DIR"))
-		snprintf(d->harness_dir, sizeof(d->harness_dir), "%s", getenv("FAULTD_HARNESS_DIR"));
+	 * (a sanitized faultd driving the plain workloads, as the tests do):
+	 * FAULTD_HARNESS_DIR says which. */
+	paths_harness_dir(d->harness_dir, sizeof(d->harness_dir));
 	while ((opt = getopt_long(argc, argv, "s:r:j:l:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
@@ -796,6 +831,9 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			printf("faultd %s (report schema %d)\n", FAULTD_VERSION, REPORT_SCHEMA_VERSION);
+			return 0;
 		default:
 			usage(stderr);
 			return 3;
@@ -814,6 +852,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "faultd: must run as root (BPF, namespaces, cgroups)\n");
 		return 3;
 	}
+	if (!once && !check)
+		log_use_journal();
 	log_route_libbpf();
 	signal(SIGPIPE, SIG_IGN);
 	d->started_ns = util_now_ns();
@@ -866,7 +906,14 @@ int main(int argc, char **argv)
 			goto out_ctl;
 		}
 	}
+	if (watchdog_start(d)) {
+		log_err("%s: cannot start the watchdog timer", __func__);
+		code = 3;
+		goto out_ctl;
+	}
 	log_info("%s: faultd %s ready (pid %d)", __func__, FAULTD_VERSION, (int)getpid());
+	/* Type=notify: the journals are swept and the socket answers. */
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s\nMAINPID=%d", d->sock_path, (int)getpid());
 	event_base_dispatch(d->base);
 	log_info("%s: exiting", __func__);
 out_ctl:
@@ -885,6 +932,8 @@ out_ctl:
 		event_free(d->sigint_ev);
 	if (d->sighup_ev)
 		event_free(d->sighup_ev);
+	if (d->watchdog_ev)
+		event_free(d->watchdog_ev);
 out_base:
 	event_base_free(d->base);
 	libevent_global_shutdown();

@@ -25,6 +25,7 @@ struct faultd {
 	struct event_base *base;
 	struct ctl_server *ctl;
 	struct event *sigterm_ev, *sigint_ev, *sighup_ev;
+	struct event *watchdog_ev;	/* WATCHDOG=1 to systemd; NULL without WatchdogSec= */
 	struct job *jobs;		/* newest first */
 	size_t n_jobs;
 	int running;

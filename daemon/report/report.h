@@ -9,9 +9,9 @@
 #include <jansson.h>
 
 #include "inv.h"
+#include "version.h"
 
 #define REPORT_SCHEMA_VERSION 1
-#define FAULTD_VERSION "0.1.0"
 
 /* A report's string at @key, or @dflt: the renderers read optional fields. */
 static inline const char *report_str(const json_t *obj, const char *key, const char *dflt)
