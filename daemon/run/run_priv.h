@@ -124,8 +124,18 @@ void run_on_proc_event(const struct proc_ev *ev, void *arg);
 int run_argv_build(struct run *r, size_t i);
 int run_env_build(struct run *r, size_t i);
 
-/* run.c: end the cycle now (its samples, its line of progress). */
+/* run.c: end the cycle now (its samples, its line of progress); stop the
+ * run (its workloads, then teardown and the report) for @reason. */
 void run_close_cycle(struct run *r, uint64_t now_ms);
+void run_begin_stop(struct run *r, const char *reason);
+
+/* run_wl.c: start workload @i held in its cgroup (0 or -errno, after
+ * run_error); the timer callback that SIGKILLs a workload's cgroup once
+ * its grace is over. */
+int run_wl_start(struct run *r, size_t i);
+/* Has every started workload exited (services too, if @services_too)? */
+bool run_wl_all_done(const struct run *r, bool services_too);
+void run_wl_on_kill(evutil_socket_t fd, short what, void *arg);
 
 /* run_faults.c: the run's faults. init lends them the run (fault_env);
  * attach sets up what they need once the topology is up (0 or -errno);
