@@ -433,7 +433,7 @@ static void local_begin(struct cli *cli)
 	evsignal_add(cli->sig_ev[1], NULL);
 	cg_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
 	cg_sweep(cli->cgroup_root);
-	journal__sweep(cli->journal_dir, NULL, NULL);
+	journal_sweep(cli->journal_dir, NULL, NULL);
 }
 
 static void local_end(struct cli *cli)
@@ -760,7 +760,7 @@ static int cmd_cleanup(struct cli *cli, int argc, char **argv)
 		       "a live faultd owns is left alone.\n", JOURNAL_DEFAULT_DIR);
 		return strcmp(argv[1], "--help") ? EXIT_USAGE : 0;
 	}
-	journal__sweep(cli->journal_dir, say_removed, &n);
+	journal_sweep(cli->journal_dir, say_removed, &n);
 	cg_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
 	cgroups = cg_sweep(cli->cgroup_root);
 	if (cgroups > 0)

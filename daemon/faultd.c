@@ -868,7 +868,7 @@ int main(int argc, char **argv)
 	/* Runs of a killed predecessor left cgroups (and maybe processes),
 	 * namespaces and links: its journals say what. */
 	cg_sweep(d->cgroup_root);
-	journal__sweep(d->journal_dir, NULL, NULL);
+	journal_sweep(d->journal_dir, NULL, NULL);
 	if (once) {
 		code = run_once(d, once);
 		goto out_base;

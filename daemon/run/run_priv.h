@@ -20,7 +20,7 @@
 
 struct probe_heap;
 struct probe_fds;
-struct probe_life;
+struct probe_lifecycle;
 struct probe_proc;
 struct sup_child;
 struct sym;
@@ -52,7 +52,7 @@ struct run_wl {
 	struct probe_heap *heap;	/* NULL unless "heap" was asked for */
 	int heap_searches;		/* bad frees whose pointer was looked for */
 	struct probe_fds *fds;
-	struct probe_life *life;
+	struct probe_lifecycle *life;
 	char exe[PATH_MAX];		/* the program exec'ed, for USDT */
 	char dpdk_prefix[64];		/* dpdk-client: fd<run id>-<name> */
 	/* Copies of the topology's names its argv holds: the report prints
