@@ -40,6 +40,15 @@ def parse_metrics(text):
     return out
 
 
+def promtool_check(text):
+    """`promtool check metrics` (Debian's prometheus package): the exposition
+    parses and follows Prometheus' naming rules; no output means no finding."""
+    res = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                         text=True, timeout=30)
+    assert res.returncode == 0 and not res.stdout.strip() and not res.stderr.strip(), \
+        f"promtool: {res.stdout}{res.stderr}\n{text}"
+
+
 def get(port, path):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
         return r.status, r.headers.get("Content-Type"), r.read().decode()
@@ -68,6 +77,7 @@ def test_metrics_move_during_a_run_and_the_dashboard_loads(tmp_path):
                           "probes": ["lifecycle"]}],
            "invariants": [{"name": "msg_integrity"}]}
     path = write_scenario(tmp_path / "m.json", doc)
+    t_start = time.time()
     d = Daemon(tmp_path, extra_args=["--http", "0"])
     try:
         port = http_port(d)
@@ -77,7 +87,7 @@ def test_metrics_move_during_a_run_and_the_dashboard_loads(tmp_path):
         time.sleep(2)
         status, ctype, text = get(port, "/metrics")
         assert status == 200 and ctype.startswith("text/plain; version=0.0.4"), ctype
-        first = parse_metrics(text)
+        first, first_text = parse_metrics(text), text
         time.sleep(2)
         second = parse_metrics(get(port, "/metrics")[2])
         client.communicate(timeout=60)
@@ -85,21 +95,42 @@ def test_metrics_move_during_a_run_and_the_dashboard_loads(tmp_path):
         assert counter(first, "faultd_up") == 1
         assert counter(first, "faultd_runs_active") == 1
         assert counter(second, "faultd_run_cycle") > counter(first, "faultd_run_cycle")
-        rx1 = counter(first, "faultd_workload_counter", workload="queue", name="received")
-        rx2 = counter(second, "faultd_workload_counter", workload="queue", name="received")
+        rx1 = counter(first, "faultd_workload_value", workload="queue", name="received")
+        rx2 = counter(second, "faultd_workload_value", workload="queue", name="received")
         assert rx1 is not None and rx2 > rx1, (rx1, rx2)
-        assert counter(second, "faultd_resident_memory_bytes") > 0
+        assert counter(second, "process_resident_memory_bytes") > 0
         assert counter(first, "faultd_resident_memory_idle_bytes") == 0
-        done = parse_metrics(get(port, "/metrics")[2])
+        done_text = get(port, "/metrics")[2]
+        done = parse_metrics(done_text)
         # What faultd keeps between runs, taken when the run had finished.
         assert counter(done, "faultd_resident_memory_idle_bytes") > 0
-        assert counter(done, "faultd_runs", verdict="PASS") >= 1
+        assert counter(done, "faultd_runs_kept", verdict="PASS") >= 1
         assert counter(done, "faultd_runs_active") == 0
+        # Counters count since faultd started, by scenario and verdict, and
+        # the finished run's series are gone.
+        assert counter(done, "faultd_runs_completed_total", scenario="metrics",
+                       verdict="PASS") == 1
+        assert counter(done, "faultd_runs_completed_total", scenario="metrics",
+                       verdict="FAIL") == 0
+        assert counter(done, "faultd_run_cycle") is None
+        for m in (first, second, done):
+            assert not [n for (n, labels) in m
+                        if n.endswith("_total") and any(k == "run_id" for k, _ in labels)]
+        assert counter(first, "faultd_run_cycle", scenario="metrics") is not None
+        assert counter(done, "faultd_probe_lost_events_total") >= \
+            counter(second, "faultd_probe_lost_events_total")
+        assert 0 < counter(done, "process_open_fds") < counter(done, "process_max_fds")
+        assert abs(counter(done, "process_start_time_seconds") - t_start) < 5
+        assert counter(done, "process_cpu_seconds_total") > 0
+        # promtool's own lint: names, units, counters, HELP and TYPE.
+        for text in (first_text, done_text):
+            promtool_check(text)
         runs = json.loads(get(port, "/runs")[2])
         run_id = runs[0]["run_id"]
         assert runs[0]["verdict"] == "PASS" and runs[0]["scenario"] == "metrics"
         rep = json.loads(get(port, f"/runs/{run_id}")[2])
         assert rep["run_id"] == run_id and rep["verdict"] == "PASS"
+        assert counter(done, "faultd_build_info", version=rep["faultd_version"]) == 1
         status, ctype, page = get(port, f"/runs/{run_id}/report.html")
         assert status == 200 and "<svg" in page
         try:
