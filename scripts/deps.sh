@@ -8,7 +8,7 @@ libevent-dev libjansson-dev libssl-dev liburing-dev systemtap-sdt-dev
 libdw-dev libnl-3-dev libnl-route-3-dev iproute2 procps liblwip-dev
 iptables libnetfilter-queue-dev libmnl-dev iputils-ping chromium libdpdk-dev
 python3-pytest python3-jsonschema python3-pytest-timeout
-prometheus"
+prometheus libxml2-utils"
 
 missing=""
 for p in $PKGS; do

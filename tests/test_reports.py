@@ -15,10 +15,11 @@ from html.parser import HTMLParser
 import pytest
 
 from conftest import PROGS, faultctl, only_report, our_links, our_netns, write_scenario
+from ext_schemas import xsd_valid
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 JUNIT_TAGS = {"testsuites", "testsuite", "properties", "property", "testcase", "failure",
-              "error", "skipped", "system-out", "system-err"}
+              "error", "skipped", "system-out", "system-err", "flakyFailure", "rerunFailure"}
 
 
 # Run ids of this module's runs: fd<run id> prefixes their namespaces and links.
@@ -76,17 +77,22 @@ def pass_run(tmp_path_factory):
 def report(runs, run_id, fmt, out):
     res = faultctl("report", run_id, "--format", fmt, "--output", out, runs_dir=runs)
     assert res.returncode == 0, res
+    if fmt == "junit":
+        xsd_valid(out)
     return pathlib.Path(out).read_text()
 
 
-def junit_shape(root):
-    """The shape Jenkins and GitLab read; returns the testsuite elements."""
+def junit_shape(root, per_case_out=True):
+    """The shape Jenkins and GitLab read; returns the testsuite elements.
+    Each testcase has its time and its own <system-out> naming the report
+    (GitLab shows a testcase's output, not the suite's)."""
     assert root.tag == "testsuites"
     for el in root.iter():
         assert el.tag in JUNIT_TAGS, el.tag
     suites = root.findall("testsuite")
     for s in suites:
-        for a in ("name", "tests", "failures", "errors", "skipped", "time", "timestamp"):
+        for a in ("name", "tests", "failures", "errors", "skipped", "time", "timestamp",
+                  "hostname"):
             assert a in s.attrib, (a, s.attrib)
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", s.get("timestamp"))
         cases = s.findall("testcase")
@@ -96,7 +102,10 @@ def junit_shape(root):
             assert int(s.get(kind)) == sum(len(c.findall(tag)) for c in cases), kind
         for c in cases:
             assert c.get("classname") and c.get("name")
-            assert len(list(c)) <= 1
+            assert float(c.get("time")) > 0, c.attrib
+            if per_case_out:
+                assert len(list(c)) <= 2 and list(c)[-1].tag == "system-out"
+                assert re.search(r"^report: /.*/report\.json$", list(c)[-1].text, re.M)
     return suites
 
 
@@ -108,6 +117,8 @@ def test_junit_of_a_failed_run_names_the_invariant(fail_run, tmp_path):
     assert int(suite.get("failures")) >= 1 and int(root.get("failures")) >= 1
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props["run_id"] == rep["run_id"] and props["seed"] == "4"
+    assert suite.get("hostname") == rep["host"]["hostname"]
+    assert abs(float(suite.get("time")) - rep["duration_s"]) < 0.01
     case = {c.get("name"): c for c in suite.findall("testcase")}
     assert set(case) == {"fds_stable[w]", "no_crash", "exit_ok"}
     assert case["fds_stable[w]"].get("classname") == "faultd.report-flap-leak"
