@@ -42,8 +42,8 @@ struct frame {
 static bool runtime_frame(const char *f)
 {
 	static const char *const libs[] = {"libc.so", "ld-linux", "libasan", "libubsan",
-					   "liblsan", "libtsan", "sanitizer_common", "libstdc++",
-					   "libgcc_s"};
+					   "liblsan", "libtsan", "libsanitizer", "sanitizer_common",
+					   "compiler-rt", "libstdc++", "libgcc_s"};
 
 	for (size_t i = 0; i < ARRAY_SIZE(libs); i++)
 		if (strstr(f, libs[i]))
@@ -179,26 +179,26 @@ struct finding {
 /* One result at @primary (a frame) or the scenario file, with the run's
  * identity and a fingerprint that stays the same from run to run (rule,
  * workload and the place, not the pid or address). */
-static json_t *result(const struct finding *fd, const char *text, const struct frame *primary,
+static json_t *result(const struct finding *fi, const char *text, const struct frame *primary,
 		      const char *place)
 {
-	const char *wl = json_string_value(json_object_get(fd->inv, "workload"));
-	const json_t *cyc = json_object_get(fd->inv, "first_violation_cycle");
+	const char *wl = json_string_value(json_object_get(fi->inv, "workload"));
+	const json_t *cyc = json_object_get(fi->inv, "first_violation_cycle");
 	char print[768];
 	json_t *res;
 
-	snprintf(print, sizeof(print), "%s|%s|%s", report_str(fd->inv, "name", "?"), wl ? wl : "",
+	snprintf(print, sizeof(print), "%s|%s|%s", report_str(fi->inv, "name", "?"), wl ? wl : "",
 		 place ? place : "");
-	res = json_pack("{sssis{ss}sss[o]s{ss}}", "ruleId", report_str(fd->inv, "name", "?"),
-			"ruleIndex", (int)fd->rule, "message", "text", text, "level", "error",
+	res = json_pack("{sssis{ss}sss[o]s{ss}}", "ruleId", report_str(fi->inv, "name", "?"),
+			"ruleIndex", (int)fi->rule, "message", "text", text, "level", "error",
 			"locations", primary ? frame_location(primary, NULL)
-					     : scenario_location(fd->rep),
+					     : scenario_location(fi->rep),
 			"partialFingerprints", "faultdFinding/v1", print);
 	if (!res)
 		return NULL;
 	json_object_set_new(res, "properties", json_pack("{ssss?ss}",
-		"run_id", report_str(fd->rep, "run_id", "?"), "workload", wl,
-		"report", report_str(fd->rep, "run_dir", "?")));
+		"run_id", report_str(fi->rep, "run_id", "?"), "workload", wl,
+		"report", report_str(fi->rep, "run_dir", "?")));
 	if (json_is_integer(cyc))
 		json_object_set_new(json_object_get(res, "properties"), "first_violation_cycle",
 				    json_integer(json_integer_value(cyc)));
@@ -224,7 +224,7 @@ static void add_related(json_t *res, const json_t *stack, const char *msg, json_
 	json_array_append_new(stacks, sarif_stack(stack, msg));
 }
 
-static void bad_free(struct finding *fd, const json_t *ev)
+static void bad_free(struct finding *fi, const json_t *ev)
 {
 	const json_t *first = json_object_get(ev, "first_free");
 	const json_t *src = json_object_get(ev, "read_from_freed");
@@ -240,7 +240,7 @@ static void bad_free(struct finding *fd, const json_t *ev)
 		 (long long)json_integer_value(json_object_get(ev, "pid")), report_str(ev, "comm", "?"),
 		 report_str(ev, "workload", "?"), src ? ", read from a freed block" : "");
 	snprintf(place, sizeof(place), "%s|%s", kind, at ? fr.func : "");
-	res = result(fd, text, at ? &fr : NULL, place);
+	res = result(fi, text, at ? &fr : NULL, place);
 	if (!res || !stacks)
 		goto out;
 	json_array_append_new(stacks, sarif_stack(json_object_get(ev, "stack"),
@@ -250,13 +250,13 @@ static void bad_free(struct finding *fd, const json_t *ev)
 	add_related(res, json_object_get(src, "stack"), "freed the block the pointer was read from",
 		    stacks);
 	json_object_set(res, "stacks", stacks);
-	json_array_append(fd->results, res);
+	json_array_append(fi->results, res);
 out:
 	json_decref(res);
 	json_decref(stacks);
 }
 
-static void growing_site(struct finding *fd, const json_t *ev, const json_t *site)
+static void growing_site(struct finding *fi, const json_t *ev, const json_t *site)
 {
 	json_t *res, *stacks;
 	struct frame fr;
@@ -273,7 +273,7 @@ static void growing_site(struct finding *fd, const json_t *ev, const json_t *sit
 		 (long long)json_integer_value(json_object_get(site, "live_blocks")),
 		 (long long)json_integer_value(json_object_get(site, "growth_bytes")),
 		 (long long)json_integer_value(json_object_get(site, "first_seen_cycle")));
-	res = result(fd, text, at ? &fr : NULL, at ? fr.func : report_str(site, "caller", ""));
+	res = result(fi, text, at ? &fr : NULL, at ? fr.func : report_str(site, "caller", ""));
 	stacks = json_array();
 	if (res && stacks && json_object_get(site, "stack")) {
 		json_array_append_new(stacks, sarif_stack(json_object_get(site, "stack"),
@@ -281,27 +281,31 @@ static void growing_site(struct finding *fd, const json_t *ev, const json_t *sit
 		json_object_set(res, "stacks", stacks);
 	}
 	if (res)
-		json_array_append(fd->results, res);
+		json_array_append(fi->results, res);
 	json_decref(stacks);
 	json_decref(res);
 }
 
 /* A crash with a backtrace, or a sanitizer's report with a stack. */
-static void crash(struct finding *fd, const json_t *ev)
+static void crash(struct finding *fi, const json_t *ev)
 {
 	const json_t *san = json_object_get(ev, "report");
-	const json_t *stack = san ? json_object_get(json_object_get(san, "stack"), "stack")
-				  : json_object_get(ev, "backtrace");
+	const json_t *stack = san ? json_object_get(san, "stack") : json_object_get(ev, "backtrace");
 	json_t *res, *stacks;
 	struct frame fr;
 	const char *at = program_frame(stack, &fr);
 	char text[1024];
 
-	if (san)
-		snprintf(text, sizeof(text), "%s: %s in '%s'%s%s",
+	if (san && json_object_get(san, "summary"))
+		snprintf(text, sizeof(text), "%s (workload '%s'; %s of size %lld at %s)",
+			 report_str(san, "summary", ""), report_str(ev, "workload", "?"),
+			 report_str(san, "access", "access"),
+			 (long long)json_integer_value(json_object_get(san, "size")),
+			 report_str(san, "address", "?"));
+	else if (san)
+		snprintf(text, sizeof(text), "%s: %s in workload '%s'",
 			 report_str(san, "tool", "sanitizer"), report_str(san, "kind", "?"),
-			 report_str(ev, "workload", "?"), json_object_get(san, "summary") ? ": " : "",
-			 report_str(san, "summary", ""));
+			 report_str(ev, "workload", "?"));
 	else
 		snprintf(text, sizeof(text), "pid %lld (%s) of '%s' killed by %s at cycle %lld",
 			 (long long)json_integer_value(json_object_get(ev, "pid")),
@@ -310,7 +314,7 @@ static void crash(struct finding *fd, const json_t *ev)
 			 (long long)json_integer_value(json_object_get(ev, "cycle")));
 	if (!json_object_get(ev, "signal") && !san)
 		return;
-	res = result(fd, text, at ? &fr : NULL, at ? fr.func : report_str(ev, "signal", ""));
+	res = result(fi, text, at ? &fr : NULL, at ? fr.func : report_str(ev, "signal", ""));
 	stacks = json_array();
 	if (res && stacks && stack) {
 		json_array_append_new(stacks, sarif_stack(stack, san ? "sanitizer report" : "backtrace"));
@@ -323,51 +327,51 @@ static void crash(struct finding *fd, const json_t *ev)
 		json_object_set(res, "stacks", stacks);
 	}
 	if (res)
-		json_array_append(fd->results, res);
+		json_array_append(fi->results, res);
 	json_decref(stacks);
 	json_decref(res);
 }
 
-static void failed_invariant(struct finding *fd)
+static void failed_invariant(struct finding *fi)
 {
-	const char *name = report_str(fd->inv, "name", "");
+	const char *name = report_str(fi->inv, "name", "");
 	const json_t *ev, *site;
-	size_t i, k, before = json_array_size(fd->results);
+	size_t i, k, before = json_array_size(fi->results);
 
-	json_array_foreach(json_object_get(fd->inv, "evidence"), i, ev) {
-		if (json_array_size(fd->results) - before >= SARIF_MAX_RESULTS)
+	json_array_foreach(json_object_get(fi->inv, "evidence"), i, ev) {
+		if (json_array_size(fi->results) - before >= SARIF_MAX_RESULTS)
 			break;
 		if (!strcmp(name, "no_invalid_free") && json_object_get(ev, "kind"))
-			bad_free(fd, ev);
+			bad_free(fi, ev);
 		else if (!strcmp(name, "no_crash"))
-			crash(fd, ev);
+			crash(fi, ev);
 		else if (json_is_array(json_object_get(ev, "top_growing_sites")))
 			json_array_foreach(json_object_get(ev, "top_growing_sites"), k, site)
-				growing_site(fd, ev, site);
+				growing_site(fi, ev, site);
 		else if (json_is_array(json_object_get(json_object_get(ev, "heap"),
 						       "top_growing_sites")))
 			json_array_foreach(json_object_get(json_object_get(ev, "heap"),
 							   "top_growing_sites"), k, site)
-				growing_site(fd, ev, site);
+				growing_site(fi, ev, site);
 	}
 	/* Nothing with a source line: the invariant's own summary, once, with
 	 * the fd calls that made the count grow when the fds probe saw them. */
-	if (json_array_size(fd->results) == before) {
-		const json_t *calls = json_object_get(json_array_get(json_object_get(fd->inv,
+	if (json_array_size(fi->results) == before) {
+		const json_t *calls = json_object_get(json_array_get(json_object_get(fi->inv,
 							"evidence"), 0), "calls"), *v;
 		char text[1024];
 		size_t off, n_calls = 0;
 		const char *call;
 		json_t *res;
 
-		off = (size_t)snprintf(text, sizeof(text), "%s", report_str(fd->inv, "summary", name));
+		off = (size_t)snprintf(text, sizeof(text), "%s", report_str(fi->inv, "summary", name));
 		json_object_foreach((json_t *)calls, call, v)
 			if (off < sizeof(text))
 				off += (size_t)snprintf(text + off, sizeof(text) - off, "%s%s %lld",
 							n_calls++ ? ", " : "; calls: ", call, (long long)json_integer_value(v));
-		res = result(fd, text, NULL, "");
+		res = result(fi, text, NULL, "");
 		if (res)
-			json_array_append_new(fd->results, res);
+			json_array_append_new(fi->results, res);
 	}
 }
 
@@ -414,12 +418,12 @@ static json_t *sarif_run(const json_t *rep)
 	size_t i;
 
 	json_array_foreach(invs, i, inv) {
-		struct finding fd = {rep, inv, 0, results};
+		struct finding fi = {rep, inv, 0, results};
 
 		if (strcmp(report_str(inv, "verdict", ""), "FAIL"))
 			continue;
-		fd.rule = rule_index(rl, report_str(inv, "name", ""));
-		failed_invariant(&fd);
+		fi.rule = rule_index(rl, report_str(inv, "name", ""));
+		failed_invariant(&fi);
 	}
 	/* "faultd/SCENARIO/" is the category code scanning groups runs by. */
 	snprintf(id, sizeof(id), "faultd/%s/%s",
