@@ -59,8 +59,10 @@ void report_text(FILE *f, const json_t *report);
 /* One line: "PASS  exec-demo  r3f9a1c  12.0s  no_crash: ..." */
 void report_text_line(FILE *f, const json_t *report);
 
-/* JUnit XML of one or more run reports: one <testsuite> per run, one
- * <testcase> per invariant (FAIL -> <failure>, INCONCLUSIVE -> <skipped>,
+/* JUnit XML of one or more run reports, valid against Jenkins' junit-10.xsd:
+ * one <testsuite> per run (time, timestamp, hostname), one <testcase> per
+ * invariant with the run's duration as its time and its own <system-out>
+ * naming the report (FAIL -> <failure>, INCONCLUSIVE -> <skipped>,
  * ERROR or a run that could not start -> <error>). Crashed processes are
  * listed in the no_crash testcase's failure, not as testcases of their own.
  * @path "-" is stdout; a regular file is replaced atomically. 0 or -errno. */
