@@ -26,12 +26,13 @@ SOURCES = {
 
 
 def ext_schema(name):
-    dirs = [os.environ.get("FAULTD_EXT_SCHEMAS"), REPO / "tests" / "ext-schemas",
-            REPO.parent / "shared" / "schemas", "/work/shared/schemas"]
+    dirs = list(dict.fromkeys(str(d) for d in (
+        os.environ.get("FAULTD_EXT_SCHEMAS"), REPO / "tests" / "ext-schemas",
+        REPO.parent / "shared" / "schemas", "/work/shared/schemas") if d))
     for d in dirs:
-        if d and (pathlib.Path(d) / name).is_file():
+        if (pathlib.Path(d) / name).is_file():
             return pathlib.Path(d) / name
-    raise AssertionError(f"{name} not found in {[str(d) for d in dirs if d]}: copy it from "
+    raise AssertionError(f"{name} not found in {dirs}: copy it from "
                          f"{SOURCES[name]} into one of them")
 
 
