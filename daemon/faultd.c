@@ -21,6 +21,7 @@
 #include "ctl.h"
 #include "faultd.h"
 #include "log.h"
+#include "metrics.h"
 #include "paths.h"
 #include "report.h"
 #include "run.h"
@@ -95,9 +96,12 @@ static void on_run_done(struct run *r, const json_t *report, void *arg)
 {
 	struct faultd *d = arg;
 	struct job *j = job_find(d, run__id(r));
-	json_t *msg;
+	json_t *msg, *st;
 
 	d->running--;
+	st = run__status(r);
+	metrics_count_run(d->totals, st, report);
+	json_decref(st);
 	/* A run frees megabytes (debug info, samples) in pieces: give the
 	 * pages back, so faultd's RSS is what it holds, not what it held. */
 	malloc_trim(0);
@@ -341,14 +345,15 @@ static json_t *daemon_status(struct faultd *d)
 			json_array_append_new(running, run__status(j->run));
 	}
 	/* What the runs so far found this host can and cannot do. */
-	return json_pack("{s{sssisfsisosssssIsIso}}", "daemon", "version", FAULTD_VERSION,
+	return json_pack("{s{sssisfsisosssssIsIsosO}}", "daemon", "version", FAULTD_VERSION,
 			 "pid", (int)getpid(),
 			 "uptime_s", (double)(util_now_ns() - d->started_ns) / 1e9,
 			 "queued", queued, "running", running ? running : json_array(),
 			 "runs_dir", d->runs_dir, "socket", d->sock_path,
 			 "rss_bytes", (json_int_t)util_rss_bytes(0),
 			 "rss_idle_bytes", (json_int_t)d->rss_idle,
-			 "capabilities", caps_json(false) ?: json_object());
+			 "capabilities", caps_json(false) ?: json_object(),
+			 "totals", d->totals);
 }
 
 static void req_status(struct faultd *d, struct ctl_conn *c, const json_t *req)
@@ -857,6 +862,7 @@ int main(int argc, char **argv)
 	log_route_libbpf();
 	signal(SIGPIPE, SIG_IGN);
 	d->started_ns = util_now_ns();
+	d->totals = json_object();	/* runs since start, for /metrics' counters */
 	d->base = util_event_base();
 	if (!d->base) {
 		log_err("%s: event_base_new failed", __func__);
@@ -926,6 +932,7 @@ out_ctl:
 		job_free(j);
 	}
 	json_decref(d->disk_rows);
+	json_decref(d->totals);
 	if (d->sigterm_ev)
 		event_free(d->sigterm_ev);
 	if (d->sigint_ev)

@@ -34,6 +34,7 @@ struct faultd {
 	uint64_t started_ns;
 	unsigned long long rss_idle;	/* RSS when the last run finished with none left */
 	json_t *disk_rows;		/* run id -> list row of a run read from disk */
+	json_t *totals;			/* runs since start: metrics_count_run() */
 	char sock_path[108];
 	char runs_dir[PATH_MAX];
 	char cgroup_root[PATH_MAX];
