@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "inv.h"
 #include "sc_priv.h"
 #include "scenario.h"
 #include "secfault.h"
