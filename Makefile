@@ -93,12 +93,13 @@ $(BUILD)/version.o: $(BUILD)/version.c
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-.PHONY: all deps daemon harness harness-asan tests run test bench soak-smoke test-kernels clean help
+.PHONY: all deps ext-schemas daemon harness harness-asan tests run test bench soak-smoke test-kernels clean help
 all: daemon harness tests
 
 help:
 	@echo "make          build faultd, faultctl, harness and test programs into $(BUILD)/"
 	@echo "make deps     install missing Debian packages (root)"
+	@echo "make ext-schemas  the published schemas the tests use, from npm, into build/npm/"
 	@echo "make run      deps + build + run the default scenario set (embedded engine)"
 	@echo "make test     deps + build + every test"
 	@echo "make bench    benchmarks (ratios measured side by side)"
@@ -111,6 +112,11 @@ help:
 
 deps:
 	$(Q)sh scripts/deps.sh
+
+# Other projects' schemas (SARIF) the tests validate against: npm packages,
+# pinned, not in this repository (tests/ext_schemas.py).
+ext-schemas: deps
+	$(Q)sh scripts/ext-schemas.sh build/npm
 
 daemon: $(BINS)
 harness: $(HARNESS_BINS)
@@ -290,7 +296,7 @@ run: deps
 	$(Q)$(BUILD)/faultctl check || true
 	$(Q)$(BUILD)/faultctl run --local --expect scenarios/
 
-test: deps
+test: deps ext-schemas
 	$(Q)$(MAKE) --no-print-directory all harness-asan
 ifneq ($(SANITIZER),)
 	$(Q)$(MAKE) --no-print-directory SANITIZER= BUILD=$(BUILD:/san-$(SANITIZER)=) harness
