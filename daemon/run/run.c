@@ -654,6 +654,8 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 	r->obs.wl = calloc(sc->n_wl, sizeof(*r->obs.wl));
 	r->obs.probes = calloc(sc->n_wl, sizeof(*r->obs.probes));
 	r->obs.sc = sc;
+	r->obs.suppressions[0] = sc->suppressions;
+	r->obs.suppressions[1] = opts->suppressions;
 	run_probes_kinds(r);
 	r->sym = sym__new();
 	r->obs.heap_events = json_array();
@@ -805,6 +807,7 @@ void run__free(struct run *r)
 	free(r->obs.probes);
 	free(r->obs.samples);
 	json_decref(r->obs.heap_events);
+	json_decref(r->obs.leaks);
 	json_decref(r->obs.life_events);
 	json_decref(r->obs.life_alive);
 	json_decref(r->obs.msg_events);

@@ -1,0 +1,89 @@
+/* What no_leak judges at exit. argv[1] picks the case:
+ *   lost      one 48-byte block whose only pointer is dropped (lose_it)
+ *   global    blocks kept by a global pointer
+ *   stack     a block kept by a local of main when main calls exit()
+ *   chain     a block kept only by another block that a global keeps
+ *   list N    a list of 1 + N nodes whose head pointer is dropped
+ *   fork      the child drops a block (child_leak); the parent keeps its own
+ *   return    a block kept by a global when main returns (not exit()) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct node {
+	struct node *next;
+	char payload[56];
+};
+
+static void *kept;
+
+static void lose_it(void)
+{
+	char *p = malloc(48);
+
+	memset(p, 0x41, 48);
+	p = NULL;
+}
+
+static void child_leak(void)
+{
+	char *p = malloc(96);
+
+	memset(p, 0x42, 96);
+	p = NULL;
+}
+
+static void drop_list(int n)
+{
+	struct node *head = calloc(1, sizeof(*head));
+
+	for (int i = 0; i < n; i++) {
+		struct node *x = calloc(1, sizeof(*x));
+
+		x->next = head->next;
+		head->next = x;
+	}
+	head = NULL;
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "lost";
+	void *volatile local = NULL;
+
+	if (!strcmp(mode, "lost")) {
+		lose_it();
+	} else if (!strcmp(mode, "global") || !strcmp(mode, "return")) {
+		kept = malloc(4000);
+		memset(kept, 0, 4000);
+	} else if (!strcmp(mode, "stack")) {
+		local = malloc(300);
+		memset(local, 0, 300);
+	} else if (!strcmp(mode, "chain")) {
+		void **outer = malloc(64);
+
+		memset(outer, 0, 64);
+		outer[3] = malloc(700);	/* an interior slot points to the inner block */
+		kept = outer;
+	} else if (!strcmp(mode, "list")) {
+		drop_list(argc > 2 ? atoi(argv[2]) : 5);
+	} else if (!strcmp(mode, "fork")) {
+		pid_t pid;
+
+		kept = malloc(128);
+		pid = fork();
+		if (pid == 0) {
+			usleep(300 * 1000);	/* faultd follows the child from its fork on */
+			child_leak();
+			exit(0);
+		}
+		waitpid(pid, NULL, 0);
+	}
+	printf("%s done\n", mode);
+	fflush(stdout);
+	if (!strcmp(mode, "return"))
+		return 0;
+	exit(local ? 0 : 0);
+}
