@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 
 #include <bpf/bpf.h>
@@ -196,9 +197,16 @@ static int read_region(pid_t tgid, struct ls_region *r)
 {
 	size_t len = (size_t)(r->end - r->start), done = 0;
 
-	r->buf = malloc(len);
-	if (!r->buf)
+	/* Faulting in a fresh buffer page by page costs more than the copy
+	 * (several times more in a VM): populate it in one go. */
+	r->buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r->buf == MAP_FAILED) {
+		r->buf = NULL;
 		return -ENOMEM;
+	}
+	/* Huge pages where the kernel has them: 512 times fewer faults. */
+	madvise(r->buf, len, MADV_HUGEPAGE);
+	madvise(r->buf, len, MADV_POPULATE_WRITE);
 	while (done < len) {
 		size_t want = len - done < LS_READ_CHUNK ? len - done : LS_READ_CHUNK;
 		struct iovec l = {.iov_base = r->buf + done, .iov_len = want};
@@ -415,7 +423,8 @@ int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const uint64_t *reg
 	}
 out:
 	for (size_t i = 0; i < c.n_r; i++)
-		free(c.r[i].buf);
+		if (c.r[i].buf)
+			munmap(c.r[i].buf, (size_t)(c.r[i].end - c.r[i].start));
 	free(c.r);
 	free(c.work);
 	st->ms = now_ms() - t0;
