@@ -262,7 +262,7 @@ static int daemon_run(struct cli *cli, const char *file, struct row *row)
 	}
 	/* The daemon names this path in errors; keep it as the user gave it. */
 	snprintf(abs, sizeof(abs), "%s", file);
-	rep = request(cli, &fd, json_pack("{ssssss%sbs?}", "cmd", "run", "file", abs,
+	rep = request(cli, &fd, json_pack("{ssssss%sbss*}", "cmd", "run", "file", abs,
 					  "scenario", text, len, "watch", 1, "suppressions",
 					  cli->suppressions[0] ? cli->suppressions : NULL));
 	free(text);

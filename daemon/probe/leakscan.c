@@ -21,7 +21,9 @@
 
 #define LS_BATCH 4096
 #define LS_READ_CHUNK (16u << 20)	/* bytes per process_vm_readv */
-#define LS_MAX_THREADS 4096
+/* A writable mapping larger than this is not read: a sanitizer's shadow or
+ * a reservation (terabytes, mostly never touched), not data. */
+#define LS_MAX_REGION (4ull << 30)
 
 struct ls_region {
 	uint64_t start, end;
@@ -110,6 +112,19 @@ static int cmp_block(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
+/* glibc's malloc puts the next chunk's header 16 bytes before its user
+ * pointer, and its size field can fall in a block's last 8 bytes: the
+ * arena's pointers to a free or top chunk (main_arena.top, the bins) would
+ * then look like interior pointers into the block before it, and keep the
+ * last block allocated "reachable". That one offset is not a pointer into
+ * the block. */
+static uint64_t next_chunk_off(uint64_t size)
+{
+	uint64_t chunk = (size + 8 + 15) & ~15ull;
+
+	return (chunk < 32 ? 32 : chunk) - 16;
+}
+
 /* The block holding @v (interior pointers count), or -1. */
 static long block_at(const struct ls_ctx *c, uint64_t v)
 {
@@ -128,9 +143,11 @@ static long block_at(const struct ls_ctx *c, uint64_t v)
 	if (lo == 0)
 		return -1;
 	lo--;
-	if (v < c->b[lo].addr + c->b[lo].size || v == c->b[lo].addr)
+	if (v == c->b[lo].addr)
 		return (long)lo;
-	return -1;
+	if (v >= c->b[lo].addr + c->b[lo].size || v == c->b[lo].addr + next_chunk_off(c->b[lo].size))
+		return -1;
+	return (long)lo;
 }
 
 static struct ls_region *region_at(const struct ls_ctx *c, uint64_t addr)
@@ -241,6 +258,10 @@ static int read_maps(struct ls_ctx *c)
 		if (sscanf(line, "%llx-%llx %7s %*s %*s %*s %255s", &s, &e, perms, name) < 3 ||
 		    perms[0] != 'r' || perms[1] != 'w' || !strncmp(name, "[v", 2))
 			continue;
+		if (e - s > LS_MAX_REGION) {
+			c->st->skipped_regions++;
+			continue;
+		}
 		if (c->n_r == cap) {
 			size_t ncap = cap ? cap * 2 : 64;
 			struct ls_region *nr = realloc(c->r, ncap * sizeof(*nr));
@@ -342,6 +363,14 @@ static void classify(struct ls_ctx *c)
 	}
 }
 
+static void ls_debug(const struct ls_ctx *c)
+{
+	for (size_t i = 0; i < c->n_r; i++)
+		log_debug("%s: pid %d: %llx-%llx %s%s", __func__, (int)c->tgid,
+			  (unsigned long long)c->r[i].root_from, (unsigned long long)c->r[i].end,
+			  c->r[i].heap ? "heap" : "root", c->r[i].stack ? " (a stack, from its sp)" : "");
+}
+
 int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const uint64_t *regs,
 		 size_t n_regs, pid_t tid, uint64_t sp, struct leakscan_stats *st)
 {
@@ -372,6 +401,7 @@ int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const uint64_t *reg
 	}
 	if (err)
 		goto out;
+	ls_debug(&c);
 	/* The roots: registers, then every root mapping (stacks from sp). */
 	scan_words(&c, (const unsigned char *)regs, n_regs * 8, LEAK_UNSEEN, LEAK_REACHABLE, -1);
 	for (size_t i = 0; i < c.n_r; i++) {

@@ -30,6 +30,7 @@ struct leak_block {
 
 struct leakscan_stats {
 	size_t regions;			/* writable mappings read */
+	size_t skipped_regions;		/* larger than 4 GiB: not read */
 	size_t root_bytes;		/* scanned as roots */
 	size_t heap_bytes;		/* mappings holding blocks, read */
 	size_t scanned_block_bytes;	/* block contents scanned */

@@ -90,8 +90,9 @@ out:
 
 static json_t *scan_json(const struct leakscan_stats *st)
 {
-	return json_pack("{sfsIsIsIsIsIsIsIsIsI}", "ms", st->ms,
+	return json_pack("{sfsIsIsIsIsIsIsIsIsIsI}", "ms", st->ms,
 			 "regions", (json_int_t)st->regions,
+			 "skipped_regions", (json_int_t)st->skipped_regions,
 			 "root_bytes", (json_int_t)st->root_bytes,
 			 "heap_bytes", (json_int_t)st->heap_bytes,
 			 "block_bytes_scanned", (json_int_t)st->scanned_block_bytes,
