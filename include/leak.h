@@ -25,6 +25,15 @@ struct leak_exit_event {
 	char comm[16];
 };
 
+/* One thread's user registers, as bpf/leakregs.bpf.c writes them (an
+ * iter/task program reading bpf_task_pt_regs of each stopped thread). */
+struct leak_thread {
+	__u32 tid;
+	__u32 nregs;
+	__u64 sp;
+	__u64 regs[LEAK_NREGS];
+};
+
 enum leak_counter {
 	LEAK_C_HELD = 0,		/* processes stopped at _exit */
 	LEAK_C_LOST_RINGBUF,		/* not stopped: the event could not be sent */

@@ -167,3 +167,88 @@ def test_bad_suppression_file_is_a_scenario_error(tmp_path, runs_dir, progs):
     assert "suppressions" in res.stderr
     res = faultctl("run", "--local", "--suppressions", str(supp), path, runs_dir=runs_dir)
     assert res.returncode == 3 and f"{supp}:3:1" in res.stderr, res
+
+
+def test_block_kept_by_a_blocked_threads_stack_passes(tmp_path, runs_dir, progs):
+    res, rep = run_leaks(tmp_path, runs_dir, progs, ["thread"])
+    inv = invariant(rep, "no_leak")
+    assert res.returncode == 0 and inv["verdict"] == "PASS", inv
+    ev = inv["evidence"][0]
+    assert ev["scan"]["threads"] == 2 and ev["scan"]["threads_without_sp"] == 0, ev
+
+
+def test_block_kept_only_in_another_threads_register_passes(tmp_path, runs_dir, progs):
+    # The pointer lives in r12 of a thread blocked in pause(), nowhere in
+    # memory: only the registers read by bpf/leakregs.bpf.c reach it (with
+    # them skipped this run FAILs naming reg_holder).
+    res, rep = run_leaks(tmp_path, runs_dir, progs, ["register"])
+    inv = invariant(rep, "no_leak")
+    assert res.returncode == 0 and inv["verdict"] == "PASS", inv
+    scan = inv["evidence"][0]["scan"]
+    assert scan["threads_registers"] == 2 and scan["reachable"] == scan["blocks"], scan
+
+
+def test_process_stopped_by_faultd(tmp_path, runs_dir, progs):
+    # A server that exit()s on SIGTERM is judged when faultd stops it at
+    # the end of the run; one that SIGTERM kills never exits: nothing to
+    # judge, INCONCLUSIVE (never PASS).
+    d = runs_dir / "serve"
+    d.mkdir()
+    res, rep = run_leaks(tmp_path, d, progs, ["serve"], extra={"duration_s": 2})
+    inv = invariant(rep, "no_leak")
+    assert inv["verdict"] == "FAIL" and "lose_it" in inv["summary"], inv
+    d = runs_dir / "wait"
+    d.mkdir()
+    res, rep = run_leaks(tmp_path, d, progs, ["wait"], [{"name": "no_leak"}],
+                         extra={"duration_s": 2})
+    inv = invariant(rep, "no_leak")
+    assert inv["verdict"] == "INCONCLUSIVE" and inv["evidence"] == [], inv
+    assert "no exit to check at" in inv["summary"]
+    assert res.returncode == 2, res
+
+
+def test_suppressions_through_the_daemon(daemon, tmp_path, progs):
+    supp = tmp_path / "faultd.supp"
+    supp.write_text("leak:lose_it\n")
+    doc = {"name": "daemon-supp", "duration_s": 20, "sample_ms": 200,
+           "workloads": [{"name": "w", "kind": "exec", "cmd": [str(progs / "exit_leaks"), "lost"],
+                          "probes": ["heap"]}],
+           "invariants": [{"name": "no_leak"}]}
+    path = write_scenario(tmp_path / "s.json", doc)
+    res = daemon.ctl("run", "--quiet", path, timeout=120)
+    assert res.returncode == 1, res
+    res = daemon.ctl("run", "--quiet", "--suppressions", supp, path, timeout=120)
+    assert res.returncode == 0, res
+    reps = [json.loads(p.read_text()) for p in daemon.runs_dir.glob("*/report.json")]
+    verdicts = sorted(invariant(r, "no_leak")["verdict"] for r in reps)
+    assert verdicts == ["FAIL", "PASS"], verdicts
+
+
+def test_heap_and_fd_trends_suppressed(tmp_path, runs_dir, progs):
+    supp = tmp_path / "faultd.supp"
+    supp.write_text("heap:leak_one\nfd:^w$\n")
+    doc = {"name": "trend-supp", "seed": 3, "duration_s": 30, "sample_ms": 200,
+           "suppressions": str(supp),
+           "workloads": [{"name": "w", "kind": "exec",
+                          "cmd": [str(progs / "fd_leak"), "25", "200"], "probes": ["fds"]},
+                         {"name": "h", "kind": "exec",
+                          "cmd": [str(progs / "leak_site"), "25", "200"], "probes": ["heap"]}],
+           "invariants": [{"name": "fds_stable", "limit": 64}, {"name": "heap_stable"}]}
+    path = write_scenario(tmp_path / "s.json", doc)
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=runs_dir, timeout=120)
+    rep = only_report(runs_dir)
+    for name, rule in (("fds_stable", "fd:^w$ ("), ("heap_stable", "heap:leak_one (")):
+        inv = invariant(rep, name)
+        assert inv["verdict"] == "PASS", inv
+        assert "suppressed" in inv["summary"]
+        [ev] = inv["evidence"]
+        assert ev["suppressed"] is True and ev["suppressed_by"].startswith(rule), ev
+    assert res.returncode == 0, res
+    # Without the file, both FAIL: the suppression is what turned them.
+    doc.pop("suppressions")
+    path = write_scenario(tmp_path / "s2.json", doc)
+    d = tmp_path / "runs2"
+    d.mkdir()
+    res = faultctl("run", "--local", "--quiet", path, runs_dir=d, timeout=120)
+    rep = only_report(d)
+    assert [invariant(rep, n)["verdict"] for n in ("fds_stable", "heap_stable")] == ["FAIL", "FAIL"]

@@ -298,9 +298,18 @@ static void mark_sp(struct ls_ctx *c, uint64_t sp)
 	r->stack = true;
 }
 
-/* Every thread's stack pointer but @skip's, from /proc/PID/task/TID/syscall
- * ("nr args... sp pc", or "-1 sp pc" outside a system call). */
-static void thread_sps(struct ls_ctx *c, pid_t skip)
+static bool listed(const struct leak_thread *th, size_t n_th, pid_t tid)
+{
+	for (size_t i = 0; i < n_th; i++)
+		if ((pid_t)th[i].tid == tid)
+			return true;
+	return false;
+}
+
+/* The stack pointer of every thread not in @th, from
+ * /proc/PID/task/TID/syscall ("nr args... sp pc", or "-1 sp pc" outside a
+ * system call). */
+static void thread_sps(struct ls_ctx *c, const struct leak_thread *th, size_t n_th)
 {
 	char path[320], *text = NULL;
 	struct dirent *de;
@@ -314,7 +323,8 @@ static void thread_sps(struct ls_ctx *c, pid_t skip)
 		char *tok[10], *save = NULL, *t;
 		int nt = 0;
 
-		if (de->d_name[0] < '0' || de->d_name[0] > '9' || atoi(de->d_name) == skip)
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' ||
+		    listed(th, n_th, (pid_t)atoi(de->d_name)))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall", (int)c->tgid, de->d_name);
 		if (util_read_file(path, 4096, &text, NULL)) {
@@ -371,8 +381,8 @@ static void ls_debug(const struct ls_ctx *c)
 			  c->r[i].heap ? "heap" : "root", c->r[i].stack ? " (a stack, from its sp)" : "");
 }
 
-int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const uint64_t *regs,
-		 size_t n_regs, pid_t tid, uint64_t sp, struct leakscan_stats *st)
+int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const struct leak_thread *th,
+		 size_t n_th, struct leakscan_stats *st)
 {
 	struct ls_ctx c = {.tgid = tgid, .b = b, .n = n, .st = st};
 	double t0 = now_ms();
@@ -388,9 +398,9 @@ int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const uint64_t *reg
 	if (err)
 		goto out;
 	classify(&c);
-	if (sp)
-		mark_sp(&c, sp);
-	thread_sps(&c, sp ? tid : 0);
+	for (size_t i = 0; i < n_th; i++)
+		mark_sp(&c, th[i].sp);
+	thread_sps(&c, th, n_th);
 	for (size_t i = 0; i < c.n_r && !err; i++) {
 		struct ls_region *r = &c.r[i];
 
@@ -403,7 +413,13 @@ int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const uint64_t *reg
 		goto out;
 	ls_debug(&c);
 	/* The roots: registers, then every root mapping (stacks from sp). */
-	scan_words(&c, (const unsigned char *)regs, n_regs * 8, LEAK_UNSEEN, LEAK_REACHABLE, -1);
+	for (size_t i = 0; i < n_th; i++) {
+		size_t nr = th[i].nregs < LEAK_NREGS ? th[i].nregs : LEAK_NREGS;
+
+		scan_words(&c, (const unsigned char *)th[i].regs, nr * 8, LEAK_UNSEEN,
+			   LEAK_REACHABLE, -1);
+		st->threads_regs += nr > 0;
+	}
 	for (size_t i = 0; i < c.n_r; i++) {
 		struct ls_region *r = &c.r[i];
 		size_t off = (size_t)(r->root_from - r->start);

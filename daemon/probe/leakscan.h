@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "leak.h"
+
 enum leak_state {
 	LEAK_UNSEEN = 0,		/* during the scan: not reached (yet) */
 	LEAK_REACHABLE,			/* from a root */
@@ -36,6 +38,7 @@ struct leakscan_stats {
 	size_t scanned_block_bytes;	/* block contents scanned */
 	size_t threads;			/* stacks scanned from their pointer */
 	size_t threads_no_sp;		/* whose stack pointer was unreadable */
+	size_t threads_regs;		/* whose registers were scanned */
 	size_t blocks;			/* live blocks judged */
 	size_t reachable, direct, indirect, stale;
 	uint64_t direct_bytes, indirect_bytes;
@@ -47,11 +50,12 @@ struct leakscan_stats {
 int leakscan_blocks(int map_fd, pid_t tgid, struct leak_block **out, size_t *n);
 
 /* Judge @n blocks of @tgid, which must be stopped, setting each one's
- * state. @regs are the exiting thread @tid's registers (roots), @sp its
- * stack pointer (0: read from /proc like the other threads'). A mapping
- * that holds a stack pointer is scanned from it up. Sorts @b by address.
- * 0 or -errno (nothing judged). */
-int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const uint64_t *regs,
-		 size_t n_regs, pid_t tid, uint64_t sp, struct leakscan_stats *st);
+ * state. @th are threads whose registers and stack pointer are known (from
+ * bpf/leakregs.bpf.c, or the exiting thread's from the _exit hold); the
+ * others' stack pointers are read from /proc/PID/task/TID/syscall. A
+ * mapping that holds a stack pointer is scanned from it up. Sorts @b by
+ * address. 0 or -errno (nothing judged). */
+int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const struct leak_thread *th,
+		 size_t n_th, struct leakscan_stats *st);
 
 #endif

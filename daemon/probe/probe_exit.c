@@ -1,6 +1,8 @@
 /* User side of bpf/leak.bpf.c: attach the _exit hold by pid, read its
  * events from the event loop. */
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,6 +11,7 @@
 #include <bpf/libbpf.h>
 
 #include "leak.skel.h"
+#include "leakregs.skel.h"
 #include "log.h"
 #include "probe_exit.h"
 #include "probe_util.h"
@@ -23,6 +26,7 @@ struct exit_pid {
 
 struct probe_exit {
 	struct leak_bpf *skel;
+	struct leakregs_bpf *regs;	/* NULL: the kernel refused the iterator */
 	struct probe_ring ring;
 	struct exit_pid *pids;
 	size_t n_pids;
@@ -72,6 +76,10 @@ struct probe_exit *probe_exit__open(struct event_base *base, const char *libc,
 	err = probe_ring_open(&p->ring, base, bpf_map__fd(p->skel->maps.exits), on_exit_sample, p);
 	if (err)
 		goto err_destroy;
+	p->regs = leakregs_bpf__open_and_load();
+	if (!p->regs)
+		log_info("%s: no iter/task for other threads' registers (%s): their stacks "
+			 "are scanned, their registers not", __func__, strerror(errno));
 	return p;
 err_destroy:
 	leak_bpf__destroy(p->skel);
@@ -135,27 +143,102 @@ void probe_exit__destroy(struct probe_exit *p)
 	 * stay stopped: deliver the events (the callback lets each go on). */
 	probe_ring_drain(&p->ring);
 	probe_ring_close(&p->ring);
+	leakregs_bpf__destroy(p->regs);
 	leak_bpf__destroy(p->skel);
 	free(p->pids);
 	free(p);
 }
 
-void probe_wait_stopped(pid_t pid, int max_ms)
+int probe_exit__threads(struct probe_exit *p, pid_t pid, struct leak_thread **out, size_t *n)
 {
-	char path[64], *text = NULL, *state;
+	DECLARE_LIBBPF_OPTS(bpf_iter_attach_opts, opts);
+	union bpf_iter_link_info linfo = {0};
+	struct leak_thread *th = NULL, rec;
+	struct bpf_link *link;
+	size_t cap = 0, used = 0;
+	int fd, err = 0;
+	ssize_t got;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	for (int waited = 0; waited < max_ms; waited++) {
-		if (util_read_file(path, 4096, &text, NULL))
-			return;
-		state = strrchr(text, ')');
-		if (!state || state[2] == 'T' || state[2] == 't' || state[2] == 'Z' ||
-		    state[2] == 'X') {
-			free(text);
-			return;
+	*out = NULL;
+	*n = 0;
+	if (!p->regs)
+		return -ENOTSUP;
+	p->regs->bss->target_tgid = (__u32)pid;
+	linfo.task.pid = (__u32)pid;
+	opts.link_info = &linfo;
+	opts.link_info_len = sizeof(linfo);
+	link = bpf_program__attach_iter(p->regs->progs.thread_regs, &opts);
+	if (!link && (errno == E2BIG || errno == EINVAL))	/* no pid: walk all, filtered */
+		link = bpf_program__attach_iter(p->regs->progs.thread_regs, NULL);
+	if (!link)
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	while ((got = read(fd, &rec, sizeof(rec))) == (ssize_t)sizeof(rec)) {
+		if (used == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct leak_thread *nt = realloc(th, ncap * sizeof(*th));
+
+			if (!nt) {
+				err = -ENOMEM;
+				break;
+			}
+			th = nt;
+			cap = ncap;
 		}
+		th[used++] = rec;
+	}
+	if (got < 0 && !err)
+		err = -errno;
+	close(fd);
+out:
+	bpf_link__destroy(link);
+	if (err) {
+		free(th);
+		th = NULL;
+		used = 0;
+	}
+	*out = th;
+	*n = used;
+	return err;
+}
+
+/* Is every thread of @pid stopped (or gone)? A group stop reaches each
+ * thread on its own way back to user space. */
+static bool all_stopped(pid_t pid)
+{
+	char path[320], *text = NULL, *state;
+	struct dirent *de;
+	bool stopped = true;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return true;
+	while (stopped && (de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, de->d_name);
+		if (util_read_file(path, 4096, &text, NULL))
+			continue;
+		state = strrchr(text, ')');
+		stopped = !state || strchr("TtZX", state[2]);
 		free(text);
 		text = NULL;
+	}
+	closedir(d);
+	return stopped;
+}
+
+void probe_wait_stopped(pid_t pid, int max_ms)
+{
+	for (int waited = 0; waited < max_ms; waited++) {
+		if (all_stopped(pid))
+			return;
 		usleep(1000);
 	}
 	log_warn("%s: pid %d did not stop in %dms", __func__, (int)pid, max_ms);

@@ -23,6 +23,11 @@ struct probe_exit *probe_exit__open(struct event_base *base, const char *libc,
 int probe_exit__attach(struct probe_exit *p, pid_t pid);
 void probe_exit__detach(struct probe_exit *p, pid_t pid);
 int probe_exit__drain(struct probe_exit *p);
+/* Every thread's registers and stack pointer of @pid (held stopped), by
+ * an iter/task program: a new array in *out. -ENOTSUP where the kernel
+ * refused the program (the caller falls back to /proc and the exiting
+ * thread's registers), or -errno. */
+int probe_exit__threads(struct probe_exit *p, pid_t pid, struct leak_thread **out, size_t *n);
 /* Processes held, and processes let exit unheld (ring buffer full). */
 void probe_exit__counters(const struct probe_exit *p, unsigned long long *held,
 			  unsigned long long *lost);

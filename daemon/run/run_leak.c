@@ -90,7 +90,8 @@ out:
 
 static json_t *scan_json(const struct leakscan_stats *st)
 {
-	return json_pack("{sfsIsIsIsIsIsIsIsIsIsI}", "ms", st->ms,
+	return json_pack("{sfsIsIsIsIsIsIsIsIsIsIsI}", "ms", st->ms,
+			 "threads_registers", (json_int_t)st->threads_regs,
 			 "regions", (json_int_t)st->regions,
 			 "skipped_regions", (json_int_t)st->skipped_regions,
 			 "root_bytes", (json_int_t)st->root_bytes,
@@ -101,6 +102,25 @@ static json_t *scan_json(const struct leakscan_stats *st)
 			 "blocks", (json_int_t)st->blocks,
 			 "reachable", (json_int_t)st->reachable,
 			 "stale", (json_int_t)st->stale);
+}
+
+/* Every thread's registers if the kernel gives them, else the exiting
+ * thread's (the others' stacks are still scanned). */
+static int scan(struct probe_exit *hold, const struct leak_exit_event *ev,
+		struct leak_block *b, size_t n, struct leakscan_stats *st)
+{
+	struct leak_thread *th = NULL, self = {.tid = ev->tid, .nregs = ev->nregs, .sp = ev->sp};
+	size_t n_th = 0;
+	int err;
+
+	memcpy(self.regs, ev->regs, sizeof(self.regs));
+	if (probe_exit__threads(hold, (pid_t)ev->tgid, &th, &n_th) || !n_th) {
+		free(th);
+		th = NULL;
+	}
+	err = leakscan_run((pid_t)ev->tgid, b, n, th ? th : &self, th ? n_th : 1, st);
+	free(th);
+	return err;
 }
 
 static void on_exit_hold(const struct leak_exit_event *ev, void *arg)
@@ -120,7 +140,7 @@ static void on_exit_hold(const struct leak_exit_event *ev, void *arg)
 	 * uprobes ran in this process's context before it stopped. */
 	err = leakscan_blocks(probe_heap__live_fd(rw->heap), pid, &b, &n);
 	if (!err)
-		err = leakscan_run(pid, b, n, (const uint64_t *)ev->regs, ev->nregs, (pid_t)ev->tid, ev->sp, &st);
+		err = scan(rw->exit_hold, ev, b, n, &st);
 	j = json_pack("{sssisisissso}", "workload", r->sc->wl[rw->idx].name, "pid", (int)pid,
 		      "tid", (int)ev->tid, "exit_status", ev->status, "comm", ev->comm,
 		      "scan", scan_json(&st));

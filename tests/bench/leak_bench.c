@@ -46,10 +46,12 @@ static void on_exit_ev(const struct leak_exit_event *ev, void *arg)
 	size_t n = 0;
 
 	probe_wait_stopped((pid_t)ev->tgid, 200);
+	struct leak_thread self = {.tid = ev->tid, .nregs = ev->nregs, .sp = ev->sp};
+
+	memcpy(self.regs, ev->regs, sizeof(self.regs));
 	b->err = leakscan_blocks(probe_heap__live_fd(b->heap), (pid_t)ev->tgid, &blocks, &n);
 	if (!b->err)
-		b->err = leakscan_run((pid_t)ev->tgid, blocks, n, (const uint64_t *)ev->regs,
-				      ev->nregs, (pid_t)ev->tid, ev->sp, &b->st);
+		b->err = leakscan_run((pid_t)ev->tgid, blocks, n, &self, 1, &b->st);
 	free(blocks);
 	b->done = true;
 	kill((pid_t)ev->tgid, SIGCONT);

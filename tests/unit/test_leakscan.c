@@ -131,7 +131,7 @@ static void test_scan(void)
 	CHECK(waitpid(pid, &status, WUNTRACED) == pid && WIFSTOPPED(status));
 	for (int i = 0; i < N_BLOCKS; i++)
 		blocks[i] = (struct leak_block){.addr = addr[i], .size = sizes[i], .stack_id = i};
-	CHECK(leakscan_run(pid, blocks, N_BLOCKS, NULL, 0, 0, 0, &st) == 0);
+	CHECK(leakscan_run(pid, blocks, N_BLOCKS, NULL, 0, &st) == 0);
 	for (int i = 0; i < N_BLOCKS; i++) {
 		static const uint8_t want[N_BLOCKS] = {
 			LEAK_REACHABLE, LEAK_REACHABLE, LEAK_DIRECT, LEAK_DIRECT, LEAK_INDIRECT,
