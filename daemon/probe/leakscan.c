@@ -29,6 +29,7 @@ struct ls_region {
 	uint64_t start, end;
 	unsigned char *buf;		/* its bytes; NULL if unreadable */
 	uint64_t root_from;		/* root: scan from here (a stack pointer) */
+	uint64_t buf_from;		/* buf holds [buf_from, end) */
 	bool heap;			/* [heap] or holds live blocks: not a root */
 	bool stack;			/* a thread's stack pointer is in it */
 };
@@ -210,10 +211,16 @@ static void drain_work(struct ls_ctx *c, uint8_t from, uint8_t to, bool count)
 	}
 }
 
+/* A heap mapping is read whole; a root from where its scan starts (a
+ * thread's 8 MiB stack from its stack pointer). */
 static int read_region(pid_t tgid, struct ls_region *r)
 {
-	size_t len = (size_t)(r->end - r->start), done = 0;
+	size_t len, done = 0;
 
+	r->buf_from = r->heap ? r->start : r->root_from;
+	len = (size_t)(r->end - r->buf_from);
+	if (!len)
+		return 0;
 	/* Faulting in a fresh buffer page by page costs more than the copy
 	 * (several times more in a VM): populate it in one go. */
 	r->buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -227,7 +234,8 @@ static int read_region(pid_t tgid, struct ls_region *r)
 	while (done < len) {
 		size_t want = len - done < LS_READ_CHUNK ? len - done : LS_READ_CHUNK;
 		struct iovec l = {.iov_base = r->buf + done, .iov_len = want};
-		struct iovec rm = {.iov_base = (void *)(uintptr_t)(r->start + done), .iov_len = want};
+		struct iovec rm = {.iov_base = (void *)(uintptr_t)(r->buf_from + done),
+				   .iov_len = want};
 		ssize_t got = process_vm_readv(tgid, &l, 1, &rm, 1, 0);
 
 		if (got <= 0) {
@@ -422,11 +430,10 @@ int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const struct leak_t
 	}
 	for (size_t i = 0; i < c.n_r; i++) {
 		struct ls_region *r = &c.r[i];
-		size_t off = (size_t)(r->root_from - r->start);
 
 		if (r->heap)
 			continue;
-		scan_words(&c, r->buf + off, (size_t)(r->end - r->root_from), LEAK_UNSEEN,
+		scan_words(&c, r->buf, (size_t)(r->end - r->root_from), LEAK_UNSEEN,
 			   LEAK_REACHABLE, -1);
 		st->root_bytes += (size_t)(r->end - r->root_from);
 		drain_work(&c, LEAK_UNSEEN, LEAK_REACHABLE, true);
@@ -470,7 +477,7 @@ int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const struct leak_t
 out:
 	for (size_t i = 0; i < c.n_r; i++)
 		if (c.r[i].buf)
-			munmap(c.r[i].buf, (size_t)(c.r[i].end - c.r[i].start));
+			munmap(c.r[i].buf, (size_t)(c.r[i].end - c.r[i].buf_from));
 	free(c.r);
 	free(c.work);
 	st->ms = now_ms() - t0;
