@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "inv.h"
 #include "leakscan.h"
+#include "scenario.h"
 #include "suppress.h"
 #include "unit_check.h"
 
@@ -156,8 +158,62 @@ static void test_scan(void)
 }
 #endif
 
+/* no_leak as a pure function of the scans a run recorded. */
+static void test_no_leak(void)
+{
+	static const char *text =
+		"{\"name\":\"u\",\"workloads\":[{\"name\":\"w\",\"kind\":\"exec\","
+		"\"cmd\":[\"x\"],\"probes\":[\"heap\"]}],"
+		"\"invariants\":[{\"name\":\"no_leak\"},{\"name\":\"no_leak\",\"min_bytes\":100}]}";
+	struct scenario *sc = NULL;
+	char *errors = NULL;
+	struct obs_workload wl[1] = {{.pid = 10, .started = true, .exited = true}};
+	struct obs_probes probes[1] = {{.heap = true}};
+	struct obs_cycle cycles[1] = {{1, 0, 1000, 0, 0}};
+	struct run_obs obs = {0};
+	struct inv_result res;
+
+	CHECK(scenario_parse("unit.json", text, strlen(text), &sc, &errors) == 0);
+	free(errors);
+	if (!sc)
+		return;
+	wl[0].sc = &sc->wl[0];
+	obs.sc = sc;
+	obs.wl = wl;
+	obs.probes = probes;
+	obs.cycles = cycles;
+	obs.n_cycles = 1;
+	obs.proc_probe = true;
+	/* No process exited by itself: nothing to judge. */
+	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
+	CHECK(res.verdict == V_INCONCLUSIVE && strstr(res.summary, "no exit to check at"));
+	json_decref(res.evidence);
+	obs.leaks = json_pack("[{sssisIsIsIs{sI}s[{sIsIs[s]}]s[]}]", "workload", "w", "pid", 10,
+			      "at_ms", (json_int_t)500, "direct_bytes", (json_int_t)64,
+			      "indirect_bytes", (json_int_t)0, "scan", "blocks", (json_int_t)3,
+			      "direct", "bytes", (json_int_t)64, "blocks", (json_int_t)2, "stack",
+			      "lose_it+0x12 (x.c:24) [x]", "indirect");
+	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
+	CHECK(res.verdict == V_FAIL && strstr(res.summary, "64 bytes leaked in 2 blocks") &&
+	      strstr(res.summary, "lose_it+0x12 (x.c:24)") && strstr(res.summary, "pid 10"));
+	CHECK(res.first_at_ms == 500 && res.first_cycle == 1);
+	json_decref(res.evidence);
+	/* Below min_bytes: listed, passes. */
+	CHECK(inv_eval(&obs, &sc->inv[1], &res) == 0);
+	CHECK(res.verdict == V_PASS && strstr(res.summary, "1 below min_bytes"));
+	json_decref(res.evidence);
+	/* Lost tracking never gives a verdict on a leak. */
+	probes[0].heap_lost = 3;
+	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
+	CHECK(res.verdict == V_INCONCLUSIVE);
+	json_decref(res.evidence);
+	json_decref(obs.leaks);
+	scenario_free(sc);
+}
+
 int main(void)
 {
+	test_no_leak();
 	test_patterns();
 	test_file();
 #ifndef __SANITIZE_ADDRESS__
