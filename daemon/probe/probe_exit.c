@@ -64,7 +64,8 @@ struct probe_exit *probe_exit__open(struct event_base *base, const char *libc,
 	}
 	p->cb = cb;
 	p->arg = arg;
-	snprintf(p->libc, sizeof(p->libc), "%s", libc);
+	/* libbpf finds "libc.so.6" where the dynamic linker would. */
+	snprintf(p->libc, sizeof(p->libc), "%s", libc ? libc : "libc.so.6");
 	p->pids = calloc(EXIT_MAX_PIDS, sizeof(*p->pids));
 	p->skel = p->pids ? probe_load(&leak_ops, exit_progs, ARRAY_SIZE(exit_progs), CAPS_HEAP,
 				       NULL, NULL) : NULL;

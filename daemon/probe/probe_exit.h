@@ -15,8 +15,9 @@ struct probe_exit;
  * probe_exit_wait_stopped); the callback must let it go on (SIGCONT). */
 typedef void (*probe_exit_cb)(const struct leak_exit_event *ev, void *arg);
 
-/* Load (not attach); @libc is the C library the workload maps. NULL with
- * errno set. */
+/* Load (not attach); @libc is the C library the workload maps (NULL:
+ * "libc.so.6", found as the dynamic linker would; not the allocator's
+ * library, which may be another). NULL with errno set. */
 struct probe_exit *probe_exit__open(struct event_base *base, const char *libc,
 				    probe_exit_cb cb, void *arg);
 /* Hold @pid (not its children) at _exit. 0 or -errno. */

@@ -546,11 +546,6 @@ int probe_heap__live_fd(const struct probe_heap *p)
 	return bpf_map__fd(p->skel->maps.live);
 }
 
-const char *probe_heap__libc(const struct probe_heap *p)
-{
-	return p->libc;
-}
-
 void probe_heap__destroy(struct probe_heap *p)
 {
 	if (!p)

@@ -175,7 +175,7 @@ int run_leak_attach(struct run *r, size_t i, pid_t pid)
 
 	if (!rw->heap || !wants_leak_check(r, i))
 		return 0;
-	rw->exit_hold = probe_exit__open(r->base, probe_heap__libc(rw->heap), on_exit_hold, rw);
+	rw->exit_hold = probe_exit__open(r->base, NULL, on_exit_hold, rw);
 	if (!rw->exit_hold)
 		return -errno;
 	return probe_exit__attach(rw->exit_hold, pid);

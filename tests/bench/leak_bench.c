@@ -107,7 +107,7 @@ int main(int argc, char **argv)
 	log_set_level(LOG_WARN);
 	base = event_base_new();
 	b.heap = probe_heap__open(base, &opts, on_heap, NULL);
-	ex = b.heap ? probe_exit__open(base, probe_heap__libc(b.heap), on_exit_ev, &b) : NULL;
+	ex = b.heap ? probe_exit__open(base, NULL, on_exit_ev, &b) : NULL;
 	if (!ex || pipe(hold) < 0) {
 		perror("leak_bench: probes");
 		return 1;
