@@ -21,6 +21,7 @@
 #include "report.h"
 #include "run.h"
 #include "soak.h"
+#include "suppress.h"
 #include "util.h"
 
 #define EXIT_USAGE 3
@@ -36,6 +37,7 @@ struct cli {
 	bool local, expect, quiet, tty;
 	const char *json_path;
 	const char *junit_path, *html_path, *sarif_path;
+	char suppressions[PATH_MAX];	/* run --suppressions, absolute; "" if none */
 	volatile int soak_stop;		/* a signal asked a soak to end */
 	double duration_s;		/* of the run in progress, for the bar */
 	bool bar_shown;
@@ -160,6 +162,7 @@ static int local_run(struct cli *cli, const char *file, struct row *row)
 		.harness_dir = cli->harness_dir, .journal_dir = cli->journal_dir,
 		.on_cycle = local_on_cycle,
 		.on_done = local_on_done, .arg = cli,
+		.suppressions = cli->suppressions[0] ? cli->suppressions : NULL,
 	};
 	struct scenario *sc = NULL;
 	char *errors = NULL;
@@ -260,8 +263,9 @@ static int daemon_run(struct cli *cli, const char *file, struct row *row)
 	}
 	/* The daemon names this path in errors; keep it as the user gave it. */
 	snprintf(abs, sizeof(abs), "%s", file);
-	rep = request(cli, &fd, json_pack("{ssssss%sb}", "cmd", "run", "file", abs,
-					  "scenario", text, len, "watch", 1));
+	rep = request(cli, &fd, json_pack("{ssssss%sbss*}", "cmd", "run", "file", abs,
+					  "scenario", text, len, "watch", 1, "suppressions",
+					  cli->suppressions[0] ? cli->suppressions : NULL));
 	free(text);
 	if (!rep) {
 		snprintf(row->note, sizeof(row->note), "faultd unreachable");
@@ -455,8 +459,11 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 		{"json", required_argument, NULL, 'J'}, {"quiet", no_argument, NULL, 'q'},
 		{"junit", required_argument, NULL, 'U'}, {"html", required_argument, NULL, 'T'},
 		{"sarif", required_argument, NULL, 'F'},
+		{"suppressions", required_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
+	struct suppress *supp = NULL;
+	char supp_err[512];
 	json_t *reports;
 	char **files = NULL;
 	struct row *rows;
@@ -472,9 +479,20 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 		case 'T': cli->html_path = optarg; break;
 		case 'F': cli->sarif_path = optarg; break;
 		case 'q': cli->quiet = true; break;
+		case 'S':
+			/* Checked here, so a bad line is a usage error before anything runs. */
+			if (suppress_load(&supp, optarg, supp_err, sizeof(supp_err)) ||
+			    !realpath(optarg, cli->suppressions)) {
+				suppress_free(supp);
+				die_usage("run: --suppressions: %s", supp_err);
+			}
+			suppress_free(supp);
+			supp = NULL;
+			break;
 		case 'h':
 			printf("usage: faultctl run [--local] [--expect] [--json PATH] [--junit PATH]\n"
-			       "                    [--html PATH] [--sarif PATH] [--quiet] FILE|DIR...\n"
+			       "                    [--html PATH] [--sarif PATH] [--suppressions FILE]\n"
+			       "                    [--quiet] FILE|DIR...\n"
 			       "Run scenarios in turn and print one summary table.\n"
 			       "  --local     run the engine in this process (no daemon needed)\n"
 			       "  --expect    exit 0 when every verdict matches the scenario's \"expect\"\n"
@@ -482,6 +500,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 			       "  --junit PATH  JUnit XML: a testsuite per run, a testcase per invariant\n"
 			       "  --html PATH   the HTML report (several runs: PATH is a directory)\n"
 			       "  --sarif PATH  SARIF 2.1.0 for code scanning: a result per finding\n"
+			       "  --suppressions FILE  silence known heap/fd findings (leak:FUNC, ...)\n"
 			       "  --quiet     no per-cycle lines\n"
 			       "Exit: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 usage/setup/scenario error.\n");
 			return 0;

@@ -282,6 +282,9 @@ static void req_run(struct faultd *d, struct ctl_conn *c, const json_t *req)
 	}
 	if (load_request_scenario(c, req, &sc))
 		return;
+	/* faultctl run --suppressions: an absolute path the client checked;
+	 * run__new keeps its own copy. */
+	opts.suppressions = json_string_value(json_object_get(req, "suppressions"));
 	j = calloc(1, sizeof(*j));
 	if (!j) {
 		scenario_free(sc);

@@ -155,7 +155,8 @@ OUR_PROGS = {"proc_fork", "proc_exec", "proc_exit",
              "posix_memalign_", "aligned_alloc_e", "memalign_enter", "valloc_enter",
              "pvalloc_enter", "free_enter", "alloc_return", "count_fds", "count_calls",
              "obj_create", "obj_event", "obj_destroy", "msg_send", "msg_recv", "counter",
-             "netfault", "netfault_in", "netfault_out", "sock_create", "uobj_create", "uobj_destroy"}
+             "netfault", "netfault_in", "netfault_out", "sock_create", "uobj_create", "uobj_destroy",
+             "exit_enter", "thread_regs"}
 
 
 def _link_owners():

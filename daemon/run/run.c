@@ -406,11 +406,14 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 	r->base = base;
 	r->sc = sc;
 	r->opts = *opts;
+	r->opts.suppressions = opts->suppressions ? strdup(opts->suppressions) : NULL;
 	r->stop_at_ms = UINT64_MAX;
 	r->rw = calloc(sc->n_wl, sizeof(*r->rw));
 	r->obs.wl = calloc(sc->n_wl, sizeof(*r->obs.wl));
 	r->obs.probes = calloc(sc->n_wl, sizeof(*r->obs.probes));
 	r->obs.sc = sc;
+	r->obs.suppressions[0] = sc->suppressions;
+	r->obs.suppressions[1] = r->opts.suppressions;
 	run_probes_kinds(r);
 	r->sym = sym__new();
 	r->obs.heap_events = json_array();
@@ -563,6 +566,8 @@ void run__free(struct run *r)
 	free(r->obs.probes);
 	free(r->obs.samples);
 	json_decref(r->obs.heap_events);
+	json_decref(r->obs.leaks);
+	free((char *)r->opts.suppressions);
 	json_decref(r->obs.life_events);
 	json_decref(r->obs.life_alive);
 	json_decref(r->obs.msg_events);

@@ -21,6 +21,7 @@
 struct probe_heap;
 struct probe_fds;
 struct probe_lifecycle;
+struct probe_exit;
 struct probe_proc;
 struct sup_child;
 struct sym;
@@ -53,6 +54,7 @@ struct run_wl {
 	int heap_searches;		/* bad frees whose pointer was looked for */
 	struct probe_fds *fds;
 	struct probe_lifecycle *life;
+	struct probe_exit *exit_hold;	/* no_leak: held at _exit, NULL otherwise */
 	char exe[PATH_MAX];		/* the program exec'ed, for USDT */
 	char dpdk_prefix[64];		/* dpdk-client: fd<run id>-<name> */
 	/* Copies of the topology's names its argv holds: the report prints
@@ -171,5 +173,16 @@ void run_probes_exit(struct run *r, size_t wl, pid_t pid);
 /* After the last cycle: sites, losses, what is left alive. */
 void run_probes_finish(struct run *r);
 void run_probes_destroy(struct run *r);
+/* An allocation stack of workload @wl's process @pid, as frame names. */
+json_t *run_heap_stack(struct run *r, size_t wl, pid_t pid, int32_t stack_id,
+		       uint64_t caller);
+
+/* run_leak.c: no_leak's hold at exit, called by run_probes.c for a
+ * workload with the heap probe; attach: 0 or -errno. */
+int run_leak_attach(struct run *r, size_t i, pid_t pid);
+void run_leak_fork(struct run *r, size_t wl, pid_t child);
+void run_leak_exit(struct run *r, size_t wl, pid_t pid);
+void run_leak_drain(struct run *r);
+void run_leak_destroy(struct run *r);
 
 #endif

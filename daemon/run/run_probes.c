@@ -13,6 +13,7 @@
 #include "caps.h"
 #include "inv_params.h"
 #include "log.h"
+#include "probe_exit.h"
 #include "probe_fds.h"
 #include "probe_heap.h"
 #include "probe_lifecycle.h"
@@ -58,33 +59,15 @@ static json_t *stack_names(struct run *r, struct probe_heap *h, pid_t pid,
 	return sym__frames(r->sym, pid, (const uint64_t *)ips, n, frame0_is_ip);
 }
 
+json_t *run_heap_stack(struct run *r, size_t wl, pid_t pid, int32_t stack_id,
+		       uint64_t caller)
+{
+	return stack_names(r, r->rw[wl].heap, pid, stack_id, caller, false);
+}
+
 /* --- heap -------------------------------------------------------------------------- */
 
 #define RUN_STOP_WAIT_MS 200	/* for the SIGSTOP sent at a bad free to land */
-
-/* Wait (bounded) until @pid is stopped or gone: the SIGSTOP the probe sent
- * lands on its way back to user space, maybe after this event is read, and
- * a SIGCONT sent before it would be lost, leaving the process stopped. */
-static void wait_stopped(pid_t pid)
-{
-	char path[64], *text = NULL, *state;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	for (int waited = 0; waited < RUN_STOP_WAIT_MS; waited++) {
-		if (util_read_file(path, 4096, &text, NULL))
-			return;
-		state = strrchr(text, ')');
-		if (!state || state[2] == 'T' || state[2] == 't' || state[2] == 'Z' ||
-		    state[2] == 'X') {
-			free(text);
-			return;
-		}
-		free(text);
-		text = NULL;
-		usleep(1000);
-	}
-	log_warn("%s: pid %d did not stop in %dms", __func__, (int)pid, RUN_STOP_WAIT_MS);
-}
 
 #define RUN_MAX_SOURCE_SEARCHES 4	/* per workload: a storm of bad frees is not searched */
 
@@ -140,7 +123,7 @@ static void on_heap_event(const struct heap_event *ev, void *arg)
 
 	/* The process is held (SIGSTOP) at the bad free: its maps can be read
 	 * now even if the C library will abort it once it goes on. */
-	wait_stopped((pid_t)ev->tgid);
+	probe_wait_stopped((pid_t)ev->tgid, RUN_STOP_WAIT_MS);
 	sym__snapshot(r->sym, (pid_t)ev->tgid);
 	j = json_pack("{sssssisissss}", "kind", is_double ? "double_free" : "invalid_free",
 		      "workload", wname, "pid", (int)ev->tgid, "tid", (int)ev->tid,
@@ -531,6 +514,8 @@ int run_probes_attach(struct run *r, size_t i)
 
 	if (scenario_wl_has_probe(w, "heap")) {
 		err = attach_heap(r, i, pid);
+		if (!err)
+			err = run_leak_attach(r, i, pid);
 		if (err)
 			err = probe_missing(r, w, CAPS_HEAP, err);
 		if (err)
@@ -594,6 +579,7 @@ void run_probes_fork(struct run *r, size_t wl, pid_t child)
 
 	if (!r->rw[wl].heap)
 		return;
+	run_leak_fork(r, wl, child);
 	err = probe_heap__add_child(r->rw[wl].heap, child);
 	if (err)
 		log_warn("%s: run %s: cannot follow child %d of '%s': %s", __func__, r->id,
@@ -602,6 +588,7 @@ void run_probes_fork(struct run *r, size_t wl, pid_t child)
 
 void run_probes_exit(struct run *r, size_t wl, pid_t pid)
 {
+	run_leak_exit(r, wl, pid);
 	if (r->rw[wl].heap && pid != r->obs.wl[wl].pid)
 		probe_heap__detach(r->rw[wl].heap, pid);
 }
@@ -612,6 +599,7 @@ void run_probes_drain(struct run *r)
 		probe_heap__drain(r->rw[i].heap);
 		probe_lifecycle__drain(r->rw[i].life);
 	}
+	run_leak_drain(r);
 }
 
 void run_probes_finish(struct run *r)
@@ -631,6 +619,7 @@ void run_probes_finish(struct run *r)
 
 void run_probes_destroy(struct run *r)
 {
+	run_leak_destroy(r);
 	for (size_t i = 0; r->rw && i < r->sc->n_wl; i++) {
 		probe_heap__destroy(r->rw[i].heap);
 		probe_fds__destroy(r->rw[i].fds);

@@ -38,6 +38,7 @@ int sc_parse_workloads(struct sc_ctx *ctx, json_t *val, void *target);
 int sc_parse_invariants(struct sc_ctx *ctx, json_t *val, void *target);
 int sc_default_invariants(struct sc_ctx *ctx, struct scenario *sc);
 int sc_parse_topology(struct sc_ctx *ctx, json_t *val, void *target);
+int sc_parse_suppressions(struct sc_ctx *ctx, json_t *val, void *target);	/* sc_suppress.c */
 int sc_parse_faults(struct sc_ctx *ctx, json_t *val, void *target);
 
 #endif

@@ -44,6 +44,8 @@ static const struct sc_key scenario_keys[] = {
 	 .doc = "a cycle when no fault makes cycles"},
 	{"expect", SC_ENUM, 0, SC(expect), .choices = expect_names, .def = "\"PASS\"",
 	 .doc = "the verdict a canary scenario must give"},
+	{"suppressions", SC_CUSTOM, 0, 0, .parse = sc_parse_suppressions,
+	 .doc = "suppression file for the heap and fd invariants"},
 	{"topology", SC_CUSTOM, 0, 0, .parse = sc_parse_topology},
 	{"workloads", SC_CUSTOM, SC_REQ, 0, .parse = sc_parse_workloads},
 	{"faults", SC_CUSTOM, 0, 0, .parse = sc_parse_faults},	/* after what they name */

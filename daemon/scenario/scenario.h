@@ -153,6 +153,7 @@ struct scenario {
 	double duration_s;
 	long long sample_ms;
 	int expect;			/* enum sc_expect */
+	const char *suppressions;	/* a suppression file, resolved; NULL: none */
 
 	const char **namespaces;	/* topology */
 	size_t n_ns;
@@ -197,6 +198,9 @@ const char *scenario_expect_name(int expect);
 /* Used by tables of other modules (invariant parameters). */
 int sc_parse_object(struct sc_ctx *ctx, json_t *obj, const struct sc_key *keys,
 		    void *target);
+/* A suppression file's path (@val), checked and resolved against the
+ * scenario's folder, into *@out (kept with the scenario). 0 or -errno. */
+int sc_suppress_file(struct sc_ctx *ctx, json_t *val, const char **out);
 /* The key path being parsed; push before an element's error, pop after. */
 struct jpath *sc_path(struct sc_ctx *ctx);
 void sc_error(struct sc_ctx *ctx, bool at_key, const char *fmt, ...)
