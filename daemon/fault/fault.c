@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "fault.h"
+#include "fault_sched.h"
 
 struct plan {
 	struct fault_action *a;
@@ -92,6 +93,8 @@ int fault_plan(const struct scenario *sc, uint64_t seed, uint64_t horizon_ms,
 	uint64_t state = seed;
 	int err = 0;
 
+	if (sc->has_schedule)	/* an explicit schedule (fault_sched.c) is played as written */
+		return fault_sched_plan(sc, horizon_ms, out, n);
 	for (size_t i = 0; !err && i < sc->n_faults; i++) {
 		const struct sc_fault *f = &sc->faults[i];
 		uint64_t t = (uint64_t)f->start_ms;

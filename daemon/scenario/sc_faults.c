@@ -153,6 +153,8 @@ const char *scenario_fault_name(int type)
 
 bool scenario_has_cyclic_fault(const struct scenario *sc)
 {
+	if (sc->has_schedule)	/* sc_schedule.c: its cycle_end entries */
+		return scenario_sched_cyclic(sc);
 	for (size_t i = 0; i < sc->n_faults; i++)
 		if (sc->faults[i].type == SC_F_LINK_FLAP || sc->faults[i].type == SC_F_RANDOM)
 			return true;

@@ -158,6 +158,16 @@ struct sc_fault {
 	long long pause_ms, run_ms;	/* pause_flap */
 };
 
+/* One action of an explicit fault schedule (the top-level "schedule"): the
+ * planner plays these, as written, instead of planning the faults' own
+ * timing. faultctl replay and shrink write them (docs/replay.md). */
+struct sc_sched {
+	long long at_ms;		/* from the run's start */
+	long long fault;		/* index into faults: what the action acts on */
+	const char *action;		/* a timeline action name: "link_down", ... */
+	long long cycle;		/* the fault cycle it belongs to; 0: none */
+};
+
 struct scenario {
 	char *path;			/* as given; used in every error */
 	char *text;			/* the file's bytes */
@@ -184,6 +194,9 @@ struct scenario {
 	size_t n_routes;
 	struct sc_fault *faults;
 	size_t n_faults;
+	struct sc_sched *schedule;	/* sorted by at_ms, file order kept on ties */
+	size_t n_schedule;
+	bool has_schedule;		/* "schedule" given, even empty: nothing else fires */
 
 	struct sc_workload *wl;
 	size_t n_wl;
@@ -213,6 +226,8 @@ const char *scenario_fault_name(int type);
 /* A flap makes the fault cycles; without one, each sample_ms window does. */
 bool scenario_has_cyclic_fault(const struct scenario *sc);
 const char *scenario_kind_name(int kind);
+/* May fault @fault's type take the schedule action @action? */
+bool scenario_sched_allows(int fault_type, const char *action);
 const char *scenario_expect_name(int expect);
 
 /* Used by tables of other modules (invariant parameters). */

@@ -1,0 +1,18 @@
+/* A scenario's explicit "schedule" as the run's timeline: the actions as
+ * written, no planning (the replay and shrink commands write them). */
+#ifndef FAULTD_FAULT_SCHED_H
+#define FAULTD_FAULT_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fault.h"
+
+/* The schedule's actions before @horizon_ms, in its order. 0 or -errno;
+ * *out is freed by the caller. */
+int fault_sched_plan(const struct scenario *sc, uint64_t horizon_ms,
+		     struct fault_action **out, size_t *n);
+/* enum fault_act of a fault_act_name(), or -1. */
+int fault_act_parse(const char *name);
+
+#endif
