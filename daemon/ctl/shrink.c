@@ -204,6 +204,42 @@ static json_int_t cand_end_ms(const struct shrink *s, const json_t *cand)
 	return end < orig ? (end > 1 ? end : 1) : orig;
 }
 
+/* A kept flap's or pause_flap's own keys say what its schedule does, for
+ * the reader: how many cycles or pauses, and their length when all are
+ * alike. The schedule is what runs either way. */
+static void describe_faults(json_t *faults, json_t *const *all, size_t n)
+{
+	json_t *f;
+	size_t i;
+
+	json_array_foreach(faults, i, f) {
+		const char *type = jstr(f, "type");
+		bool flap = !strcmp(type, "link_flap"), pauses = !strcmp(type, "pause_flap");
+		json_int_t count = 0, len = -1, t_open = -1;
+		bool alike = true;
+
+		if (!flap && !pauses && strcmp(type, "random"))
+			continue;
+		for (size_t k = 0; k < n; k++) {
+			const char *a = jstr(all[k], "action");
+
+			if ((size_t)jint(all[k], "fault") != i)
+				continue;
+			if (!strcmp(a, "link_down") || !strcmp(a, "pause")) {
+				count++;
+				t_open = jint(all[k], "at_ms");
+			} else if (t_open >= 0 && (!strcmp(a, "link_up") || !strcmp(a, "resume"))) {
+				alike &= len < 0 || len == jint(all[k], "at_ms") - t_open;
+				len = jint(all[k], "at_ms") - t_open;
+				t_open = -1;
+			}
+		}
+		json_object_set_new(f, flap ? "cycles" : "count", json_integer(count));
+		if (alike && len > 0 && (flap || pauses))
+			json_object_set_new(f, flap ? "down_ms" : "pause_ms", json_integer(len));
+	}
+}
+
 /* The candidate as a scenario: the original with only the faults its units
  * use (renumbered), each window's at_ms/for_ms from its unit, the schedule,
  * cycles renumbered, and the duration cut to the last action plus the tail. */
@@ -264,6 +300,7 @@ static json_t *materialize(const struct shrink *s, const json_t *cand, const cha
 			all[n_entries++] = x;
 		}
 	}
+	describe_faults(faults, all, n_entries);
 	qsort(all, n_entries, sizeof(*all), cmp_entry);
 	for (i = 0; i < n_entries; i++) {
 		json_object_del(all[i], "seq");
@@ -648,7 +685,7 @@ static bool p_smaller_rate(json_t *cand, json_int_t fault)
 static int param_phase(struct shrink *s, json_t **cur)
 {
 	static const struct { const char *name; param_fn fn; } params[] = {
-		{"shorter outages and pauses", p_shorter_outage},
+		{"shorter outages or pauses", p_shorter_outage},
 		{"shorter windows", p_shorter_window},
 		{"later starts", p_later_start},
 		{"smaller rates", p_smaller_rate},
@@ -668,6 +705,7 @@ static int param_phase(struct shrink *s, json_t **cur)
 			used = false;	/* fixed at exec: nothing to move or lower */
 		for (size_t p = 0; used && p < ARRAY_SIZE(params) && !err; p++) {
 			for (int step = 0; step < PARAM_STEPS && !err; step++) {
+				const char *type = jstr(json_array_get(s->faults, f), "type");
 				json_t *c = json_deep_copy(*cur);
 				char what[96];
 				bool fails = false;
@@ -676,8 +714,9 @@ static int param_phase(struct shrink *s, json_t **cur)
 					json_decref(c);
 					break;
 				}
-				snprintf(what, sizeof(what), "faults[%zu] (%s): %s", f,
-					 jstr(json_array_get(s->faults, f), "type"), params[p].name);
+				snprintf(what, sizeof(what), "faults[%zu] (%s): %s", f, type,
+					 params[p].fn != p_shorter_outage ? params[p].name :
+					 strstr(type, "pause") ? "shorter pauses" : "shorter outages");
 				err = judge(s, c, &fails, what);
 				if (err || !fails) {
 					json_decref(c);
