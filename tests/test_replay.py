@@ -18,9 +18,10 @@ from conftest import (FAULTCTL, REPO, PROGS, assert_nothing_left, faultctl, inva
 REPORT_SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
 SCENARIO_SCHEMA = json.loads((REPO / "docs" / "scenario.schema.json").read_text())
 # The fault timer fires what is due within a millisecond (run_faults.c), so
-# up to 1 ms early, and a loaded 2-core machine wakes it late by ~10 ms.
+# up to 1 ms early; idle, it wakes ~1-12 ms late, and a 2-core machine
+# busy with other runs has been seen 27 ms late.
 TIMER_EARLY_MS = 1
-TIMER_SLACK_MS = 25
+TIMER_SLACK_MS = 50
 
 
 def freeze_flap(name="freeze-flap"):
