@@ -18,10 +18,13 @@ from conftest import (FAULTCTL, REPO, PROGS, assert_nothing_left, faultctl, inva
 REPORT_SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
 SCENARIO_SCHEMA = json.loads((REPO / "docs" / "scenario.schema.json").read_text())
 # The fault timer fires what is due within a millisecond (run_faults.c), so
-# up to 1 ms early; idle, it wakes ~1-12 ms late, and a 2-core machine
-# busy with other runs has been seen 27 ms late.
+# up to 1 ms early; idle, it wakes 1-12 ms late. On this 2-core machine,
+# busy with other sessions' runs, single actions were seen 78 and 170 ms
+# late: the median must stay within the timer's precision, the worst
+# within a busy host's.
 TIMER_EARLY_MS = 1
-TIMER_SLACK_MS = 50
+TIMER_SLACK_MS = 15
+TIMER_BUSY_MS = 250
 
 
 def freeze_flap(name="freeze-flap"):
@@ -62,6 +65,7 @@ def test_schedule_is_played_as_written(tmp_path, runs_dir):
     faults' own timing is ignored."""
     doc = freeze_flap("schedule-as-written")
     doc["duration_s"] = 2
+    doc["workloads"][0]["cmd"] = ["/bin/sleep", "60"]
     doc["faults"][1]["start_ms"] = 100000     # would never fire if planned
     doc["schedule"] = [
         {"at_ms": 1200, "fault": 0, "action": "link_down", "cycle": 1},
@@ -78,7 +82,7 @@ def test_schedule_is_played_as_written(tmp_path, runs_dir):
     assert [(f["t_planned_ms"], f["action"]) for f in report["faults"]] == [
         (300, "pause"), (400, "resume"), (1200, "link_down"), (1400, "link_up")]
     assert report["cycles"][0]["t_end_ms"] >= 1600 - TIMER_EARLY_MS
-    assert report["cycles"][0]["t_end_ms"] - 1600 <= TIMER_SLACK_MS
+    assert report["cycles"][0]["t_end_ms"] - 1600 <= TIMER_BUSY_MS
     assert_nothing_left(report)
 
 
@@ -123,11 +127,14 @@ def test_replay_reproduces_the_timeline_and_the_failure(tmp_path, runs_dir):
         jsonschema.validate(rep, REPORT_SCHEMA)
         assert invariant(rep, "no_crash")["verdict"] == "FAIL"
         assert fired(rep) == fired(orig)
+        devs = []
         for a, b in zip(orig["faults"], rep["faults"]):
             assert b["t_planned_ms"] == a["t_actual_ms"], (a, b)
-            assert -TIMER_EARLY_MS <= b["t_actual_ms"] - b["t_planned_ms"] <= TIMER_SLACK_MS, b
-            assert abs(b["t_actual_ms"] - a["t_actual_ms"]) <= TIMER_SLACK_MS
-        assert row["timeline_max_dev_ms"] <= TIMER_SLACK_MS
+            assert b["t_actual_ms"] - b["t_planned_ms"] >= -TIMER_EARLY_MS, b
+            devs.append(abs(b["t_actual_ms"] - a["t_actual_ms"]))
+        assert sorted(devs)[len(devs) // 2] <= TIMER_SLACK_MS, devs
+        assert max(devs) <= TIMER_BUSY_MS, devs
+        assert row["timeline_max_dev_ms"] == max(devs)
         assert_nothing_left(rep)
 
 

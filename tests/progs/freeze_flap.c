@@ -1,6 +1,6 @@
 /* A process with a bug that shows only when two faults overlap: it polls
  * its namespace's links every 10 ms, and when it wakes from a freeze (a
- * gap of more than 80 ms) to find that a link changed carrier while it was
+ * gap of more than 150 ms) to find that a link changed carrier while it was
  * frozen, it aborts, as a program whose link watcher misses an event it
  * slept through might. A flap alone or a pause alone never trips it.
  * Counts carrier changes with RTM_GETLINK (IFLA_CARRIER_CHANGES): /sys
@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define GAP_MS 80
+#define GAP_MS 150
 
 static long long carrier_changes(int fd)
 {
