@@ -12,7 +12,7 @@ import time
 import jsonschema
 import pytest
 
-from conftest import (FAULTCTL, REPO, PROGS, assert_nothing_left, faultctl, invariant,
+from conftest import (FAULTCTL, REPO, PROGS, assert_nothing_left, daemon, faultctl, invariant,
                       load_report, only_report, sanitizer_env, write_scenario)
 
 REPORT_SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
@@ -136,6 +136,34 @@ def test_replay_reproduces_the_timeline_and_the_failure(tmp_path, runs_dir):
         assert max(devs) <= TIMER_BUSY_MS, devs
         assert row["timeline_max_dev_ms"] == max(devs)
         assert_nothing_left(rep)
+
+
+def test_replay_through_the_daemon(daemon, tmp_path):
+    """Without --local the replay runs go through faultd, which reads the
+    schedule like any scenario key."""
+    path = write_scenario(tmp_path / "ff.json", freeze_flap("ff-daemon"))
+    res = daemon.ctl("run", path)
+    assert res.returncode == 1, res
+    run_id = next(l.split()[1].rstrip(":") for l in res.stdout.splitlines()
+                  if l.startswith("run ") and "queued" in l)
+    res = faultctl("--runs-dir", daemon.runs_dir, "replay", run_id, "--output",
+                   tmp_path / "r.json", socket=daemon.sock)
+    assert res.returncode == 0, res
+    assert "reproduced in 1 of 1 runs" in res.stdout
+    rep = load_report(daemon.runs_dir, res.stdout.split("run ")[2].split()[0])
+    assert [f["t_planned_ms"] for f in rep["faults"]] == \
+        [f["t_actual_ms"] for f in load_report(daemon.runs_dir, run_id)["faults"]]
+    assert_nothing_left(rep)
+
+
+def test_shrink_stops_at_its_budget_with_what_it_has(tmp_path, runs_dir):
+    res, work = shrink(tmp_path, runs_dir, REPO / "scenarios" / "msgq-publish-early.json",
+                       "--runs", "1", "--budget", "1s")
+    assert res.returncode == 0, res
+    assert "the budget ran out" in res.stdout
+    summary, doc = result_of(work)
+    assert summary["out_of_budget"] and summary["runs_spent"] == 1
+    assert summary["units_after"] == summary["units_before"]
 
 
 def shrink(tmp_path, runs_dir, source, *args, timeout=600):

@@ -376,7 +376,8 @@ int replay_main(int argc, char **argv, const struct ctl_runner *rn)
 	int opt, runs = 1, done = 0, reproduced = 0, code = EXIT_USAGE;
 	char *end;
 
-	while ((opt = getopt_long(argc, argv, "+n:o:", longopts, NULL)) != -1) {
+	optind = 0;	/* glibc starts over, and lets options follow the REPORT */
+	while ((opt = getopt_long(argc, argv, "n:o:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'n':
 			runs = (int)strtol(optarg, &end, 10);

@@ -332,15 +332,22 @@ static void cand_key(const json_t *doc, char key[65])
 
 /* --- running and judging ----------------------------------------------------- */
 
+static void fmt_ms(uint64_t ms, char *buf, size_t len)
+{
+	snprintf(buf, len, "%llum%02llus", (unsigned long long)(ms / 60000),
+		 (unsigned long long)(ms / 1000 % 60));
+}
+
 static void progress(const struct shrink *s, const char *what)
 {
-	uint64_t t = (now_ms() - s->t0_ms) / 1000;
+	char took[32], budget[32];
 
 	if (!s->tty)
 		return;
-	fprintf(stderr, "\r\033[K%s: %s | runs %d (+%d from the log) | %llum%02llus of %llum",
-		s->phase, what, s->runs_spent, s->runs_logged, (unsigned long long)(t / 60),
-		(unsigned long long)(t % 60), (unsigned long long)(s->budget_ms / 60000));
+	fmt_ms(now_ms() - s->t0_ms, took, sizeof(took));
+	fmt_ms(s->budget_ms, budget, sizeof(budget));
+	fprintf(stderr, "\r\033[K%s: %s | runs %d (+%d from the log) | %s of %s", s->phase,
+		what, s->runs_spent, s->runs_logged, took, budget);
 	fflush(stderr);
 }
 
@@ -852,11 +859,6 @@ static json_t *count_kinds(const struct shrink *s, const json_t *units)
 	return counts;
 }
 
-static void fmt_ms(uint64_t ms, char *buf, size_t len)
-{
-	snprintf(buf, len, "%llum%02llus", (unsigned long long)(ms / 60000),
-		 (unsigned long long)(ms / 1000 % 60));
-}
 
 /* The smallest scenario found and the summary: what was removed, what
  * changed, runs spent, how often the result reproduced. */
@@ -988,13 +990,14 @@ int shrink_main(int argc, char **argv, const struct ctl_runner *rn)
 	struct shrink s = {.rn = rn, .runs = 3, .need = 0, .target = -1,
 			   .budget_ms = 30 * 60000};
 	const char *dir = NULL, *out_path = NULL;
-	char def_out[PATH_MAX + 64];
+	char def_out[PATH_MAX + 64], budget[32];
 	json_t *sched = NULL, *cur = NULL, *c;
 	bool local = false, fails = false;
 	int opt, code = EXIT_USAGE, err = 0;
 	char *end;
 
-	while ((opt = getopt_long(argc, argv, "+b:n:k:i:d:o:", longopts, NULL)) != -1) {
+	optind = 0;	/* glibc starts over, and lets options follow the REPORT */
+	while ((opt = getopt_long(argc, argv, "b:n:k:i:d:o:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'b':
 			s.budget_ms = soak_parse_duration(optarg);
@@ -1085,10 +1088,10 @@ int shrink_main(int argc, char **argv, const struct ctl_runner *rn)
 		fprintf(stderr, "faultctl: shrink: cannot open %s: %s\n", s.log_path, strerror(errno));
 		goto out;
 	}
+	fmt_ms(s.budget_ms, budget, sizeof(budget));
 	printf("shrink %s: %zu fault actions in %zu units, %d run%s per candidate (FAILs in %d "
-	       "make it fail), budget %llum%s\n", s.src.path, json_array_size(sched),
-	       json_array_size(s.units), s.runs, s.runs == 1 ? "" : "s", s.need,
-	       (unsigned long long)(s.budget_ms / 60000),
+	       "make it fail), budget %s%s\n", s.src.path, json_array_size(sched),
+	       json_array_size(s.units), s.runs, s.runs == 1 ? "" : "s", s.need, budget,
 	       s.runs_logged ? " (resuming from the log)" : "");
 	fflush(stdout);
 	s.stop = rn->begin(rn->arg, local);
@@ -1119,6 +1122,12 @@ int shrink_main(int argc, char **argv, const struct ctl_runner *rn)
 		}
 	} else {
 		pick_target(&s, NULL);
+	}
+	if (err == -EINTR || err == -ETIME) {
+		fprintf(stderr, "faultctl: shrink: %s before the original was judged: nothing "
+			"written\n", err == -EINTR ? "interrupted" : "the budget ran out");
+		code = err == -EINTR ? EXIT_STOPPED : EXIT_USAGE;
+		goto end;
 	}
 	if (s.target < 0) {
 		fprintf(stderr, "faultctl: shrink: %s: no invariant FAILed: nothing to shrink\n",
