@@ -12,6 +12,8 @@
 
 #include <arpa/inet.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "caps.h"
 #include "cgroup.h"
 #include "check.h"
@@ -19,6 +21,8 @@
 #include "ctl.h"
 #include "faultd.h"
 #include "log.h"
+#include "metrics.h"
+#include "paths.h"
 #include "report.h"
 #include "run.h"
 #include "util.h"
@@ -92,9 +96,12 @@ static void on_run_done(struct run *r, const json_t *report, void *arg)
 {
 	struct faultd *d = arg;
 	struct job *j = job_find(d, run__id(r));
-	json_t *msg;
+	json_t *msg, *st;
 
 	d->running--;
+	st = run__status(r);
+	metrics_count_run(d->totals, st, report);
+	json_decref(st);
 	/* A run frees megabytes (debug info, samples) in pieces: give the
 	 * pages back, so faultd's RSS is what it holds, not what it held. */
 	malloc_trim(0);
@@ -338,14 +345,15 @@ static json_t *daemon_status(struct faultd *d)
 			json_array_append_new(running, run__status(j->run));
 	}
 	/* What the runs so far found this host can and cannot do. */
-	return json_pack("{s{sssisfsisosssssIsIso}}", "daemon", "version", FAULTD_VERSION,
+	return json_pack("{s{sssisfsisosssssIsIsosO}}", "daemon", "version", FAULTD_VERSION,
 			 "pid", (int)getpid(),
 			 "uptime_s", (double)(util_now_ns() - d->started_ns) / 1e9,
 			 "queued", queued, "running", running ? running : json_array(),
 			 "runs_dir", d->runs_dir, "socket", d->sock_path,
 			 "rss_bytes", (json_int_t)util_rss_bytes(0),
 			 "rss_idle_bytes", (json_int_t)d->rss_idle,
-			 "capabilities", caps_json(false) ?: json_object());
+			 "capabilities", caps_json(false) ?: json_object(),
+			 "totals", d->totals);
 }
 
 static void req_status(struct faultd *d, struct ctl_conn *c, const json_t *req)
@@ -564,6 +572,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	d->stopping = true;
+	sd_notify(0, "STOPPING=1");
 	log_info("%s: %s: stopping runs and exiting", __func__, util_signame((int)sig));
 	snprintf(reason, sizeof(reason), "faultd received %s", util_signame((int)sig));
 	for (struct job *j = d->jobs; j; j = j->next) {
@@ -577,6 +586,37 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	if (d->running == 0)
 		event_base_loopexit(d->base, NULL);
+}
+
+/* Under systemd with WatchdogSec=: the loop proves it turns by sending
+ * WATCHDOG=1 at half the interval. */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static int watchdog_start(struct faultd *d)
+{
+	uint64_t usec = 0;
+	struct timeval tv;
+	int err = 0;
+
+	if (sd_watchdog_enabled(0, &usec) <= 0 || !usec)
+		goto out;
+	tv.tv_sec = (time_t)(usec / 2 / 1000000);
+	tv.tv_usec = (suseconds_t)(usec / 2 % 1000000);
+	d->watchdog_ev = event_new(d->base, -1, EV_PERSIST, on_watchdog, d);
+	if (!d->watchdog_ev || event_add(d->watchdog_ev, &tv)) {
+		err = -ENOMEM;
+		goto out;
+	}
+	log_info("%s: systemd watchdog every %llums", __func__,
+		 (unsigned long long)(usec / 2000));
+out:
+	return err;
 }
 
 static json_t *http_status(void *arg)
@@ -644,7 +684,8 @@ static void usage(FILE *f)
 		"  -l, --log-level LEVEL  error, warn, info (default), debug\n"
 		"      --http [ADDR:]PORT serve /metrics, /runs, /runs/ID and a dashboard on a\n"
 		"                         loopback address (default 127.0.0.1; PORT 0: any)\n"
-		"  -h, --help\n",
+		"  -h, --help\n"
+		"      --version\n",
 		CTL_DEFAULT_SOCK, RUN_DEFAULT_DIR);
 }
 
@@ -722,6 +763,7 @@ int main(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'l'},
 		{"http", required_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	struct faultd *d = &fd_state;
@@ -734,12 +776,10 @@ int main(int argc, char **argv)
 	snprintf(d->sock_path, sizeof(d->sock_path), "%s", CTL_DEFAULT_SOCK);
 	snprintf(d->runs_dir, sizeof(d->runs_dir), "%s", RUN_DEFAULT_DIR);
 	snprintf(d->journal_dir, sizeof(d->journal_dir), "%s", JOURNAL_DEFAULT_DIR);
-	if (util_self_dir(d->harness_dir, sizeof(d->harness_dir) - 16) == 0)
-		strcat(d->harness_dir, "/harness");
 	/* The bundled workloads may come from another build than faultd's own
-	 * (a sanitized faultd driving the plain workloads, as the tests do). */
-	if (getenv("FAULTD_HARNESS_DIR"))
-		snprintf(d->harness_dir, sizeof(d->harness_dir), "%s", getenv("FAULTD_HARNESS_DIR"));
+	 * (a sanitized faultd driving the plain workloads, as the tests do):
+	 * FAULTD_HARNESS_DIR says which. */
+	paths_harness_dir(d->harness_dir, sizeof(d->harness_dir));
 	while ((opt = getopt_long(argc, argv, "s:r:j:l:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
@@ -796,6 +836,9 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			printf("faultd %s (report schema %d)\n", FAULTD_VERSION, REPORT_SCHEMA_VERSION);
+			return 0;
 		default:
 			usage(stderr);
 			return 3;
@@ -814,9 +857,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "faultd: must run as root (BPF, namespaces, cgroups)\n");
 		return 3;
 	}
+	if (!once && !check)
+		log_use_journal();
 	log_route_libbpf();
 	signal(SIGPIPE, SIG_IGN);
 	d->started_ns = util_now_ns();
+	d->totals = json_object();	/* runs since start, for /metrics' counters */
 	d->base = util_event_base();
 	if (!d->base) {
 		log_err("%s: event_base_new failed", __func__);
@@ -828,7 +874,7 @@ int main(int argc, char **argv)
 	/* Runs of a killed predecessor left cgroups (and maybe processes),
 	 * namespaces and links: its journals say what. */
 	cg_sweep(d->cgroup_root);
-	journal__sweep(d->journal_dir, NULL, NULL);
+	journal_sweep(d->journal_dir, NULL, NULL);
 	if (once) {
 		code = run_once(d, once);
 		goto out_base;
@@ -866,7 +912,14 @@ int main(int argc, char **argv)
 			goto out_ctl;
 		}
 	}
+	if (watchdog_start(d)) {
+		log_err("%s: cannot start the watchdog timer", __func__);
+		code = 3;
+		goto out_ctl;
+	}
 	log_info("%s: faultd %s ready (pid %d)", __func__, FAULTD_VERSION, (int)getpid());
+	/* Type=notify: the journals are swept and the socket answers. */
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s\nMAINPID=%d", d->sock_path, (int)getpid());
 	event_base_dispatch(d->base);
 	log_info("%s: exiting", __func__);
 out_ctl:
@@ -879,12 +932,15 @@ out_ctl:
 		job_free(j);
 	}
 	json_decref(d->disk_rows);
+	json_decref(d->totals);
 	if (d->sigterm_ev)
 		event_free(d->sigterm_ev);
 	if (d->sigint_ev)
 		event_free(d->sigint_ev);
 	if (d->sighup_ev)
 		event_free(d->sighup_ev);
+	if (d->watchdog_ev)
+		event_free(d->watchdog_ev);
 out_base:
 	event_base_free(d->base);
 	libevent_global_shutdown();

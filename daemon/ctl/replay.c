@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "fault.h"
+#include "fault_family.h"
 #include "replay.h"
 #include "scenario.h"
 #include "util.h"
@@ -145,7 +146,7 @@ static bool same_target(const struct scenario *sc, const struct fault_action *p,
 static json_t *sched_entry(json_int_t at, const struct fault_action *p)
 {
 	json_t *e = json_pack("{sIsiss}", "at_ms", at, "fault", p->fault,
-			      "action", fault_act_name(p->act));
+			      "action", fault_act_name(p));
 
 	if (e && p->cycle)
 		json_object_set_new(e, "cycle", json_integer(p->cycle));
@@ -177,9 +178,8 @@ json_t *replay_schedule(const struct replay_src *src)
 
 		for (p = 0; p < n_plan; p++)
 			if (!used[p] && plan[p].t_ms == (uint64_t)jint(e, "t_planned_ms") &&
-			    !strcmp(fault_act_name(plan[p].act), jstr(e, "action") ?: "") &&
-			    !strcmp(scenario_fault_name(sc->faults[plan[p].fault].type),
-				    jstr(e, "fault") ?: "") &&
+			    !strcmp(fault_act_name(&plan[p]), jstr(e, "action") ?: "") &&
+			    !strcmp(sc->faults[plan[p].fault]->type->name, jstr(e, "fault") ?: "") &&
 			    same_target(sc, &plan[p], jstr(e, "target")))
 				break;
 		if (p == n_plan) {
@@ -196,7 +196,7 @@ json_t *replay_schedule(const struct replay_src *src)
 	for (size_t p = 0; p < n_plan; p++) {
 		const json_t *c = json_array_get(cycles, k_cycle);
 
-		if (plan[p].act != FA_CYCLE_END)
+		if (plan[p].act != FAULT_CYCLE_END)
 			continue;
 		k_cycle++;
 		if (!c || jint(c, "t_end_ms") + 1 < (json_int_t)plan[p].t_ms)

@@ -1052,7 +1052,7 @@ int shrink_main(int argc, char **argv, const struct ctl_runner *rn)
 			for (size_t i = 0; i < n; i++) {
 				json_t *e = json_pack("{sIsiss}", "at_ms", (json_int_t)plan[i].t_ms,
 						      "fault", plan[i].fault, "action",
-						      fault_act_name(plan[i].act));
+						      fault_act_name(&plan[i]));
 
 				if (plan[i].cycle)
 					json_object_set_new(e, "cycle", json_integer(plan[i].cycle));

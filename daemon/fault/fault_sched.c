@@ -2,21 +2,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault_family.h"
 #include "fault_sched.h"
 
-int fault_act_parse(const char *name)
+/* The fault planned alone, long enough for each of its actions to appear
+ * once at least; the one named @action is the template: the family knows
+ * its target and signal, the schedule only its time. */
+int fault_sched_lookup(const struct scenario *sc, size_t fault, const char *action,
+		       struct fault_action *out)
 {
-	for (int act = 0; name && act < FA_COUNT; act++)
-		if (!strcmp(fault_act_name(act), name))
-			return act;
-	return -1;
-}
+	const struct sc_fault *f = sc->faults[fault];
+	long long end = f->at_ms + f->for_ms > f->start_ms ? f->at_ms + f->for_ms : f->start_ms;
+	struct fault_plan p = {.rand = 0, .fault = (int)fault};
+	int err = -ENOENT;
 
-/* What an action acts on, as the planner names it: a link, a workload,
- * or (cpu_hog) the fault itself. */
-static int target_of(const struct sc_fault *f, int fault)
-{
-	return f->type == SC_F_CPU_HOG ? fault : f->link_idx >= 0 ? f->link_idx : f->wl_idx;
+	p.horizon_ms = (uint64_t)(sc->duration_s * 1000.0) + 1;
+	if ((uint64_t)end + 1 > p.horizon_ms)
+		p.horizon_ms = (uint64_t)end + 1;
+	if (f->type->family->plan && f->type->family->plan(&p, f))
+		err = -ENOMEM;
+	for (size_t i = 0; err == -ENOENT && i < p.n; i++)
+		if (!strcmp(fault_act_name(&p.a[i]), action)) {
+			*out = p.a[i];
+			err = 0;
+		}
+	free(p.a);
+	return err;
 }
 
 int fault_sched_plan(const struct scenario *sc, uint64_t horizon_ms,
@@ -24,23 +35,27 @@ int fault_sched_plan(const struct scenario *sc, uint64_t horizon_ms,
 {
 	struct fault_action *a = calloc(sc->n_schedule + 1, sizeof(*a));
 	size_t k = 0;
+	int err = 0;
 
 	if (!a)
 		return -ENOMEM;
 	/* scenario/sc_schedule.c checked each entry against its fault and
 	 * sorted them by time. */
-	for (size_t i = 0; i < sc->n_schedule; i++) {
+	for (size_t i = 0; !err && i < sc->n_schedule; i++) {
 		const struct sc_sched *e = &sc->schedule[i];
-		const struct sc_fault *f = &sc->faults[e->fault];
-		int act = fault_act_parse(e->action);
 
-		if (act < 0 || (uint64_t)e->at_ms >= horizon_ms)
+		if ((uint64_t)e->at_ms >= horizon_ms)
 			continue;
-		a[k++] = (struct fault_action){
-			.t_ms = (uint64_t)e->at_ms, .act = act, .target = target_of(f, (int)e->fault),
-			.signo = f->type == SC_F_KILL ? f->signo : 0, .cycle = (unsigned)e->cycle,
-			.fault = (int)e->fault,
-		};
+		err = fault_sched_lookup(sc, (size_t)e->fault, e->action, &a[k]);
+		if (err)
+			break;
+		a[k].t_ms = (uint64_t)e->at_ms;
+		a[k].cycle = (unsigned)e->cycle;
+		k++;
+	}
+	if (err) {
+		free(a);
+		return err;
 	}
 	*out = a;
 	*n = k;

@@ -12,7 +12,10 @@
  * *out is freed by the caller. */
 int fault_sched_plan(const struct scenario *sc, uint64_t horizon_ms,
 		     struct fault_action **out, size_t *n);
-/* enum fault_act of a fault_act_name(), or -1. */
-int fault_act_parse(const char *name);
+/* Fault @fault's action named @action ("link_down", "cycle_end", ...) as
+ * its family plans it: family, code, target, signal. 0, -ENOENT when the
+ * fault's type has no such action, or -ENOMEM. */
+int fault_sched_lookup(const struct scenario *sc, size_t fault, const char *action,
+		       struct fault_action *out);
 
 #endif

@@ -1,5 +1,5 @@
 /* Parameter structs of the invariants, shared by the table in inv.c and the
- * invariant files. Each starts with the common keys, in this order. */
+ * invariant files. Each starts with struct inv_common. */
 #ifndef FAULTD_INV_PARAMS_H
 #define FAULTD_INV_PARAMS_H
 
@@ -8,13 +8,19 @@
 #include "inv.h"
 #include "scenario.h"
 
-#define INV_COMMON_FIELDS \
-	const char *name;	/* the invariant's name */ \
+/* The keys every invariant takes. Each parameter struct begins with this
+ * one (INV_COMMON_FIELDS), so the scenario reads them from any of them. */
+struct inv_common {
+	const char *name;	/* the invariant's name */
 	const char *workload;	/* only this workload; NULL: all */
+};
+
+#define INV_COMMON_FIELDS struct inv_common common;
 
 #define INV_COMMON_KEYS \
-	{"name", SC_STR, SC_REQ, 0, .doc = "the invariant"}, \
-	{"workload", SC_STR, 0, sizeof(const char *), .doc = "only this workload"}
+	{"name", SC_STR, SC_REQ, offsetof(struct inv_common, name), .doc = "the invariant"}, \
+	{"workload", SC_STR, 0, offsetof(struct inv_common, workload), \
+	 .doc = "only this workload"}
 
 struct inv_no_crash_params {
 	INV_COMMON_FIELDS

@@ -15,7 +15,7 @@
 #include "log.h"
 #include "probe_fds.h"
 #include "probe_heap.h"
-#include "probe_life.h"
+#include "probe_lifecycle.h"
 #include "run_priv.h"
 #include "sym.h"
 #include "util.h"
@@ -352,22 +352,13 @@ static void counter_changed(struct run *r, size_t wl, const struct life_event *e
 	struct obs_workload *ow = &r->obs.wl[wl];
 	struct obs_counter *c;
 
-	if (ow->n_counters == ow->cap_counters) {
-		size_t cap = ow->cap_counters ? ow->cap_counters * 2 : 256;
-		struct obs_counter *grown;
-
-		if (cap > RUN_MAX_COUNTER_CHANGES) {
-			r->obs.probes[wl].life_lost++;
-			return;
-		}
-		grown = realloc(ow->counters, cap * sizeof(*grown));
-		if (!grown) {
-			r->obs.probes[wl].life_lost++;
-			return;
-		}
-		ow->counters = grown;
-		ow->cap_counters = cap;
+	c = ow->n_counters < RUN_MAX_COUNTER_CHANGES ?
+	    util_grow(ow->counters, &ow->cap_counters, ow->n_counters + 1, sizeof(*c)) : NULL;
+	if (!c) {
+		r->obs.probes[wl].life_lost++;
+		return;
 	}
+	ow->counters = c;
 	c = &ow->counters[ow->n_counters++];
 	c->t_ms = ts_to_run_ms(r, ev->ts);
 	c->value = (long long)ev->id;
@@ -432,14 +423,14 @@ static void finish_life(struct run *r, size_t i)
 	json_t *rows, *row;
 	size_t k;
 
-	op->life_lost = probe_life__lost(rw->life);
-	rows = probe_life__alive(rw->life, RUN_MAX_LISTED);
+	op->life_lost = probe_lifecycle__lost(rw->life);
+	rows = probe_lifecycle__alive(rw->life, RUN_MAX_LISTED);
 	json_array_foreach(rows, k, row) {
 		json_object_set_new(row, "workload", json_string(r->sc->wl[i].name));
 		json_array_append(r->obs.life_alive, row);
 	}
 	json_decref(rows);
-	rows = probe_life__inflight(rw->life, RUN_MAX_LISTED, &inflight);
+	rows = probe_lifecycle__inflight(rw->life, RUN_MAX_LISTED, &inflight);
 	json_array_foreach(rows, k, row) {
 		json_object_set_new(row, "workload", json_string(r->sc->wl[i].name));
 		json_array_append(r->obs.msg_lost, row);
@@ -463,10 +454,10 @@ static int life_extras(struct run *r, size_t i)
 		if (strcmp(inv->name, "recovers") || !p->counter ||
 		    (inv->workload_idx >= 0 && (size_t)inv->workload_idx != i))
 			continue;
-		err = probe_life__watch(rw->life, p->counter);
+		err = probe_lifecycle__watch(rw->life, p->counter);
 	}
 	if (!err && w->kind == WL_LWIP_CLIENT) {
-		err = probe_life__track_calls(rw->life, r->obs.wl[i].pid, RUN_LWIP_LIB,
+		err = probe_lifecycle__track_calls(rw->life, r->obs.wl[i].pid, RUN_LWIP_LIB,
 					      "lwip_socket", "lwip_close", "lwip_socket");
 		if (!err)
 			r->obs.probes[i].life = true;
@@ -480,7 +471,7 @@ static int life_extras(struct run *r, size_t i)
 void run_probes_status(const struct run *r, size_t i, json_t *row)
 {
 	if (r->rw[i].life)
-		json_object_set_new(row, "counters", probe_life__counters(r->rw[i].life));
+		json_object_set_new(row, "counters", probe_lifecycle__counters(r->rw[i].life));
 }
 
 unsigned long long run_probes_lost(const struct run *r)
@@ -488,7 +479,7 @@ unsigned long long run_probes_lost(const struct run *r)
 	unsigned long long lost = r->obs.proc_lost;
 
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
-		lost += probe_life__lost(r->rw[i].life);
+		lost += probe_lifecycle__lost(r->rw[i].life);
 		lost += r->obs.probes[i].heap_lost + r->obs.probes[i].fds_lost;
 	}
 	return lost;
@@ -556,10 +547,10 @@ int run_probes_attach(struct run *r, size_t i)
 		r->obs.probes[i].fds = rw->fds != NULL;
 	}
 	if (scenario_wl_has_probe(w, "lifecycle")) {
-		rw->life = probe_life__open(r->base, on_life_event, rw);
+		rw->life = probe_lifecycle__open(r->base, on_life_event, rw);
 		if (!rw->life)
 			return probe_missing(r, w, CAPS_LIFECYCLE, -errno);
-		found = probe_life__attach(rw->life, pid, rw->exe);
+		found = probe_lifecycle__attach(rw->life, pid, rw->exe);
 		if (found <= 0)
 			log_warn("%s: run %s: '%s' (%s) has no faultd USDT probes; lifecycle "
 				 "invariants cannot be checked", __func__, r->id, w->name, rw->exe);
@@ -584,9 +575,9 @@ void run_probes_sample(struct run *r, size_t c)
 		    (r->obs.n_life_kinds || r->obs.n_life_counters)) {
 			/* The counters map is walked only when a counter is judged. */
 			json_t *all = r->obs.n_life_counters ?
-				      probe_life__counters(r->rw[i].life) : NULL;
+				      probe_lifecycle__counters(r->rw[i].life) : NULL;
 
-			probe_life__count_alive(r->rw[i].life, r->obs.life_kinds,
+			probe_lifecycle__count_alive(r->rw[i].life, r->obs.life_kinds,
 						r->obs.n_life_kinds, s->live);
 			for (size_t k = 0; k < r->obs.n_life_counters; k++)
 				s->counters[k] = json_integer_value(json_object_get(
@@ -619,7 +610,7 @@ void run_probes_drain(struct run *r)
 {
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
 		probe_heap__drain(r->rw[i].heap);
-		probe_life__drain(r->rw[i].life);
+		probe_lifecycle__drain(r->rw[i].life);
 	}
 }
 
@@ -643,7 +634,7 @@ void run_probes_destroy(struct run *r)
 	for (size_t i = 0; r->rw && i < r->sc->n_wl; i++) {
 		probe_heap__destroy(r->rw[i].heap);
 		probe_fds__destroy(r->rw[i].fds);
-		probe_life__destroy(r->rw[i].life);
+		probe_lifecycle__destroy(r->rw[i].life);
 		r->rw[i].heap = NULL;
 		r->rw[i].fds = NULL;
 		r->rw[i].life = NULL;

@@ -35,7 +35,6 @@ int sc_valid_name(const char *s);
 
 /* One parser per section, for scenario.c's key table. */
 int sc_parse_workloads(struct sc_ctx *ctx, json_t *val, void *target);
-int sc_parse_fault_cpus(struct sc_ctx *ctx, json_t *val, void *target);
 int sc_parse_invariants(struct sc_ctx *ctx, json_t *val, void *target);
 int sc_default_invariants(struct sc_ctx *ctx, struct scenario *sc);
 int sc_parse_topology(struct sc_ctx *ctx, json_t *val, void *target);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault_sched.h"
+#include "fault_family.h"
 #include "sc_priv.h"
 #include "scenario.h"
 #include "util.h"
@@ -22,36 +24,6 @@ static const struct sc_key sched_keys[] = {
 	{"cycle", SC_INT, 0, SD(cycle), 0, 1e9, .def = "0", .doc = "the fault cycle; 0: none"},
 	{NULL},
 };
-
-/* The actions each fault type's mechanism carries out. */
-static const struct {
-	int type;
-	const char *actions[4];
-} allowed[] = {
-	{SC_F_LINK_FLAP, {"link_down", "link_up", "cycle_end"}},
-	{SC_F_RANDOM, {"link_down", "link_up", "cycle_end"}},
-	{SC_F_LINK_DOWN, {"link_down", "link_up"}},
-	{SC_F_LINK_UP, {"link_down", "link_up"}},
-	{SC_F_PAUSE, {"pause", "resume"}},
-	{SC_F_RESUME, {"pause", "resume"}},
-	{SC_F_PAUSE_FLAP, {"pause", "resume"}},
-	{SC_F_KILL, {"kill"}},
-	{SC_F_PACKET, {"packet_on", "packet_off"}},
-	{SC_F_SYSCALL_ERROR, {"syscall_error_on", "syscall_error_off"}},
-	{SC_F_RATE, {"rate_on", "rate_off"}},
-	{SC_F_DELAY, {"delay_on", "delay_off"}},
-	{SC_F_CPU_HOG, {"cpu_hog_on", "cpu_hog_off"}},
-};
-
-bool scenario_sched_allows(int fault_type, const char *action)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(allowed); i++)
-		for (size_t k = 0; allowed[i].type == fault_type && k < 4 &&
-		     allowed[i].actions[k]; k++)
-			if (!strcmp(allowed[i].actions[k], action))
-				return true;
-	return false;
-}
 
 /* With a schedule, its cycle_end entries make the cycles. */
 bool scenario_sched_cyclic(const struct scenario *sc)
@@ -73,7 +45,8 @@ static int cmp_at(const void *a, const void *b)
 
 static int check_entry(struct sc_ctx *ctx, const struct scenario *sc, const struct sc_sched *e)
 {
-	const struct sc_fault *f;
+	struct fault_action a;
+	int err;
 
 	if ((size_t)e->fault >= sc->n_faults) {
 		jpath_push_key(&ctx->path, "fault");
@@ -82,15 +55,15 @@ static int check_entry(struct sc_ctx *ctx, const struct scenario *sc, const stru
 		jpath_pop(&ctx->path);
 		return -EINVAL;
 	}
-	f = &sc->faults[e->fault];
-	if (!scenario_sched_allows(f->type, e->action)) {
+	err = fault_sched_lookup(sc, (size_t)e->fault, e->action, &a);
+	if (err == -ENOENT) {
 		jpath_push_key(&ctx->path, "action");
 		sc_error(ctx, false, "'%s' is not an action of faults[%lld] (a %s)", e->action,
-			 e->fault, scenario_fault_name(f->type));
+			 e->fault, sc->faults[e->fault]->type->name);
 		jpath_pop(&ctx->path);
 		return -EINVAL;
 	}
-	return 0;
+	return err;
 }
 
 int sc_parse_schedule(struct sc_ctx *ctx, json_t *val, void *target)

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "inv.h"
 #include "sc_priv.h"
 #include "scenario.h"
 #include "secfault.h"
@@ -20,7 +19,21 @@ static const char *const expect_names[] = {"PASS", "FAIL", "INCONCLUSIVE", NULL}
  * (sc_workloads.c, sc_topology.c, sc_faults.c, sc_invariants.c). */
 #define SC(f) offsetof(struct scenario, f)
 
+/* "$schema" is how editors attach a JSON Schema to a file: a string, and
+ * nothing faultd acts on. */
+static int parse_schema_ref(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	(void)target;
+	if (json_is_string(val))
+		return 0;
+	sc_error(ctx, false, "expected a string (a JSON Schema's URI), got %s",
+		 sc_json_type_name(val));
+	return -EINVAL;
+}
+
 static const struct sc_key scenario_keys[] = {
+	{"$schema", SC_CUSTOM, 0, 0, .parse = parse_schema_ref,
+	 .doc = "the file's JSON Schema, for editors; ignored"},
 	{"version", SC_INT, 0, SC(version), 1, 1, .def = "1", .doc = "format version"},
 	{"name", SC_STR, SC_REQ, SC(name), .doc = "scenario name"},
 	{"description", SC_STR, 0, SC(description), .doc = "free text"},
