@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "fault.h"
+#include "fault_sched.h"
 #include "fault_family.h"
 #include "replay.h"
 #include "scenario.h"
@@ -167,7 +168,7 @@ json_t *replay_schedule(const struct replay_src *src)
 	json_t *out = NULL;
 	bool *used = NULL;
 
-	if (fault_plan(sc, seed, (uint64_t)(sc->duration_s * 1000.0), &plan, &n_plan))
+	if (fault_sched_timeline(sc, seed, (uint64_t)(sc->duration_s * 1000.0), &plan, &n_plan))
 		goto out;
 	used = calloc(n_plan + 1, sizeof(*used));
 	rows = calloc(n_plan + 1, sizeof(*rows));

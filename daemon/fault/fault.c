@@ -7,7 +7,6 @@
 
 #include "fault.h"
 #include "fault_family.h"
-#include "fault_sched.h"
 #include "util.h"
 
 /* splitmix64: small, good enough for jitter, and the same everywhere. */
@@ -92,8 +91,6 @@ int fault_plan(const struct scenario *sc, uint64_t seed, uint64_t horizon_ms,
 	struct fault_plan p = {.horizon_ms = horizon_ms, .rand = seed};
 	int err = 0;
 
-	if (sc->has_schedule)	/* an explicit schedule (fault_sched.c) is played as written */
-		return fault_sched_plan(sc, horizon_ms, out, n);
 	for (size_t i = 0; !err && i < sc->n_faults; i++) {
 		const struct fault_family *fam = sc->faults[i]->type->family;
 

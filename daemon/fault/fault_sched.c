@@ -61,3 +61,10 @@ int fault_sched_plan(const struct scenario *sc, uint64_t horizon_ms,
 	*n = k;
 	return 0;
 }
+
+int fault_sched_timeline(const struct scenario *sc, uint64_t seed, uint64_t horizon_ms,
+			 struct fault_action **out, size_t *n)
+{
+	return sc->has_schedule ? fault_sched_plan(sc, horizon_ms, out, n)
+				: fault_plan(sc, seed, horizon_ms, out, n);
+}

@@ -8,8 +8,12 @@
 
 #include "fault.h"
 
-/* The schedule's actions before @horizon_ms, in its order. 0 or -errno;
- * *out is freed by the caller. */
+/* The run's timeline: the scenario's "schedule" as written when it has
+ * one, else fault_plan() from the faults and the seed. 0 or -errno; *out
+ * is freed by the caller. */
+int fault_sched_timeline(const struct scenario *sc, uint64_t seed, uint64_t horizon_ms,
+			 struct fault_action **out, size_t *n);
+/* The schedule's actions before @horizon_ms, in its order. */
 int fault_sched_plan(const struct scenario *sc, uint64_t horizon_ms,
 		     struct fault_action **out, size_t *n);
 /* Fault @fault's action named @action ("link_down", "cycle_end", ...) as
