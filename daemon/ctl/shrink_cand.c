@@ -302,9 +302,15 @@ static json_t *find_entry(json_t *entries, const char *suffix)
 	return NULL;
 }
 
-/* Outages and pauses of @fault half as long (their cycle end keeps its
- * settle time after the up). */
-bool shrink_p_shorter_outage(json_t *cand, json_int_t fault)
+/* One step on a unit's span, from its opening entry @a to its closing
+ * one @b (NULL: held to the end), @len long. */
+typedef void (*span_step)(json_t *ents, json_t *a, json_t *b, json_int_t len, json_int_t fault);
+
+/* @step on every unit of @fault that opens with @open (or @open2) and
+ * closes with @close (or @close2; without one, at @end unless that is
+ * negative), and whose span is worth halving. */
+static bool each_span(json_t *cand, json_int_t fault, const char *open, const char *open2,
+		      const char *close, const char *close2, json_int_t end, span_step step)
 {
 	json_t *u;
 	size_t i;
@@ -312,75 +318,71 @@ bool shrink_p_shorter_outage(json_t *cand, json_int_t fault)
 
 	json_array_foreach(json_object_get(cand, "units"), i, u) {
 		json_t *ents = json_object_get(u, "entries");
-		json_t *a = find_entry(ents, "link_down") ?: find_entry(ents, "pause");
-		json_t *b = find_entry(ents, "link_up") ?: find_entry(ents, "resume");
+		json_t *a = find_entry(ents, open) ?: open2 ? find_entry(ents, open2) : NULL;
+		json_t *b = find_entry(ents, close) ?: close2 ? find_entry(ents, close2) : NULL;
 		json_int_t len;
 
-		if (jint(u, "fault") != fault || !a || !b)
+		if (jint(u, "fault") != fault || !a || (!b && end < 0))
 			continue;
-		len = jint(b, "at_ms") - jint(a, "at_ms");
+		len = (b ? jint(b, "at_ms") : end) - jint(a, "at_ms");
 		if (len / 2 < MIN_SPAN_MS)
 			continue;
-		shift_after(ents, jstr(b, "action"), len - len / 2);
+		step(ents, a, b, len, fault);
 		changed = true;
 	}
 	return changed;
 }
 
-/* Windows of @fault: end half-way (one held to the end gets an end). */
+/* The up (or resume) earlier; a cycle end keeps its settle time after it. */
+static void step_outage(json_t *ents, json_t *a, json_t *b, json_int_t len, json_int_t fault)
+{
+	(void)a;
+	(void)fault;
+	shift_after(ents, jstr(b, "action"), len - len / 2);
+}
+
+/* The off half-way; a window held to the end gets one. */
+static void step_window(json_t *ents, json_t *on, json_t *off, json_int_t len, json_int_t fault)
+{
+	char name[40];
+
+	if (off) {
+		json_object_set_new(off, "at_ms", json_integer(jint(on, "at_ms") + len / 2));
+		return;
+	}
+	snprintf(name, sizeof(name), "%.*s_off", (int)(strlen(jstr(on, "action")) - 3),
+		 jstr(on, "action"));
+	json_array_append_new(ents, json_pack("{sIsIsssI}", "at_ms", jint(on, "at_ms") + len / 2,
+					      "fault", fault, "action", name, "seq",
+					      jint(on, "seq")));
+}
+
+/* The on half-way. */
+static void step_later(json_t *ents, json_t *on, json_t *off, json_int_t len, json_int_t fault)
+{
+	(void)ents;
+	(void)off;
+	(void)fault;
+	json_object_set_new(on, "at_ms", json_integer(jint(on, "at_ms") + len / 2));
+}
+
+/* Outages and pauses of @fault half as long. */
+bool shrink_p_shorter_outage(json_t *cand, json_int_t fault)
+{
+	return each_span(cand, fault, "link_down", "pause", "link_up", "resume", -1, step_outage);
+}
+
+/* Windows of @fault end half-way. */
 bool shrink_p_shorter_window(json_t *cand, json_int_t fault)
 {
-	json_t *u;
-	size_t i;
-	bool changed = false;
-	json_int_t end = shrink_cand_last_at(cand) + jint(cand, "tail_ms");
-
-	json_array_foreach(json_object_get(cand, "units"), i, u) {
-		json_t *ents = json_object_get(u, "entries");
-		json_t *on = find_entry(ents, "_on"), *off = find_entry(ents, "_off");
-		json_int_t stop = off ? jint(off, "at_ms") : end, len;
-		char name[40];
-
-		if (jint(u, "fault") != fault || !on)
-			continue;
-		len = stop - jint(on, "at_ms");
-		if (len / 2 < MIN_SPAN_MS)
-			continue;
-		if (off) {
-			json_object_set_new(off, "at_ms", json_integer(jint(on, "at_ms") + len / 2));
-		} else {
-			snprintf(name, sizeof(name), "%.*s_off",
-				 (int)(strlen(jstr(on, "action")) - 3), jstr(on, "action"));
-			json_array_append_new(ents, json_pack("{sIsIsssI}", "at_ms",
-				jint(on, "at_ms") + len / 2, "fault", fault, "action", name,
-				"seq", jint(on, "seq")));
-		}
-		changed = true;
-	}
-	return changed;
+	return each_span(cand, fault, "_on", NULL, "_off", NULL,
+			 shrink_cand_last_at(cand) + jint(cand, "tail_ms"), step_window);
 }
 
 /* Windows of @fault start half-way through. */
 bool shrink_p_later_start(json_t *cand, json_int_t fault)
 {
-	json_t *u;
-	size_t i;
-	bool changed = false;
-
-	json_array_foreach(json_object_get(cand, "units"), i, u) {
-		json_t *ents = json_object_get(u, "entries");
-		json_t *on = find_entry(ents, "_on"), *off = find_entry(ents, "_off");
-		json_int_t len;
-
-		if (jint(u, "fault") != fault || !on || !off)
-			continue;
-		len = jint(off, "at_ms") - jint(on, "at_ms");
-		if (len / 2 < MIN_SPAN_MS)
-			continue;
-		json_object_set_new(on, "at_ms", json_integer(jint(on, "at_ms") + len / 2));
-		changed = true;
-	}
-	return changed;
+	return each_span(cand, fault, "_on", NULL, "_off", NULL, -1, step_later);
 }
 
 /* Rates of @fault: halved (a bandwidth limit doubled). */
