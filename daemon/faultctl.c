@@ -18,6 +18,7 @@
 #include "inv.h"
 #include "log.h"
 #include "paths.h"
+#include "replay.h"
 #include "report.h"
 #include "run.h"
 #include "soak.h"
@@ -950,6 +951,35 @@ static int cmd_soak(struct cli *cli, int argc, char **argv)
 	return code;
 }
 
+/* replay and shrink (ctl/replay.c, ctl/shrink.c) run scenarios as soak does. */
+static volatile int *runner_begin(void *arg, bool local)
+{
+	struct cli *cli = arg;
+
+	cli->local = local;
+	cli->quiet = true;
+	if (local) {
+		local_begin(cli);
+		return &cli->soak_stop;
+	}
+	signal(SIGINT, soak_on_sigint);
+	signal(SIGTERM, soak_on_sigint);
+	return &soak_stop_flag;
+}
+
+static void runner_end(void *arg)
+{
+	local_end(arg);
+}
+
+static int cmd_replay_shrink(struct cli *cli, int argc, char **argv)
+{
+	const struct ctl_runner rn = {.run_one = soak_one, .begin = runner_begin,
+				      .end = runner_end, .arg = cli, .runs_dir = cli->runs_dir};
+
+	return !strcmp(argv[0], "replay") ? replay_main(argc, argv, &rn) : shrink_main(argc, argv, &rn);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -958,6 +988,9 @@ static void usage(FILE *f)
 		"  run [--local] [--expect] [--json PATH] [--junit PATH] [--html PATH]\n"
 		"      [--sarif PATH] FILE|DIR...\n"
 		"  soak --duration D [--local] [--junit PATH] [--keep N] FILE|DIR...\n"
+		"  replay REPORT [--runs N] [--local]   run a report's fault timeline again\n"
+		"  shrink REPORT|FILE [--budget 30m] [--runs N] [--local]\n"
+		"                              the smallest fault schedule that still FAILs\n"
 		"  validate FILE...            check scenario files\n"
 		"  list                        runs the daemon knows of\n"
 		"  status [RUN]                the daemon's or a run's state\n"
@@ -998,7 +1031,7 @@ int main(int argc, char **argv)
 		{"run", cmd_run}, {"validate", cmd_validate}, {"list", cmd_list},
 		{"status", cmd_status}, {"stop", cmd_stop}, {"report", cmd_report},
 		{"cleanup", cmd_cleanup}, {"version", cmd_version}, {"soak", cmd_soak},
-		{"check", cmd_check},
+		{"check", cmd_check}, {"replay", cmd_replay_shrink}, {"shrink", cmd_replay_shrink},
 	};
 	struct cli cli = {.sock = CTL_DEFAULT_SOCK};
 	int opt, lvl, code;

@@ -144,6 +144,7 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 	struct run *r = arg;
 	struct timeval tv;
 	char path[PATH_MAX + 32];
+	double left;
 	int err;
 
 	(void)fd;
@@ -207,13 +208,21 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 		run_error(r, "out of memory");
 		goto err_stop;
 	}
+	/* libevent counts a timeout from the time it cached when the loop last
+	 * woke, before the workloads were started (forks, probes attached by
+	 * pid: hundreds of ms, more on a busy host). The run ends duration_s
+	 * after t0, so count from now, less what has passed since t0; the
+	 * fault and cycle timers count from now too. */
+	event_base_update_cache_time(r->base);
 	err = run_faults_start(r);
 	if (err) {
 		run_error(r, "cannot plan the faults: %s", strerror(-err));
 		goto err_stop;
 	}
-	tv.tv_sec = (time_t)r->sc->duration_s;
-	tv.tv_usec = (suseconds_t)((r->sc->duration_s - (double)tv.tv_sec) * 1e6);
+	left = r->sc->duration_s - (double)run_ms(r) / 1000.0;
+	left = left > 0 ? left : 0;
+	tv.tv_sec = (time_t)left;
+	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
 	evtimer_add(r->duration_ev, &tv);
 	/* Flaps make the cycles when there are any; otherwise the clock does. */
 	if (!r->cyclic) {

@@ -10,6 +10,7 @@
 
 #include "caps.h"
 #include "fault.h"
+#include "fault_sched.h"
 #include "fault_family.h"
 #include "log.h"
 #include "probe_proc.h"
@@ -151,8 +152,8 @@ int run_faults_start(struct run *r)
 	int err;
 
 	r->cyclic = scenario_has_cyclic_fault(r->sc);
-	err = fault_plan(r->sc, (uint64_t)r->seed, (uint64_t)(r->sc->duration_s * 1000.0),
-			 &r->plan, &r->n_plan);
+	err = fault_sched_timeline(r->sc, (uint64_t)r->seed,
+				   (uint64_t)(r->sc->duration_s * 1000.0), &r->plan, &r->n_plan);
 	if (err)
 		return err;
 	r->fault_ev = evtimer_new(r->base, on_fault_timer, r);

@@ -14,6 +14,8 @@
 
 bool scenario_has_cyclic_fault(const struct scenario *sc)
 {
+	if (sc->has_schedule)	/* sc_schedule.c: its cycle_end entries */
+		return scenario_sched_cyclic(sc);
 	for (size_t i = 0; i < sc->n_faults; i++)
 		if (sc->faults[i]->type->cyclic)
 			return true;

@@ -40,5 +40,7 @@ int sc_default_invariants(struct sc_ctx *ctx, struct scenario *sc);
 int sc_parse_topology(struct sc_ctx *ctx, json_t *val, void *target);
 int sc_parse_suppressions(struct sc_ctx *ctx, json_t *val, void *target);	/* sc_suppress.c */
 int sc_parse_faults(struct sc_ctx *ctx, json_t *val, void *target);
+int sc_parse_schedule(struct sc_ctx *ctx, json_t *val, void *target);
+bool scenario_sched_cyclic(const struct scenario *sc);
 
 #endif

@@ -49,6 +49,7 @@ static const struct sc_key scenario_keys[] = {
 	{"topology", SC_CUSTOM, 0, 0, .parse = sc_parse_topology},
 	{"workloads", SC_CUSTOM, SC_REQ, 0, .parse = sc_parse_workloads},
 	{"faults", SC_CUSTOM, 0, 0, .parse = sc_parse_faults},	/* after what they name */
+	{"schedule", SC_CUSTOM, 0, 0, .parse = sc_parse_schedule},	/* after the faults */
 	{"invariants", SC_CUSTOM, 0, 0, .parse = sc_parse_invariants},
 	{NULL},
 };

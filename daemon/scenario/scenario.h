@@ -138,6 +138,16 @@ struct sc_fault {
 	int direction;			/* link windows: enum sc_direction, at the a end */
 };
 
+/* One action of an explicit fault schedule (the top-level "schedule"): the
+ * planner plays these, as written, instead of planning the faults' own
+ * timing. faultctl replay and shrink write them (docs/replay.md). */
+struct sc_sched {
+	long long at_ms;		/* from the run's start */
+	long long fault;		/* index into faults: what the action acts on */
+	const char *action;		/* a timeline action name: "link_down", ... */
+	long long cycle;		/* the fault cycle it belongs to; 0: none */
+};
+
 struct scenario {
 	char *path;			/* as given; used in every error */
 	char *text;			/* the file's bytes */
@@ -165,6 +175,9 @@ struct scenario {
 	size_t n_routes;
 	struct sc_fault **faults;	/* each its type's struct */
 	size_t n_faults;
+	struct sc_sched *schedule;	/* sorted by at_ms, file order kept on ties */
+	size_t n_schedule;
+	bool has_schedule;		/* "schedule" given, even empty: nothing else fires */
 
 	struct sc_workload *wl;
 	size_t n_wl;
