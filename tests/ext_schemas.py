@@ -1,5 +1,12 @@
-"""Published schemas faultd's output is checked against, which are other
-projects' files and so are not in this repository:
+"""Schemas faultd's output is checked against.
+
+faultd's own, in this repository:
+
+- tests/schemas/junit-faultd.xsd: the JUnit dialect faultd writes (report
+  and soak), our description of it; xsd_valid() always checks against it.
+
+Published ones, which are other projects' files and so are not in this
+repository:
 
 - sarif-schema-2.1.0.json: the SARIF 2.1.0 JSON Schema. `make test` installs
   it (scripts/ext-schemas.sh) into build/npm/ from the npm package
@@ -15,12 +22,13 @@ projects' files and so are not in this repository:
   jenkinsci/xunit-plugin (MIT, Copyright (c) 2014 Gregory Boissinot),
   src/main/resources/org/jenkinsci/plugins/xunit/types/model/xsd/junit-10.xsd
   (copy of commit 8c515de2804b3fd591a3b0f1ff8908a1b1a41887). No npm or Debian
-  package ships it, so it is not installed.
+  package ships it, so it is optional: when found, xsd_valid() checks
+  against it too, after junit-faultd.xsd.
 
 They are looked for, in order, in $FAULTD_EXT_SCHEMAS, build/npm/ (the npm
 package), tests/ext-schemas/, a shared/schemas/ folder beside the repository,
-and /work/shared/schemas/. A missing one fails the test that needs it, saying
-where to put it."""
+and /work/shared/schemas/. A missing SARIF schema fails the test that needs
+it, saying where to put it."""
 import os
 import pathlib
 import subprocess
@@ -37,24 +45,46 @@ NPM = REPO / "build" / "npm" / "node_modules"
 FROM_NPM = {
     "sarif-schema-2.1.0.json": NPM / "@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json",
 }
+# faultd's own description of its JUnit, always checked.
+JUNIT_XSD = REPO / "tests" / "schemas" / "junit-faultd.xsd"
 
 
-def ext_schema(name):
+def ext_schema_paths(name):
+    """Where @name is looked for, in order."""
     env = os.environ.get("FAULTD_EXT_SCHEMAS")
-    paths = list(dict.fromkeys(str(p) for p in (
+    return list(dict.fromkeys(pathlib.Path(p) for p in (
         env and pathlib.Path(env) / name, FROM_NPM.get(name),
         REPO / "tests" / "ext-schemas" / name, REPO.parent / "shared" / "schemas" / name,
         pathlib.Path("/work/shared/schemas") / name) if p))
-    for p in paths:
-        if pathlib.Path(p).is_file():
-            return pathlib.Path(p)
+
+
+def find_ext_schema(name):
+    """The first copy of @name found, or None."""
+    return next((p for p in ext_schema_paths(name) if p.is_file()), None)
+
+
+def ext_schema(name):
+    """@name's path; a missing one fails the test, saying where to put it."""
+    found = find_ext_schema(name)
     how = " or run `make ext-schemas`" if name in FROM_NPM else ""
-    raise AssertionError(f"{name} not found at {paths}: copy it from "
-                         f"{SOURCES[name]} to one of them{how}")
+    if not found:
+        raise AssertionError(f"{name} not found at {[str(p) for p in ext_schema_paths(name)]}: "
+                             f"copy it from {SOURCES[name]} to one of them{how}")
+    return found
 
 
-def xsd_valid(xml_path, xsd="junit-10.xsd"):
-    """xmllint (libxml2-utils) validates @xml_path against @xsd."""
-    res = subprocess.run(["xmllint", "--noout", "--schema", str(ext_schema(xsd)),
-                          str(xml_path)], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, f"{xml_path} is not valid against {xsd}:\n{res.stderr}"
+def xsd_errors(xml_path, xsd):
+    """xmllint's complaints about @xml_path against the XSD @xsd, or None
+    if it is valid."""
+    res = subprocess.run(["xmllint", "--noout", "--schema", str(xsd), str(xml_path)],
+                         capture_output=True, text=True, timeout=60)
+    return None if res.returncode == 0 else res.stderr or f"xmllint exited {res.returncode}"
+
+
+def xsd_valid(xml_path):
+    """@xml_path is valid JUnit: against faultd's junit-faultd.xsd, and also
+    against Jenkins' junit-10.xsd when a copy is found (never instead)."""
+    for xsd in (JUNIT_XSD, find_ext_schema("junit-10.xsd")):
+        if xsd:
+            err = xsd_errors(xml_path, xsd)
+            assert err is None, f"{xml_path} is not valid against {xsd}:\n{err}"

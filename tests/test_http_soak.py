@@ -187,7 +187,7 @@ def test_soak_aggregates_calls_out_flaky_and_bounds_the_disk(tmp_path, runs_dir)
     assert all(r["duration_s"] > 0 for r in agg["runs"])
     # Disk: only the last two run directories are whole; the rest are lines.
     assert len([p for p in runs_dir.iterdir() if p.is_dir()]) <= 2
-    # JUnit as Surefire writes reruns, valid against the XSD Jenkins uses:
+    # JUnit as Surefire writes reruns, valid against our XSD (and Jenkins' when found):
     # a flaky scenario passes with one <flakyFailure> per missed run; one
     # that never met its expectation fails, its later misses <rerunFailure>.
     xsd_valid(junit)

@@ -59,7 +59,8 @@ void report_text(FILE *f, const json_t *report);
 /* One line: "PASS  exec-demo  r3f9a1c  12.0s  no_crash: ..." */
 void report_text_line(FILE *f, const json_t *report);
 
-/* JUnit XML of one or more run reports, valid against Jenkins' junit-10.xsd:
+/* JUnit XML of one or more run reports, valid against tests/schemas/
+ * junit-faultd.xsd and Jenkins' junit-10.xsd:
  * one <testsuite> per run (time, timestamp, hostname), one <testcase> per
  * invariant with the run's duration as its time and its own <system-out>
  * naming the report (FAIL -> <failure>, INCONCLUSIVE -> <skipped>,
