@@ -57,7 +57,8 @@ static int outage(struct plan *p, uint64_t t, uint64_t down, uint64_t settle, in
 bool fault_act_is_off(int act)
 {
 	return act == FA_PACKET_OFF || act == FA_SYSERR_OFF || act == FA_RATE_OFF ||
-	       act == FA_DELAY_OFF || act == FA_HOG_OFF;
+	       act == FA_DELAY_OFF || act == FA_HOG_OFF || act == FA_TCP_RESET_OFF ||
+	       act == FA_HALF_OPEN_OFF;
 }
 
 /* A window: on at at_ms, off after for_ms (0: held to the end). */
@@ -160,6 +161,12 @@ int fault_plan(const struct scenario *sc, uint64_t seed, uint64_t horizon_ms,
 		case SC_F_DELAY:
 			err = window(&p, f, FA_DELAY_ON, f->link_idx, (int)i);
 			break;
+		case SC_F_TCP_RESET:
+			err = window(&p, f, FA_TCP_RESET_ON, f->link_idx, (int)i);
+			break;
+		case SC_F_HALF_OPEN:
+			err = window(&p, f, FA_HALF_OPEN_ON, f->link_idx, (int)i);
+			break;
 		}
 	}
 	if (err) {
@@ -184,6 +191,8 @@ const char *fault_act_name(int act)
 		[FA_RATE_ON] = "rate_on", [FA_RATE_OFF] = "rate_off",
 		[FA_DELAY_ON] = "delay_on", [FA_DELAY_OFF] = "delay_off",
 		[FA_HOG_ON] = "cpu_hog_on", [FA_HOG_OFF] = "cpu_hog_off",
+		[FA_TCP_RESET_ON] = "tcp_reset_on", [FA_TCP_RESET_OFF] = "tcp_reset_off",
+		[FA_HALF_OPEN_ON] = "half_open_on", [FA_HALF_OPEN_OFF] = "half_open_off",
 	};
 
 	return act >= 0 && act < FA_COUNT ? names[act] : "?";

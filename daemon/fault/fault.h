@@ -25,6 +25,10 @@ enum fault_act {
 	FA_DELAY_OFF,
 	FA_HOG_ON,		/* busy processes start on the fault's CPUs */
 	FA_HOG_OFF,
+	FA_TCP_RESET_ON,	/* a link's TCP connections get resets */
+	FA_TCP_RESET_OFF,
+	FA_HALF_OPEN_ON,	/* a link's TCP segments vanish one way */
+	FA_HALF_OPEN_OFF,
 	FA_COUNT
 };
 

@@ -3,6 +3,7 @@
  * netdelay_nfq.c). */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -177,16 +178,68 @@ err_log:
 	return err;
 }
 
-int netdelay__set(struct netdelay *d, unsigned delay_ms, unsigned jitter_ms)
+/* The inverse of the standard normal CDF at @p in (0, 1), by bisection on
+ * erfc: a table is made once, so speed does not matter. */
+static double nd_normal_quantile(double p)
 {
-	if (!d || delay_ms > NETDELAY_MAX_MS || jitter_ms > NETDELAY_MAX_MS) {
+	double lo = -10.0, hi = 10.0;
+
+	for (int i = 0; i < 100; i++) {
+		double mid = (lo + hi) / 2;
+
+		if (0.5 * erfc(-mid / sqrt(2.0)) < p)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return (lo + hi) / 2;
+}
+
+/* One jitter is NETDELAY_DIST_SCALE; 4 jitters fit a short. */
+static short nd_dist_entry(double x)
+{
+	double v = x * NETDELAY_DIST_SCALE;
+
+	if (v > 4.0 * NETDELAY_DIST_SCALE - 1)
+		v = 4.0 * NETDELAY_DIST_SCALE - 1;
+	if (v < -4.0 * NETDELAY_DIST_SCALE)
+		v = -4.0 * NETDELAY_DIST_SCALE;
+	return (short)lround(v);
+}
+
+/* Tables as netem's: the quantiles of the distribution at
+ * (i + 0.5) / NETDELAY_DIST_SIZE, scaled to mean 0 and standard deviation
+ * 1. Pareto: alpha 3, x_m 1 (mean 1.5, standard deviation sqrt(3)/2), a
+ * tail toward long delays. */
+const short *netdelay_dist_table(enum netdelay_dist dist)
+{
+	static short normal[NETDELAY_DIST_SIZE], pareto[NETDELAY_DIST_SIZE];
+	static bool made;
+
+	if (!made) {
+		for (size_t i = 0; i < NETDELAY_DIST_SIZE; i++) {
+			double p = (i + 0.5) / NETDELAY_DIST_SIZE;
+
+			normal[i] = nd_dist_entry(nd_normal_quantile(p));
+			pareto[i] = nd_dist_entry((pow(1.0 - p, -1.0 / 3.0) - 1.5) / (sqrt(3.0) / 2));
+		}
+		made = true;
+	}
+	return dist == NETDELAY_NORMAL ? normal : dist == NETDELAY_PARETO ? pareto : NULL;
+}
+
+int netdelay__set(struct netdelay *d, const struct netdelay_conf *c)
+{
+	if (!d || !c || c->delay_ms > NETDELAY_MAX_MS || c->jitter_ms > NETDELAY_MAX_MS ||
+	    c->reorder_pct < 0 || c->reorder_pct > 100 || c->dist > NETDELAY_PARETO) {
 		log_warn("%s: delay %u ms jitter %u ms: out of range (max %u ms)", __func__,
-			 delay_ms, jitter_ms, NETDELAY_MAX_MS);
+			 c ? c->delay_ms : 0, c ? c->jitter_ms : 0, NETDELAY_MAX_MS);
 		return -EINVAL;
 	}
+	d->conf = *c;
 	if (d->via == ND_VIA_NETEM)
-		return nd_netem_set(d, delay_ms, jitter_ms);
-	nd_nfq_set(d, delay_ms, jitter_ms);
+		return nd_netem_set(d, c);
+	nd_nfq_set(d, c);
 	return 0;
 }
 
@@ -221,6 +274,11 @@ void netdelay__stats(const struct netdelay *d, unsigned long long *queued,
 unsigned long long netdelay__overflows(const struct netdelay *d)
 {
 	return d ? d->overflows : 0;
+}
+
+unsigned long long netdelay__reordered(const struct netdelay *d)
+{
+	return d ? d->reordered : 0;
 }
 
 void netdelay__close(struct netdelay *d)

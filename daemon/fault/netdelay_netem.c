@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,32 +45,54 @@ static int nd_nl_errno(int nlerr)
 /* A root netem qdisc for @ifindex that delays by @delay_ms ± @jitter_ms.
  * Its limit is NETDELAY_QUEUE_MAX packets, as the NFQUEUE loop's. NULL on
  * ENOMEM. */
-static struct rtnl_qdisc *nd_netem_qdisc(int ifindex, unsigned delay_ms, unsigned jitter_ms)
+/* A root netem qdisc for @ifindex that delays as @c says (NULL: not at
+ * all). Its limit is NETDELAY_QUEUE_MAX packets, as the NFQUEUE loop's.
+ * NULL on ENOMEM. */
+static struct rtnl_qdisc *nd_netem_qdisc(int ifindex, const struct netdelay_conf *c)
 {
+	static const struct netdelay_conf none;
 	struct rtnl_qdisc *q = rtnl_qdisc_alloc();
+	const short *table;
 
 	if (!q)
 		return NULL;
+	if (!c)
+		c = &none;
 	rtnl_tc_set_ifindex(TC_CAST(q), ifindex);
 	rtnl_tc_set_parent(TC_CAST(q), TC_H_ROOT);
 	rtnl_tc_set_handle(TC_CAST(q), ND_NETEM_HANDLE);
-	if (rtnl_tc_set_kind(TC_CAST(q), "netem") < 0) {
-		rtnl_qdisc_put(q);
-		return NULL;
-	}
+	if (rtnl_tc_set_kind(TC_CAST(q), "netem") < 0)
+		goto err;
 	rtnl_netem_set_limit(q, (int)NETDELAY_QUEUE_MAX);
 	/* libnl takes microseconds; NETDELAY_MAX_MS of them fit an int. */
-	rtnl_netem_set_delay(q, (int)(delay_ms * 1000u));
-	rtnl_netem_set_jitter(q, (int)(jitter_ms * 1000u));
+	rtnl_netem_set_delay(q, (int)(c->delay_ms * 1000u));
+	rtnl_netem_set_jitter(q, (int)(c->jitter_ms * 1000u));
+	/* The same table the NFQUEUE loop draws from. A table stays in the
+	 * kernel until another replaces it; with uniform, jitter 0 or no
+	 * delay none is read. */
+	table = netdelay_dist_table(c->dist);
+	if (table && rtnl_netem_set_delay_distribution_data(q, (const int16_t *)table,
+							    NETDELAY_DIST_SIZE) < 0)
+		goto err;
+	if (c->reorder_pct > 0) {
+		/* netem's probabilities are fractions of 2^32, which libnl
+		 * passes through as they are. */
+		rtnl_netem_set_gap(q, (int)(c->reorder_gap > 1 ? c->reorder_gap : 1));
+		rtnl_netem_set_reorder_probability(q,
+			(int)(uint32_t)(c->reorder_pct / 100.0 * UINT32_MAX));
+	}
 	return q;
+err:
+	rtnl_qdisc_put(q);
+	return NULL;
 }
 
 /* Make (or change in place) our netem on @ifindex. 0 or -errno; libnl's
  * words for a failure in @why, if given. */
-static int nd_netem_put(struct nl_sock *sk, int ifindex, unsigned delay_ms, unsigned jitter_ms,
+static int nd_netem_put(struct nl_sock *sk, int ifindex, const struct netdelay_conf *c,
 			char *why, size_t len)
 {
-	struct rtnl_qdisc *q = nd_netem_qdisc(ifindex, delay_ms, jitter_ms);
+	struct rtnl_qdisc *q = nd_netem_qdisc(ifindex, c);
 	int err;
 
 	if (!q)
@@ -103,7 +126,7 @@ static void nd_netem_probe_child(struct nd_probe_result *r, void *arg)
 		snprintf(r->why, sizeof(r->why), "no rtnetlink socket in a new namespace");
 		goto out;
 	}
-	r->err = nd_netem_put(sk, ifindex, 0, 0, why, sizeof(why));
+	r->err = nd_netem_put(sk, ifindex, NULL, why, sizeof(why));
 	if (r->err == -ENOENT)
 		snprintf(r->why, sizeof(r->why), "the kernel has no qdisc kind netem (module "
 			 "sch_netem, CONFIG_NET_SCH_NETEM)");
@@ -185,7 +208,7 @@ int nd_netem_open(struct netdelay *d, const struct netdelay_where *w, unsigned d
 	}
 	d->nm_ifindex = rtnl_link_get_ifindex(link);
 	rtnl_link_put(link);
-	err = nd_netem_put(d->sk, d->nm_ifindex, 0, 0, why, sizeof(why));
+	err = nd_netem_put(d->sk, d->nm_ifindex, NULL, why, sizeof(why));
 	if (err) {
 		log_warn("%s: netem on %s: %s", __func__, ifname, why);
 		goto out;
@@ -196,17 +219,19 @@ out:
 	return err;
 }
 
-int nd_netem_set(struct netdelay *d, unsigned delay_ms, unsigned jitter_ms)
+int nd_netem_set(struct netdelay *d, const struct netdelay_conf *c)
 {
+	static const char *const dists[] = {"uniform", "normal", "pareto"};
 	char why[ND_WHY_MAX / 2] = "";
-	int err = nd_netem_put(d->sk, d->nm_ifindex, delay_ms, jitter_ms, why, sizeof(why));
+	int err = nd_netem_put(d->sk, d->nm_ifindex, c, why, sizeof(why));
 
 	if (err)
-		log_warn("%s: %s: delay %u ms, jitter %u ms: %s", __func__, d->nm_ifname, delay_ms,
-			 jitter_ms, why);
+		log_warn("%s: %s: delay %u ms, jitter %u ms %s: %s", __func__, d->nm_ifname,
+			 c->delay_ms, c->jitter_ms, dists[c->dist], why);
 	else
-		log_info("%s: %s netem: delay %u ms, jitter %u ms", __func__, d->nm_ifname,
-			 delay_ms, jitter_ms);
+		log_info("%s: %s netem: delay %u ms, jitter %u ms %s, reorder %.1f%% gap %u",
+			 __func__, d->nm_ifname, c->delay_ms, c->jitter_ms, dists[c->dist],
+			 c->reorder_pct, c->reorder_gap);
 	return err;
 }
 

@@ -263,15 +263,41 @@ static uint64_t nd_splitmix64(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
-/* delay ± jitter, uniform in ns, floored at 0. */
+/* delay ± jitter, uniform in ns, or delay + jitter * an entry of the
+ * distribution's table (as netem's tabledist), floored at 0. */
 static uint64_t nd_draw(struct netdelay *d)
 {
+	const short *table = netdelay_dist_table(d->conf.dist);
 	uint64_t z;
+	int64_t v;
 
 	if (!d->jitter_ns)
 		return d->delay_ns;
-	z = nd_splitmix64(&d->rng) % (2 * d->jitter_ns + 1);
-	return d->delay_ns + z > d->jitter_ns ? d->delay_ns + z - d->jitter_ns : 0;
+	z = nd_splitmix64(&d->rng);
+	if (!table) {
+		z %= 2 * d->jitter_ns + 1;
+		return d->delay_ns + z > d->jitter_ns ? d->delay_ns + z - d->jitter_ns : 0;
+	}
+	v = (int64_t)d->delay_ns +
+	    (int64_t)d->jitter_ns * table[z % NETDELAY_DIST_SIZE] / NETDELAY_DIST_SCALE;
+	return v > 0 ? (uint64_t)v : 0;
+}
+
+/* netem's reordering: unless every reorder_gap-th packet, or if the draw
+ * says no, a packet is delayed; else it goes at once, ahead of those held. */
+static bool nd_reorder(struct netdelay *d)
+{
+	unsigned gap = d->conf.reorder_gap;
+
+	if (!d->reorder_ppm)
+		return false;
+	if ((gap > 1 && d->reorder_count < gap - 1) ||
+	    nd_splitmix64(&d->rng) % 1000000u >= d->reorder_ppm) {
+		d->reorder_count++;
+		return false;
+	}
+	d->reorder_count = 0;
+	return true;
 }
 
 static bool nd_before(const struct nd_pkt *a, const struct nd_pkt *b)
@@ -382,6 +408,11 @@ static int nd_on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nf
 	}
 	if (d->n >= NETDELAY_QUEUE_MAX) {
 		d->overflows++;
+		nd_accept(d, p.id);
+		return 0;
+	}
+	if (nd_reorder(d)) {
+		d->reordered++;
 		nd_accept(d, p.id);
 		return 0;
 	}
@@ -564,14 +595,18 @@ out:
 
 /* NFQUEUE: later packets get the new draw; held ones past what it allows
  * are redrawn under it. */
-void nd_nfq_set(struct netdelay *d, unsigned delay_ms, unsigned jitter_ms)
+void nd_nfq_set(struct netdelay *d, const struct netdelay_conf *c)
 {
+	static const char *const dists[] = {"uniform", "normal", "pareto"};
 	uint64_t most;
 	bool redrawn = false;
 
-	d->delay_ns = delay_ms * 1000000ull;
-	d->jitter_ns = jitter_ms * 1000000ull;
-	most = d->delay_ns + d->jitter_ns;
+	d->delay_ns = c->delay_ms * 1000000ull;
+	d->jitter_ns = c->jitter_ms * 1000000ull;
+	d->reorder_ppm = (uint32_t)(c->reorder_pct * 10000.0);
+	d->reorder_count = 0;
+	/* The tables stop at 4 jitters. */
+	most = d->delay_ns + d->jitter_ns * (c->dist == NETDELAY_UNIFORM ? 1 : 4);
 	for (size_t i = 0; i < d->n; i++) {
 		if (d->heap[i].due > d->heap[i].enq + most) {
 			d->heap[i].due = d->heap[i].enq + nd_draw(d);
@@ -584,8 +619,9 @@ void nd_nfq_set(struct netdelay *d, unsigned delay_ms, unsigned jitter_ms)
 		nd_release_due(d, util_now_ns());
 		nd_arm(d);
 	}
-	log_info("%s: %s queue %u: delay %u ms, jitter %u ms", __func__, d->ifname, d->queue_num,
-		 delay_ms, jitter_ms);
+	log_info("%s: %s queue %u: delay %u ms, jitter %u ms %s, reorder %.1f%% gap %u",
+		 __func__, d->ifname, d->queue_num, c->delay_ms, c->jitter_ms, dists[c->dist],
+		 c->reorder_pct, c->reorder_gap);
 }
 
 void nd_nfq_close(struct netdelay *d)

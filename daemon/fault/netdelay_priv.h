@@ -56,12 +56,15 @@ struct netdelay {
 	unsigned queue_num;
 	char ifname[IFNAMSIZ];
 	uint64_t delay_ns, jitter_ns;
+	struct netdelay_conf conf;	/* as last set */
+	uint32_t reorder_ppm;		/* NFQUEUE: reorder_pct in parts per million */
+	unsigned reorder_count;		/* packets delayed since the last sent at once */
 	uint64_t rng;			/* splitmix64 state */
 	uint64_t seq;
 	struct nd_pkt *heap;		/* min-heap on (due, seq), NETDELAY_QUEUE_MAX slots */
 	size_t n;
 	char *buf;			/* ND_MSG_MAX bytes for recv */
-	unsigned long long queued, released, dropped, overflows;
+	unsigned long long queued, released, dropped, overflows, reordered;
 	bool enobufs_logged, recv_err_logged, verdict_err_logged;
 };
 
@@ -98,7 +101,7 @@ struct nd_netem_stats {
 int nd_netem_available(void);
 bool nd_netem_fits(const struct netdelay_where *w, unsigned dir, char *why, size_t len);
 int nd_netem_open(struct netdelay *d, const struct netdelay_where *w, unsigned dir);
-int nd_netem_set(struct netdelay *d, unsigned delay_ms, unsigned jitter_ms);
+int nd_netem_set(struct netdelay *d, const struct netdelay_conf *c);
 int nd_netem_stats(const struct netdelay *d, struct nd_netem_stats *st);
 void nd_netem_close(struct netdelay *d);
 
@@ -106,7 +109,7 @@ void nd_netem_close(struct netdelay *d);
 extern char nd_ipt[];
 int nd_nfq_available(void);
 int nd_nfq_start(struct netdelay *d, const char *netns_path);
-void nd_nfq_set(struct netdelay *d, unsigned delay_ms, unsigned jitter_ms);
+void nd_nfq_set(struct netdelay *d, const struct netdelay_conf *c);
 void nd_nfq_close(struct netdelay *d);
 
 #endif

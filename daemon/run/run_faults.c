@@ -180,6 +180,10 @@ static const struct act_row {
 	[FA_DELAY_OFF] = {AT_LINK, act_link_window},
 	[FA_HOG_ON] = {AT_CPUS, act_hog},
 	[FA_HOG_OFF] = {AT_CPUS, act_hog},
+	[FA_TCP_RESET_ON] = {AT_LINK, act_link_window},
+	[FA_TCP_RESET_OFF] = {AT_LINK, act_link_window},
+	[FA_HALF_OPEN_ON] = {AT_LINK, act_link_window},
+	[FA_HALF_OPEN_OFF] = {AT_LINK, act_link_window},
 };
 
 static const char *act_target_name(const struct run *r, const struct fault_action *a,

@@ -102,6 +102,7 @@ struct run {
 	struct netfault **netfaults;	/* [link * 2 + dir], where packet faults are */
 	struct netrate **netrates;	/* [link * 2 + dir], where rate limits are */
 	struct netdelay **netdelays;	/* [link * 2 + dir], where delays are */
+	struct run_link_window *link_windows;	/* [fault]: what each link fault's window did */
 	struct cpuhog **hogs;		/* [fault], busy processes of cpu_hog faults */
 	struct event *snapshot_ev;	/* maps of new processes, once mapped */
 };

@@ -63,12 +63,37 @@ static const struct sc_key pause_flap_keys[] = {
 };
 
 static const char *const directions[] = {"both", "ingress", "egress", NULL};
+static const char *const distributions[] = {"uniform", "normal", "pareto", NULL};
 #define F_WINDOW \
 	{"at_ms", SC_INT, 0, FT(at_ms), 0, MS_MAX, .def = "0", .doc = "window start"}, \
 	{"for_ms", SC_INT, 0, FT(for_ms), 0, MS_MAX, .def = "0", .doc = "window length; 0: to the end"}
 #define F_DIR \
 	{"direction", SC_ENUM, 0, FT(direction), .choices = directions, .def = "\"both\"", \
 	 .doc = "at the link's a end: egress leaves a, ingress arrives at a"}
+
+/* Gilbert-Elliott burst loss, netem's "loss gemodel p r 1-h 1-k". */
+static const struct sc_key burst_keys[] = {
+	{"p_pct", SC_NUM, SC_REQ, FT(burst_p_pct), 0, 100, .doc = "good to bad, per packet"},
+	{"r_pct", SC_NUM, SC_REQ, FT(burst_r_pct), 0.001, 100,
+	 .doc = "bad to good, per packet: bursts last 100/r_pct packets on average"},
+	{"bad_loss_pct", SC_NUM, 0, FT(burst_bad_pct), 0, 100, .def = "100",
+	 .doc = "loss in the bad state (1-h)"},
+	{"good_loss_pct", SC_NUM, 0, FT(burst_good_pct), 0, 100, .def = "0",
+	 .doc = "loss in the good state (1-k)"},
+	{NULL},
+};
+
+static int parse_burst_loss(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct sc_fault *f = target;
+
+	if (!json_is_object(val)) {
+		sc_error(ctx, false, "expected an object, got %s", sc_json_type_name(val));
+		return -EINVAL;
+	}
+	f->burst = true;
+	return sc_parse_object(ctx, val, burst_keys, target);
+}
 
 static const struct sc_key packet_keys[] = {
 	F_TYPE, F_LINK, F_WINDOW, F_DIR,
@@ -78,6 +103,8 @@ static const struct sc_key packet_keys[] = {
 	{"duplicate_pct", SC_NUM, 0, FT(duplicate_pct), 0, 100, .def = "0",
 	 .doc = "packets sent twice"},
 	{"blackhole", SC_BOOL, 0, FT(blackhole), .def = "false", .doc = "drop everything"},
+	{"burst_loss", SC_CUSTOM, 0, 0, .parse = parse_burst_loss,
+	 .doc = "Gilbert-Elliott loss: {p_pct, r_pct, bad_loss_pct, good_loss_pct}"},
 	{NULL},
 };
 
@@ -94,7 +121,28 @@ static const struct sc_key delay_keys[] = {
 	F_TYPE, F_LINK, F_WINDOW, F_DIR,
 	{"delay_ms", SC_INT, SC_REQ, FT(delay_ms), 0, 60000, .doc = "added latency"},
 	{"jitter_ms", SC_INT, 0, FT(delay_jitter_ms), 0, 60000, .def = "0",
-	 .doc = "each packet's delay varies uniformly by up to this"},
+	 .doc = "each packet's delay varies by this: the half-width (uniform), or the "
+		 "standard deviation (normal, pareto)"},
+	{"distribution", SC_ENUM, 0, FT(distribution), .choices = distributions,
+	 .def = "\"uniform\"", .doc = "how the delay varies, as netem's tables"},
+	{"reorder_pct", SC_NUM, 0, FT(reorder_pct), 0, 100, .def = "0",
+	 .doc = "packets sent at once, ahead of delayed ones"},
+	{"reorder_gap", SC_INT, 0, FT(reorder_gap), 1, 1000000, .def = "1",
+	 .doc = "with reorder_pct: only every gap-th packet may go ahead"},
+	{NULL},
+};
+
+/* TCP faults on a link. */
+static const struct sc_key tcp_reset_keys[] = {
+	F_TYPE, F_LINK, F_WINDOW, F_DIR,
+	{"every_ms", SC_INT, 0, FT(every_ms), 0, MS_MAX, .def = "0",
+	 .doc = "reset each connection again this long after; 0: once per window"},
+	{NULL},
+};
+static const struct sc_key half_open_keys[] = {
+	F_TYPE, F_LINK, F_WINDOW,
+	{"direction", SC_ENUM, SC_REQ, FT(direction), .choices = directions,
+	 .doc = "the direction whose TCP segments vanish: \"ingress\" or \"egress\" at a"},
 	{NULL},
 };
 
@@ -141,6 +189,7 @@ static const struct {
 	{"syscall_error", SC_F_SYSCALL_ERROR, syserr_keys}, {"rate", SC_F_RATE, rate_keys},
 	{"delay", SC_F_DELAY, delay_keys}, {"cpu_hog", SC_F_CPU_HOG, cpu_hog_keys},
 	{"pause_flap", SC_F_PAUSE_FLAP, pause_flap_keys},
+	{"tcp_reset", SC_F_TCP_RESET, tcp_reset_keys}, {"half_open", SC_F_HALF_OPEN, half_open_keys},
 };
 
 const char *scenario_fault_name(int type)
@@ -190,6 +239,8 @@ static void fault_span(const struct sc_fault *f, long long *from, long long *to)
 	case SC_F_PACKET:
 	case SC_F_RATE:
 	case SC_F_DELAY:
+	case SC_F_TCP_RESET:
+	case SC_F_HALF_OPEN:
 	case SC_F_SYSCALL_ERROR:
 		*from = f->at_ms;
 		*to = f->for_ms ? f->at_ms + f->for_ms : -1;
@@ -202,7 +253,8 @@ static void fault_span(const struct sc_fault *f, long long *from, long long *to)
 
 static bool is_window(const struct sc_fault *f)
 {
-	return f->type == SC_F_PACKET || f->type == SC_F_RATE || f->type == SC_F_DELAY;
+	return f->type == SC_F_PACKET || f->type == SC_F_RATE || f->type == SC_F_DELAY ||
+	       f->type == SC_F_TCP_RESET || f->type == SC_F_HALF_OPEN;
 }
 
 /* What a fault's type asks of its link, and of the machine. */
@@ -223,6 +275,20 @@ static int check_fault_kind(struct sc_ctx *ctx, struct scenario *sc, struct sc_f
 		jpath_push_key(&ctx->path, "jitter_ms");
 		sc_error(ctx, false, "%lld is larger than delay_ms (%lld)", f->delay_jitter_ms,
 			 f->delay_ms);
+		jpath_pop(&ctx->path);
+		err = -EINVAL;
+	}
+	if (f->type == SC_F_HALF_OPEN && f->direction == SC_DIR_BOTH) {
+		jpath_push_key(&ctx->path, "direction");
+		sc_error(ctx, false, "half_open takes one direction, \"ingress\" or \"egress\" "
+			 "(both ways is a TCP blackhole: use a packet fault's blackhole)");
+		jpath_pop(&ctx->path);
+		err = -EINVAL;
+	}
+	if (f->type == SC_F_DELAY && f->reorder_pct > 0 && !f->delay_ms) {
+		jpath_push_key(&ctx->path, "reorder_pct");
+		sc_error(ctx, false, "reordering sends some packets ahead of delayed ones: it "
+			 "needs delay_ms above 0");
 		jpath_pop(&ctx->path);
 		err = -EINVAL;
 	}

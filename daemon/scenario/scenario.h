@@ -118,9 +118,13 @@ enum sc_fault_type {
 	SC_F_LINK_FLAP, SC_F_LINK_DOWN, SC_F_LINK_UP, SC_F_RANDOM,
 	SC_F_PAUSE, SC_F_RESUME, SC_F_KILL, SC_F_PACKET, SC_F_SYSCALL_ERROR,
 	SC_F_RATE, SC_F_DELAY, SC_F_CPU_HOG, SC_F_PAUSE_FLAP,
+	SC_F_TCP_RESET, SC_F_HALF_OPEN,
 };
 
 enum sc_direction { SC_DIR_BOTH, SC_DIR_INGRESS, SC_DIR_EGRESS };
+
+/* How a delay varies around delay_ms, by jitter_ms (netem's tables). */
+enum sc_distribution { SC_DIST_UNIFORM, SC_DIST_NORMAL, SC_DIST_PARETO };
 
 struct sc_fault {
 	int type;			/* enum sc_fault_type */
@@ -156,6 +160,12 @@ struct sc_fault {
 	long long every_ms;		/* kill: repeat this often; 0: once */
 	long long count;		/* kill with every_ms, pause_flap: 0 to the end */
 	long long pause_ms, run_ms;	/* pause_flap */
+	bool burst;			/* packet: burst_loss given */
+	double burst_p_pct, burst_r_pct;	/* Gilbert-Elliott: good->bad, bad->good */
+	double burst_bad_pct, burst_good_pct;	/* loss in the bad and good states */
+	int distribution;		/* delay: enum sc_distribution */
+	double reorder_pct;		/* delay: sent at once instead of delayed */
+	long long reorder_gap;		/* delay: only every gap-th packet may be */
 };
 
 struct scenario {
