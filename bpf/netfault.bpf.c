@@ -183,22 +183,83 @@ static __always_inline bool duplicate(struct __sk_buff *skb, bool ingress)
 	return err == 0;
 }
 
-/* The segment at @off becomes a RST (with ACK) at its own sequence number:
- * in order, that is what the receiver expects next, so it resets the
- * connection; its payload, if any, is ignored. The checksum follows the
- * flags (with CHECKSUM_PARTIAL the kernel's helper leaves it to the device). */
-static __always_inline bool make_reset(struct __sk_buff *skb, __u32 off)
+/* Write a flow's addresses and ports into the packet, @swap: reversed. */
+static __always_inline int put_flow(struct __sk_buff *skb, __u32 off,
+				    const struct netfault_flow *fl, bool v6, bool swap)
 {
-	__u16 word, new;
-	__u8 *b = (__u8 *)&new;
+	const __u8 *src = swap ? fl->daddr : fl->saddr, *dst = swap ? fl->saddr : fl->daddr;
+	__u16 sport = swap ? fl->dport : fl->sport, dport = swap ? fl->sport : fl->dport;
+	int err;
 
-	if (bpf_skb_load_bytes(skb, off + 12, &word, 2))
+	if (v6)
+		err = bpf_skb_store_bytes(skb, ETH_HLEN + 8, src, 16, 0) ||
+		      bpf_skb_store_bytes(skb, ETH_HLEN + 24, dst, 16, 0);
+	else
+		err = bpf_skb_store_bytes(skb, ETH_HLEN + 12, src, 4, 0) ||
+		      bpf_skb_store_bytes(skb, ETH_HLEN + 16, dst, 4, 0);
+	return err || bpf_skb_store_bytes(skb, off, &sport, 2, 0) ||
+	       bpf_skb_store_bytes(skb, off + 2, &dport, 2, 0);
+}
+
+/* Change the 16-bit word at @at (or the 32-bit one, @size 4) and the TCP
+ * checksum at @off + 16 with it. Swapping addresses or ports leaves the
+ * checksums as they are. (With CHECKSUM_PARTIAL the helper leaves the sum
+ * to the device.) */
+static __always_inline int put_tcp(struct __sk_buff *skb, __u32 off, __u32 at, __u32 from,
+				   __u32 to, __u32 size)
+{
+	if (bpf_l4_csum_replace(skb, off + 16, from, to, size))
+		return -1;
+	return size == 4 ? bpf_skb_store_bytes(skb, at, &to, 4, 0)
+			 : bpf_skb_store_bytes(skb, at, &to, 2, 0);
+}
+
+/* Reset both ends of the segment's connection, with sequence numbers
+ * they accept:
+ * - to its sender, a RST at the sequence number the segment acknowledged
+ *   (exactly what the sender expects next): a clone of the segment with
+ *   the MACs, addresses and ports swapped, sent back the way it came (into
+ *   the stack at egress, out of the device at ingress), marked so this
+ *   hook lets it pass;
+ * - to its receiver, the segment itself as a RST|ACK if it carries data:
+ *   in order it is at the sequence number the receiver expects and resets
+ *   it; out of order (a retransmission) the receiver answers with a
+ *   challenge ACK, which the sender, reset already, answers with a RST the
+ *   receiver accepts. A segment without data (an ACK, a window probe, which
+ *   may sit below the window) goes on as it is: the receiver's next
+ *   segment meets the reset sender, whose stack answers with that RST. */
+static __always_inline bool make_reset(struct __sk_buff *skb, __u32 off,
+				       const struct netfault_flow *fl, bool v6, bool ingress)
+{
+	__u8 macs[12], swapped[12];
+	__u32 seq, ack, mark = skb->mark;
+	__u16 word, back, fwd;
+	__u8 doff, *b;
+	long err;
+
+	if (bpf_skb_load_bytes(skb, 0, macs, 12) || bpf_skb_load_bytes(skb, off + 4, &seq, 4) ||
+	    bpf_skb_load_bytes(skb, off + 8, &ack, 4) ||
+	    bpf_skb_load_bytes(skb, off + 12, &word, 2))
 		return false;
-	new = word;
-	b[1] = TCP_RST | TCP_ACK;
-	if (bpf_l4_csum_replace(skb, off + 16, word, new, sizeof(new)))
+	back = fwd = word;
+	b = (__u8 *)&back;
+	b[1] = TCP_RST;
+	b = (__u8 *)&fwd;
+	doff = (b[0] >> 4) * 4;
+	if (skb->len > off + doff)
+		b[1] = TCP_RST | TCP_ACK;
+	__builtin_memcpy(swapped, macs + 6, 6);
+	__builtin_memcpy(swapped + 6, macs, 6);
+	if (bpf_skb_store_bytes(skb, 0, swapped, 12, 0) || put_flow(skb, off, fl, v6, true) ||
+	    put_tcp(skb, off, off + 4, seq, ack, 4) || put_tcp(skb, off, off + 12, word, back, 2))
 		return false;
-	return bpf_skb_store_bytes(skb, off + 12, &new, 2, 0) == 0;
+	skb->mark = NETFAULT_DUP_MARK;
+	err = bpf_clone_redirect(skb, skb->ifindex, ingress ? 0 : BPF_F_INGRESS);
+	skb->mark = mark;
+	if (bpf_skb_store_bytes(skb, 0, macs, 12, 0) || put_flow(skb, off, fl, v6, false) ||
+	    put_tcp(skb, off, off + 4, ack, seq, 4) || put_tcp(skb, off, off + 12, back, fwd, 2))
+		return false;
+	return err == 0;
 }
 
 /* tcp_reset: a flow's first segment in a generation (other than a SYN: a
@@ -227,7 +288,7 @@ static __always_inline bool want_reset(const struct netfault_conf *c, struct net
 
 /* TCP faults: true if the segment is to be dropped (half_open). */
 static __always_inline bool tcp_fault(struct __sk_buff *skb, const struct netfault_conf *c,
-				      struct netfault_stats *st)
+				      struct netfault_stats *st, bool ingress)
 {
 	struct netfault_flow fl = {};
 	__u32 off;
@@ -241,7 +302,8 @@ static __always_inline bool tcp_fault(struct __sk_buff *skb, const struct netfau
 	    bpf_skb_load_bytes(skb, off + 2, &fl.dport, 2) ||
 	    bpf_skb_load_bytes(skb, off + 13, &flags, 1))
 		return false;
-	if (want_reset(c, &fl, flags) && make_reset(skb, off))
+	if (want_reset(c, &fl, flags) &&
+	    make_reset(skb, off, &fl, skb->protocol == bpf_htons(ETH_P_IPV6), ingress))
 		st->reset++;
 	return false;
 }
@@ -261,7 +323,7 @@ static __always_inline int netfault(struct __sk_buff *skb, bool ingress)
 	}
 	if (c->blackhole || chance(c->drop_ppm))
 		goto drop;
-	if ((c->tcp_blackhole || c->tcp_reset_gen) && tcp_fault(skb, c, st))
+	if ((c->tcp_blackhole || c->tcp_reset_gen) && tcp_fault(skb, c, st, ingress))
 		goto drop;
 	if (chance(c->corrupt_ppm) && corrupt(skb))
 		st->corrupted++;
