@@ -337,40 +337,36 @@ static json_t *wcount_json(const struct wcount *c, bool nf, bool delay)
 	return o;
 }
 
-/* "windows": per link fault on link @l, what its mechanisms did while it
- * was on (one still on is counted to now). */
-static void windows_json(const struct run *r, size_t l, json_t *one)
+/* "windows": per link fault on link @l and direction @dir, what its
+ * mechanisms did while it was on (one still on is counted to now). */
+static void windows_json(const struct run *r, size_t l, int dir, json_t *d)
 {
+	size_t slot = l * 2 + (size_t)dir;
 	json_t *arr = json_array();
 
 	for (size_t i = 0; arr && r->link_windows && i < r->sc->n_faults; i++) {
 		const struct sc_fault *f = &r->sc->faults[i];
 		const struct run_link_window *w = &r->link_windows[i];
+		struct wcount sum = w->sum[dir], now;
 		json_t *o;
 
-		if (f->link_idx != (int)l || !is_link_window(f) || f->type == SC_F_RATE)
+		if (f->link_idx != (int)l || !is_link_window(f) || f->type == SC_F_RATE ||
+		    !covers(f, dir))
 			continue;
-		o = json_pack("{sisssIsI}", "fault", (int)i, "type", scenario_fault_name(f->type),
-			      "at_ms", (json_int_t)f->at_ms, "for_ms", (json_int_t)f->for_ms);
-		for (int dir = DIR_IN; o && dir <= DIR_OUT; dir++) {
-			size_t slot = l * 2 + (size_t)dir;
-			struct wcount sum = w->sum[dir], now;
-
-			if (!covers(f, dir))
-				continue;
-			if (w->open) {
-				window_now(r, slot, &now);
-				window_add(&sum, &w->at_on[dir], &now);
-			}
-			json_object_set_new(o, dir == DIR_IN ? "ingress" : "egress",
-					    wcount_json(&sum, r->netfaults[slot] != NULL,
-							r->netdelays[slot] != NULL));
+		if (w->open) {
+			window_now(r, slot, &now);
+			window_add(&sum, &w->at_on[dir], &now);
 		}
-		if (o)
+		o = wcount_json(&sum, r->netfaults[slot] != NULL, r->netdelays[slot] != NULL);
+		if (o && !json_object_update_new(o, json_pack("{sisssIsI}", "fault", (int)i,
+				"type", scenario_fault_name(f->type), "at_ms", (json_int_t)f->at_ms,
+				"for_ms", (json_int_t)f->for_ms)))
 			json_array_append_new(arr, o);
+		else
+			json_decref(o);
 	}
 	if (arr && json_array_size(arr))
-		json_object_set_new(one, "windows", arr);
+		json_object_set_new(d, "windows", arr);
 	else
 		json_decref(arr);
 }
@@ -416,12 +412,12 @@ json_t *run_links_stats(const struct run *r)
 					(json_int_t)netdelay__reordered(r->netdelays[slot])));
 			}
 			if (d && json_object_size(d))
+				windows_json(r, l, dir, d);
+			if (d && json_object_size(d))
 				json_object_set_new(one, name, d);
 			else
 				json_decref(d);
 		}
-		if (one)
-			windows_json(r, l, one);
 		if (one && json_object_size(one))
 			json_object_set_new(all, r->sc->links[l].name, one);
 		else
