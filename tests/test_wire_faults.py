@@ -107,23 +107,37 @@ def test_burst_loss_lengths_match_the_model(tmp_path, runs_dir):
     assert w["burst_dropped"] == w["dropped"] and w["bursts"] >= len(runs), w
 
 
-@pytest.mark.parametrize("dist,sd_lo,sd_hi", [("uniform", 4, 8), ("normal", 7.5, 12.5),
-                                              ("pareto", 7, 13)])
-def test_ping_rtt_follows_the_delay_distribution(tmp_path, runs_dir, dist, sd_lo, sd_hi):
+# The interquartile range of each distribution (jitter 10 ms): uniform
+# +-10 ms: 10 ms; normal: 1.349 sd = 13.5 ms; pareto (alpha 3, scaled to sd
+# 10 ms): 5.6 ms, its median 2.8 ms under the mean. Quartiles, not the
+# standard deviation: a verdict loop in faultd late by a few tens of ms
+# on a busy machine moves the standard deviation far more than them.
+@pytest.mark.parametrize("dist,iqr,median", [("uniform", 10, 50), ("normal", 13.5, 50),
+                                             ("pareto", 5.6, 47.2)])
+def test_ping_rtt_follows_the_delay_distribution(tmp_path, runs_dir, dist, iqr, median):
     """delay 50 ms, jitter 10 ms: the mean rtt rises by 50 ms (within 5), the
-    spread is the distribution's (uniform: 10/sqrt(3) = 5.8 ms; normal and
-    pareto: 10 ms), and pareto's tail is long (median below the mean)."""
+    quartiles are the distribution's (IQR within 3.5 ms, median within 2.5
+    ms), and pareto's tail is long (a 95th percentile past 60 ms, over 20 ms
+    above the median, where its lower quartile is within 6 ms of it)."""
     _, rep, out, _ = run(tmp_path, runs_dir, pair(
         [{"type": "delay", "link": "l0", "delay_ms": 50, "jitter_ms": 10,
           "distribution": dist, "direction": "egress"}],
         f"ping -n -c 300 -i 0.01 {SERVER}"))
-    rtts = [float(v) for v in re.findall(r"time=([\d.]+) ms", out)][1:]
+    rtts = sorted(float(v) for v in re.findall(r"time=([\d.]+) ms", out)[1:])
     assert len(rtts) >= 290, out[-300:]
-    mean, sd, med = statistics.mean(rtts), statistics.pstdev(rtts), statistics.median(rtts)
-    assert abs(mean - 50) <= 5, (mean, sd)
-    assert sd_lo <= sd <= sd_hi, (mean, sd)
+    # The tables stop at 4 jitters (90 ms): later replies are the verdict
+    # loop's own lateness on a busy machine, not the distribution. Few.
+    late = [r for r in rtts if r > 100]
+    assert len(late) <= 15, late
+    rtts = rtts[:len(rtts) - len(late)]
+    q1, med, q3 = statistics.quantiles(rtts, n=4)
+    p95 = rtts[len(rtts) * 95 // 100]
+    figures = dict(mean=statistics.mean(rtts), q1=q1, med=med, q3=q3, p95=p95, late=len(late))
+    assert abs(figures["mean"] - 50) <= 5, figures
+    assert abs((q3 - q1) - iqr) <= 3.5, figures
+    assert abs(med - median) <= 2.5, figures
     if dist == "pareto":
-        assert med < mean - 1 and max(rtts) > 80, (med, mean, max(rtts))
+        assert p95 > 60 and p95 - med > 20 > 6 > med - q1, figures
     w = window(rep)["egress"]
     assert w["delayed"] >= 300, w
 
