@@ -20,7 +20,7 @@ REPORT_SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
 SERVER = "198.18.0.2"
 
 
-def pair(faults, client_cmd, server_cmd=None, duration_s=15, seed=5):
+def pair(faults, client_cmd, server_cmd=None, duration_s=40, seed=5):
     wls = []
     if server_cmd:
         wls.append({"name": "server", "kind": "exec", "netns": "s", "cmd": server_cmd})
@@ -116,7 +116,7 @@ def test_burst_loss_lengths_match_the_model(tmp_path, runs_dir):
                                              ("pareto", 5.6, 47.2)])
 def test_ping_rtt_follows_the_delay_distribution(tmp_path, runs_dir, dist, iqr, median):
     """delay 50 ms, jitter 10 ms: the mean rtt rises by 50 ms (within 5), the
-    quartiles are the distribution's (IQR within 3.5 ms, median within 2.5
+    quartiles are the distribution's (IQR within 3.5 ms, median within 3
     ms), and pareto's tail is long (a 95th percentile past 60 ms, over 20 ms
     above the median, where its lower quartile is within 6 ms of it)."""
     _, rep, out, _ = run(tmp_path, runs_dir, pair(
@@ -135,7 +135,7 @@ def test_ping_rtt_follows_the_delay_distribution(tmp_path, runs_dir, dist, iqr, 
     figures = dict(mean=statistics.mean(rtts), q1=q1, med=med, q3=q3, p95=p95, late=len(late))
     assert abs(figures["mean"] - 50) <= 5, figures
     assert abs((q3 - q1) - iqr) <= 3.5, figures
-    assert abs(med - median) <= 2.5, figures
+    assert abs(med - median) <= 3, figures
     if dist == "pareto":
         assert p95 > 60 and p95 - med > 20 > 6 > med - q1, figures
     w = window(rep)["egress"]

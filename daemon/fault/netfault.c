@@ -351,7 +351,12 @@ err_log:
 int netfault__set_packet(struct netfault *nf, const struct netfault_conf *c)
 {
 	struct netfault_conf *k = &nf->conf;
+	__u32 key = 0, good = 0;
 
+	/* A burst model (re)starts in its good state. */
+	if (c->burst != k->burst &&
+	    bpf_map__update_elem(nf->skel->maps.ge_bad, &key, sizeof(key), &good, sizeof(good), 0))
+		return -errno;
 	k->drop_ppm = c->drop_ppm;
 	k->corrupt_ppm = c->corrupt_ppm;
 	k->duplicate_ppm = c->duplicate_ppm;

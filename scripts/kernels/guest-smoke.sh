@@ -168,8 +168,8 @@ EOF
 )
 smoke ping-delay-normal "$f" PASS
 d=$(run_dir ping-delay-normal)
-avg=$(sed -n 's|.* = [0-9.]*/\([0-9.]*\)/[0-9.]*/[0-9.]* ms|\1|p' "$d/pinger.stdout" 2>/dev/null)
-mdev=$(sed -n 's|.* = [0-9.]*/[0-9.]*/[0-9.]*/\([0-9.]*\) ms|\1|p' "$d/pinger.stdout" 2>/dev/null)
+avg=$(sed -n 's|.* = [0-9.]*/\([0-9.]*\)/[0-9.]*/[0-9.]* ms.*|\1|p' "$d/pinger.stdout" 2>/dev/null)
+mdev=$(sed -n 's|.* = [0-9.]*/[0-9.]*/[0-9.]*/\([0-9.]*\) ms.*|\1|p' "$d/pinger.stdout" 2>/dev/null)
 echo "MATRIX ping.delay50_normal10_avg_mdev=${avg:-none}/${mdev:-none} ms"
 case "${avg:-x}/${mdev:-x}" in
 4[5-9].*/[5-9].*|4[5-9].*/1[0-5].*|5[0-9].*/[5-9].*|5[0-9].*/1[0-5].*) ;;
@@ -179,15 +179,15 @@ esac
 mkdir -p "$T/www"
 truncate -s 500M "$T/www/big"
 f=$(scen tcp-reset <<EOF
-{"name": "tcp-reset", "seed": 7, "duration_s": 15,
+{"name": "tcp-reset", "seed": 7, "duration_s": 30,
  "topology": {"namespaces": ["c", "s"],
               "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
  "workloads": [{"name": "server", "kind": "exec", "netns": "s",
                 "cmd": ["/usr/bin/python3", "-m", "http.server", "8080", "--bind", "198.18.0.2",
                         "--directory", "$T/www"]},
                {"name": "client", "kind": "exec", "netns": "c",
-                "cmd": ["/bin/sh", "-c", "sleep 1; curl -sS --limit-rate 200k -o /dev/null http://198.18.0.2:8080/big; echo curl_exit \$?"]}],
- "faults": [{"type": "tcp_reset", "link": "l0", "at_ms": 3000}],
+                "cmd": ["/bin/sh", "-c", "sleep 1; curl -sS --retry 20 --retry-connrefused --retry-delay 1 --limit-rate 200k -o /dev/null http://198.18.0.2:8080/big; echo curl_exit \$?"]}],
+ "faults": [{"type": "tcp_reset", "link": "l0", "at_ms": 10000}],
  "invariants": [{"name": "no_crash"}]}
 EOF
 )
