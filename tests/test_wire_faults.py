@@ -183,7 +183,11 @@ def test_iperf3_tcp_throughput_under_rate(tmp_path, runs_dir):
 
 
 HTTP = ["/usr/bin/python3", "-m", "http.server", "8080", "--bind", SERVER, "--directory"]
-CURL = (f"sleep 0.5; curl -sS --limit-rate 200k -o /dev/null -w 'took %{{time_total}}\\n' "
+# Wait until the server answers (python's start is slow on a busy
+# machine), then the download the fault meets.
+WAIT_HTTP = (f"for i in $(seq 100); do curl -s -o /dev/null -r 0-0 http://{SERVER}:8080/big "
+             f"&& break; sleep 0.1; done; ")
+CURL = (WAIT_HTTP + f"curl -sS --limit-rate 2M -o /dev/null -w 'got %{{size_download}}\\n' "
         f"http://{SERVER}:8080/big; echo curl_exit $?")
 
 
@@ -197,12 +201,12 @@ def big_file(tmp_path):
 
 
 def test_tcp_reset_reaches_curl_and_the_server(tmp_path, runs_dir, big_file):
-    """tcp_reset at 2 s on an HTTP download: curl fails with "Connection
+    """tcp_reset at 4 s on an HTTP download: curl fails with "Connection
     reset by peer" (exit 56, once it has read what was buffered before the
     reset) and the server's send fails the same way."""
     _, rep, out, err = run(tmp_path, runs_dir, pair(
-        [{"type": "tcp_reset", "link": "l0", "at_ms": 2000}], CURL,
-        server_cmd=HTTP + [str(big_file)], duration_s=12))
+        [{"type": "tcp_reset", "link": "l0", "at_ms": 4000}], CURL,
+        server_cmd=HTTP + [str(big_file)], duration_s=40))
     assert "curl_exit 56" in out and "reset by peer" in err, (out, err)
     srv = (runs_dir / rep["run_id"] / "server.stderr").read_text()
     assert "ConnectionResetError" in srv, srv[-500:]
@@ -214,16 +218,16 @@ def test_tcp_reset_reaches_curl_and_the_server(tmp_path, runs_dir, big_file):
 
 
 def test_half_open_stalls_tcp_while_ping_flows(tmp_path, runs_dir, big_file):
-    """half_open on a's egress from 1 s: curl's ACKs vanish, the download
-    stalls until curl's own timeout (exit 28), while ping through the same
-    link gets every reply."""
-    client = (f"sleep 0.3; curl -sS -m 4 --limit-rate 500k -o /dev/null "
-              f"http://{SERVER}:8080/big; echo curl_exit $?; "
+    """half_open on a's egress from 4 s: curl's ACKs vanish, the download
+    under way stalls until curl's own timeout (exit 28), while ping through
+    the same link gets every reply."""
+    client = (WAIT_HTTP + f"curl -sS -m 7 --limit-rate 500k -o /dev/null "
+              f"-w 'got %{{size_download}}\\n' http://{SERVER}:8080/big; echo curl_exit $?; "
               f"ping -n -q -c 5 -i 0.2 {SERVER}")
     _, rep, out, err = run(tmp_path, runs_dir, pair(
-        [{"type": "half_open", "link": "l0", "at_ms": 1000, "direction": "egress"}], client,
-        server_cmd=HTTP + [str(big_file)], duration_s=10))
-    assert "curl_exit 28" in out, (out, err)
+        [{"type": "half_open", "link": "l0", "at_ms": 4000, "direction": "egress"}], client,
+        server_cmd=HTTP + [str(big_file)], duration_s=40))
+    assert "curl_exit 28" in out and int(re.search(r"got (\d+)", out)[1]) > 0, (out, err)
     sent, got, _ = ping_summary(out)
     assert got == sent == 5, out
     w = window(rep)["egress"]
