@@ -206,7 +206,7 @@ def test_tcp_reset_reaches_curl_and_the_server(tmp_path, runs_dir, big_file):
     reset) and the server's send fails the same way."""
     _, rep, out, err = run(tmp_path, runs_dir, pair(
         [{"type": "tcp_reset", "link": "l0", "at_ms": 4000}], CURL,
-        server_cmd=HTTP + [str(big_file)], duration_s=40))
+        server_cmd=HTTP + [str(big_file)], duration_s=15))
     assert "curl_exit 56" in out and "reset by peer" in err, (out, err)
     srv = (runs_dir / rep["run_id"] / "server.stderr").read_text()
     assert "ConnectionResetError" in srv, srv[-500:]
@@ -226,7 +226,7 @@ def test_half_open_stalls_tcp_while_ping_flows(tmp_path, runs_dir, big_file):
               f"ping -n -q -c 5 -i 0.2 {SERVER}")
     _, rep, out, err = run(tmp_path, runs_dir, pair(
         [{"type": "half_open", "link": "l0", "at_ms": 4000, "direction": "egress"}], client,
-        server_cmd=HTTP + [str(big_file)], duration_s=40))
+        server_cmd=HTTP + [str(big_file)], duration_s=15))
     assert "curl_exit 28" in out and int(re.search(r"got (\d+)", out)[1]) > 0, (out, err)
     sent, got, _ = ping_summary(out)
     assert got == sent == 5, out
