@@ -62,14 +62,18 @@ def window(rep, i=0):
             if [w for w in s.get("windows", []) if w["fault"] == i]}
 
 
-@pytest.mark.parametrize("direction", ["egress", "ingress"])
-def test_ping_loss_within_5_points_of_drop_pct(tmp_path, runs_dir, direction):
+@pytest.mark.parametrize("direction,mech", [("egress", "tcx"), ("ingress", "tcx"),
+                                            ("egress", "tc clsact")])
+def test_ping_loss_within_5_points_of_drop_pct(tmp_path, runs_dir, direction, mech):
     """ping counts every request as sent (the drop is past the sender, as on
-    a wire: no ENOBUFS) and loses drop_pct of them, in either direction."""
+    a wire: no ENOBUFS) and loses drop_pct of them, in either direction,
+    through tcx and through cls_bpf (FAULTD_NO_TCX=1: kernels before 6.6)."""
     _, rep, out, err = run(tmp_path, runs_dir, pair(
         [{"type": "packet", "link": "l0", "drop_pct": 30, "direction": direction,
           "at_ms": 1000}],
-        WARM + f"ping -n -q -c 1000 -i 0.005 {SERVER}"))
+        WARM + f"ping -n -q -c 1000 -i 0.005 {SERVER}"),
+        env={"FAULTD_NO_TCX": "1"} if mech == "tc clsact" else None)
+    assert rep["capabilities"]["packet"]["via"] == mech, rep["capabilities"]
     sent, got, _ = ping_summary(out)
     assert sent == 1000 and "No buffer space" not in err, (out, err)
     loss = 100.0 * (sent - got) / sent
