@@ -221,6 +221,20 @@ def test_tcp_reset_reaches_curl_and_the_server(tmp_path, runs_dir, big_file):
     assert on and "error" not in on[0], rep["faults"]
 
 
+def test_tcp_reset_every_ms_resets_new_connections_too(tmp_path, runs_dir, big_file):
+    """tcp_reset from 3 s with every_ms 2000, only a's egress triggering:
+    the download under way is reset, and so is the next one, opened inside
+    the window, 2 s after its SYN."""
+    dl = (f"curl -sS --limit-rate 2M -o /dev/null http://{SERVER}:8080/big; "
+          f"echo curl_exit $?; ")
+    _, rep, out, err = run(tmp_path, runs_dir, pair(
+        [{"type": "tcp_reset", "link": "l0", "at_ms": 3000, "every_ms": 2000,
+          "direction": "egress"}], WAIT_HTTP + dl + dl,
+        server_cmd=HTTP + [str(big_file)], duration_s=15))
+    assert out.count("curl_exit 56") == 2, (out, err)
+    assert window(rep)["egress"]["reset"] >= 2, window(rep)
+
+
 def test_half_open_stalls_tcp_while_ping_flows(tmp_path, runs_dir, big_file):
     """half_open on a's egress from 4 s: curl's ACKs vanish, the download
     under way stalls until curl's own timeout (exit 28), while ping through
