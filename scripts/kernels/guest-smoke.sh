@@ -188,7 +188,7 @@ f=$(scen tcp-reset <<EOF
                 "cmd": ["/usr/bin/python3", "-m", "http.server", "8080", "--bind", "198.18.0.2",
                         "--directory", "$T/www"]},
                {"name": "client", "kind": "exec", "netns": "c",
-                "cmd": ["/bin/sh", "-c", "sleep 1; curl -sS --retry 20 --retry-connrefused --retry-delay 1 --limit-rate 200k -o /dev/null http://198.18.0.2:8080/big; echo curl_exit \$?"]}],
+                "cmd": ["/bin/sh", "-c", "sleep 1; curl -sS --retry 20 --retry-connrefused --retry-delay 1 --limit-rate 2M -o /dev/null http://198.18.0.2:8080/big; echo curl_exit \$?"]}],
  "faults": [{"type": "tcp_reset", "link": "l0", "at_ms": 10000}],
  "invariants": [{"name": "no_crash"}]}
 EOF
