@@ -121,8 +121,8 @@ def test_burst_loss_lengths_match_the_model(tmp_path, runs_dir):
 def test_ping_rtt_follows_the_delay_distribution(tmp_path, runs_dir, dist, iqr, median):
     """delay 50 ms, jitter 10 ms: the mean rtt rises by 50 ms (within 5), the
     quartiles are the distribution's (IQR within 3.5 ms, median within 3
-    ms), and pareto's tail is long (a 95th percentile past 60 ms, over 20 ms
-    above the median, where its lower quartile is within 6 ms of it)."""
+    ms), and pareto's tail is long (its 95th percentile over 10 ms above the
+    median, its 5th percentile within 5 ms below it)."""
     _, rep, out, _ = run(tmp_path, runs_dir, pair(
         [{"type": "delay", "link": "l0", "delay_ms": 50, "jitter_ms": 10,
           "distribution": dist, "direction": "egress"}],
@@ -141,7 +141,10 @@ def test_ping_rtt_follows_the_delay_distribution(tmp_path, runs_dir, dist, iqr, 
     assert abs((q3 - q1) - iqr) <= 3.5, figures
     assert abs(med - median) <= 3, figures
     if dist == "pareto":
-        assert p95 > 60 and p95 - med > 20 > 6 > med - q1, figures
+        # Pareto's tail: p95 is 16.8 ms above the median, p5 2.8 ms below
+        # (normal: 16.4 ms both ways).
+        p5 = rtts[len(rtts) * 5 // 100]
+        assert p95 - med > 10 > 5 > med - p5, (figures, p5)
     w = window(rep)["egress"]
     assert w["delayed"] >= 300, w
 
