@@ -1,5 +1,6 @@
-/* The delay family: added latency, with uniform jitter, on one or both
- * directions of a link, in a window. The mechanism is netdelay.c: netem
+/* The delay family: added latency on one or both directions of a link, in
+ * a window, varied after a distribution (uniform, normal, pareto, as
+ * netem's tables) and with reordering. The mechanism is netdelay.c: netem
  * where the kernel has it, else NFQUEUE with a verdict loop. */
 #include <errno.h>
 #include <stdio.h>
@@ -11,14 +12,28 @@
 struct delay_fault {
 	struct sc_fault f;
 	long long delay_ms, jitter_ms;
+	int distribution;		/* enum netdelay_dist, in distributions[]' order */
+	double reorder_pct;		/* sent at once instead of delayed */
+	long long reorder_gap;		/* only every gap-th packet may be */
 };
+
+static const char *const distributions[] = {"uniform", "normal", "pareto", NULL};
+static const enum netdelay_dist dist_of[] = {NETDELAY_UNIFORM, NETDELAY_NORMAL,
+					     NETDELAY_PARETO};
 
 #define DL(field) offsetof(struct delay_fault, field)
 static const struct sc_key delay_keys[] = {
 	FAULT_KEY_TYPE, FAULT_KEY_LINK, FAULT_KEYS_WINDOW, FAULT_KEY_DIR,
 	{"delay_ms", SC_INT, SC_REQ, DL(delay_ms), 0, 60000, .doc = "added latency"},
 	{"jitter_ms", SC_INT, 0, DL(jitter_ms), 0, 60000, .def = "0",
-	 .doc = "each packet's delay varies uniformly by up to this"},
+	 .doc = "each packet's delay varies by this: the half-width (uniform), or the "
+		 "standard deviation (normal, pareto)"},
+	{"distribution", SC_ENUM, 0, DL(distribution), .choices = distributions,
+	 .def = "\"uniform\"", .doc = "how the delay varies, as netem's tables"},
+	{"reorder_pct", SC_NUM, 0, DL(reorder_pct), 0, 100, .def = "0",
+	 .doc = "packets sent at once, ahead of delayed ones"},
+	{"reorder_gap", SC_INT, 0, DL(reorder_gap), 1, 1000000, .def = "1",
+	 .doc = "with reorder_pct: only every gap-th packet may go ahead"},
 	{NULL},
 };
 
@@ -44,6 +59,12 @@ static int delay_check(const struct scenario *sc, struct sc_fault *f, struct fau
 		e->key = "jitter_ms";
 		snprintf(e->msg, sizeof(e->msg), "%lld is larger than delay_ms (%lld)",
 			 d->jitter_ms, d->delay_ms);
+		return -EINVAL;
+	}
+	if (d->reorder_pct > 0 && !d->delay_ms) {
+		e->key = "reorder_pct";
+		snprintf(e->msg, sizeof(e->msg), "reordering sends some packets ahead of "
+			 "delayed ones: it needs delay_ms above 0");
 		return -EINVAL;
 	}
 	return 0;
@@ -86,9 +107,23 @@ static int delay_open(struct fault_env *env, const struct sc_fault *f, int dir, 
 static int delay_set(const struct sc_fault *f, void *inst, bool on)
 {
 	const struct delay_fault *d = (const struct delay_fault *)f;
+	struct netdelay_conf c = {0};
 
-	return netdelay__set(inst, on ? (unsigned)d->delay_ms : 0,
-			     on ? (unsigned)d->jitter_ms : 0);
+	if (on)
+		c = (struct netdelay_conf){
+			.delay_ms = (unsigned)d->delay_ms,
+			.jitter_ms = (unsigned)d->jitter_ms,
+			.dist = dist_of[d->distribution],
+			.reorder_pct = d->reorder_pct,
+			.reorder_gap = (unsigned)d->reorder_gap,
+		};
+	return netdelay__set(inst, &c);
+}
+
+static void delay_count(void *inst, unsigned long long v[FC__MAX])
+{
+	netdelay__stats(inst, NULL, &v[FC_DELAYED], NULL);
+	v[FC_REORDERED] = netdelay__reordered(inst);
 }
 
 static void delay_close(void *inst)
@@ -97,7 +132,12 @@ static void delay_close(void *inst)
 }
 
 static const struct fault_window_ops delay_ops = {
-	CAPS_DELAY, delay_open, delay_set, delay_close,
+	.cap = CAPS_DELAY,
+	.open = delay_open,
+	.set = delay_set,
+	.close = delay_close,
+	.count = delay_count,
+	.counts = (1u << FC_DELAYED) | (1u << FC_REORDERED),
 };
 
 static int delay_plan(struct fault_plan *p, const struct sc_fault *f)
@@ -128,11 +168,13 @@ static void delay_stats(struct fault_env *env, struct fault_stats *out)
 			netdelay__stats(d, &q, &rel, &drop);
 			json_object_set_new(fault_stats_link(out, env->sc->links[l].name,
 							     fault_window_dir_name(dir)),
-					    "delay", json_pack("{sssIsIsIsI}",
+					    "delay", json_pack("{sssIsIsIsIsI}",
 					"via", netdelay__via(d), "queued", (json_int_t)q,
 					"released", (json_int_t)rel, "dropped", (json_int_t)drop,
-					"overflow", (json_int_t)netdelay__overflows(d)));
+					"overflow", (json_int_t)netdelay__overflows(d),
+					"reordered", (json_int_t)netdelay__reordered(d)));
 		}
+	fault_window_stats(env, &fault_delay, &delay_ops, out);
 }
 
 static void delay_detach(struct fault_env *env)

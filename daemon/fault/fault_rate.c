@@ -85,7 +85,10 @@ static void rate_close(void *inst)
 }
 
 static const struct fault_window_ops rate_ops = {
-	CAPS_RATE, rate_open, rate_set, rate_close,
+	.cap = CAPS_RATE,
+	.open = rate_open,
+	.set = rate_set,
+	.close = rate_close,
 };
 
 static int rate_plan(struct fault_plan *p, const struct sc_fault *f)

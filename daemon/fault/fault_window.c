@@ -44,8 +44,40 @@ static int not_applied(struct fault_env *env, const struct fault_window_ops *ops
 	return 0;
 }
 
-static int set_fault(const struct fault_window *w, const struct fault_window_ops *ops,
-		     const struct sc_fault *f, bool on)
+static void count_now(const struct fault_window *w, const struct fault_window_ops *ops,
+		      size_t slot, unsigned long long v[FC__MAX])
+{
+	memset(v, 0, FC__MAX * sizeof(*v));
+	if (ops->count && w->slot[slot])
+		ops->count(w->slot[slot], v);
+}
+
+/* Fault @i's window opens (its counters from now) or closes (what they
+ * moved added to its sum). */
+static void track(struct fault_window *w, const struct fault_window_ops *ops,
+		  const struct sc_fault *f, size_t i, bool on)
+{
+	struct fault_window_track *t = w->track ? &w->track[i] : NULL;
+
+	if (!t || t->open == on)
+		return;
+	for (int dir = FAULT_DIR_IN; dir <= FAULT_DIR_OUT; dir++) {
+		unsigned long long now[FC__MAX];
+
+		if (!fault_window_covers(f, dir))
+			continue;
+		count_now(w, ops, (size_t)f->link_idx * 2 + (size_t)dir, now);
+		for (int c = 0; c < FC__MAX; c++)
+			if (on)
+				t->at_on[dir][c] = now[c];
+			else
+				t->sum[dir][c] += now[c] - t->at_on[dir][c];
+	}
+	t->open = on;
+}
+
+static int set_fault(struct fault_window *w, const struct fault_window_ops *ops,
+		     const struct sc_fault *f, size_t i, bool on)
 {
 	int err = 0;
 
@@ -53,12 +85,17 @@ static int set_fault(const struct fault_window *w, const struct fault_window_ops
 	 * timeline shows ENOTSUP for it. */
 	if (caps_state(ops->cap) == CAPS_MISSING)
 		return -ENOTSUP;
+	/* Counted from before the change on, to after it off. */
+	if (on)
+		track(w, ops, f, i, true);
 	for (int dir = FAULT_DIR_IN; dir <= FAULT_DIR_OUT && !err; dir++) {
 		void *inst = w->slot[(size_t)f->link_idx * 2 + (size_t)dir];
 
 		if (fault_window_covers(f, dir))
 			err = inst ? ops->set(f, inst, on) : -ENODEV;
 	}
+	if (!on)
+		track(w, ops, f, i, false);
 	return err;
 }
 
@@ -72,9 +109,15 @@ int fault_window_attach(struct fault_env *env, const struct fault_family *fam,
 	if (*state || !env->topo)
 		return 0;
 	w = calloc(1, sizeof(*w));
-	if (w)
+	if (w) {
 		w->slot = calloc(env->sc->n_links * 2 + 1, sizeof(*w->slot));
-	if (!w || !w->slot) {
+		w->track = calloc(env->sc->n_faults + 1, sizeof(*w->track));
+	}
+	if (!w || !w->slot || !w->track) {
+		if (w) {
+			free(w->slot);
+			free(w->track);
+		}
 		free(w);
 		return -ENOMEM;
 	}
@@ -104,7 +147,7 @@ int fault_window_attach(struct fault_env *env, const struct fault_family *fam,
 		const struct sc_fault *f = env->sc->faults[i];
 
 		if (fault_is(f, fam) && !f->at_ms && caps_state(ops->cap) != CAPS_MISSING)
-			err = set_fault(w, ops, f, true);
+			err = set_fault(w, ops, f, i, true);
 	}
 	return err;
 }
@@ -114,7 +157,8 @@ int fault_window_fire(struct fault_env *env, const struct fault_family *fam,
 {
 	struct fault_window *w = *fault_state(env, fam);
 
-	return w ? set_fault(w, ops, env->sc->faults[a->fault], !fault_act_is_off(a)) : -ENODEV;
+	return w ? set_fault(w, ops, env->sc->faults[a->fault], (size_t)a->fault,
+			     !fault_act_is_off(a)) : -ENODEV;
 }
 
 void fault_window_detach(struct fault_env *env, const struct fault_family *fam,
@@ -125,10 +169,65 @@ void fault_window_detach(struct fault_env *env, const struct fault_family *fam,
 
 	for (size_t i = 0; w && i < w->n; i++)
 		ops->close(w->slot[i]);
-	if (w)
+	if (w) {
 		free(w->slot);
+		free(w->track);
+	}
 	free(w);
 	*state = NULL;
+}
+
+static const char *const count_names[FC__MAX] = {
+	[FC_SEEN] = "seen", [FC_DROPPED] = "dropped", [FC_CORRUPTED] = "corrupted",
+	[FC_DUPLICATED] = "duplicated", [FC_BURST_DROPPED] = "burst_dropped",
+	[FC_BURSTS] = "bursts", [FC_RESET] = "reset", [FC_DELAYED] = "delayed",
+	[FC_REORDERED] = "reordered",
+};
+
+static json_t *window_json(const struct fault_window *w, const struct fault_window_ops *ops,
+			   const struct sc_fault *f, size_t i, int dir)
+{
+	const struct fault_window_track *t = &w->track[i];
+	unsigned long long sum[FC__MAX], now[FC__MAX];
+	json_t *o = json_pack("{sisssIsI}", "fault", (int)i, "type", f->type->name,
+			      "at_ms", (json_int_t)f->at_ms, "for_ms", (json_int_t)f->for_ms);
+
+	memcpy(sum, t->sum[dir], sizeof(sum));
+	if (t->open) {
+		count_now(w, ops, (size_t)f->link_idx * 2 + (size_t)dir, now);
+		for (int c = 0; c < FC__MAX; c++)
+			sum[c] += now[c] - t->at_on[dir][c];
+	}
+	for (int c = 0; o && c < FC__MAX; c++)
+		if (ops->counts & (1u << c))
+			json_object_set_new(o, count_names[c], json_integer((json_int_t)sum[c]));
+	return o;
+}
+
+void fault_window_stats(struct fault_env *env, const struct fault_family *fam,
+			const struct fault_window_ops *ops, struct fault_stats *out)
+{
+	struct fault_window *w = *fault_state(env, fam);
+
+	for (size_t i = 0; w && ops->counts && i < env->sc->n_faults; i++) {
+		const struct sc_fault *f = env->sc->faults[i];
+
+		for (int dir = FAULT_DIR_IN; fault_is(f, fam) && dir <= FAULT_DIR_OUT; dir++) {
+			json_t *d, *arr;
+
+			if (!fault_window_covers(f, dir) ||
+			    !w->slot[(size_t)f->link_idx * 2 + (size_t)dir])
+				continue;
+			d = fault_stats_link(out, f->link, fault_window_dir_name(dir));
+			arr = d ? json_object_get(d, "windows") : NULL;
+			if (d && !arr) {
+				arr = json_array();
+				if (json_object_set_new(d, "windows", arr))
+					arr = NULL;
+			}
+			json_array_append_new(arr, window_json(w, ops, f, i, dir));
+		}
+	}
 }
 
 void fault_window_span(const struct sc_fault *f, long long *from, long long *to)
@@ -140,7 +239,7 @@ void fault_window_span(const struct sc_fault *f, long long *from, long long *to)
 bool fault_window_conflict(const struct sc_fault *f, const struct sc_fault *g, char *why,
 			   size_t len)
 {
-	bool shared = f->link_idx == g->link_idx &&
+	bool shared = f->type == g->type && f->link_idx == g->link_idx &&
 		      (f->direction == SC_DIR_BOTH || g->direction == SC_DIR_BOTH ||
 		       f->direction == g->direction);
 

@@ -13,19 +13,37 @@
 #define FAULT_DIR_IN 0
 #define FAULT_DIR_OUT 1
 
+/* What a mechanism counts, for the report's per-window figures. */
+enum fault_count {
+	FC_SEEN, FC_DROPPED, FC_CORRUPTED, FC_DUPLICATED, FC_BURST_DROPPED, FC_BURSTS,
+	FC_RESET, FC_DELAYED, FC_REORDERED, FC__MAX
+};
+
+/* What one fault's window did, per direction: the counters over the time
+ * it was on. */
+struct fault_window_track {
+	bool open;
+	unsigned long long at_on[2][FC__MAX], sum[2][FC__MAX];
+};
+
 /* A family's instances, in its fault_state() slot. */
 struct fault_window {
 	void **slot;			/* [n_links * 2] */
 	size_t n;
+	struct fault_window_track *track;	/* [n_faults] */
 };
 
 /* open: the mechanism for @f's link and direction @dir into *@inst; 0 or
- * -errno. set: it on with @f's parameters, or off. close: NULL is fine. */
+ * -errno. set: it on with @f's parameters, or off. close: NULL is fine.
+ * count (optional): its counters now, into @v[enum fault_count], those it
+ * keeps named by the bits of @counts. */
 struct fault_window_ops {
 	enum caps_id cap;		/* the host feature it needs */
 	int (*open)(struct fault_env *env, const struct sc_fault *f, int dir, void **inst);
 	int (*set)(const struct sc_fault *f, void *inst, bool on);
 	void (*close)(void *inst);
+	void (*count)(void *inst, unsigned long long v[FC__MAX]);
+	unsigned counts;		/* 1u << enum fault_count */
 };
 
 bool fault_window_covers(const struct sc_fault *f, int dir);
@@ -44,9 +62,14 @@ int fault_window_fire(struct fault_env *env, const struct fault_family *fam,
 		      const struct fault_window_ops *ops, const struct fault_action *a);
 void fault_window_detach(struct fault_env *env, const struct fault_family *fam,
 			 const struct fault_window_ops *ops);
+/* Into each link and direction's "windows" (@out): per fault of the family,
+ * what its mechanism did while the fault was on (one still on counted to
+ * now). */
+void fault_window_stats(struct fault_env *env, const struct fault_family *fam,
+			const struct fault_window_ops *ops, struct fault_stats *out);
 
 /* The scenario checks of a window: it holds [at, at + for), and two of one
- * family compete when they share a link and a direction. */
+ * type compete when they share a link and a direction. */
 void fault_window_span(const struct sc_fault *f, long long *from, long long *to);
 bool fault_window_conflict(const struct sc_fault *f, const struct sc_fault *g, char *why,
 			   size_t len);

@@ -65,12 +65,36 @@ int netdelay_available(char *why, size_t len);
 int netdelay__open(struct event_base *base, const struct netdelay_where *w, unsigned dir,
 		   unsigned queue_num, unsigned long long seed, struct netdelay **out);
 
-/* Delay each later packet by @delay_ms ± @jitter_ms (uniform; a negative
- * total is no delay). NFQUEUE redraws packets already held for longer than
- * the new setting allows, so lowering the delay takes effect at once;
- * netem keeps each held packet's time (at most the old delay). 0, or
- * -EINVAL above NETDELAY_MAX_MS, or the kernel's error for netem. */
-int netdelay__set(struct netdelay *d, unsigned delay_ms, unsigned jitter_ms);
+/* How a delay varies around its mean. */
+enum netdelay_dist { NETDELAY_UNIFORM, NETDELAY_NORMAL, NETDELAY_PARETO };
+
+#define NETDELAY_DIST_SIZE 4096		/* entries in a distribution table */
+#define NETDELAY_DIST_SCALE 8192	/* a table entry of this is one jitter */
+
+struct netdelay_conf {
+	unsigned delay_ms;
+	unsigned jitter_ms;		/* uniform: half-width; else standard deviation */
+	enum netdelay_dist dist;
+	double reorder_pct;		/* packets sent at once, ahead of delayed ones */
+	unsigned reorder_gap;		/* only every gap-th may be (0 or 1: any) */
+};
+
+/* Delay each later packet by delay_ms, varied by jitter_ms after @c->dist
+ * (uniform: ± jitter_ms; normal, pareto: jitter_ms is the standard
+ * deviation, drawn as netem does, from a table of NETDELAY_DIST_SIZE
+ * entries made here: netem is given the same table); a negative total is
+ * no delay. With reorder_pct, netem's reordering: every reorder_gap-th
+ * packet goes at once with that chance. NFQUEUE redraws packets already
+ * held for longer than the new setting allows, so lowering the delay takes
+ * effect at once; netem keeps each held packet's time (at most the old
+ * delay). 0, or -EINVAL above NETDELAY_MAX_MS, or the kernel's error for
+ * netem. */
+int netdelay__set(struct netdelay *d, const struct netdelay_conf *c);
+
+/* The distribution table of @dist (NULL for uniform): NETDELAY_DIST_SIZE
+ * entries in units of NETDELAY_DIST_SCALE per jitter, mean 0, standard
+ * deviation NETDELAY_DIST_SCALE, cut at 4 jitters. Made once. */
+const short *netdelay_dist_table(enum netdelay_dist dist);
 
 /* "netem" or "nfqueue": how @d delays. */
 const char *netdelay__via(const struct netdelay *d);
@@ -87,6 +111,9 @@ void netdelay__stats(const struct netdelay *d, unsigned long long *queued,
 /* NFQUEUE: packets accepted at once because NETDELAY_QUEUE_MAX were
  * already held (netem drops those instead: see @dropped). */
 unsigned long long netdelay__overflows(const struct netdelay *d);
+
+/* NFQUEUE: packets sent at once by reorder_pct (netem keeps no count). */
+unsigned long long netdelay__reordered(const struct netdelay *d);
 
 /* NFQUEUE: remove the rules, accept everything still held; netem: remove
  * the qdisc (what it holds goes with it). Then close. Safe on NULL. */

@@ -54,6 +54,8 @@ struct nf_hook {
 
 struct netfault {
 	struct netfault_bpf *skel;
+	struct netfault_conf conf;	/* what the map holds */
+	__u32 reset_gens;		/* tcp_reset generations begun */
 	int link_fd;			/* the tcx link, or -1 */
 	struct nf_hook *hook;		/* attached as a cls_bpf filter on it instead */
 	int dir;			/* NETFAULT_INGRESS or NETFAULT_EGRESS */
@@ -270,8 +272,44 @@ static int nf_attach(struct netfault *nf)
 	return err;
 }
 
+/* Each CPU's generator from @seed (splitmix64, never 0): the same seed,
+ * the same draws for the same packets on the same CPUs. */
+static int nf_seed(struct netfault *nf, unsigned long long seed)
+{
+	int ncpu = libbpf_num_possible_cpus(), err = 0;
+	__u64 *vals;
+	__u32 key = 0;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (int i = 0; i < ncpu; i++) {
+		__u64 z = seed + 0x9e3779b97f4a7c15ull * (__u64)(i + 1);
+
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		z ^= z >> 31;
+		vals[i] = z ? z : 1;
+	}
+	if (bpf_map__update_elem(nf->skel->maps.rng, &key, sizeof(key), vals,
+				 sizeof(*vals) * (size_t)ncpu, 0))
+		err = -errno;
+	free(vals);
+	return err;
+}
+
+static int nf_write(struct netfault *nf)
+{
+	__u32 key = 0;
+
+	return bpf_map__update_elem(nf->skel->maps.conf, &key, sizeof(key), &nf->conf,
+				    sizeof(nf->conf), 0) ? -errno : 0;
+}
+
 struct netfault *netfault__attach(const char *netns_path, const char *ifname, int dir,
-				  const struct netfault_conf *initial)
+				  const struct netfault_conf *initial, unsigned long long seed)
 {
 	struct netfault *nf;
 	int err = 0;
@@ -291,11 +329,11 @@ struct netfault *netfault__attach(const char *netns_path, const char *ifname, in
 		err = -errno;
 		goto err_free;
 	}
-	if (initial) {
-		err = netfault__set(nf, initial);
-		if (err)
-			goto err_destroy;
-	}
+	err = nf_seed(nf, seed);
+	if (!err && initial)
+		err = netfault__set_packet(nf, initial);
+	if (err)
+		goto err_destroy;
 	err = nf_attach(nf);
 	if (err)
 		goto err_destroy;
@@ -310,12 +348,44 @@ err_log:
 	return NULL;
 }
 
-int netfault__set(struct netfault *nf, const struct netfault_conf *c)
+int netfault__set_packet(struct netfault *nf, const struct netfault_conf *c)
 {
-	__u32 key = 0;
+	struct netfault_conf *k = &nf->conf;
+	__u32 key = 0, good = 0;
 
-	return bpf_map__update_elem(nf->skel->maps.conf, &key, sizeof(key), c, sizeof(*c), 0)
-	       ? -errno : 0;
+	/* A burst model (re)starts in its good state. */
+	if (c->burst != k->burst &&
+	    bpf_map__update_elem(nf->skel->maps.ge_bad, &key, sizeof(key), &good, sizeof(good), 0))
+		return -errno;
+	k->drop_ppm = c->drop_ppm;
+	k->corrupt_ppm = c->corrupt_ppm;
+	k->duplicate_ppm = c->duplicate_ppm;
+	k->blackhole = c->blackhole;
+	k->burst = c->burst;
+	k->ge_p_ppm = c->ge_p_ppm;
+	k->ge_r_ppm = c->ge_r_ppm;
+	k->ge_bad_ppm = c->ge_bad_ppm;
+	k->ge_good_ppm = c->ge_good_ppm;
+	return nf_write(nf);
+}
+
+int netfault__set_reset(struct netfault *nf, bool on, unsigned every_ms)
+{
+	struct netfault_conf *k = &nf->conf;
+
+	/* A new generation: every flow gets its reset again. */
+	if (on && !k->tcp_reset_gen)
+		k->tcp_reset_gen = ++nf->reset_gens;
+	else if (!on)
+		k->tcp_reset_gen = 0;
+	k->tcp_reset_every_ms = on ? every_ms : 0;
+	return nf_write(nf);
+}
+
+int netfault__set_half_open(struct netfault *nf, bool on)
+{
+	nf->conf.tcp_blackhole = on;
+	return nf_write(nf);
 }
 
 void netfault__stats(const struct netfault *nf, struct netfault_stats *out)
@@ -333,6 +403,9 @@ void netfault__stats(const struct netfault *nf, struct netfault_stats *out)
 			out->dropped += vals[i].dropped;
 			out->corrupted += vals[i].corrupted;
 			out->duplicated += vals[i].duplicated;
+			out->burst_dropped += vals[i].burst_dropped;
+			out->bursts += vals[i].bursts;
+			out->reset += vals[i].reset;
 		}
 	}
 	free(vals);

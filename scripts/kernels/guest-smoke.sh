@@ -133,6 +133,73 @@ case "${min:-x}" in
 *) [ "$strict" = 1 ] && rc=1 ;;
 esac
 
+# The same drop where packets leave: the sender must not see it (ping
+# counts every request as sent). Then, in the full set only (about 50 s
+# under qemu): a normal delay distribution (netem is given faultd's
+# table) and a TCP reset curl must see.
+f=$(scen ping-drop-egress <<'EOF'
+{"name": "ping-drop-egress", "seed": 7, "duration_s": 30,
+ "topology": {"namespaces": ["c", "s"],
+              "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
+ "workloads": [{"name": "pinger", "kind": "exec", "netns": "c",
+                "cmd": ["/bin/sh", "-c", "ping -c 1 -W 2 198.18.0.2 >/dev/null; sleep 1.5; ping -n -q -c 200 -i 0.02 -W 1 198.18.0.2"]}],
+ "faults": [{"type": "packet", "link": "l0", "drop_pct": 30, "direction": "egress", "at_ms": 1000}],
+ "invariants": [{"name": "no_crash"}]}
+EOF
+)
+smoke ping-drop-egress "$f" PASS
+d=$(run_dir ping-drop-egress)
+loss=$(sed -n 's/^200 packets transmitted.* \([0-9.]*\)% packet loss.*/\1/p' "$d/pinger.stdout" 2>/dev/null)
+echo "MATRIX ping.drop30_egress_loss=${loss:-none}%"
+case "${loss:-x}" in
+1[5-9]*|2[0-9]*|3[0-9]*|4[0-5]*) ;;
+*) [ "$strict" = 1 ] && rc=1 ;;
+esac
+
+if [ "$quick" != 1 ]; then
+f=$(scen ping-delay-normal <<'EOF'
+{"name": "ping-delay-normal", "seed": 7, "duration_s": 30,
+ "topology": {"namespaces": ["c", "s"],
+              "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
+ "workloads": [{"name": "pinger", "kind": "exec", "netns": "c",
+                "cmd": ["ping", "-n", "-q", "-c", "100", "-i", "0.02", "198.18.0.2"]}],
+ "faults": [{"type": "delay", "link": "l0", "delay_ms": 50, "jitter_ms": 10,
+             "distribution": "normal", "direction": "egress"}],
+ "invariants": [{"name": "no_crash"}, {"name": "exit_ok"}]}
+EOF
+)
+smoke ping-delay-normal "$f" PASS
+d=$(run_dir ping-delay-normal)
+avg=$(sed -n 's|.* = [0-9.]*/\([0-9.]*\)/[0-9.]*/[0-9.]* ms.*|\1|p' "$d/pinger.stdout" 2>/dev/null)
+mdev=$(sed -n 's|.* = [0-9.]*/[0-9.]*/[0-9.]*/\([0-9.]*\) ms.*|\1|p' "$d/pinger.stdout" 2>/dev/null)
+echo "MATRIX ping.delay50_normal10_avg_mdev=${avg:-none}/${mdev:-none} ms"
+case "${avg:-x}/${mdev:-x}" in
+4[5-9].*/[5-9].*|4[5-9].*/1[0-5].*|5[0-9].*/[5-9].*|5[0-9].*/1[0-5].*) ;;
+*) [ "$strict" = 1 ] && rc=1 ;;
+esac
+
+mkdir -p "$T/www"
+truncate -s 500M "$T/www/big"
+f=$(scen tcp-reset <<EOF
+{"name": "tcp-reset", "seed": 7, "duration_s": 30,
+ "topology": {"namespaces": ["c", "s"],
+              "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
+ "workloads": [{"name": "server", "kind": "exec", "netns": "s",
+                "cmd": ["/usr/bin/python3", "-m", "http.server", "8080", "--bind", "198.18.0.2",
+                        "--directory", "$T/www"]},
+               {"name": "client", "kind": "exec", "netns": "c",
+                "cmd": ["/bin/sh", "-c", "sleep 1; curl -sS --retry 20 --retry-connrefused --retry-delay 1 --limit-rate 2M -o /dev/null http://198.18.0.2:8080/big; echo curl_exit \$?"]}],
+ "faults": [{"type": "tcp_reset", "link": "l0", "at_ms": 10000}],
+ "invariants": [{"name": "no_crash"}]}
+EOF
+)
+smoke tcp-reset "$f" PASS
+d=$(run_dir tcp-reset)
+got=$(sed -n 's/^curl_exit //p' "$d/client.stdout" 2>/dev/null)
+echo "MATRIX tcp_reset.curl_exit=${got:-none}"
+[ "${got:-x}" = 56 ] || { [ "$strict" = 1 ] && rc=1; }
+fi
+
 # The fd-leak canary and its clean twin. One process each: a shell's
 # children inherit its fds, and a child alive at one sample and not the
 # next makes the sum jump.
