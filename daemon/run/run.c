@@ -82,6 +82,8 @@ void run_close_cycle(struct run *r, uint64_t now_ms)
 	struct obs_cycle *c;
 	json_t *j;
 
+	if (now_ms < r->cycle_start_ms)
+		now_ms = r->cycle_start_ms;	/* a timer a little early */
 	snapshot_maps(r);
 	c = util_grow(r->obs.cycles, &r->cap_cycles, r->obs.n_cycles + 1, sizeof(*c));
 	if (c)
@@ -119,6 +121,18 @@ void run_close_cycle(struct run *r, uint64_t now_ms)
 	json_decref(j);
 }
 
+/* Without a cyclic fault, cycle N ends N * sample_ms after t0, however
+ * late the loop got to the last one. */
+static void arm_cycle(struct run *r)
+{
+	uint64_t next = (uint64_t)(r->obs.n_cycles + 1) * (uint64_t)r->sc->sample_ms;
+	uint64_t now = run_ms(r), wait = next > now ? next - now : 0;
+	struct timeval tv = {.tv_sec = (time_t)(wait / 1000),
+			     .tv_usec = (suseconds_t)(wait % 1000) * 1000};
+
+	evtimer_add(r->cycle_ev, &tv);
+}
+
 static void on_cycle_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct run *r = arg;
@@ -127,7 +141,11 @@ static void on_cycle_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	probe_proc__drain(r->proc);
 	run_probes_drain(r);
-	run_close_cycle(r, run_ms(r));
+	/* The cycle ends at its boundary: what happened at or after it (a
+	 * fault due at the same millisecond, fired first) is the next's. */
+	run_close_cycle(r, (uint64_t)(r->obs.n_cycles + 1) * (uint64_t)r->sc->sample_ms);
+	if (r->state == RUN_RUNNING)
+		arm_cycle(r);
 }
 
 /* --- start ------------------------------------------------------------------ */
@@ -203,7 +221,7 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 			goto err_stop;
 	}
 	r->duration_ev = evtimer_new(r->base, on_duration, r);
-	r->cycle_ev = event_new(r->base, -1, EV_PERSIST, on_cycle_tick, r);
+	r->cycle_ev = evtimer_new(r->base, on_cycle_tick, r);
 	if (!r->duration_ev || !r->cycle_ev) {
 		run_error(r, "out of memory");
 		goto err_stop;
@@ -225,11 +243,8 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
 	evtimer_add(r->duration_ev, &tv);
 	/* Flaps make the cycles when there are any; otherwise the clock does. */
-	if (!r->cyclic) {
-		tv.tv_sec = r->sc->sample_ms / 1000;
-		tv.tv_usec = (r->sc->sample_ms % 1000) * 1000;
-		event_add(r->cycle_ev, &tv);
-	}
+	if (!r->cyclic)
+		arm_cycle(r);
 	log_info("%s: run %s: scenario '%s' running for up to %gs", __func__, r->id,
 		 r->sc->name, r->sc->duration_s);
 	/* A workload may have exited before the timers existed. */
@@ -311,7 +326,7 @@ void run_begin_stop(struct run *r, const char *reason)
 	/* The last, partial cycle counts if it is at least half a cycle long
 	 * (or the only one): a sliver would read as a sample of nothing. */
 	if (r->obs.n_cycles == 0 ||
-	    t_ms - r->cycle_start_ms >= (uint64_t)r->sc->sample_ms / 2)
+	    (t_ms >= r->cycle_start_ms && t_ms - r->cycle_start_ms >= (uint64_t)r->sc->sample_ms / 2))
 		run_close_cycle(r, t_ms);
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
 		struct obs_workload *w = &r->obs.wl[i];
