@@ -33,6 +33,7 @@ struct obs_proc {			/* one process of a workload's tree */
 	int signal;			/* killed by: 0 if it exited */
 	bool core;
 	bool by_faultd;			/* ended by a signal faultd sent */
+	bool oom_killed;		/* the kernel's OOM killer chose it */
 };
 
 struct obs_workload {

@@ -82,6 +82,8 @@ static json_t *build_processes(const struct report_in *in)
 			json_object_set_new(j, "signal", p->signal
 					    ? json_string(util_signame(p->signal)) : json_null());
 			json_object_set_new(j, "by_faultd", json_boolean(p->by_faultd));
+			if (p->oom_killed)
+				json_object_set_new(j, "oom_killed", json_true());
 		}
 		json_array_append_new(arr, j);
 	}

@@ -30,7 +30,8 @@ static const char *two_wl =
 	"{\"name\":\"a\",\"kind\":\"exec\",\"cmd\":[\"x\"]},"
 	"{\"name\":\"b\",\"kind\":\"exec\",\"cmd\":[\"y\"]}],"
 	"\"invariants\":[{\"name\":\"no_crash\"},{\"name\":\"exit_ok\"},"
-	"{\"name\":\"no_crash\",\"workload\":\"b\",\"ignore_signals\":[]}]}";
+	"{\"name\":\"no_crash\",\"workload\":\"b\",\"ignore_signals\":[],"
+	"\"signals\":[\"SIGPIPE\",\"SIGTERM\"]}]}";
 
 static void obs_init(struct run_obs *obs, struct scenario *sc, struct obs_workload *wl,
 		     struct obs_proc *procs, size_t n_procs, struct obs_cycle *cycles,
@@ -72,7 +73,8 @@ static void test_no_crash(void)
 	CHECK(strstr(res.summary, "SIGSEGV") && strstr(res.summary, "'b'"));
 	json_decref(res.evidence);
 
-	/* With ignore_signals empty, the SIGPIPE death counts too, first. */
+	/* With ignore_signals empty and SIGPIPE named in signals, the SIGPIPE
+	 * death counts too, first. */
 	CHECK(inv_eval(&obs, &sc->inv[2], &res) == 0);
 	CHECK(res.verdict == V_FAIL && json_array_size(res.evidence) == 2);
 	CHECK(res.first_cycle == 1);
@@ -83,6 +85,30 @@ static void test_no_crash(void)
 	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
 	CHECK(res.verdict == V_PASS);
 	json_decref(res.evidence);
+
+	/* SIGTERM from another process (timeout(1)) is a termination: listed,
+	 * not counted, unless the scenario names it. */
+	procs[1].by_faultd = false;
+	procs[1].signal = SIGTERM;
+	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
+	CHECK(res.verdict == V_PASS);
+	CHECK(json_array_size(res.evidence) == 1);
+	CHECK(!strcmp(json_string_value(json_object_get(json_array_get(res.evidence, 0), "kind")),
+		      "termination"));
+	json_decref(res.evidence);
+	CHECK(inv_eval(&obs, &sc->inv[2], &res) == 0);
+	CHECK(res.verdict == V_FAIL && json_array_size(res.evidence) == 2);
+	json_decref(res.evidence);
+
+	/* An OOM kill is a crash, named as one. */
+	procs[1].signal = SIGKILL;
+	procs[1].oom_killed = true;
+	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
+	CHECK(res.verdict == V_FAIL && strstr(res.summary, "OOM"));
+	json_decref(res.evidence);
+	procs[1].oom_killed = false;
+	procs[1].signal = SIGSEGV;
+	procs[1].by_faultd = true;
 
 	/* Lost probe events: no PASS without seeing everything. */
 	obs.proc_lost = 3;
