@@ -186,7 +186,7 @@ static __always_inline void track_alloc(__u64 addr, const struct heap_pending *p
 					struct heap_site *site)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct heap_key k = {.tgid = id >> 32, .addr = addr};
+	struct heap_key k = {.tgid = id >> 32, .space = p->fn == HEAP_FN_USER_ALLOC, .addr = addr};
 	struct heap_block b = {
 		.size = p->size, .ts_ns = bpf_ktime_get_ns(), .caller = p->caller,
 		.stack_id = site ? site->stack_id : -1, .tid = (__u32)id,
@@ -286,7 +286,7 @@ static __always_inline void track_free(struct pt_regs *ctx, __u64 addr, __u32 fn
 				       __u64 caller, __s32 stack_id)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct heap_key k = {.tgid = id >> 32, .addr = addr};
+	struct heap_key k = {.tgid = id >> 32, .space = fn == HEAP_FN_USER_FREE, .addr = addr};
 	struct heap_block *b;
 	struct heap_site *s;
 	struct heap_freed f;
@@ -431,6 +431,13 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 		addr = 0;
 		bpf_probe_read_user(&addr, sizeof(addr), (void *)copy.arg);
 		break;
+	case HEAP_FN_USER_ALLOC:
+		/* The pointer comes back through an argument, or returned. */
+		if (copy.arg) {
+			addr = 0;
+			bpf_probe_read_user(&addr, sizeof(addr), (void *)copy.arg);
+		}
+		break;
 	default:
 		break;
 	}
@@ -448,6 +455,43 @@ int BPF_KPROBE(free_enter, __u64 ptr)
 	__u64 caller = caller_of(ctx);
 
 	track_free(ctx, ptr, HEAP_FN_FREE, caller,
+		   remember_frees ? free_stack_of(ctx, caller) : -1);
+	return 0;
+}
+
+/* A user's allocator, named in the scenario: which argument holds the size
+ * and the pointer comes as the attach cookie. */
+static __always_inline __u64 arg_n(struct pt_regs *ctx, unsigned n)
+{
+	/* Every register read first, at a fixed offset of ctx: the verifier
+	 * refuses a load through a ctx pointer the compiler has moved. */
+	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
+	__u64 a4 = PT_REGS_PARM4(ctx), a5 = PT_REGS_PARM5(ctx);
+
+	asm volatile("" : "+r"(a1), "+r"(a2), "+r"(a3), "+r"(a4), "+r"(a5));
+	return n == 1 ? a1 : n == 2 ? a2 : n == 3 ? a3 : n == 4 ? a4 : n == 5 ? a5 : 0;
+}
+
+SEC("uprobe")
+int user_alloc_enter(struct pt_regs *ctx)
+{
+	__u64 c = bpf_get_attach_cookie(ctx);
+	unsigned size_arg = HEAP_COOKIE_SIZE_ARG(c), ptr_arg = HEAP_COOKIE_PTR_ARG(c);
+
+	return enter(ctx, HEAP_FN_USER_ALLOC, size_arg ? arg_n(ctx, size_arg) : 0,
+		     ptr_arg ? arg_n(ctx, ptr_arg) : 0);
+}
+
+SEC("uprobe")
+int user_free_enter(struct pt_regs *ctx)
+{
+	__u64 ptr = arg_n(ctx, HEAP_COOKIE_PTR_ARG(bpf_get_attach_cookie(ctx)));
+	__u64 caller;
+
+	if (!ptr || trap_only)
+		return 0;
+	caller = caller_of(ctx);
+	track_free(ctx, ptr, HEAP_FN_USER_FREE, caller,
 		   remember_frees ? free_stack_of(ctx, caller) : -1);
 	return 0;
 }

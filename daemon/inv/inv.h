@@ -97,6 +97,11 @@ struct obs_probes {
 	json_t *heap_losses;		/* {"ringbuf": n, "live_map_full": n, ...} */
 	char heap_placement[512];	/* where each probe sits: "malloc+0 push: emulated, ..." */
 	json_t *heap_sites;		/* [{caller, stack, bytes, blocks, growth_bytes}] */
+	json_t *heap_coverage;		/* {"programs": [{exe, allocator, ...}], growth ...} */
+	/* Why the heap probe saw too little of this workload to judge it
+	 * (an allocator faultd does not know, no allocation seen, growth the
+	 * probed calls do not explain); "" when it saw enough. */
+	char heap_uncovered[640];
 	json_t *fd_calls;		/* {"socket": n, "close": n, ...} */
 };
 

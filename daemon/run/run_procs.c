@@ -139,12 +139,14 @@ void run_on_proc_event(const struct proc_ev *ev, void *arg)
 			break;
 		}
 		run_probes_fork(r, (size_t)r->obs.procs[r->obs.n_procs - 1].workload,
-				(pid_t)ev->pid);
+				(pid_t)ev->pid, (pid_t)ev->ppid);
 		break;
 	case PROC_EV_EXEC:
 		p = run_proc_find(r, (pid_t)ev->pid);
-		if (p)
+		if (p) {
 			snprintf(p->comm, sizeof(p->comm), "%s", ev->comm);
+			run_probes_exec(r, (size_t)p->workload, p->pid);
+		}
 		sym__snapshot(r->sym, (pid_t)ev->pid);
 		if (r->snapshot_ev) {
 			struct timeval tv = {.tv_usec = 200 * 1000};
