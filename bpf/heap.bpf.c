@@ -74,7 +74,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct heap_pending);
+	__type(value, struct heap_pending_slots);
 } pending SEC(".maps");
 
 struct {
@@ -158,20 +158,41 @@ static __always_inline __s32 free_stack_of(struct pt_regs *ctx, __u64 caller)
 	return id;
 }
 
+/* Inside a probed allocator call of this thread (nested calls run on the
+ * stack below the outer call's entry). */
+static __always_inline bool inside_call(struct pt_regs *ctx, const struct heap_pending *slot)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return slot && slot->fn_valid && PT_REGS_SP(ctx) < slot->sp &&
+	       slot->mm == (__u64)task->mm &&
+	       bpf_ktime_get_ns() - slot->ts_ns < HEAP_NESTED_MAX_NS;
+}
+
 static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size, __u64 arg)
 {
+	struct heap_pending_slots *slots;
 	struct heap_pending *slot;
 
 	if (trap_only)
 		return 0;
 	/* Only what the return cannot see: the arguments. The caller and
 	 * its stack are taken at the return, from the caller's own frame. */
-	slot = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0,
-				    BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!slot) {
+	slots = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0,
+				     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!slots) {
 		count(HEAP_C_LOST_PENDING, 1);
 		return 0;
 	}
+	slot = fn == HEAP_FN_USER_ALLOC ? &slots->user : &slots->alloc;
+	/* A call the allocator makes inside a probed one is its own
+	 * business: the outer call's result is the program's. A stale slot
+	 * (a return never seen) sits below the stack pointer: overwritten. */
+	if (inside_call(ctx, slot))
+		return 0;
+	slot->sp = PT_REGS_SP(ctx);
+	slot->mm = (__u64)bpf_get_current_task_btf()->mm;
+	slot->ts_ns = bpf_ktime_get_ns();
 	slot->size = size;
 	slot->arg = arg;
 	slot->fn = fn;
@@ -336,9 +357,17 @@ static __always_inline void free_if_live(__u64 addr)
 	bpf_map_delete_elem(&live, &k);
 }
 
-static __always_inline struct heap_pending *take_pending(void)
+static __always_inline struct heap_pending_slots *take_pending(void)
 {
 	return bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, 0);
+}
+
+/* Inside a call of the allocator (not a user's): its own frees. */
+static __always_inline bool inside_alloc(struct pt_regs *ctx)
+{
+	struct heap_pending_slots *slots = take_pending();
+
+	return slots && inside_call(ctx, &slots->alloc);
 }
 
 SEC("uprobe")
@@ -395,18 +424,18 @@ int BPF_KPROBE(pvalloc_enter, __u64 size)
 	return enter(ctx, HEAP_FN_PVALLOC, size, 0);
 }
 
-/* One return program serves every allocator: the pending entry says which
- * call it was. */
-SEC("uretprobe")
-int BPF_KRETPROBE(alloc_return, __u64 ret)
+/* One return serves every allocator: the pending entry says which call it
+ * was. */
+static __always_inline int returned(struct pt_regs *ctx, struct heap_pending *p, __u64 ret)
 {
-	struct heap_pending *p, copy;
+	struct heap_pending copy;
 	__u64 addr = ret;
 
-	if (trap_only)
-		return 0;
-	p = take_pending();
 	if (!p || !p->fn_valid)
+		return 0;
+	/* A nested call's return: its stack pointer is still below the
+	 * outer entry's (a return pops the return address: entry sp + 8). */
+	if (inside_call(ctx, p) || (PT_REGS_SP(ctx) == p->sp && p->fn_valid))
 		return 0;
 	copy = *p;
 	p->fn_valid = 0;	/* consumed: a return without an entry finds nothing */
@@ -446,10 +475,26 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 	return 0;
 }
 
+SEC("uretprobe")
+int BPF_KRETPROBE(alloc_return, __u64 ret)
+{
+	struct heap_pending_slots *slots = trap_only ? NULL : take_pending();
+
+	return slots ? returned(ctx, &slots->alloc, ret) : 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(user_alloc_return, __u64 ret)
+{
+	struct heap_pending_slots *slots = trap_only ? NULL : take_pending();
+
+	return slots ? returned(ctx, &slots->user, ret) : 0;
+}
+
 SEC("uprobe")
 int BPF_KPROBE(free_enter, __u64 ptr)
 {
-	if (!ptr || trap_only)
+	if (!ptr || trap_only || inside_alloc(ctx))
 		return 0;
 	/* The free's own stack is only kept to show a later double free. */
 	__u64 caller = caller_of(ctx);

@@ -77,6 +77,23 @@ struct heap_pending {			/* entry -> return hand-off, per thread */
 	__s32 stack_id;
 	__u32 fn_valid;			/* set at entry, cleared at return */
 	__u32 pad;
+	__u64 sp;			/* the stack pointer at entry: a probed call
+					 * made inside it (mimalloc's realloc calls its
+					 * free and malloc) runs below it */
+	__u64 mm;			/* the address space at entry: an exec since
+					 * (a held child exec'ed inside malloc) makes
+					 * the slot stale */
+	__u64 ts_ns;			/* entry time: a slot older than
+					 * HEAP_NESTED_MAX_NS lost its return */
+};
+
+#define HEAP_NESTED_MAX_NS 1000000000ull	/* no allocator call lasts a second */
+
+/* Per thread: a call of the allocator, and one of a user's allocator (a
+ * pool that grows itself with malloc has both at once). */
+struct heap_pending_slots {
+	struct heap_pending alloc;
+	struct heap_pending user;
 };
 
 enum heap_event_type {

@@ -191,6 +191,10 @@ const char *obs_missing(const struct run_obs *obs, const char *name);
 int inv_eval(const struct run_obs *obs, const struct sc_invariant *inv,
 	     struct inv_result *res);
 
+/* The heap invariants' INCONCLUSIVE when the probe saw too little of
+ * workload @w: the summary and an evidence row say why. */
+void inv_heap_uncovered(const struct run_obs *obs, size_t w, struct inv_result *res);
+
 /* Invariants without parameters still accept the common keys. */
 extern const struct sc_key inv_common_keys[];
 

@@ -28,9 +28,15 @@
 #define HEAP_MAX_PLANS 32	/* distinct programs (exe, LD_PRELOAD) of one workload */
 #define HEAP_COVERAGE_PIDS 16	/* pids listed per program in the coverage */
 
+struct heap_link {
+	struct bpf_link *link;
+	const struct alloc_target *t;	/* in a plan, kept until destroy */
+	bool ret;
+};
+
 struct heap_pid {
 	pid_t pid;
-	struct bpf_link **links;
+	struct heap_link *links;
 	int n_links, cap_links;
 	int plan;			/* index into probe_heap.plans */
 	bool held;			/* attached before its exec: that exec is planned */
@@ -158,7 +164,7 @@ static const struct probe_prog_cap heap_progs[] = {
 	{"memalign_enter", CAPS_HEAP}, {"valloc_enter", CAPS_HEAP},
 	{"pvalloc_enter", CAPS_HEAP}, {"alloc_return", CAPS_HEAP},
 	{"free_enter", CAPS_HEAP}, {"user_alloc_enter", CAPS_HEAP},
-	{"user_free_enter", CAPS_HEAP},
+	{"user_free_enter", CAPS_HEAP}, {"user_alloc_return", CAPS_HEAP},
 };
 
 struct heap_prep {
@@ -270,7 +276,7 @@ static int attach_one(struct heap_pid *hp, struct bpf_program *prog,
 
 	if (hp->n_links == hp->cap_links) {
 		int cap = hp->cap_links ? hp->cap_links * 2 : 32;
-		struct bpf_link **grown = realloc(hp->links, (size_t)cap * sizeof(*grown));
+		struct heap_link *grown = realloc(hp->links, (size_t)cap * sizeof(*grown));
 
 		if (!grown)
 			return -ENOMEM;
@@ -283,17 +289,51 @@ static int attach_one(struct heap_pid *hp, struct bpf_program *prog,
 					       (size_t)(t->sym_off + (ret ? 0 : t->probe_off)), &uo);
 	if (!link)
 		return -errno;
-	hp->links[hp->n_links++] = link;
+	hp->links[hp->n_links++] = (struct heap_link){link, t, ret};
 	return 0;
 }
 
 static void drop_links(struct heap_pid *hp)
 {
 	for (int k = 0; k < hp->n_links; k++)
-		bpf_link__destroy(hp->links[k]);
+		bpf_link__destroy(hp->links[k].link);
 	free(hp->links);
 	hp->links = NULL;
 	hp->n_links = hp->cap_links = 0;
+}
+
+static bool same_target(const struct alloc_target *a, const struct alloc_target *b)
+{
+	return a->sym_off == b->sym_off && a->probe_off == b->probe_off && a->fn == b->fn &&
+	       a->size_arg == b->size_arg && a->ptr_arg == b->ptr_arg && !strcmp(a->path, b->path);
+}
+
+/* Is @t's function probed in @hp already (by an earlier plan)? */
+static bool attached_at(const struct heap_pid *hp, const struct alloc_target *t)
+{
+	for (int k = 0; k < hp->n_links; k++)
+		if (!hp->links[k].ret && same_target(hp->links[k].t, t))
+			return true;
+	return false;
+}
+
+/* Drop @hp's links to functions plan @plan does not have. */
+static void drop_other_links(struct probe_heap *p, struct heap_pid *hp, int plan)
+{
+	const struct alloc_plan *pl = &p->plans[plan].plan;
+	int kept = 0;
+
+	for (int k = 0; k < hp->n_links; k++) {
+		bool keep = false;
+
+		for (size_t i = 0; i < pl->n && !keep; i++)
+			keep = same_target(hp->links[k].t, &pl->t[i]);
+		if (keep)
+			hp->links[kept++] = hp->links[k];
+		else
+			bpf_link__destroy(hp->links[k].link);
+	}
+	hp->n_links = kept;
 }
 
 /* Attach plan @plan's entry points to @hp's process. */
@@ -311,9 +351,15 @@ static int attach_plan(struct probe_heap *p, struct heap_pid *hp, int plan)
 		const char *base = strncmp(t->sym, "je_", 3) ? t->sym : t->sym + 3;
 		int e;
 
+		if (attached_at(hp, t)) {
+			attached++;
+			continue;
+		}
 		e = attach_one(hp, entry_prog(p, t->fn), t, false);
 		if (!e && !is_free_fn(t->fn))
-			e = attach_one(hp, p->skel->progs.alloc_return, t, true);
+			e = attach_one(hp, t->fn == HEAP_FN_USER_ALLOC ?
+					   p->skel->progs.user_alloc_return :
+					   p->skel->progs.alloc_return, t, true);
 		if (e) {
 			/* Without one of the rarer entry points the heap is
 			 * still seen; without malloc or free it is not. */
@@ -439,11 +485,14 @@ int probe_heap__exec(struct probe_heap *p, pid_t pid)
 	err = mark_partial(p, pid);
 	if (err)
 		return err;
-	if (!strcmp(p->plans[plan].exe, p->plans[hp->plan].exe) &&
-	    !strcmp(p->plans[plan].plan.served_by, p->plans[hp->plan].plan.served_by))
+	if (plan == hp->plan)
 		return 0;
-	drop_links(hp);
-	return attach_plan(p, hp, plan);
+	/* The new program's functions first, then the old ones' links go: a
+	 * function both have (the C library's malloc) is never unprobed, so
+	 * no call slips through between them. */
+	err = attach_plan(p, hp, plan);
+	drop_other_links(p, hp, plan);
+	return err;
 }
 
 void probe_heap__detach(struct probe_heap *p, pid_t pid)

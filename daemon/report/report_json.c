@@ -175,6 +175,8 @@ static json_t *build_workload_probes(const struct report_in *in)
 				"top_sites", op->heap_sites ? op->heap_sites : json_array()));
 		if (op->heap && op->heap_coverage)
 			json_object_set(json_object_get(one, "heap"), "coverage", op->heap_coverage);
+		if (op->heap && op->heap_coverage)
+			json_object_set(json_object_get(one, "heap"), "coverage", op->heap_coverage);
 		if (op->fds)
 			json_object_set_new(one, "fds", json_pack("{sbsIsO}", "attached", 1,
 				"lost", (json_int_t)op->fds_lost,
