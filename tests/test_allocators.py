@@ -144,3 +144,41 @@ def test_exec_in_a_shell_child_probes_the_childs_allocator(tmp_path, runs_dir, p
     assert allocators == {"glibc", "jemalloc"}, coverage(rep)
     inv = invariant(rep, "no_invalid_free")
     assert inv["verdict"] == "FAIL" and "session_release" in inv["summary"], (res, inv)
+
+
+POOL = [{"alloc": "pool_get", "size_arg": 2}, {"free": "pool_put", "ptr_arg": 2}]
+
+
+def test_pool_allocator_named_in_the_scenario_is_tracked_like_malloc(tmp_path, runs_dir, progs):
+    # malloc sees one slab: without the key the double put is invisible.
+    res, rep = run_prog(tmp_path, runs_dir, progs, "pool_alloc", ["double-put"],
+                        [{"name": "no_invalid_free"}])
+    assert res.returncode == 0, res
+    runs2 = tmp_path / "runs2"
+    runs2.mkdir()
+    res, rep = run_prog(tmp_path, runs2, progs, "pool_alloc", ["double-put"],
+                        [{"name": "no_invalid_free"}], {"allocators": POOL})
+    assert res.returncode == 1, res
+    inv = invariant(rep, "no_invalid_free")
+    ev = inv["evidence"][0]
+    assert ev["kind"] == "double_free" and ev["size"] == 48, ev
+    assert "conn_close" in ev["stack"][1] and "pool_alloc.c:73" in " | ".join(ev["stack"]), ev
+    assert "pool_alloc.c:71" in " | ".join(ev["first_free"]["stack"]), ev["first_free"]
+    assert "pool_alloc.c:68" in " | ".join(ev["allocated_at"]), ev["allocated_at"]
+    entry_points = coverage(rep)["programs"][0]["entry_points"]
+    assert "pool_get [pool_alloc]" in entry_points and "pool_put [pool_alloc]" in entry_points
+
+
+def test_pool_leak_is_named_and_clean_pool_passes(tmp_path, runs_dir, progs):
+    stable = {"name": "heap_stable", "min_slope": 16}
+    res, rep = run_prog(tmp_path, runs_dir, progs, "pool_alloc", ["leak", "25", "200"],
+                        [stable, {"name": "no_invalid_free"}], {"allocators": POOL})
+    assert res.returncode == 1, res
+    ev = invariant(rep, "heap_stable")["evidence"][0]
+    assert 35 <= ev["slope_per_cycle"] <= 45, ev
+    assert "remember_one" in ev["top_growing_sites"][0]["caller"], ev["top_growing_sites"]
+    runs2 = tmp_path / "runs2"
+    runs2.mkdir()
+    res, rep = run_prog(tmp_path, runs2, progs, "pool_alloc", ["clean", "25", "200"],
+                        [stable, {"name": "no_invalid_free"}], {"allocators": POOL})
+    assert res.returncode == 0, (res, [(i["name"], i["summary"]) for i in rep["invariants"]])
