@@ -273,8 +273,48 @@ static void test_probe_offset(void)
 	CHECK(heap_probe_offset(free_code, sizeof(free_code), false, why, sizeof(why)) == 0);
 }
 
+/* A heap probe that saw too little: INCONCLUSIVE with the reason, never
+ * PASS; a bad free it did see still FAILs. */
+static void test_heap_uncovered(void)
+{
+	static const char *text =
+		"{\"name\":\"u\",\"workloads\":["
+		"{\"name\":\"a\",\"kind\":\"exec\",\"cmd\":[\"x\"],\"probes\":[\"heap\"]}],"
+		"\"invariants\":[{\"name\":\"no_invalid_free\"},{\"name\":\"heap_stable\"}]}";
+	struct scenario *sc = parse(text);
+	struct obs_workload wl[1] = {{.pid = 10, .started = true}};
+	struct obs_cycle cycles[1] = {{1, 0, 1000, 0, 0}};
+	struct obs_probes probes[1] = {{.heap = true}};
+	struct obs_sample samples[1] = {{.heap = true}};
+	struct run_obs obs;
+	struct inv_result res;
+
+	obs_init(&obs, sc, wl, NULL, 0, cycles, 1);
+	obs.probes = probes;
+	obs.samples = samples;
+	obs.heap_events = json_array();
+	snprintf(probes[0].heap_uncovered, sizeof(probes[0].heap_uncovered),
+		 "its allocator is unknown");
+	for (size_t i = 0; i < 2; i++) {
+		CHECK(inv_eval(&obs, &sc->inv[i], &res) == 0);
+		CHECK(res.verdict == V_INCONCLUSIVE);
+		CHECK(strstr(res.summary, "allocator is unknown") != NULL);
+		CHECK(json_array_size(res.evidence) == 1);
+		json_decref(res.evidence);
+	}
+	json_array_append_new(obs.heap_events, json_pack("{sssssisissssss}", "kind", "double_free",
+		"workload", "a", "pid", 10, "at_ms", 5, "comm", "a", "address", "0x10",
+		"function", "free"));
+	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
+	CHECK(res.verdict == V_FAIL);
+	json_decref(res.evidence);
+	json_decref(obs.heap_events);
+	scenario_free(sc);
+}
+
 int main(void)
 {
+	test_heap_uncovered();
 	test_trend();
 	test_probe_offset();
 	test_no_crash();
