@@ -76,20 +76,47 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 
 BINS := $(BUILD)/faultd $(BUILD)/faultctl
 
-.PHONY: all deps daemon harness harness-asan tests run test bench soak-smoke test-kernels clean help
+# --- version (issue 20): git describe, or VERSION outside git -------------
+# build/version.c holds the string and is rewritten only when it changes, so
+# a new commit relinks the programs instead of recompiling them.
+# `make deb` passes FAULTD_VERSION in: its copy of the tree has no .git.
+FAULTD_VERSION ?= $(shell sh scripts/version.sh)
+LIB_OBJS += $(BUILD)/version.o
+LIBS     += -lsystemd
+
+.PHONY: FORCE
+$(BUILD)/version.c: FORCE | $(BUILD)
+	$(Q)printf 'const char faultd_version[] = "%s";\n' '$(FAULTD_VERSION)' > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+$(BUILD)/version.o: $(BUILD)/version.c
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+.PHONY: all deps ext-schemas daemon harness harness-asan tests run test bench soak-smoke test-kernels clean help
 all: daemon harness tests
 
 help:
 	@echo "make          build faultd, faultctl, harness and test programs into $(BUILD)/"
 	@echo "make deps     install missing Debian packages (root)"
+	@echo "make ext-schemas  the published schemas the tests use, from npm, into build/npm/"
 	@echo "make run      deps + build + run the default scenario set (embedded engine)"
 	@echo "make test     deps + build + every test"
 	@echo "make bench    benchmarks (ratios measured side by side)"
 	@echo "make test-kernels  faultctl check and a smoke set on Debian's 5.10, 6.1, 6.12 under qemu"
+	@echo "make man      man pages into $(BUILD)/man/ (scdoc)"
+	@echo "make install  DESTDIR= PREFIX=/usr/local: programs, workloads, unit, man pages, docs"
+	@echo "make uninstall  the same variables: removes what install put there"
+	@echo "make deb      a Debian package (dpkg-buildpackage) into $(BUILD)/deb/"
 	@echo "options: V=1  SANITIZER=address|undefined  BUILD=dir"
 
 deps:
 	$(Q)sh scripts/deps.sh
+
+# Other projects' schemas (SARIF) the tests validate against: npm packages,
+# pinned, not in this repository (tests/ext_schemas.py).
+ext-schemas: deps
+	$(Q)sh scripts/ext-schemas.sh build/npm
 
 daemon: $(BINS)
 harness: $(HARNESS_BINS)
@@ -178,6 +205,94 @@ $(BUILD)/tests/bench/%: tests/bench/%.c $(LIB) | $(BUILD)/tests/bench
 $(BUILD) $(BUILD)/bpf $(BUILD)/daemon $(BUILD)/harness $(BUILD)/tests/progs $(BUILD)/tests/unit $(BUILD)/tests/bench:
 	$(Q)mkdir -p $@
 
+# --- man pages, install, uninstall, Debian package (issue 20) -------------
+# `make install` copies what `make` built; DESTDIR stages it (a package's
+# tree), PREFIX says where it will live. faultd finds its bundled workloads
+# from its own path (PREFIX/sbin/faultd -> PREFIX/lib/faultd/harness), so
+# the staged copy runs as well as the installed one. The unit is written
+# with the paths of this PREFIX.
+PREFIX      ?= /usr/local
+SBINDIR     ?= $(PREFIX)/sbin
+LIBDIR      ?= $(PREFIX)/lib
+DATADIR     ?= $(PREFIX)/share
+MANDIR      ?= $(DATADIR)/man
+DOCDIR      ?= $(DATADIR)/doc/faultd
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+SCDOC       ?= scdoc
+INSTALL     ?= install
+
+MAN_SRCS  := $(wildcard docs/man/*.scd)
+MAN_PAGES := $(patsubst docs/man/%.scd,$(BUILD)/man/%,$(MAN_SRCS))
+DOCS      := README.md $(wildcard docs/*.md)
+SCHEMAS   := $(wildcard docs/*.schema.json)
+SCENARIOS := $(wildcard scenarios/*.json)
+# The ASan+UBSan workloads ("asan": true) go along when they were built.
+ASAN_HARNESS_BINS = $(wildcard $(BUILD_ASAN)/harness/*)
+
+.PHONY: man install uninstall deb
+man: $(MAN_PAGES)
+
+$(BUILD)/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	$(call msg,SCDOC,$@)
+	$(Q)$(SCDOC) < $< > $@
+
+install: daemon harness man
+	$(Q)$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR)/faultd/harness \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/docs \
+		$(DESTDIR)$(DATADIR)/faultd/schemas $(DESTDIR)$(DATADIR)/faultd/scenarios \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(BASHCOMPDIR)
+	$(Q)$(INSTALL) -m 755 $(BINS) $(DESTDIR)$(SBINDIR)/
+	$(Q)$(INSTALL) -m 755 $(HARNESS_BINS) $(DESTDIR)$(LIBDIR)/faultd/harness/
+	$(Q)if [ -n "$(ASAN_HARNESS_BINS)" ]; then \
+		$(INSTALL) -d $(DESTDIR)$(LIBDIR)/faultd/san-address/harness && \
+		$(INSTALL) -m 755 $(ASAN_HARNESS_BINS) $(DESTDIR)$(LIBDIR)/faultd/san-address/harness/; \
+	fi
+	$(Q)$(INSTALL) -m 644 $(filter %.5,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man5/
+	$(Q)$(INSTALL) -m 644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man8/
+	$(Q)$(INSTALL) -m 644 README.md $(DESTDIR)$(DOCDIR)/
+	$(Q)$(INSTALL) -m 644 $(filter docs/%,$(DOCS)) $(DESTDIR)$(DOCDIR)/docs/
+	$(Q)$(INSTALL) -m 644 $(SCHEMAS) $(DESTDIR)$(DATADIR)/faultd/schemas/
+	$(Q)$(INSTALL) -m 644 $(SCENARIOS) $(DESTDIR)$(DATADIR)/faultd/scenarios/
+	$(Q)$(INSTALL) -m 644 scripts/faultctl.bash-completion $(DESTDIR)$(BASHCOMPDIR)/faultctl
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@SBINDIR@|$(SBINDIR)|g' \
+		-e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@UNITDIR@|$(UNITDIR)|g' \
+		scripts/faultd.service.in > $(DESTDIR)$(UNITDIR)/faultd.service
+	$(Q)chmod 644 $(DESTDIR)$(UNITDIR)/faultd.service
+	@echo "  INSTALL  $(DESTDIR)$(PREFIX) (unit: $(DESTDIR)$(UNITDIR)/faultd.service)"
+
+# Removes what install put there, by name, and the directories that were
+# faultd's alone; shared ones (bin, man8) stay.
+uninstall:
+	$(Q)rm -f $(DESTDIR)$(SBINDIR)/faultd $(DESTDIR)$(SBINDIR)/faultctl \
+		$(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(filter %.5,$(MAN_PAGES)))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(filter %.8,$(MAN_PAGES)))) \
+		$(DESTDIR)$(UNITDIR)/faultd.service $(DESTDIR)$(BASHCOMPDIR)/faultctl
+	$(Q)rm -rf $(DESTDIR)$(LIBDIR)/faultd $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)/faultd
+	@echo "  UNINSTALL $(DESTDIR)$(PREFIX)"
+
+# A binary package built by dpkg-buildpackage from debian/, in a copy of
+# the tree (the files git knows, committed or not) under build/deb, so the
+# package is built from clean as a distribution would; the .deb lands in
+# build/deb/. The version inside it is this tree's.
+DEB_DIR := $(BUILD)/deb
+deb:
+	$(Q)rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/faultd
+	$(Q)if git rev-parse --git-dir >/dev/null 2>&1; then \
+		git ls-files -z --cached --others --exclude-standard | \
+		  tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C $(DEB_DIR)/faultd; \
+	else \
+		tar --exclude=./build --exclude=./build-kt -cf - . | tar -xf - -C $(DEB_DIR)/faultd; \
+	fi
+	$(call msg,DEB,$(DEB_DIR))
+	$(Q)cd $(DEB_DIR)/faultd && FAULTD_VERSION='$(FAULTD_VERSION)' \
+		dpkg-buildpackage -b -us -uc $(if $(filter 1,$(V)),,>../build.log 2>&1) || \
+		{ echo "deb: dpkg-buildpackage failed; see $(DEB_DIR)/build.log" >&2; \
+		  tail -30 ../build.log >&2; exit 1; }
+	$(Q)rm -rf $(DEB_DIR)/faultd
+	@ls $(DEB_DIR)/*.deb
+
 # --- the two commands of the README -----------------------------------------
 # Scenarios with "asan": true run the bundled workloads' ASan+UBSan build.
 harness-asan:
@@ -190,7 +305,7 @@ run: deps
 	$(Q)$(BUILD)/faultctl check || true
 	$(Q)$(BUILD)/faultctl run --local --expect scenarios/
 
-test: deps
+test: deps ext-schemas
 	$(Q)$(MAKE) --no-print-directory all harness-asan
 ifneq ($(SANITIZER),)
 	$(Q)$(MAKE) --no-print-directory SANITIZER= BUILD=$(BUILD:/san-$(SANITIZER)=) harness

@@ -17,9 +17,12 @@
 #include "ctl.h"
 #include "inv.h"
 #include "log.h"
+#include "paths.h"
+#include "replay.h"
 #include "report.h"
 #include "run.h"
 #include "soak.h"
+#include "suppress.h"
 #include "util.h"
 
 #define EXIT_USAGE 3
@@ -34,7 +37,8 @@ struct cli {
 	char journal_dir[PATH_MAX];
 	bool local, expect, quiet, tty;
 	const char *json_path;
-	const char *junit_path, *html_path;
+	const char *junit_path, *html_path, *sarif_path;
+	char suppressions[PATH_MAX];	/* run --suppressions, absolute; "" if none */
 	volatile int soak_stop;		/* a signal asked a soak to end */
 	double duration_s;		/* of the run in progress, for the bar */
 	bool bar_shown;
@@ -159,6 +163,7 @@ static int local_run(struct cli *cli, const char *file, struct row *row)
 		.harness_dir = cli->harness_dir, .journal_dir = cli->journal_dir,
 		.on_cycle = local_on_cycle,
 		.on_done = local_on_done, .arg = cli,
+		.suppressions = cli->suppressions[0] ? cli->suppressions : NULL,
 	};
 	struct scenario *sc = NULL;
 	char *errors = NULL;
@@ -259,8 +264,9 @@ static int daemon_run(struct cli *cli, const char *file, struct row *row)
 	}
 	/* The daemon names this path in errors; keep it as the user gave it. */
 	snprintf(abs, sizeof(abs), "%s", file);
-	rep = request(cli, &fd, json_pack("{ssssss%sb}", "cmd", "run", "file", abs,
-					  "scenario", text, len, "watch", 1));
+	rep = request(cli, &fd, json_pack("{ssssss%sbss*}", "cmd", "run", "file", abs,
+					  "scenario", text, len, "watch", 1, "suppressions",
+					  cli->suppressions[0] ? cli->suppressions : NULL));
 	free(text);
 	if (!rep) {
 		snprintf(row->note, sizeof(row->note), "faultd unreachable");
@@ -379,7 +385,9 @@ static int write_json_out(const char *path, json_t *reports, int n)
 	return err;
 }
 
-static void write_junit_out(const char *path, const json_t *reports)
+/* --junit, --sarif: every run in one file. */
+static void write_list_out(const char *opt, const char *path, const json_t *reports,
+			   int (*write)(json_t *const *, size_t, const char *))
 {
 	size_t n = json_array_size(reports);
 	json_t **list = calloc(n, sizeof(*list));
@@ -388,9 +396,9 @@ static void write_junit_out(const char *path, const json_t *reports)
 	for (size_t i = 0; list && i < n; i++)
 		list[i] = json_array_get(reports, i);
 	if (list)
-		err = report_junit_write(list, n, path);
+		err = write(list, n, path);
 	if (err)
-		fprintf(stderr, "faultctl: --junit %s: %s\n", path, strerror(-err));
+		fprintf(stderr, "faultctl: %s %s: %s\n", opt, path, strerror(-err));
 	free(list);
 }
 
@@ -432,7 +440,7 @@ static void local_begin(struct cli *cli)
 	evsignal_add(cli->sig_ev[1], NULL);
 	cg_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
 	cg_sweep(cli->cgroup_root);
-	journal__sweep(cli->journal_dir, NULL, NULL);
+	journal_sweep(cli->journal_dir, NULL, NULL);
 }
 
 static void local_end(struct cli *cli)
@@ -451,8 +459,12 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 		{"local", no_argument, NULL, 'L'}, {"expect", no_argument, NULL, 'e'},
 		{"json", required_argument, NULL, 'J'}, {"quiet", no_argument, NULL, 'q'},
 		{"junit", required_argument, NULL, 'U'}, {"html", required_argument, NULL, 'T'},
+		{"sarif", required_argument, NULL, 'F'},
+		{"suppressions", required_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
+	struct suppress *supp = NULL;
+	char supp_err[512];
 	json_t *reports;
 	char **files = NULL;
 	struct row *rows;
@@ -466,16 +478,30 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 		case 'J': cli->json_path = optarg; break;
 		case 'U': cli->junit_path = optarg; break;
 		case 'T': cli->html_path = optarg; break;
+		case 'F': cli->sarif_path = optarg; break;
 		case 'q': cli->quiet = true; break;
+		case 'S':
+			/* Checked here, so a bad line is a usage error before anything runs. */
+			if (suppress_load(&supp, optarg, supp_err, sizeof(supp_err)) ||
+			    !realpath(optarg, cli->suppressions)) {
+				suppress_free(supp);
+				die_usage("run: --suppressions: %s", supp_err);
+			}
+			suppress_free(supp);
+			supp = NULL;
+			break;
 		case 'h':
 			printf("usage: faultctl run [--local] [--expect] [--json PATH] [--junit PATH]\n"
-			       "                    [--html PATH] [--quiet] FILE|DIR...\n"
+			       "                    [--html PATH] [--sarif PATH] [--suppressions FILE]\n"
+			       "                    [--quiet] FILE|DIR...\n"
 			       "Run scenarios in turn and print one summary table.\n"
 			       "  --local     run the engine in this process (no daemon needed)\n"
 			       "  --expect    exit 0 when every verdict matches the scenario's \"expect\"\n"
 			       "  --json PATH write the report there (an array for several runs; - is stdout)\n"
 			       "  --junit PATH  JUnit XML: a testsuite per run, a testcase per invariant\n"
 			       "  --html PATH   the HTML report (several runs: PATH is a directory)\n"
+			       "  --sarif PATH  SARIF 2.1.0 for code scanning: a result per finding\n"
+			       "  --suppressions FILE  silence known heap/fd findings (leak:FUNC, ...)\n"
 			       "  --quiet     no per-cycle lines\n"
 			       "Exit: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 usage/setup/scenario error.\n");
 			return 0;
@@ -541,7 +567,9 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 	if (cli->json_path && json_array_size(reports))
 		write_json_out(cli->json_path, reports, (int)json_array_size(reports));
 	if (cli->junit_path && json_array_size(reports))
-		write_junit_out(cli->junit_path, reports);
+		write_list_out("--junit", cli->junit_path, reports, report_junit_write);
+	if (cli->sarif_path && json_array_size(reports))
+		write_list_out("--sarif", cli->sarif_path, reports, report_sarif_write);
 	if (cli->html_path)
 		write_html_out(cli->html_path, reports);
 	if (cli->expect)
@@ -679,12 +707,13 @@ static int cmd_report(struct cli *cli, int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help")) {
-			printf("usage: faultctl report RUN [--format json|text|html|junit] "
+			printf("usage: faultctl report RUN [--format json|text|html|junit|sarif] "
 			       "[--output PATH]\n"
 			       "A run's report; read from the runs directory if faultd is not running.\n"
 			       "  --format html   one self-contained page: verdict, invariants with\n"
 			       "                  evidence, fault timeline, per-cycle plots\n"
 			       "  --format junit  JUnit XML for CI: a testcase per invariant\n"
+			       "  --format sarif  SARIF 2.1.0 for code scanning: a result per finding\n"
 			       "  --output PATH   write there (replaced atomically) instead of stdout\n");
 			return 0;
 		} else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
@@ -703,9 +732,9 @@ static int cmd_report(struct cli *cli, int argc, char **argv)
 	}
 	if (!id)
 		die_usage("report: needs a RUN id%s", "");
-	if (strcmp(format, "json") && strcmp(format, "text") && strcmp(format, "html") &&
-	    strcmp(format, "junit"))
-		die_usage("report: --format must be json, text, html or junit, not '%s'", format);
+	if (!report_format_known(format))
+		die_usage("report: --format must be json, text, html, junit or sarif, not '%s'",
+			  format);
 	if (out && !*out)
 		die_usage("report: --output needs a PATH%s", "");
 	if (!util_valid_run_id(id))
@@ -759,7 +788,7 @@ static int cmd_cleanup(struct cli *cli, int argc, char **argv)
 		       "a live faultd owns is left alone.\n", JOURNAL_DEFAULT_DIR);
 		return strcmp(argv[1], "--help") ? EXIT_USAGE : 0;
 	}
-	journal__sweep(cli->journal_dir, say_removed, &n);
+	journal_sweep(cli->journal_dir, say_removed, &n);
 	cg_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
 	cgroups = cg_sweep(cli->cgroup_root);
 	if (cgroups > 0)
@@ -922,18 +951,51 @@ static int cmd_soak(struct cli *cli, int argc, char **argv)
 	return code;
 }
 
+/* replay and shrink (ctl/replay.c, ctl/shrink.c) run scenarios as soak does. */
+static volatile int *runner_begin(void *arg, bool local)
+{
+	struct cli *cli = arg;
+
+	cli->local = local;
+	cli->quiet = true;
+	if (local) {
+		local_begin(cli);
+		return &cli->soak_stop;
+	}
+	signal(SIGINT, soak_on_sigint);
+	signal(SIGTERM, soak_on_sigint);
+	return &soak_stop_flag;
+}
+
+static void runner_end(void *arg)
+{
+	local_end(arg);
+}
+
+static int cmd_replay_shrink(struct cli *cli, int argc, char **argv)
+{
+	const struct ctl_runner rn = {.run_one = soak_one, .begin = runner_begin,
+				      .end = runner_end, .arg = cli, .runs_dir = cli->runs_dir};
+
+	return !strcmp(argv[0], "replay") ? replay_main(argc, argv, &rn) : shrink_main(argc, argv, &rn);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: faultctl [--socket PATH] [--runs-dir DIR] COMMAND [ARGS]\n\n"
 		"commands:\n"
-		"  run [--local] [--expect] [--json PATH] [--junit PATH] [--html PATH] FILE|DIR...\n"
+		"  run [--local] [--expect] [--json PATH] [--junit PATH] [--html PATH]\n"
+		"      [--sarif PATH] FILE|DIR...\n"
 		"  soak --duration D [--local] [--junit PATH] [--keep N] FILE|DIR...\n"
+		"  replay REPORT [--runs N] [--local]   run a report's fault timeline again\n"
+		"  shrink REPORT|FILE [--budget 30m] [--runs N] [--local]\n"
+		"                              the smallest fault schedule that still FAILs\n"
 		"  validate FILE...            check scenario files\n"
 		"  list                        runs the daemon knows of\n"
 		"  status [RUN]                the daemon's or a run's state\n"
 		"  stop RUN                    stop a run (its report is still written)\n"
-		"  report RUN [--format json|text|html|junit] [--output PATH]\n"
+		"  report RUN [--format json|text|html|junit|sarif] [--output PATH]\n"
 		"  cleanup                     remove what dead runs left behind\n"
 		"  check [--json]              what this host can do: each probe and fault,\n"
 		"                              ok and how, or missing and why\n"
@@ -943,7 +1005,8 @@ static void usage(FILE *f)
 		"  -s, --socket PATH    faultd's socket (default %s)\n"
 		"  -r, --runs-dir DIR   reports (default %s)\n"
 		"      --harness-dir DIR, --cgroup-root DIR   for --local runs\n"
-		"  -l, --log-level LEVEL  error, warn (default), info, debug\n\n"
+		"  -l, --log-level LEVEL  error, warn (default), info, debug\n"
+		"      --version        faultctl's version\n\n"
 		"exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 usage, setup or scenario error\n",
 		CTL_DEFAULT_SOCK, RUN_DEFAULT_DIR);
 }
@@ -958,6 +1021,7 @@ int main(int argc, char **argv)
 		{"journal-dir", required_argument, NULL, 'J'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	static const struct {
@@ -967,7 +1031,7 @@ int main(int argc, char **argv)
 		{"run", cmd_run}, {"validate", cmd_validate}, {"list", cmd_list},
 		{"status", cmd_status}, {"stop", cmd_stop}, {"report", cmd_report},
 		{"cleanup", cmd_cleanup}, {"version", cmd_version}, {"soak", cmd_soak},
-		{"check", cmd_check},
+		{"check", cmd_check}, {"replay", cmd_replay_shrink}, {"shrink", cmd_replay_shrink},
 	};
 	struct cli cli = {.sock = CTL_DEFAULT_SOCK};
 	int opt, lvl, code;
@@ -976,10 +1040,7 @@ int main(int argc, char **argv)
 	log_set_level(LOG_WARN);
 	snprintf(cli.runs_dir, sizeof(cli.runs_dir), "%s", RUN_DEFAULT_DIR);
 	snprintf(cli.journal_dir, sizeof(cli.journal_dir), "%s", JOURNAL_DEFAULT_DIR);
-	if (util_self_dir(cli.harness_dir, sizeof(cli.harness_dir) - 16) == 0)
-		strcat(cli.harness_dir, "/harness");
-	if (getenv("FAULTD_HARNESS_DIR"))
-		snprintf(cli.harness_dir, sizeof(cli.harness_dir), "%s", getenv("FAULTD_HARNESS_DIR"));
+	paths_harness_dir(cli.harness_dir, sizeof(cli.harness_dir));
 	if (getenv("FAULTD_SOCKET"))
 		cli.sock = getenv("FAULTD_SOCKET");
 	while ((opt = getopt_long(argc, argv, "+s:r:l:h", longopts, NULL)) != -1) {
@@ -996,6 +1057,7 @@ int main(int argc, char **argv)
 			log_set_level((enum log_level)lvl);
 			break;
 		case 'h': usage(stdout); return 0;
+		case 'V': return cmd_version(&cli, 0, NULL);
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}

@@ -25,6 +25,7 @@ struct faultd {
 	struct event_base *base;
 	struct ctl_server *ctl;
 	struct event *sigterm_ev, *sigint_ev, *sighup_ev;
+	struct event *watchdog_ev;	/* WATCHDOG=1 to systemd; NULL without WatchdogSec= */
 	struct job *jobs;		/* newest first */
 	size_t n_jobs;
 	int running;
@@ -33,6 +34,7 @@ struct faultd {
 	uint64_t started_ns;
 	unsigned long long rss_idle;	/* RSS when the last run finished with none left */
 	json_t *disk_rows;		/* run id -> list row of a run read from disk */
+	json_t *totals;			/* runs since start: metrics_count_run() */
 	char sock_path[108];
 	char runs_dir[PATH_MAX];
 	char cgroup_root[PATH_MAX];

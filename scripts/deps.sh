@@ -8,7 +8,12 @@ libevent-dev libjansson-dev libssl-dev liburing-dev systemtap-sdt-dev
 libdw-dev libnl-3-dev libnl-route-3-dev iproute2 procps liblwip-dev
 iptables libnetfilter-queue-dev libmnl-dev iputils-ping chromium libdpdk-dev
 python3-pytest python3-jsonschema python3-pytest-timeout
+libsystemd-dev scdoc debhelper dpkg-dev man-db bash-completion prometheus libxml2-utils
 libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev"
+# npm installs the schemas the tests use (scripts/ext-schemas.sh). Debian's
+# npm unless one is on PATH already: NodeSource's nodejs ships its own npm
+# and conflicts with Debian's.
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 
 missing=""
 for p in $PKGS; do
@@ -27,3 +32,11 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# The tests need promtool only: Debian's prometheus package also enables a
+# Prometheus server (listening on every address); faultd does not want it.
+case "$missing" in
+*prometheus*)
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+	fi ;;
+esac

@@ -155,7 +155,8 @@ OUR_PROGS = {"proc_fork", "proc_exec", "proc_exit",
              "posix_memalign_", "aligned_alloc_e", "memalign_enter", "valloc_enter",
              "pvalloc_enter", "free_enter", "alloc_return", "count_fds", "count_calls",
              "obj_create", "obj_event", "obj_destroy", "msg_send", "msg_recv", "counter",
-             "netfault", "netfault_in", "netfault_out", "sock_create", "uobj_create", "uobj_destroy"}
+             "netfault", "netfault_in", "netfault_out", "sock_create", "uobj_create", "uobj_destroy",
+             "exit_enter", "thread_regs"}
 
 
 def _link_owners():
@@ -163,18 +164,33 @@ def _link_owners():
     owners = {}
     for pid_dir in pathlib.Path("/proc").glob("[0-9]*"):
         try:
-            for fdinfo in (pid_dir / "fdinfo").iterdir():
-                m = re.search(r"^link_id:\s+(\d+)", fdinfo.read_text(), re.M)
-                if m:
-                    owners.setdefault(int(m[1]), int(pid_dir.name))
+            fdinfos = list((pid_dir / "fdinfo").iterdir())
         except OSError:
             continue
+        for fdinfo in fdinfos:
+            try:    # an fd closed while we read is that fd's, not the pid's
+                m = re.search(r"^link_id:\s+(\d+)", fdinfo.read_text(), re.M)
+            except OSError:
+                continue
+            if m:
+                owners.setdefault(int(m[1]), int(pid_dir.name))
     return owners
 
 
 def bpf_links_of_ours():
     """Links of faultd's programs held by this test session's processes (or
-    by nobody): a faultd another session or a person runs is not ours."""
+    by nobody): a faultd another session or a person runs is not ours. A
+    link seen without an owner is looked at again: another session's
+    process may have been exiting while we read."""
+    ours = _bpf_links_of_ours_once()
+    if ours:
+        time.sleep(0.3)
+        again = {link["id"] for link in _bpf_links_of_ours_once()}
+        ours = [link for link in ours if link["id"] in again]
+    return ours
+
+
+def _bpf_links_of_ours_once():
     out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True,
                          text=True, timeout=30)
     assert out.returncode == 0, out.stderr

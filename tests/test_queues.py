@@ -8,6 +8,7 @@ import json
 import jsonschema
 
 from conftest import REPO, assert_nothing_left, faultctl, invariant, only_report
+from ext_schemas import ext_schema
 
 REPORT_SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
 
@@ -77,3 +78,21 @@ def test_qpair_asan_build_reports_heap_use_after_free_as_a_crash(runs_dir):
     assert r["allocated_by"]["stack"] and r["freed_by"]["thread"] != r["thread"]
     assert "heap-use-after-free" in crash["summary"]
     assert invariant(rep, "lifecycle")["verdict"] == "FAIL"
+    # SARIF puts the use after free at its line, the free and the
+    # allocation as related locations (ASan's paths are the build's).
+    out = runs_dir / "r.sarif"
+    res = faultctl("report", rep["run_id"], "--format", "sarif", "--output", out,
+                   runs_dir=runs_dir)
+    assert res.returncode == 0, res
+    log = json.loads(out.read_text())
+    schema = json.loads(ext_schema("sarif-schema-2.1.0.json").read_text())
+    jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker()).validate(log)
+    (uaf,) = [r for r in log["runs"][0]["results"] if r["ruleId"] == "no_crash"]
+    loc = uaf["locations"][0]
+    assert loc["physicalLocation"]["artifactLocation"]["uri"] == "harness/qpair/qpair.c"
+    assert loc["physicalLocation"]["region"]["startLine"] > 0
+    assert "last_wqe" in loc["logicalLocations"][0]["name"]
+    assert "heap-use-after-free" in uaf["message"]["text"]
+    rel = {r["message"]["text"]: r["logicalLocations"][0]["name"]
+           for r in uaf["relatedLocations"]}
+    assert "destroy" in rel["freed here"] and rel["allocated here"]

@@ -12,13 +12,15 @@ import xml.etree.ElementTree as ET
 import zlib
 from html.parser import HTMLParser
 
+import jsonschema
 import pytest
 
 from conftest import PROGS, faultctl, only_report, our_links, our_netns, write_scenario
+from ext_schemas import ext_schema, xsd_valid
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 JUNIT_TAGS = {"testsuites", "testsuite", "properties", "property", "testcase", "failure",
-              "error", "skipped", "system-out", "system-err"}
+              "error", "skipped", "system-out", "system-err", "flakyFailure", "rerunFailure"}
 
 
 # Run ids of this module's runs: fd<run id> prefixes their namespaces and links.
@@ -76,17 +78,22 @@ def pass_run(tmp_path_factory):
 def report(runs, run_id, fmt, out):
     res = faultctl("report", run_id, "--format", fmt, "--output", out, runs_dir=runs)
     assert res.returncode == 0, res
+    if fmt == "junit":
+        xsd_valid(out)
     return pathlib.Path(out).read_text()
 
 
-def junit_shape(root):
-    """The shape Jenkins and GitLab read; returns the testsuite elements."""
+def junit_shape(root, per_case_out=True):
+    """The shape Jenkins and GitLab read; returns the testsuite elements.
+    Each testcase has its time and its own <system-out> naming the report
+    (GitLab shows a testcase's output, not the suite's)."""
     assert root.tag == "testsuites"
     for el in root.iter():
         assert el.tag in JUNIT_TAGS, el.tag
     suites = root.findall("testsuite")
     for s in suites:
-        for a in ("name", "tests", "failures", "errors", "skipped", "time", "timestamp"):
+        for a in ("name", "tests", "failures", "errors", "skipped", "time", "timestamp",
+                  "hostname"):
             assert a in s.attrib, (a, s.attrib)
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", s.get("timestamp"))
         cases = s.findall("testcase")
@@ -96,7 +103,10 @@ def junit_shape(root):
             assert int(s.get(kind)) == sum(len(c.findall(tag)) for c in cases), kind
         for c in cases:
             assert c.get("classname") and c.get("name")
-            assert len(list(c)) <= 1
+            assert float(c.get("time")) > 0, c.attrib
+            if per_case_out:
+                assert len(list(c)) <= 2 and list(c)[-1].tag == "system-out"
+                assert re.search(r"^report: /.*/report\.json$", list(c)[-1].text, re.M)
     return suites
 
 
@@ -108,6 +118,8 @@ def test_junit_of_a_failed_run_names_the_invariant(fail_run, tmp_path):
     assert int(suite.get("failures")) >= 1 and int(root.get("failures")) >= 1
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props["run_id"] == rep["run_id"] and props["seed"] == "4"
+    assert suite.get("hostname") == rep["host"]["hostname"]
+    assert abs(float(suite.get("time")) - rep["duration_s"]) < 0.01
     case = {c.get("name"): c for c in suite.findall("testcase")}
     assert set(case) == {"fds_stable[w]", "no_crash", "exit_ok"}
     assert case["fds_stable[w]"].get("classname") == "faultd.report-flap-leak"
@@ -177,6 +189,14 @@ def test_hostile_strings_and_huge_evidence(pass_run, tmp_path):
     assert len(set(names)) == len(names) == 4, names
     assert (suite.get("failures"), suite.get("skipped"), suite.get("errors")) == ("1", "1", "2")
     assert len(text) < 200_000
+
+    log = json.loads(report(runs, "abcdef", "sarif", tmp_path / "r.sarif"))
+    assert sarif_validator().is_valid(log)
+    (run,) = log["runs"]
+    assert not run["invocations"][0]["executionSuccessful"]
+    assert run["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"] == \
+        evil["error"]
+    assert [r["ruleId"] for r in run["results"]] == ["fds_stable"]
 
     page = report(runs, "abcdef", "html", tmp_path / "r.html")
     assert "<script" not in page and "&lt;script&gt;" in page
@@ -312,3 +332,114 @@ def test_html_of_a_failed_run_in_chromium(fail_run, tmp_path):
     assert sum(p != (255, 255, 255) for p in pixels) > len(pixels) // 10
     assert sum(map(blue, pixels)) > 200, "no series line drawn"
     assert sum(map(red, pixels)) > 100, "no violation line drawn"
+
+
+@pytest.fixture(scope="module")
+def sarif_run(tmp_path_factory):
+    """One run with a double free, a heap leak at one site and an fd leak,
+    through `faultctl run --local --sarif`."""
+    tmp = tmp_path_factory.mktemp("sarif")
+    runs = tmp / "runs"
+    runs.mkdir()
+    doc = {"name": "report-sarif", "seed": 3, "duration_s": 6, "sample_ms": 200,
+           "workloads": [
+               {"name": "df", "kind": "exec", "cmd": [str(PROGS / "double_free_tolerated")],
+                "probes": ["heap"]},
+               {"name": "leak", "kind": "exec", "cmd": [str(PROGS / "leak_site"), "25", "200"],
+                "probes": ["heap"]},
+               {"name": "fdl", "kind": "exec", "cmd": [str(PROGS / "fd_leak"), "25", "200"],
+                "probes": ["fds"]}],
+           "invariants": [{"name": "no_invalid_free", "workload": "df"},
+                          {"name": "heap_stable", "workload": "leak"},
+                          {"name": "fds_stable", "workload": "fdl", "limit": 64},
+                          {"name": "no_crash"}]}
+    path = write_scenario(tmp / "report-sarif.json", doc)
+    res = faultctl("run", "--local", "--quiet", "--sarif", tmp / "run.sarif", path,
+                   runs_dir=runs, timeout=90)
+    rep = only_report(runs)
+    OUR_RUNS.add(rep["run_id"])
+    assert res.returncode == 1, res
+    verdicts = {i["name"]: (i["verdict"], i["summary"]) for i in rep["invariants"]}
+    assert [v for v, _ in verdicts.values()] == ["FAIL", "FAIL", "FAIL", "PASS"], verdicts
+    return runs, rep, json.loads((tmp / "run.sarif").read_text())
+
+
+def sarif_validator():
+    schema = json.loads(ext_schema("sarif-schema-2.1.0.json").read_text())
+    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def stack_lines(result, message):
+    (stack,) = [s for s in result["stacks"] if s["message"]["text"] == message]
+    return [(f["location"]["physicalLocation"]["artifactLocation"]["uri"],
+             f["location"]["physicalLocation"]["region"]["startLine"])
+            for f in stack["frames"] if "physicalLocation" in f["location"]]
+
+
+def test_sarif_of_a_real_run_validates_and_places_each_finding(sarif_run, tmp_path):
+    runs, rep, from_run = sarif_run
+    text = report(runs, rep["run_id"], "sarif", tmp_path / "r.sarif")
+    log = json.loads(text)
+    validator = sarif_validator()
+    errors = [e.message for e in validator.iter_errors(log)]
+    assert not errors, errors
+    # The schema is enforced: a result level SARIF does not have is refused.
+    bad = json.loads(text)
+    bad["runs"][0]["results"][0]["level"] = "fatal"
+    assert not validator.is_valid(bad)
+    # --sarif on `faultctl run` writes the same document.
+    assert from_run == log
+    (run,) = log["runs"]
+    assert log["version"] == "2.1.0"
+    assert [r["id"] for r in run["tool"]["driver"]["rules"]] == \
+        ["no_invalid_free", "heap_stable", "fds_stable", "no_crash"]
+    assert run["automationDetails"]["id"] == f"faultd/report-sarif/{rep['run_id']}"
+    results = {}
+    for r in run["results"]:
+        assert r["level"] == "error" and r["properties"]["run_id"] == rep["run_id"]
+        assert run["tool"]["driver"]["rules"][r["ruleIndex"]]["id"] == r["ruleId"]
+        results.setdefault(r["ruleId"], []).append(r)
+    # Only the failed invariants have results; no_crash passed.
+    assert set(results) == {"no_invalid_free", "heap_stable", "fds_stable"}
+    assert invariant_verdict(rep, "no_crash") == "PASS"
+
+    # The double free at the program's free call, from its stack; the
+    # second free (line 32), the first (line 30) and the allocation (25).
+    (df,) = results["no_invalid_free"]
+    loc = df["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"].endswith("double_free_tolerated.c")
+    assert loc["region"]["startLine"] == 16
+    assert df["locations"][0]["logicalLocations"][0]["name"] == "release"
+    assert df["message"]["text"].startswith("double free of 0x")
+    assert ("double_free_tolerated.c", 32) in stack_lines(df, "second free")
+    assert ("double_free_tolerated.c", 30) in stack_lines(df, "first free")
+    rel = {r["message"]["text"]: r["physicalLocation"]["region"]["startLine"]
+           for r in df["relatedLocations"]}
+    assert rel["allocated here"] == 25
+    # The leak by its allocation site.
+    (leak,) = results["heap_stable"]
+    loc = leak["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"].endswith("leak_site.c")
+    assert leak["locations"][0]["logicalLocations"][0]["name"] == "leak_one"
+    assert "allocation site holds" in leak["message"]["text"]
+    # fd growth has no source line: at the scenario file, with its calls.
+    (fds,) = results["fds_stable"]
+    assert fds["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith(
+        "report-sarif.json")
+    assert "fds of 'fdl' grow" in fds["message"]["text"] and "openat" in fds["message"]["text"]
+    # Fingerprints name the rule, workload and place, never a pid or address.
+    assert df["partialFingerprints"]["faultdFinding/v1"] == \
+        "no_invalid_free|df|double_free|release"
+
+
+def test_sarif_of_a_passing_run_has_no_results(pass_run, tmp_path):
+    runs, rep = pass_run
+    log = json.loads(report(runs, rep["run_id"], "sarif", tmp_path / "p.sarif"))
+    assert sarif_validator().is_valid(log)
+    (run,) = log["runs"]
+    assert run["results"] == [] and run["invocations"][0]["executionSuccessful"]
+    assert run["invocations"][0]["exitCode"] == 0
+
+
+def invariant_verdict(rep, name):
+    return next(i["verdict"] for i in rep["invariants"] if i["name"] == name)

@@ -12,6 +12,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "report.h"
 #include "util.h"
 
@@ -50,121 +51,16 @@ static void send_json(struct evhttp_request *req, json_t *j)
 		evbuffer_free(b);
 }
 
-/* A Prometheus label value: backslash, quote and newline escaped. */
-static void label(struct evbuffer *b, const char *s)
-{
-	for (; s && *s; s++) {
-		if (*s == '\\' || *s == '"')
-			evbuffer_add_printf(b, "\\%c", *s);
-		else if (*s == '\n')
-			evbuffer_add(b, "\\n", 2);
-		else
-			evbuffer_add(b, s, 1);
-	}
-}
-
-static void metric_head(struct evbuffer *b, const char *name, const char *type,
-			const char *help)
-{
-	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 static void metrics(struct http_server *h, struct evhttp_request *req)
 {
-	static const char *const verdicts[] = {"PASS", "FAIL", "INCONCLUSIVE", "ERROR"};
 	json_t *st = h->src.status(h->src.arg), *runs = h->src.runs(h->src.arg);
-	json_t *daemon = json_object_get(st, "daemon"), *running, *run;
 	struct evbuffer *b = evbuffer_new();
-	size_t i;
 
-	if (!b)
-		goto out;
-	metric_head(b, "faultd_up", "gauge", "faultd is serving");
-	evbuffer_add_printf(b, "faultd_up 1\n");
-	metric_head(b, "faultd_uptime_seconds", "gauge", "since faultd started");
-	evbuffer_add_printf(b, "faultd_uptime_seconds %.3f\n",
-			    json_real_value(json_object_get(daemon, "uptime_s")));
-	metric_head(b, "faultd_resident_memory_bytes", "gauge", "faultd's own RSS");
-	evbuffer_add_printf(b, "faultd_resident_memory_bytes %llu\n", util_rss_bytes(0));
-	metric_head(b, "faultd_resident_memory_idle_bytes", "gauge",
-		    "faultd's RSS when its last run had finished and none was running: what "
-		    "it keeps between runs (0 until a run has finished)");
-	evbuffer_add_printf(b, "faultd_resident_memory_idle_bytes %lld\n",
-			    json_integer_value(json_object_get(daemon, "rss_idle_bytes")));
-	metric_head(b, "faultd_feature_available", "gauge",
-		    "1 if a probe or fault mechanism works on this host, 0 if it was found "
-		    "missing (features not tried yet are not listed)");
-	{
-		json_t *caps = json_object_get(daemon, "capabilities"), *row;
-		const char *name;
-
-		json_object_foreach(caps, name, row)
-			evbuffer_add_printf(b, "faultd_feature_available{feature=\"%s\"} %d\n", name,
-				!strcmp(json_string_value(json_object_get(row, "state")) ?: "", "ok"));
+	if (b) {
+		metrics_render(b, st, runs);
+		send_buf(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
+		evbuffer_free(b);
 	}
-	metric_head(b, "faultd_runs", "gauge", "runs kept in the runs directory, by verdict");
-	for (size_t v = 0; v < ARRAY_SIZE(verdicts); v++) {
-		json_t *row;
-		long n = 0;
-
-		json_array_foreach(runs, i, row)
-			n += !strcmp(json_string_value(json_object_get(row, "verdict")) ?: "",
-				     verdicts[v]);
-		evbuffer_add_printf(b, "faultd_runs{verdict=\"%s\"} %ld\n", verdicts[v], n);
-	}
-	running = json_object_get(daemon, "running");
-	metric_head(b, "faultd_runs_active", "gauge", "runs started and not yet done");
-	evbuffer_add_printf(b, "faultd_runs_active %zu\n", json_array_size(running));
-	metric_head(b, "faultd_runs_queued", "gauge", "runs waiting for a slot");
-	evbuffer_add_printf(b, "faultd_runs_queued %lld\n",
-			    json_integer_value(json_object_get(daemon, "queued")));
-	metric_head(b, "faultd_run_cycle", "gauge", "the current run's cycle");
-	json_array_foreach(running, i, run) {
-		evbuffer_add(b, "faultd_run_cycle{run_id=\"", 25);
-		label(b, json_string_value(json_object_get(run, "run_id")));
-		evbuffer_add(b, "\",scenario=\"", 12);
-		label(b, json_string_value(json_object_get(run, "scenario")));
-		evbuffer_add_printf(b, "\"} %lld\n", json_integer_value(json_object_get(run, "cycle")));
-	}
-	metric_head(b, "faultd_run_faults_fired_total", "counter", "fault actions fired so far");
-	json_array_foreach(running, i, run) {
-		evbuffer_add(b, "faultd_run_faults_fired_total{run_id=\"", 38);
-		label(b, json_string_value(json_object_get(run, "run_id")));
-		evbuffer_add_printf(b, "\"} %lld\n",
-				    json_integer_value(json_object_get(run, "faults_fired")));
-	}
-	metric_head(b, "faultd_run_probe_lost_events_total", "counter",
-		    "events the current run's probes could not record");
-	json_array_foreach(running, i, run) {
-		evbuffer_add(b, "faultd_run_probe_lost_events_total{run_id=\"", 43);
-		label(b, json_string_value(json_object_get(run, "run_id")));
-		evbuffer_add_printf(b, "\"} %lld\n",
-				    json_integer_value(json_object_get(run, "probe_lost")));
-	}
-	metric_head(b, "faultd_workload_counter", "gauge",
-		    "FAULTD_COUNTER values of the current runs' workloads");
-	json_array_foreach(running, i, run) {
-		json_t *wl;
-		size_t k;
-
-		json_array_foreach(json_object_get(run, "workloads"), k, wl) {
-			const char *name;
-			json_t *val;
-
-			json_object_foreach(json_object_get(wl, "counters"), name, val) {
-				evbuffer_add(b, "faultd_workload_counter{run_id=\"", 32);
-				label(b, json_string_value(json_object_get(run, "run_id")));
-				evbuffer_add(b, "\",workload=\"", 12);
-				label(b, json_string_value(json_object_get(wl, "name")));
-				evbuffer_add(b, "\",name=\"", 8);
-				label(b, name);
-				evbuffer_add_printf(b, "\"} %lld\n", json_integer_value(val));
-			}
-		}
-	}
-	send_buf(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
-	evbuffer_free(b);
-out:
 	json_decref(st);
 	json_decref(runs);
 }

@@ -2,12 +2,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "report.h"
 #include "soak.h"
 #include "util.h"
 
 #define SOAK_SUMMARY_KEEP 10000	/* run lines kept in the summary */
+#define SOAK_JUNIT_RERUNS 50	/* missed runs listed per testcase in JUnit */
 
 uint64_t soak_parse_duration(const char *s)
 {
@@ -86,6 +89,21 @@ static void account(struct soak_sc *sc, const json_t *rep, uint64_t t_ms)
 	}
 }
 
+/* The summary's line for one run. */
+static json_t *run_row(int iteration, const char *file, const json_t *rep, uint64_t soak_ms)
+{
+	const char *v = rep ? json_string_value(json_object_get(rep, "verdict")) : NULL;
+	const char *expect = rep ? json_string_value(json_object_get(
+				json_object_get(rep, "scenario"), "expect")) : NULL;
+
+	return json_pack("{sissssss?sIsfsb}", "iteration", iteration, "file", file,
+			 "verdict", v ? v : "ERROR",
+			 "run_id", rep ? json_string_value(json_object_get(rep, "run_id")) : NULL,
+			 "soak_ms", (json_int_t)soak_ms,
+			 "duration_s", rep ? json_number_value(json_object_get(rep, "duration_s")) : 0.0,
+			 "as_expected", v && expect && !strcmp(v, expect));
+}
+
 static bool flaky(const json_t *st)
 {
 	return json_integer_value(json_object_get(st, "as_expected")) > 0 &&
@@ -125,48 +143,113 @@ static void dump_json(FILE *f, const void *arg)
 	fputc('\n', f);
 }
 
+/* One run that missed its expectation, as Surefire writes a rerun:
+ * <flakyFailure> when the scenario also met it (a flaky test, which CI
+ * plugins show as flaky), <rerunFailure> after the <failure> otherwise. */
+static void junit_miss(FILE *f, const char *tag, const json_t *row, const char *expect)
+{
+	fprintf(f, "      <%s type=\"", tag);
+	report_escape(f, json_string_value(json_object_get(row, "verdict")) ?: "ERROR");
+	fprintf(f, "\" message=\"");
+	report_escape(f, json_string_value(json_object_get(row, "verdict")) ?: "ERROR");
+	fprintf(f, ", expected ");
+	report_escape(f, expect);
+	fprintf(f, "\">\n        <system-out>run ");
+	report_escape(f, json_string_value(json_object_get(row, "run_id")) ?: "-");
+	fprintf(f, ", iteration %lld, %.1f s into the soak</system-out>\n      </%s>\n",
+		json_integer_value(json_object_get(row, "iteration")),
+		(double)json_integer_value(json_object_get(row, "soak_ms")) / 1000.0, tag);
+}
+
+/* A scenario's testcase: its time is the sum of its runs' durations. */
+static void junit_soak_case(FILE *f, const json_t *sum, const json_t *st)
+{
+	const json_t *miss = json_object_get(st, "first_miss"), *row;
+	const char *file = json_string_value(json_object_get(st, "file"));
+	const char *expect = json_string_value(json_object_get(st, "expect")) ?: "PASS";
+	bool is_flaky = flaky(st), first = true;
+	double secs = 0;
+	size_t i, listed = 0;
+
+	json_array_foreach(json_object_get(sum, "runs"), i, row)
+		if (!strcmp(json_string_value(json_object_get(row, "file")) ?: "", file ?: ""))
+			secs += json_number_value(json_object_get(row, "duration_s"));
+	fprintf(f, "    <testcase classname=\"faultd.soak\" name=\"");
+	report_escape(f, json_string_value(json_object_get(st, "name")) ?: file);
+	fprintf(f, "\" time=\"%.3f\">\n", secs);
+	if (miss && !is_flaky) {
+		fprintf(f, "      <failure type=\"failed\" message=\"%lld of %lld runs not ",
+			json_integer_value(json_object_get(st, "not_as_expected")),
+			json_integer_value(json_object_get(st, "runs")));
+		report_escape(f, expect);
+		fprintf(f, "\">first at %.1f s into the soak, run ",
+			(double)json_integer_value(json_object_get(miss, "soak_ms")) / 1000.0);
+		report_escape(f, json_string_value(json_object_get(miss, "run_id")) ?: "-");
+		fprintf(f, ": ");
+		report_escape(f, json_string_value(json_object_get(miss, "why")));
+		fprintf(f, "</failure>\n");
+	}
+	json_array_foreach(json_object_get(sum, "runs"), i, row) {
+		if (strcmp(json_string_value(json_object_get(row, "file")) ?: "", file ?: "") ||
+		    json_is_true(json_object_get(row, "as_expected")))
+			continue;
+		/* The <failure> stands for the first miss of a scenario that never passed. */
+		if (first && !is_flaky) {
+			first = false;
+			continue;
+		}
+		if (listed++ == SOAK_JUNIT_RERUNS)
+			break;
+		junit_miss(f, is_flaky ? "flakyFailure" : "rerunFailure", row, expect);
+	}
+	fprintf(f, "      <system-out>runs %lld, passes %lld, fails %lld, inconclusive "
+		"%lld, errors %lld%s\n", json_integer_value(json_object_get(st, "runs")),
+		json_integer_value(json_object_get(st, "passes")),
+		json_integer_value(json_object_get(st, "fails")),
+		json_integer_value(json_object_get(st, "inconclusives")),
+		json_integer_value(json_object_get(st, "errors")), is_flaky ? " (FLAKY)" : "");
+	if (miss && is_flaky) {
+		fprintf(f, "first miss at %.1f s into the soak, run ",
+			(double)json_integer_value(json_object_get(miss, "soak_ms")) / 1000.0);
+		report_escape(f, json_string_value(json_object_get(miss, "run_id")) ?: "-");
+		fprintf(f, ": ");
+		report_escape(f, json_string_value(json_object_get(miss, "why")));
+		fputc('\n', f);
+	}
+	fprintf(f, "</system-out>\n    </testcase>\n");
+}
+
+/* JUnit for the soak: one testcase per scenario. A flaky scenario is a
+ * passing testcase with one <flakyFailure> per missed run (how Surefire and
+ * Gradle mark a test that passed on a rerun, and what Jenkins' and GitHub's
+ * JUnit readers show as flaky); the soak still exits 1 for it. */
 static void junit_soak(FILE *f, const void *arg)
 {
 	const json_t *sum = arg, *st;
-	size_t i, fails = 0;
+	char host[256] = "localhost", ts[32] = "1970-01-01T00:00:00";
+	time_t t0 = (time_t)(json_integer_value(json_object_get(sum, "started_at_ms")) / 1000);
+	struct tm tm;
+	size_t i, fails = 0, flakies = 0;
 
-	json_array_foreach(json_object_get(sum, "scenarios"), i, st)
-		fails += json_integer_value(json_object_get(st, "not_as_expected")) > 0;
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	if (gmtime_r(&t0, &tm))
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	json_array_foreach(json_object_get(sum, "scenarios"), i, st) {
+		fails += json_integer_value(json_object_get(st, "not_as_expected")) > 0 && !flaky(st);
+		flakies += flaky(st);
+	}
 	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n"
 		"  <testsuite name=\"faultd soak\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
-		"skipped=\"0\" time=\"%.3f\">\n",
+		"skipped=\"0\" time=\"%.3f\" timestamp=\"%s\" hostname=\"",
 		json_array_size(json_object_get(sum, "scenarios")), fails,
-		(double)json_integer_value(json_object_get(sum, "elapsed_ms")) / 1000.0);
-	json_array_foreach(json_object_get(sum, "scenarios"), i, st) {
-		const json_t *miss = json_object_get(st, "first_miss");
-
-		fprintf(f, "    <testcase classname=\"faultd.soak\" name=\"");
-		report_escape(f, json_string_value(json_object_get(st, "name")) ?:
-				 json_string_value(json_object_get(st, "file")));
-		fprintf(f, "\">\n");
-		if (miss) {
-			fprintf(f, "      <failure type=\"%s\" message=\"",
-				flaky(st) ? "flaky" : "failed");
-			fprintf(f, "%lld of %lld runs not %s%s", 
-				json_integer_value(json_object_get(st, "not_as_expected")),
-				json_integer_value(json_object_get(st, "runs")),
-				json_string_value(json_object_get(st, "expect")) ?: "as expected",
-				flaky(st) ? " (flaky)" : "");
-			fprintf(f, "\">first at %.1f s into the soak, run ",
-				(double)json_integer_value(json_object_get(miss, "soak_ms")) / 1000.0);
-			report_escape(f, json_string_value(json_object_get(miss, "run_id")) ?: "-");
-			fprintf(f, ": ");
-			report_escape(f, json_string_value(json_object_get(miss, "why")));
-			fprintf(f, "</failure>\n");
-		}
-		fprintf(f, "      <system-out>runs %lld, passes %lld, fails %lld, inconclusive "
-			"%lld, errors %lld</system-out>\n    </testcase>\n",
-			json_integer_value(json_object_get(st, "runs")),
-			json_integer_value(json_object_get(st, "passes")),
-			json_integer_value(json_object_get(st, "fails")),
-			json_integer_value(json_object_get(st, "inconclusives")),
-			json_integer_value(json_object_get(st, "errors")));
-	}
+		(double)json_integer_value(json_object_get(sum, "elapsed_ms")) / 1000.0, ts);
+	report_escape(f, host);
+	fprintf(f, "\">\n    <properties>\n      <property name=\"iterations\" value=\"%d\"/>\n"
+		"      <property name=\"flaky_scenarios\" value=\"%zu\"/>\n    </properties>\n",
+		(int)json_integer_value(json_object_get(sum, "iterations")), flakies);
+	json_array_foreach(json_object_get(sum, "scenarios"), i, st)
+		junit_soak_case(f, sum, st);
 	fprintf(f, "  </testsuite>\n</testsuites>\n");
 }
 
@@ -198,12 +281,8 @@ int soak_run(const struct soak_opts *o)
 			now = util_realtime_ms();
 			account(&scs[i], rep, now - t0);
 			if (json_array_size(runs) < SOAK_SUMMARY_KEEP)
-				json_array_append_new(runs, json_pack("{sissssss?sI}",
-					"iteration", iterations, "file", o->files[i],
-					"verdict", rep ? json_string_value(json_object_get(rep, "verdict")) :
-							 "ERROR",
-					"run_id", rep ? json_string_value(json_object_get(rep, "run_id")) : NULL,
-					"soak_ms", (json_int_t)(now - t0)));
+				json_array_append_new(runs, run_row(iterations, o->files[i], rep,
+								    now - t0));
 			dir = rep ? json_string_value(json_object_get(rep, "run_dir")) : NULL;
 			if (dir)
 				json_array_append_new(kept, json_string(dir));

@@ -26,9 +26,19 @@ static const struct sc_key exit_ok_keys[] = {
 	{NULL},
 };
 
-static const struct sc_key fds_keys[] = {INV_COMMON_KEYS, INV_TREND_KEYS("0.5", "1024"), {NULL}};
-static const struct sc_key sockets_keys[] = {INV_COMMON_KEYS, INV_TREND_KEYS("0.5", "0"), {NULL}};
-static const struct sc_key heap_keys[] = {INV_COMMON_KEYS, INV_TREND_KEYS("256", "0"), {NULL}};
+static const struct sc_key fds_keys[] = {INV_COMMON_KEYS, INV_TREND_KEYS("0.5", "1024"),
+					 INV_SUPPRESS_KEY, {NULL}};
+static const struct sc_key sockets_keys[] = {INV_COMMON_KEYS, INV_TREND_KEYS("0.5", "0"),
+					     INV_SUPPRESS_KEY, {NULL}};
+static const struct sc_key heap_keys[] = {INV_COMMON_KEYS, INV_TREND_KEYS("256", "0"),
+					  INV_SUPPRESS_KEY, {NULL}};
+static const struct sc_key invalid_free_keys[] = {INV_COMMON_KEYS, INV_SUPPRESS_KEY, {NULL}};
+static const struct sc_key no_leak_keys[] = {
+	INV_COMMON_KEYS, INV_SUPPRESS_KEY,
+	{"min_bytes", SC_INT, 0, offsetof(struct inv_no_leak_params, min_bytes), 0, 1e15,
+	 .def = "1", .doc = "an allocation stack's direct leaks below this many bytes pass"},
+	{NULL},
+};
 static const struct sc_key counter_keys[] = {
 	INV_COMMON_KEYS, INV_TREND_KEYS("0.5", "0"),
 	{"counter", SC_STR, SC_REQ, offsetof(struct inv_trend_params, counter),
@@ -86,8 +96,10 @@ static const struct inv_def inv_defs[] = {
 	{"counter_stable", "a FAULTD_COUNTER's value does not trend upward across cycles", true,
 	 "lifecycle", NULL, counter_keys, sizeof(struct inv_trend_params), inv_counter_stable, NULL},
 	{"no_invalid_free", "no double free or free of a never-allocated pointer", true,
-	 "heap", NULL, inv_common_keys, sizeof(struct inv_no_invalid_free_params),
+	 "heap", NULL, invalid_free_keys, sizeof(struct inv_no_invalid_free_params),
 	 inv_no_invalid_free, NULL},
+	{"no_leak", "no heap block is unreachable when a process exits (LeakSanitizer's check)",
+	 true, "heap", NULL, no_leak_keys, sizeof(struct inv_no_leak_params), inv_no_leak, NULL},
 	{"lifecycle", "no event on a destroyed object; none alive at the end", true,
 	 "lifecycle", NULL, lifecycle_keys, sizeof(struct inv_lifecycle_params), inv_lifecycle, NULL},
 	{"msg_integrity", "no message duplicated, stale, out of order or lost", true,

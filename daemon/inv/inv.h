@@ -123,6 +123,10 @@ struct run_obs {
 	json_t *packet_stats;		/* per link and direction: seen, dropped, corrupted */
 	json_t *syscall_stats;		/* per workload: calls, failed */
 	json_t *heap_events;		/* bad frees, symbolized, in order */
+	json_t *leaks;			/* no_leak: one scan per process held at exit */
+	/* Suppression files for every heap and fd invariant: the scenario's
+	 * and the command line's (faultctl run --suppressions); NULL: none. */
+	const char *suppressions[2];
 	json_t *life_events;		/* lifecycle violations, in order */
 	json_t *crashes;		/* [{pid, tid, signal, fault_address, backtrace}] */
 	json_t *residue;		/* what teardown left; NULL: not scanned */

@@ -7,6 +7,7 @@
 
 #include "inv.h"
 #include "inv_params.h"
+#include "suppress.h"
 
 static bool selected(const struct sc_invariant *inv, const struct run_obs *obs,
 		     const char *wname)
@@ -46,18 +47,41 @@ void inv_heap_uncovered(const struct run_obs *obs, size_t w, struct inv_result *
 int inv_no_invalid_free(const struct run_obs *obs, const struct sc_invariant *inv,
 			struct inv_result *res)
 {
-	unsigned long long allocs = 0, frees = 0, lost = 0;
+	unsigned long long allocs = 0, frees = 0, lost = 0, suppressed = 0;
 	size_t uncovered = 0;	/* 1 + the first workload the probe saw too little of */
 	const json_t *first = NULL, *ev;
+	char err[512];
+	struct suppress *s = inv_suppressions(obs, inv, err, sizeof(err));
 	size_t i;
 
+	if (err[0]) {
+		res->verdict = V_INCONCLUSIVE;
+		snprintf(res->summary, sizeof(res->summary), "suppressions: %.200s", err);
+		return 0;
+	}
 	json_array_foreach(obs->heap_events, i, ev) {
+		const json_t *stack = json_object_get(ev, "stack");
+		const char *rule = NULL;
+
 		if (!selected(inv, obs, json_string_value(json_object_get(ev, "workload"))))
 			continue;
+		if (!strcmp(json_string_value(json_object_get(ev, "kind")), "double_free"))
+			rule = suppress_match_stack(s, "double_free", stack);
+		if (!rule)
+			rule = suppress_match_stack(s, "invalid_free", stack);
+		if (rule) {
+			json_t *copy = json_deep_copy(ev);
+
+			inv_mark_suppressed(copy, rule);
+			json_array_append_new(res->evidence, copy);
+			suppressed++;
+			continue;
+		}
 		json_array_append(res->evidence, (json_t *)ev);
 		if (!first)
 			first = ev;
 	}
+	suppress_free(s);
 	for (size_t w = 0; w < obs->sc->n_wl; w++) {
 		if (inv->workload_idx >= 0 && (size_t)inv->workload_idx != w)
 			continue;
@@ -102,7 +126,8 @@ int inv_no_invalid_free(const struct run_obs *obs, const struct sc_invariant *in
 	} else {
 		res->verdict = V_PASS;
 		snprintf(res->summary, sizeof(res->summary),
-			 "%llu allocations and %llu frees tracked, no invalid free", allocs, frees);
+			 "%llu allocations and %llu frees tracked, no invalid free%s", allocs, frees,
+			 suppressed ? " but suppressed ones (see evidence)" : "");
 	}
 	return 0;
 }

@@ -1,5 +1,5 @@
 /* Parameter structs of the invariants, shared by the table in inv.c and the
- * invariant files. Each starts with the common keys, in this order. */
+ * invariant files. Each starts with struct inv_common. */
 #ifndef FAULTD_INV_PARAMS_H
 #define FAULTD_INV_PARAMS_H
 
@@ -8,13 +8,30 @@
 #include "inv.h"
 #include "scenario.h"
 
-#define INV_COMMON_FIELDS \
-	const char *name;	/* the invariant's name */ \
+/* The keys every invariant takes. Each parameter struct begins with this
+ * one (INV_COMMON_FIELDS), so the scenario reads them from any of them. */
+struct inv_common {
+	const char *name;	/* the invariant's name */
 	const char *workload;	/* only this workload; NULL: all */
+	const char *suppressions;	/* its own suppression file, resolved; NULL: none */
+};
+
+#define INV_COMMON_FIELDS struct inv_common common;
 
 #define INV_COMMON_KEYS \
-	{"name", SC_STR, SC_REQ, 0, .doc = "the invariant"}, \
-	{"workload", SC_STR, 0, sizeof(const char *), .doc = "only this workload"}
+	{"name", SC_STR, SC_REQ, offsetof(struct inv_common, name), .doc = "the invariant"}, \
+	{"workload", SC_STR, 0, offsetof(struct inv_common, workload), \
+	 .doc = "only this workload"}
+
+/* "suppressions" of the heap and fd invariants (inv_suppress.c). */
+#define INV_SUPPRESS_KEY \
+	{"suppressions", SC_CUSTOM, 0, 0, .parse = inv_parse_suppressions, \
+	 .doc = "suppression file (leak:, invalid_free:, double_free:, heap:, fd:)"}
+
+struct inv_no_leak_params {
+	INV_COMMON_FIELDS
+	long long min_bytes;		/* a direct leak's stack below this many bytes: not one */
+};
 
 struct inv_no_crash_params {
 	INV_COMMON_FIELDS
@@ -115,8 +132,21 @@ int inv_no_residue(const struct run_obs *obs, const struct sc_invariant *inv,
 		   struct inv_result *res);
 int inv_counter_stable(const struct run_obs *obs, const struct sc_invariant *inv,
 		       struct inv_result *res);
+int inv_no_leak(const struct run_obs *obs, const struct sc_invariant *inv,
+		struct inv_result *res);
 int inv_parse_signals(struct sc_ctx *ctx, json_t *val, void *target);
 int inv_parse_counted_signals(struct sc_ctx *ctx, json_t *val, void *target);
+int inv_parse_suppressions(struct sc_ctx *ctx, json_t *val, void *target);
+
+/* inv_suppress.c: the rules that apply to @inv (the run's files, then its
+ * own), or NULL if none; on a file that cannot be read (it changed since
+ * the scenario was checked) NULL with the reason in @err. Caller frees
+ * with suppress_free. */
+struct suppress;
+struct suppress *inv_suppressions(const struct run_obs *obs, const struct sc_invariant *inv,
+				  char *err, size_t err_len);
+/* Mark an evidence item as suppressed by @rule ("leak:foo (file:3)"). */
+void inv_mark_suppressed(json_t *item, const char *rule);
 int inv_parse_codes(struct sc_ctx *ctx, json_t *val, void *target);
 
 #endif

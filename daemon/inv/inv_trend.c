@@ -11,6 +11,7 @@
 
 #include "inv.h"
 #include "inv_params.h"
+#include "suppress.h"
 #include "trend.h"
 
 static const char *const series_names[] = {
@@ -188,11 +189,44 @@ static int judge(const struct run_obs *obs, size_t w, enum inv_series field,
 	return verdict;
 }
 
+/* The rule that silences a failed trend, or NULL. heap_stable: every
+ * allocation site that grew matches a "heap:" rule (the fd probe keeps no
+ * stacks, so "fd:" rules match the workload's name or program). */
+static const char *trend_suppressed(const struct run_obs *obs, size_t w, enum inv_series field,
+				    const struct suppress *s, const json_t *ev)
+{
+	const char *rule = NULL;
+
+	if (field == INV_S_HEAP_BYTES) {
+		const json_t *site;
+		size_t i;
+
+		json_array_foreach(json_object_get(ev, "top_growing_sites"), i, site) {
+			const char *r;
+
+			if (json_integer_value(json_object_get(site, "growth_bytes")) <= 0)
+				continue;
+			r = suppress_match_stack(s, "heap", json_object_get(site, "stack"));
+			if (!r)
+				return NULL;
+			rule = r;
+		}
+	} else if (field == INV_S_FDS || field == INV_S_SOCKETS) {
+		const struct sc_workload *wl = &obs->sc->wl[w];
+		const char *names[3] = {wl->name, wl->cmd ? wl->cmd[0] : NULL, NULL};
+
+		rule = suppress_match_names(s, "fd", names);
+	}
+	return rule;
+}
+
 int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
 	      enum inv_series field, struct inv_result *res)
 {
 	const struct inv_trend_params *p = inv->params;
-	int judged = 0, failed = 0, short_runs = 0;
+	char err[512] = "";
+	struct suppress *s = NULL;
+	int judged = 0, failed = 0, short_runs = 0, suppressed = 0;
 	unsigned long long lost = 0;
 	size_t uncovered = 0;	/* 1 + the first workload the heap probe saw too little of */
 
@@ -211,7 +245,13 @@ int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
 			return 0;
 		}
 	}
-
+	if (field != INV_S_COUNTER && field != INV_S_OBJECTS)
+		s = inv_suppressions(obs, inv, err, sizeof(err));
+	if (err[0]) {
+		res->verdict = V_INCONCLUSIVE;
+		snprintf(res->summary, sizeof(res->summary), "suppressions: %.200s", err);
+		return 0;
+	}
 	for (size_t w = 0; w < obs->sc->n_wl; w++) {
 		const struct obs_probes *op = &obs->probes[w];
 		long first = -1;
@@ -228,6 +268,14 @@ int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
 		if (field == INV_S_HEAP_BYTES && op->heap_uncovered[0] && !uncovered)
 			uncovered = w + 1;
 		v = judge(obs, w, field, p, res, &ev, &first);
+		if (v == 1 && s && trend_suppressed(obs, w, field, s, ev)) {
+			inv_mark_suppressed(ev, trend_suppressed(obs, w, field, s, ev));
+			json_array_append(res->evidence, ev);
+			suppressed++;
+			if (!failed)
+				res->summary[0] = '\0';	/* judge wrote the failure's */
+			v = 0;
+		}
 		if (v == 1) {
 			failed++;
 			json_array_append(res->evidence, ev);
@@ -254,10 +302,12 @@ int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
 					   : "no workload has the probe this needs");
 	} else {
 		res->verdict = V_PASS;
-		snprintf(res->summary, sizeof(res->summary), "%s stable over %zu cycles",
+		snprintf(res->summary, sizeof(res->summary), "%s stable over %zu cycles%s",
 			 field == INV_S_OBJECTS ? p->object : field == INV_S_COUNTER ? p->counter :
-			 series_names[field], obs->n_cycles);
+			 series_names[field], obs->n_cycles,
+			 suppressed ? ", but for suppressed growth (see evidence)" : "");
 	}
+	suppress_free(s);
 	return 0;
 }
 

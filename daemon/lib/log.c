@@ -1,16 +1,40 @@
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <bpf/libbpf.h>
+/* sd-journal.h brings syslog.h, whose LOG_ERR, LOG_INFO and LOG_DEBUG
+ * macros would rename our levels; the journal is given numbers below. Its
+ * CODE_FUNC would be log.c's own: each line's function is sent instead. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
+#include <systemd/sd-journal.h>
+#undef LOG_ERR
+#undef LOG_INFO
+#undef LOG_DEBUG
 
 #include "log.h"
 
 static enum log_level log_level = LOG_INFO;
 static const char *log_prefix = "faultd";
+static enum {
+	LOG_TO_STDERR,			/* timestamped lines */
+	LOG_TO_JOURNAL,			/* entries with fields through the journal's socket */
+	LOG_TO_STREAM,			/* "<N>" lines: a journal stream, its socket missing */
+} log_to;
+
+/* syslog(3) priorities, which the journal's PRIORITY= and a stream's "<N>"
+ * prefix take. */
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"	/* libsystemd's own */
+
+static const int level_prio[] = {
+	[LOG_ERR] = 3, [LOG_WARN] = 4, [LOG_INFO] = 6, [LOG_DEBUG] = 7,
+};
 
 static const char *const level_names[] = {
 	[LOG_ERR] = "error", [LOG_WARN] = "warn",
@@ -40,14 +64,102 @@ void log_set_prefix(const char *prefix)
 	log_prefix = prefix;
 }
 
+/* systemd sets JOURNAL_STREAM to the device and inode of the stream it
+ * connected a service's stderr to; the variable alone may be inherited by
+ * a child whose stderr went elsewhere (systemd.exec(5)). */
+bool log_use_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	log_to = LOG_TO_STDERR;
+	if (env && sscanf(env, "%llu:%llu", &dev, &ino) == 2 &&
+	    fstat(STDERR_FILENO, &st) == 0 &&
+	    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
+		/* libsystemd drops an entry silently when the socket is not
+		 * there: then the stream, which journald reads too, carries it. */
+		log_to = stat(JOURNAL_SOCKET, &st) == 0 && S_ISSOCK(st.st_mode) ?
+			 LOG_TO_JOURNAL : LOG_TO_STREAM;
+	return log_to != LOG_TO_STDERR;
+}
+
+/* "run_judge: run 1a2b3c: FAIL (...)": the run a line is about, by the
+ * convention every run's log line follows. */
+static bool find_run_id(const char *msg, char id[7])
+{
+	for (const char *p = strstr(msg, "run "); p; p = strstr(p + 1, "run ")) {
+		size_t n = strspn(p + 4, "0123456789abcdef");
+
+		if ((p == msg || p[-1] == ' ') && n == 6 &&
+		    (p[10] == ':' || p[10] == ' ' || p[10] == '\0')) {
+			memcpy(id, p + 4, 6);
+			id[6] = '\0';
+			return true;
+		}
+	}
+	return false;
+}
+
+/* One entry with fields: PRIORITY, SYSLOG_IDENTIFIER, CODE_FUNC (the line's
+ * leading "function:"), RUN_ID when it names a run. If the journal's socket
+ * refuses, the line goes to the stream with a "<N>" prefix, which journald
+ * reads as its priority. */
+static void journal_msg(enum log_level level, const char *msg)
+{
+	char prio[16], ident[64], func[80], run[16], id[7];
+	size_t n = 0, flen = strcspn(msg, ": ");
+	struct iovec iov[5];
+	char *text = NULL;
+
+	snprintf(prio, sizeof(prio), "PRIORITY=%d", level_prio[level]);
+	snprintf(ident, sizeof(ident), "SYSLOG_IDENTIFIER=%s", log_prefix);
+	iov[n++] = (struct iovec){.iov_base = prio, .iov_len = strlen(prio)};
+	iov[n++] = (struct iovec){.iov_base = ident, .iov_len = strlen(ident)};
+	if (flen && flen < 64 && msg[flen] == ':') {
+		snprintf(func, sizeof(func), "CODE_FUNC=%.*s", (int)flen, msg);
+		iov[n++] = (struct iovec){.iov_base = func, .iov_len = strlen(func)};
+	}
+	if (find_run_id(msg, id)) {
+		snprintf(run, sizeof(run), "RUN_ID=%s", id);
+		iov[n++] = (struct iovec){.iov_base = run, .iov_len = strlen(run)};
+	}
+	if (log_to == LOG_TO_JOURNAL && asprintf(&text, "MESSAGE=%s", msg) >= 0) {
+		iov[n++] = (struct iovec){.iov_base = text, .iov_len = strlen(text)};
+		if (sd_journal_sendv(iov, (int)n) >= 0)
+			goto out;
+	}
+	fprintf(stderr, "<%d>%s[%s] %s\n", level_prio[level], log_prefix, level_names[level],
+		msg);
+out:
+	free(text);
+}
+
 static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	struct timespec ts;
 	struct tm tm;
 	char stamp[32];
+	char *msg = NULL;
+	size_t len;
+	va_list copy;
+	int n;
 
 	if (level > log_level)
 		return;
+	if (log_to != LOG_TO_STDERR) {
+		va_copy(copy, ap);
+		n = vasprintf(&msg, fmt, copy);
+		va_end(copy);
+		if (n >= 0) {
+			len = strlen(msg);
+			while (len && msg[len - 1] == '\n')
+				msg[--len] = '\0';
+			journal_msg(level, msg);
+			free(msg);
+			return;
+		}
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);

@@ -1,7 +1,10 @@
-/* Leveled logging to stderr. Every line names its function or module:
+/* Leveled logging to stderr, or to the journal with fields when systemd
+ * connected stderr to it. Every line names its function or module:
  * log_warn("%s: socket: %s", __func__, strerror(-err)). */
 #ifndef FAULTD_LOG_H
 #define FAULTD_LOG_H
+
+#include <stdbool.h>
 
 enum log_level { LOG_ERR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
@@ -10,6 +13,11 @@ int log_parse_level(const char *name);	/* level, or -EINVAL */
 enum log_level log_get_level(void);
 void log_set_prefix(const char *prefix);	/* program name, e.g. "faultd" */
 void log_route_libbpf(void);	/* libbpf's messages go through this log */
+/* Under systemd (JOURNAL_STREAM names stderr), send each line to the
+ * journal as an entry with PRIORITY, SYSLOG_IDENTIFIER, CODE_FUNC and
+ * RUN_ID (when it names a run); otherwise keep stderr. True if the
+ * journal. */
+bool log_use_journal(void);
 
 /* What libbpf said while an object was loading: the first program it named
  * as failed, that failure's line, and the last lines of the verifier's log.

@@ -48,6 +48,22 @@ void util_iso8601(uint64_t realtime_ms, char buf[32])
 	snprintf(buf, 32, "%s.%03uZ", base, (unsigned)(realtime_ms % 1000));
 }
 
+void *util_grow(void *arr, size_t *cap, size_t need, size_t elem)
+{
+	size_t cap2 = *cap ? *cap : 16;
+	void *grown = NULL;
+
+	if (need <= *cap)
+		return arr;
+	while (cap2 < need && cap2 <= SIZE_MAX / 2)
+		cap2 *= 2;
+	if (cap2 >= need && cap2 <= SIZE_MAX / elem)
+		grown = realloc(arr, cap2 * elem);
+	if (grown)
+		*cap = cap2;
+	return grown;
+}
+
 int util_mkdir_p(const char *path, mode_t mode)
 {
 	char tmp[PATH_MAX];

@@ -18,6 +18,11 @@ struct event_base *util_event_base(void);
 uint64_t util_realtime_ms(void);		/* CLOCK_REALTIME, ms since epoch */
 void util_iso8601(uint64_t realtime_ms, char buf[32]); /* 2026-11-24T15:00:00.123Z */
 
+/* Room in @arr (*@cap items of @elem bytes) for @need items, doubling from
+ * 16: the array to use from now on, or NULL if out of memory (then @arr
+ * and *@cap are as they were). */
+void *util_grow(void *arr, size_t *cap, size_t need, size_t elem);
+
 int util_mkdir_p(const char *path, mode_t mode);
 /* Remove @path and everything below it, not following symlinks. Gone
  * already is 0. */

@@ -673,6 +673,11 @@ const char *probe_heap__placement(const struct probe_heap *p)
 	return p->plans[0].plan.placement;
 }
 
+int probe_heap__live_fd(const struct probe_heap *p)
+{
+	return bpf_map__fd(p->skel->maps.live);
+}
+
 void probe_heap__destroy(struct probe_heap *p)
 {
 	if (!p)

@@ -84,6 +84,8 @@ int probe_heap__pointer_source(struct probe_heap *p, pid_t tgid, __u64 value,
 			       struct heap_source *out);
 /* Which offset each probe uses and why, e.g. "free+9 (push: emulated)". */
 const char *probe_heap__placement(const struct probe_heap *p);
+/* The live map: no_leak's scan reads it. */
+int probe_heap__live_fd(const struct probe_heap *p);
 void probe_heap__destroy(struct probe_heap *p);
 
 /* Where to put a probe in the function at @code (its first bytes): past a

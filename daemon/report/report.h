@@ -4,14 +4,15 @@
 #ifndef FAULTD_REPORT_H
 #define FAULTD_REPORT_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include <jansson.h>
 
 #include "inv.h"
+#include "version.h"
 
 #define REPORT_SCHEMA_VERSION 1
-#define FAULTD_VERSION "0.1.0"
 
 /* A report's string at @key, or @dflt: the renderers read optional fields. */
 static inline const char *report_str(const json_t *obj, const char *key, const char *dflt)
@@ -58,13 +59,21 @@ void report_text(FILE *f, const json_t *report);
 /* One line: "PASS  exec-demo  r3f9a1c  12.0s  no_crash: ..." */
 void report_text_line(FILE *f, const json_t *report);
 
-/* JUnit XML of one or more run reports: one <testsuite> per run, one
- * <testcase> per invariant (FAIL -> <failure>, INCONCLUSIVE -> <skipped>,
+/* JUnit XML of one or more run reports, valid against tests/schemas/
+ * junit-faultd.xsd and Jenkins' junit-10.xsd:
+ * one <testsuite> per run (time, timestamp, hostname), one <testcase> per
+ * invariant with the run's duration as its time and its own <system-out>
+ * naming the report (FAIL -> <failure>, INCONCLUSIVE -> <skipped>,
  * ERROR or a run that could not start -> <error>). Crashed processes are
  * listed in the no_crash testcase's failure, not as testcases of their own.
  * @path "-" is stdout; a regular file is replaced atomically. 0 or -errno. */
 int report_junit_write(json_t *const *reports, size_t n, const char *path);
 void report_junit(FILE *f, json_t *const *reports, size_t n);
+/* SARIF 2.1.0 of one or more run reports: one SARIF run per report, the
+ * invariants as rules, one result per failing finding at its file:line
+ * (report_sarif.c says which). @path "-" is stdout. 0 or -errno. */
+int report_sarif_write(json_t *const *reports, size_t n, const char *path);
+void report_sarif(FILE *f, json_t *const *reports, size_t n);
 /* One self-contained HTML page (inline CSS and SVG plots, no script). */
 int report_html_write(const json_t *report, const char *path);
 void report_html(FILE *f, const json_t *report);
@@ -80,8 +89,9 @@ char *report_evidence_text(const json_t *evidence, size_t cap);
 /* Render into memory, then write @path ("-" or NULL: stdout) atomically. */
 int report_write_with(const char *path, void (*render)(FILE *, const void *),
 		      const void *arg);
-/* @report as json, text, html or junit to @path ("-" or NULL: stdout);
+/* @report as json, text, html, junit or sarif to @path ("-" or NULL: stdout);
  * -EINVAL for another format. */
 int report_write_format(const json_t *report, const char *format, const char *path);
+bool report_format_known(const char *format);
 
 #endif

@@ -1,6 +1,8 @@
-/* A report in the format a user names ("json", "text", "html", "junit"):
+/* A report in the format a user names ("json", "text", "html", "junit",
+ * "sarif"):
  * the one place that knows every reporter, above them all. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,16 +27,31 @@ static void render_junit_one(FILE *f, const void *arg)
 	report_junit(f, &rep, 1);
 }
 
+static void render_sarif_one(FILE *f, const void *arg)
+{
+	json_t *rep = (json_t *)arg;
+
+	report_sarif(f, &rep, 1);
+}
+
+static const struct {
+	const char *name;
+	void (*render)(FILE *, const void *);
+} formats[] = {
+	{"json", render_json}, {"text", render_text}, {"html", NULL},
+	{"junit", render_junit_one}, {"sarif", render_sarif_one},
+};
+
+bool report_format_known(const char *format)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(formats); i++)
+		if (!strcmp(format, formats[i].name))
+			return true;
+	return false;
+}
+
 int report_write_format(const json_t *report, const char *format, const char *path)
 {
-	static const struct {
-		const char *name;
-		void (*render)(FILE *, const void *);
-	} formats[] = {
-		{"json", render_json}, {"text", render_text}, {"html", NULL},
-		{"junit", render_junit_one},
-	};
-
 	for (size_t i = 0; i < ARRAY_SIZE(formats); i++)
 		if (!strcmp(format, formats[i].name))
 			return formats[i].render ? report_write_with(path, formats[i].render, report)

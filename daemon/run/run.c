@@ -14,9 +14,6 @@
 
 #include "cgroup.h"
 #include "journal.h"
-#include "secfault.h"
-#include "sysfault_user.h"
-#include "inv.h"
 #include "log.h"
 #include "probe_proc.h"
 #include "report.h"
@@ -32,7 +29,6 @@ uint64_t run_ms(const struct run *r)
 	return (util_now_ns() - r->t0_ns) / 1000000ull;
 }
 
-static void begin_stop(struct run *r, const char *reason);
 
 void run_error(struct run *r, const char *fmt, ...)
 {
@@ -82,28 +78,21 @@ static void on_snapshot(evutil_socket_t fd, short what, void *arg)
 
 void run_close_cycle(struct run *r, uint64_t now_ms)
 {
+	struct obs_sample *rows;
 	struct obs_cycle *c;
 	json_t *j;
 
 	snapshot_maps(r);
-	if (r->obs.n_cycles == r->cap_cycles) {
-		size_t cap = r->cap_cycles ? r->cap_cycles * 2 : 64;
-		struct obs_cycle *grown = realloc(r->obs.cycles, cap * sizeof(*grown));
-		struct obs_sample *rows;
-
-		if (!grown) {
-			log_warn("%s: run %s: out of memory for cycles", __func__, r->id);
-			return;
-		}
-		r->obs.cycles = grown;
-		rows = realloc(r->obs.samples, cap * r->sc->n_wl * sizeof(*rows));
-		if (!rows) {
-			log_warn("%s: run %s: out of memory for samples", __func__, r->id);
-			return;
-		}
-		r->obs.samples = rows;
-		r->cap_cycles = cap;
+	c = util_grow(r->obs.cycles, &r->cap_cycles, r->obs.n_cycles + 1, sizeof(*c));
+	if (c)
+		r->obs.cycles = c;
+	rows = c ? util_grow(r->obs.samples, &r->cap_samples,
+			     (r->obs.n_cycles + 1) * r->sc->n_wl, sizeof(*rows)) : NULL;
+	if (!rows) {
+		log_warn("%s: run %s: out of memory for cycles", __func__, r->id);
+		return;
 	}
+	r->obs.samples = rows;
 	memset(&r->obs.samples[r->obs.n_cycles * r->sc->n_wl], 0,
 	       r->sc->n_wl * sizeof(*r->obs.samples));
 	c = &r->obs.cycles[r->obs.n_cycles++];
@@ -141,243 +130,13 @@ static void on_cycle_tick(evutil_socket_t fd, short what, void *arg)
 	run_close_cycle(r, run_ms(r));
 }
 
-/* --- workloads ------------------------------------------------------------- */
-
-static bool all_done(const struct run *r, bool services_too)
-{
-	for (size_t i = 0; i < r->sc->n_wl; i++) {
-		const struct obs_workload *w = &r->obs.wl[i];
-
-		if (!services_too && w->sc->service)
-			continue;
-		if (w->started && !w->exited)
-			return false;
-	}
-	return true;
-}
-
-static void on_wl_exit(struct sup_child *c, int status, void *arg)
-{
-	struct run *r = arg;
-	uint64_t t_ms = run_ms(r);
-	struct obs_workload *w = NULL;
-	struct obs_proc *p;
-	size_t i;
-
-	for (i = 0; i < r->sc->n_wl; i++)
-		if (r->rw[i].child == c) {
-			w = &r->obs.wl[i];
-			break;
-		}
-	if (!w)
-		return;
-	w->exited = true;
-	w->t_exit_ms = t_ms;
-	util_wait_status(status, &w->exit_status, &w->signal, &w->core);
-	/* The probe normally reports the root's exit first; if it has not,
-	 * record it from the wait status so no exit goes unseen. */
-	p = run_proc_find(r, w->pid);
-	if (p)
-		run_proc_set_exit(r, p, status, t_ms);
-	if (w->signal)
-		log_info("%s: run %s: workload '%s' (pid %d) killed by %s", __func__,
-			 r->id, w->sc->name, (int)w->pid, util_signame(w->signal));
-	else
-		log_info("%s: run %s: workload '%s' (pid %d) exited %d", __func__,
-			 r->id, w->sc->name, (int)w->pid, w->exit_status);
-	if (r->state == RUN_RUNNING && all_done(r, false))
-		begin_stop(r, all_done(r, true) ? "every workload exited"
-						 : "every non-service workload exited");
-}
-
-#define RUN_OUTPUT_GRAIN_MS 100	/* output times kept this far apart */
-
-/* Output is the plainest sign of progress: recovers looks for it after a
- * link comes back. */
-static void on_wl_output(void *arg, size_t bytes)
-{
-	struct run_wl *rw = arg;
-	struct obs_workload *w = &rw->run->obs.wl[rw->idx];
-	uint64_t t = run_ms(rw->run);
-
-	(void)bytes;
-	if (w->n_out_times && t < w->out_times[w->n_out_times - 1] + RUN_OUTPUT_GRAIN_MS)
-		return;
-	if (w->n_out_times == w->cap_out_times) {
-		size_t cap = w->cap_out_times ? w->cap_out_times * 2 : 256;
-		uint64_t *grown = realloc(w->out_times, cap * sizeof(*grown));
-
-		if (!grown)
-			return;
-		w->out_times = grown;
-		w->cap_out_times = cap;
-	}
-	w->out_times[w->n_out_times++] = t;
-}
-
-static void on_wl_kill(evutil_socket_t fd, short what, void *arg)
-{
-	struct run_wl *rw = arg;
-
-	(void)fd;
-	(void)what;
-	cg_kill(rw->cgroup);
-}
-
-static void on_wl_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	struct run_wl *rw = arg;
-	struct run *r = rw->run;
-	struct obs_workload *w = &r->obs.wl[rw->idx];
-	struct timeval grace = {
-		.tv_sec = w->sc->stop_grace_ms / 1000,
-		.tv_usec = (w->sc->stop_grace_ms % 1000) * 1000,
-	};
-
-	(void)fd;
-	(void)what;
-	if (r->state != RUN_RUNNING || w->exited)
-		return;
-	log_warn("%s: run %s: workload '%s' ran past timeout_s=%g; stopping it",
-		 __func__, r->id, w->sc->name, w->sc->timeout_s);
-	w->timed_out = true;
-	rw->kill_sent_ms = run_ms(r);
-	sup__kill(rw->child, SIGTERM);
-	evtimer_add(rw->kill_ev, &grace);
-}
-
-static int start_workload(struct run *r, size_t i)
-{
-	const struct sc_workload *w = &r->sc->wl[i];
-	struct obs_workload *ow = &r->obs.wl[i];
-	struct run_wl *rw = &r->rw[i];
-	struct sup_spec spec = {0};
-	struct sock_fprog filter = {0};
-	int err;
-
-	snprintf(rw->cgroup, sizeof(rw->cgroup), "%s/%s", r->cgroup, w->name);
-	snprintf(rw->out_path, sizeof(rw->out_path), "%s/%s.stdout", r->dir, w->name);
-	snprintf(rw->err_path, sizeof(rw->err_path), "%s/%s.stderr", r->dir, w->name);
-	err = cg_create(rw->cgroup);
-	if (err) {
-		run_error(r, "workload '%s': cgroup %s: %s", w->name, rw->cgroup,
-			  strerror(-err));
-		return err;
-	}
-	for (size_t f = 0; f < r->sc->n_faults && !rw->sysfault; f++) {
-		if (r->sc->faults[f].type != SC_F_SYSCALL_ERROR || r->sc->faults[f].wl_idx != (int)i ||
-		    r->sc->faults[f].syscall != SECFAULT_SOCKET)
-			continue;
-		rw->sysfault = sysfault__attach(rw->cgroup);
-		if (!rw->sysfault && caps_state(CAPS_SYSCALL_SOCKET) == CAPS_MISSING) {
-			char what[96];
-
-			snprintf(what, sizeof(what), "syscall_error socket of %s", w->name);
-			run_not_applied(r, what, CAPS_SYSCALL_SOCKET);
-			break;
-		}
-		if (!rw->sysfault) {
-			err = -errno;
-			run_error(r, "workload '%s': cannot attach syscall errors: %s", w->name,
-				  strerror(-err));
-			return err;
-		}
-		/* A fault planned for time 0 holds from the first instruction,
-		 * not from the moment its timer first fires. */
-		if (!r->sc->faults[f].at_ms)
-			run_syserr_set(r, &r->sc->faults[f], true);
-	}
-	if (w->kind == WL_DPDK_CLIENT) {
-		char dir[PATH_MAX];
-
-		snprintf(rw->dpdk_prefix, sizeof(rw->dpdk_prefix), "fd%s-%s", r->id, w->name);
-		snprintf(dir, sizeof(dir), "%s/%s", JOURNAL_DPDK_DIR, rw->dpdk_prefix);
-		err = r->journal ? journal__add(r->journal, "dpdkdir", dir) : -EINVAL;
-		if (err) {
-			run_error(r, "workload '%s': cannot journal %s: %s", w->name, dir,
-				  strerror(-err));
-			return err;
-		}
-	}
-	err = run_argv_build(r, i);
-	if (!err)
-		err = run_env_build(r, i);
-	if (!err)
-		err = run_seccomp_filter(r, i, &filter);
-	if (err) {
-		run_error(r, "workload '%s': %s", w->name, strerror(-err));
-		return err;
-	}
-	spec.name = w->name;
-	spec.argv = rw->argv;
-	spec.env_extra = (const char *const *)rw->env;
-	spec.cwd = w->cwd;
-	spec.cgroup = rw->cgroup;
-	spec.out_path = rw->out_path;
-	spec.err_path = rw->err_path;
-	spec.out_max = (size_t)w->output_max_kb * 1024;
-	spec.on_output = on_wl_output;
-	spec.output_arg = rw;
-	if (w->netns)
-		spec.netns = topo__ns_path(r->topo, scenario_ns_idx(r->sc, w->netns));
-	spec.seccomp = filter.len ? &filter : NULL;
-	spec.cpus = w->cpus;
-	spec.n_cpus = w->n_cpus;
-	err = sup__spawn(r->base, &spec, on_wl_exit, r, &rw->child);
-	secfault_free(&filter);	/* the child has its copy */
-	if (err) {
-		run_error(r, "workload '%s': cannot start: %s", w->name, strerror(-err));
-		return err;
-	}
-	if (spec.seccomp)
-		caps_set_ok(CAPS_SYSCALL_SECCOMP, "seccomp SECCOMP_RET_ERRNO");
-	ow->pid = sup__pid(rw->child);
-	ow->started = true;
-	ow->t_start_ms = run_ms(r);
-	if (!run_proc_add(r, ow->pid, getpid(), (int)i, w->name, ow->t_start_ms))
-		return -ENOMEM;
-	/* Probes attach to the held child before it runs anything. */
-	if (r->proc) {
-		err = probe_proc__track(r->proc, ow->pid);
-		if (err) {
-			log_warn("%s: run %s: process probe cannot track pid %d: %s",
-				 __func__, r->id, (int)ow->pid, strerror(-err));
-			r->obs.proc_lost++;
-		}
-	}
-	err = run_probes_attach(r, i);
-	if (err) {
-		run_error(r, "workload '%s': cannot attach its probes: %s", w->name,
-			  strerror(-err));
-		return err;
-	}
-	err = sup__release(rw->child);
-	if (err) {
-		run_error(r, "workload '%s': cannot run '%s': %s", w->name, rw->argv[0],
-			  strerror(-err));
-		return err;
-	}
-	log_info("%s: run %s: workload '%s' started, pid %d", __func__, r->id, w->name,
-		 (int)ow->pid);
-	if (w->timeout_s > 0) {
-		struct timeval tv = {
-			.tv_sec = (time_t)w->timeout_s,
-			.tv_usec = (suseconds_t)((w->timeout_s - (double)(time_t)w->timeout_s) * 1e6),
-		};
-		rw->timeout_ev = evtimer_new(r->base, on_wl_timeout, rw);
-		if (!rw->timeout_ev || evtimer_add(rw->timeout_ev, &tv) < 0)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
 /* --- start ------------------------------------------------------------------ */
 
 static void on_duration(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	begin_stop(arg, "duration elapsed");
+	run_begin_stop(arg, "duration elapsed");
 }
 
 static void do_start(evutil_socket_t fd, short what, void *arg)
@@ -385,6 +144,7 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 	struct run *r = arg;
 	struct timeval tv;
 	char path[PATH_MAX + 32];
+	double left;
 	int err;
 
 	(void)fd;
@@ -423,11 +183,11 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 		for (size_t l = 0; l < r->sc->n_links; l++)
 			caps_set_ok(r->sc->links[l].type == SC_LINK_TAP ? CAPS_TAP : CAPS_NETNS,
 				    r->sc->links[l].type == SC_LINK_TAP ? "/dev/net/tun" : "veth");
-		err = run_links_attach(r);
-		if (err) {
-			run_error(r, "cannot set up the link faults: %s", strerror(-err));
-			goto err_stop;
-		}
+	}
+	err = run_faults_attach(r);
+	if (err) {
+		run_error(r, "cannot set up the faults: %s", strerror(-err));
+		goto err_stop;
 	}
 	r->proc = probe_proc__open(r->base, run_on_proc_event, r);
 	if (!r->proc)
@@ -438,7 +198,7 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 	r->started_at_ms = util_realtime_ms();
 	r->state = RUN_RUNNING;
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
-		err = start_workload(r, i);
+		err = run_wl_start(r, i);
 		if (err)
 			goto err_stop;
 	}
@@ -448,13 +208,21 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 		run_error(r, "out of memory");
 		goto err_stop;
 	}
+	/* libevent counts a timeout from the time it cached when the loop last
+	 * woke, before the workloads were started (forks, probes attached by
+	 * pid: hundreds of ms, more on a busy host). The run ends duration_s
+	 * after t0, so count from now, less what has passed since t0; the
+	 * fault and cycle timers count from now too. */
+	event_base_update_cache_time(r->base);
 	err = run_faults_start(r);
 	if (err) {
 		run_error(r, "cannot plan the faults: %s", strerror(-err));
 		goto err_stop;
 	}
-	tv.tv_sec = (time_t)r->sc->duration_s;
-	tv.tv_usec = (suseconds_t)((r->sc->duration_s - (double)tv.tv_sec) * 1e6);
+	left = r->sc->duration_s - (double)run_ms(r) / 1000.0;
+	left = left > 0 ? left : 0;
+	tv.tv_sec = (time_t)left;
+	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
 	evtimer_add(r->duration_ev, &tv);
 	/* Flaps make the cycles when there are any; otherwise the clock does. */
 	if (!r->cyclic) {
@@ -465,8 +233,8 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 	log_info("%s: run %s: scenario '%s' running for up to %gs", __func__, r->id,
 		 r->sc->name, r->sc->duration_s);
 	/* A workload may have exited before the timers existed. */
-	if (all_done(r, false))
-		begin_stop(r, "every non-service workload exited");
+	if (run_wl_all_done(r, false))
+		run_begin_stop(r, "every non-service workload exited");
 	return;
 err_stop:
 	if (!r->t0_ns) {
@@ -474,7 +242,7 @@ err_stop:
 		r->started_at_ms = util_realtime_ms();
 	}
 	r->state = RUN_RUNNING;
-	begin_stop(r, "setup failed");
+	run_begin_stop(r, "setup failed");
 }
 
 /* --- stop and finish ---------------------------------------------------------- */
@@ -491,7 +259,7 @@ static void on_reap_poll(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	probe_proc__drain(r->proc);
 	populated = cg_populated(r->cgroup);
-	if (populated > 0 || !all_done(r, true)) {
+	if (populated > 0 || !run_wl_all_done(r, true)) {
 		if (t_ms < r->give_up_ms)
 			return;
 		log_warn("%s: run %s: processes still present %llums after stop; "
@@ -517,7 +285,7 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void begin_stop(struct run *r, const char *reason)
+void run_begin_stop(struct run *r, const char *reason)
 {
 	struct timeval tv = {.tv_usec = RUN_REAP_POLL_MS * 1000};
 	long long grace_ms = 0;
@@ -538,10 +306,7 @@ static void begin_stop(struct run *r, const char *reason)
 		evtimer_del(r->fault_ev);
 	/* Faults end with the run: the contention goes, and a frozen workload
 	 * is thawed so it can hear the SIGTERM that follows. */
-	run_hogs_stop(r);
-	for (size_t i = 0; i < r->sc->n_wl; i++)
-		if (r->rw[i].cgroup[0] && r->obs.wl[i].started)
-			run_freeze(r, (int)i, false);
+	fault_families_end(&r->fenv);
 	probe_proc__drain(r->proc);
 	/* The last, partial cycle counts if it is at least half a cycle long
 	 * (or the only one): a sliver would read as a sample of nothing. */
@@ -557,8 +322,8 @@ static void begin_stop(struct run *r, const char *reason)
 		if (!w->started || w->exited)
 			continue;
 		w->stopped = !w->timed_out;
-		if (rw->kill_sent_ms > t_ms)
-			rw->kill_sent_ms = t_ms;
+		if (rw->fw->kill_sent_ms > t_ms)
+			rw->fw->kill_sent_ms = t_ms;
 		sup__kill(rw->child, SIGTERM);
 		if (w->sc->stop_grace_ms > grace_ms)
 			grace_ms = w->sc->stop_grace_ms;
@@ -581,7 +346,8 @@ static void begin_stop(struct run *r, const char *reason)
  * after a kill -9. */
 static void teardown_network(struct run *r)
 {
-	run_links_detach(r);
+	if (r->fenv.wl)
+		fault_families_detach(&r->fenv);	/* before the links go */
 	topo__free(r->topo);
 	r->topo = NULL;
 	if (r->journal) {
@@ -649,11 +415,14 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 	r->base = base;
 	r->sc = sc;
 	r->opts = *opts;
+	r->opts.suppressions = opts->suppressions ? strdup(opts->suppressions) : NULL;
 	r->stop_at_ms = UINT64_MAX;
 	r->rw = calloc(sc->n_wl, sizeof(*r->rw));
 	r->obs.wl = calloc(sc->n_wl, sizeof(*r->obs.wl));
 	r->obs.probes = calloc(sc->n_wl, sizeof(*r->obs.probes));
 	r->obs.sc = sc;
+	r->obs.suppressions[0] = sc->suppressions;
+	r->obs.suppressions[1] = r->opts.suppressions;
 	run_probes_kinds(r);
 	r->sym = sym__new();
 	r->obs.heap_events = json_array();
@@ -675,13 +444,15 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 		r->obs.wl[i].sc = &sc->wl[i];
 		r->rw[i].run = r;
 		r->rw[i].idx = i;
-		r->rw[i].kill_sent_ms = UINT64_MAX;
-		r->rw[i].kill_ev = evtimer_new(base, on_wl_kill, &r->rw[i]);
+		r->rw[i].kill_ev = evtimer_new(base, run_wl_on_kill, &r->rw[i]);
 		if (!r->rw[i].kill_ev) {
 			err = -ENOMEM;
 			goto err_free;
 		}
 	}
+	err = run_faults_init(r);
+	if (err)
+		goto err_free;
 	err = strlen(opts->runs_dir) + 16 > RUN_PATH_MAX ||
 	      strlen(opts->cgroup_root) + 16 > RUN_PATH_MAX ? -ENAMETOOLONG : 0;
 	if (!err)
@@ -728,7 +499,7 @@ void run__start(struct run *r)
 		run_error(r, "out of memory");
 		r->t0_ns = util_now_ns();
 		r->state = RUN_RUNNING;
-		begin_stop(r, "setup failed");
+		run_begin_stop(r, "setup failed");
 	}
 }
 
@@ -745,14 +516,13 @@ void run__stop(struct run *r, const char *reason)
 		r->started_at_ms = util_realtime_ms();
 		r->state = RUN_RUNNING;
 	}
-	begin_stop(r, reason);
+	run_begin_stop(r, reason);
 }
 
 void run__free(struct run *r)
 {
 	if (!r)
 		return;
-	run_hogs_stop(r);
 	for (size_t i = 0; r->rw && i < r->sc->n_wl; i++) {
 		struct run_wl *rw = &r->rw[i];
 
@@ -764,7 +534,6 @@ void run__free(struct run *r)
 			event_free(rw->timeout_ev);
 		if (rw->kill_ev)
 			event_free(rw->kill_ev);
-		sysfault__destroy(rw->sysfault);
 		if (rw->argv && r->sc->wl[i].kind != WL_EXEC)
 			free((char *)rw->argv[0]);
 		free(rw->argv);
@@ -777,6 +546,7 @@ void run__free(struct run *r)
 		remove_owner_dir(r);
 	}
 	teardown_network(r);
+	run_faults_free(r);
 	free(r->plan);
 	if (r->fault_ev)
 		event_free(r->fault_ev);
@@ -806,6 +576,8 @@ void run__free(struct run *r)
 	free(r->obs.probes);
 	free(r->obs.samples);
 	json_decref(r->obs.heap_events);
+	json_decref(r->obs.leaks);
+	free((char *)r->opts.suppressions);
 	json_decref(r->obs.life_events);
 	json_decref(r->obs.life_alive);
 	json_decref(r->obs.msg_events);

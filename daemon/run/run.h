@@ -22,6 +22,7 @@ struct run_opts {
 	const char *cgroup_root;	/* cgroup v2 parent of run cgroups */
 	const char *harness_dir;	/* bundled workload binaries */
 	const char *journal_dir;	/* undo journals of runs that change the machine */
+	const char *suppressions;	/* faultctl run --suppressions: absolute path, or NULL */
 	/* A cycle ended: @cycle is {"cycle", "t_ms", ...}; borrowed. */
 	void (*on_cycle)(struct run *r, const json_t *cycle, void *arg);
 	/* The run is over and its report written; the report is borrowed. */

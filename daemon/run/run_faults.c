@@ -1,23 +1,20 @@
-/* The run's fault timeline played on its timers: each action fired on the
- * run's links, workloads and cgroups, stamped in the report's timeline; a
- * fault whose mechanism the host lacks is listed as not applied. */
+/* The run's faults: the fault families lent what they need of the run
+ * (struct fault_env), the timeline played on the run's timer, each action
+ * stamped in the report's timeline; a fault whose mechanism the host lacks
+ * is listed as not applied. What a fault does is its family's
+ * (daemon/fault/fault_<family>.c). */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "caps.h"
-#include "cgroup.h"
-#include "cpuhog.h"
 #include "fault.h"
+#include "fault_sched.h"
+#include "fault_family.h"
 #include "log.h"
 #include "probe_proc.h"
 #include "run_priv.h"
-#include "secfault.h"
-#include "supervise.h"
-#include "sysfault_user.h"
 #include "topo.h"
 #include "util.h"
 
@@ -34,195 +31,86 @@ void run_not_applied(struct run *r, const char *what, enum caps_id cap)
 		 caps_name(cap));
 }
 
-/* A syscall_error fault's rate on its workload's cgroup, or off. */
-int run_syserr_set(struct run *r, const struct sc_fault *f, bool on)
+static void on_not_applied(void *arg, const char *what, enum caps_id cap)
 {
-	struct sysfault_conf c = {
-		.ppm = on ? (__u32)(f->pct * (SYSFAULT_PPM / 100)) : 0,
-		.err = f->err,
-	};
-	struct sysfault *sf = r->rw[f->wl_idx].sysfault;
-
-	if (f->syscall != SECFAULT_SOCKET)
-		return 0;	/* seccomp's, fixed since exec */
-	if (!sf && caps_state(CAPS_SYSCALL_SOCKET) == CAPS_MISSING)
-		return -ENOTSUP;	/* listed as not applied at start */
-	return sf ? sysfault__set(sf, &c) : -ENODEV;
+	run_not_applied(arg, what, cap);
 }
 
-/* The seccomp filter for workload @i's syscall errors other than socket():
- * prog->len stays 0 when it has none. 0 or -errno. */
-int run_seccomp_filter(struct run *r, size_t i, struct sock_fprog *prog)
+int run_faults_init(struct run *r)
 {
-	struct secfault_rule rules[64];
-	size_t n = 0;
+	struct fault_env *env = &r->fenv;
 
-	/* The scenario allows one fault per call and workload. */
-	for (size_t f = 0; f < r->sc->n_faults && n < ARRAY_SIZE(rules); f++) {
-		const struct sc_fault *sf = &r->sc->faults[f];
-
-		if (sf->type == SC_F_SYSCALL_ERROR && sf->wl_idx == (int)i &&
-		    sf->syscall != SECFAULT_SOCKET)
-			rules[n++] = (struct secfault_rule){.call = sf->syscall, .err = sf->err};
+	env->wl = calloc(r->sc->n_wl + 1, sizeof(*env->wl));
+	if (!env->wl)
+		return -ENOMEM;
+	env->run_id = r->id;
+	env->sc = r->sc;
+	env->base = r->base;
+	env->cgroup = r->cgroup;
+	env->not_applied = on_not_applied;
+	env->arg = r;
+	for (size_t i = 0; i < r->sc->n_wl; i++) {
+		env->wl[i].cgroup = r->rw[i].cgroup;
+		env->wl[i].kill_sent_ms = UINT64_MAX;
+		r->rw[i].fw = &env->wl[i];
 	}
-	return n ? secfault_build(rules, n, prog) : 0;
+	return 0;
 }
 
-/* --- faults ------------------------------------------------------------------ */
-
-int run_freeze(struct run *r, int wl, bool on)
+int run_faults_attach(struct run *r)
 {
-	char path[PATH_MAX + 16];
-	int fd, err = 0;
-
-	snprintf(path, sizeof(path), "%s/cgroup.freeze", r->rw[wl].cgroup);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, on ? "1" : "0", 1) != 1)
-		err = -errno;
-	close(fd);
-	return err;
+	r->fenv.topo = r->topo;
+	r->fenv.seed = (unsigned long long)r->seed;
+	return fault_families_attach(&r->fenv);
 }
 
-/* Busy processes for cpu_hog fault @fault, in the run's cgroup so they go
- * with it whatever happens. */
-static int hog_set(struct run *r, int fault, bool on)
+void run_faults_free(struct run *r)
 {
-	const struct sc_fault *f = &r->sc->faults[fault];
-	char cg[RUN_PATH_MAX + 32];
-
-	if (!r->hogs) {
-		r->hogs = calloc(r->sc->n_faults, sizeof(*r->hogs));
-		if (!r->hogs)
-			return -ENOMEM;
-	}
-	cpuhog__stop(r->hogs[fault]);
-	r->hogs[fault] = NULL;
-	if (!on)
-		return 0;
-	snprintf(cg, sizeof(cg), "%s/hog%d", r->cgroup, fault);
-	r->hogs[fault] = cpuhog__start(cg, f->cpus, f->n_cpus, (unsigned)f->threads);
-	return r->hogs[fault] ? 0 : -errno;
+	if (r->fenv.wl)
+		fault_families_detach(&r->fenv);
+	free(r->fenv.wl);
+	r->fenv.wl = NULL;
 }
 
-void run_hogs_stop(struct run *r)
+/* --- the timeline ------------------------------------------------------ */
+
+static const char *target_name(const struct run *r, const struct fault_action *a,
+			       enum fault_target t)
 {
-	for (size_t i = 0; r->hogs && i < r->sc->n_faults; i++)
-		cpuhog__stop(r->hogs[i]);
-	free(r->hogs);
-	r->hogs = NULL;
-}
-
-/* --- one action ---------------------------------------------------------- */
-
-static int act_link(struct run *r, const struct fault_action *a, uint64_t now)
-{
-	(void)now;
-	return topo__link_set(r->topo, a->target, a->act == FA_LINK_UP);
-}
-
-static int act_link_window(struct run *r, const struct fault_action *a, uint64_t now)
-{
-	(void)now;
-	return run_links_fire(r, a);
-}
-
-static int act_syserr(struct run *r, const struct fault_action *a, uint64_t now)
-{
-	(void)now;
-	return run_syserr_set(r, &r->sc->faults[a->fault], a->act == FA_SYSERR_ON);
-}
-
-static int act_freeze(struct run *r, const struct fault_action *a, uint64_t now)
-{
-	(void)now;
-	return run_freeze(r, a->target, a->act == FA_PAUSE);
-}
-
-static int act_hog(struct run *r, const struct fault_action *a, uint64_t now)
-{
-	(void)now;
-	return hog_set(r, a->fault, a->act == FA_HOG_ON);
-}
-
-static int act_kill(struct run *r, const struct fault_action *a, uint64_t now)
-{
-	struct run_wl *rw = &r->rw[a->target];
-
-	if (a->signo == SIGKILL || a->signo == SIGTERM)
-		rw->kill_sent_ms = now;	/* faultd's doing */
-	return rw->child ? sup__kill(rw->child, a->signo) : -ESRCH;
-}
-
-enum act_target { AT_LINK, AT_WORKLOAD, AT_CPUS };
-
-/* Every action of the timeline: what it acts on (a link's actions name
- * its kernel interface in the report) and what carries it out. A new
- * action is a row here; one without a row fails with ENOSYS in the
- * timeline and the log, and never falls into another action's path. */
-static const struct act_row {
-	enum act_target target;
-	int (*fn)(struct run *r, const struct fault_action *a, uint64_t now);
-} act_rows[FA_COUNT] = {
-	[FA_LINK_DOWN] = {AT_LINK, act_link},
-	[FA_LINK_UP] = {AT_LINK, act_link},
-	[FA_PAUSE] = {AT_WORKLOAD, act_freeze},
-	[FA_RESUME] = {AT_WORKLOAD, act_freeze},
-	[FA_KILL] = {AT_WORKLOAD, act_kill},
-	[FA_PACKET_ON] = {AT_LINK, act_link_window},
-	[FA_PACKET_OFF] = {AT_LINK, act_link_window},
-	[FA_SYSERR_ON] = {AT_WORKLOAD, act_syserr},
-	[FA_SYSERR_OFF] = {AT_WORKLOAD, act_syserr},
-	[FA_RATE_ON] = {AT_LINK, act_link_window},
-	[FA_RATE_OFF] = {AT_LINK, act_link_window},
-	[FA_DELAY_ON] = {AT_LINK, act_link_window},
-	[FA_DELAY_OFF] = {AT_LINK, act_link_window},
-	[FA_HOG_ON] = {AT_CPUS, act_hog},
-	[FA_HOG_OFF] = {AT_CPUS, act_hog},
-};
-
-static const char *act_target_name(const struct run *r, const struct fault_action *a,
-				   enum act_target t)
-{
-	return t == AT_LINK ? r->sc->links[a->target].name :
-	       t == AT_WORKLOAD ? r->sc->wl[a->target].name : "cpus";
+	return t == FAULT_ON_LINK ? r->sc->links[a->target].name :
+	       t == FAULT_ON_WORKLOAD ? r->sc->wl[a->target].name : "cpus";
 }
 
 static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 {
-	const struct act_row *row = a->act >= 0 && a->act < FA_COUNT ? &act_rows[a->act] : NULL;
-	const char *target = "";
+	const struct fault_act_def *def = a->family && a->act >= 0 &&
+					  a->act < a->family->n_acts ? &a->family->acts[a->act]
+								     : NULL;
+	const char *target = def ? target_name(r, a, def->target) : "";
 	json_t *entry;
 	int err;
 
-	if (a->act == FA_CYCLE_END) {
+	if (a->act == FAULT_CYCLE_END) {
 		run_close_cycle(r, now);
 		return;
 	}
-	if (row && row->fn) {
-		target = act_target_name(r, a, row->target);
-		err = row->fn(r, a, now);
-	} else {
-		err = -ENOSYS;
-		log_err("%s: run %s: action %d has no handler", __func__, r->id, a->act);
-	}
+	err = fault_fire(&r->fenv, a, now);
 	entry = json_pack("{sIsIssssss}", "t_planned_ms", (json_int_t)a->t_ms,
-			  "t_actual_ms", (json_int_t)now, "action", fault_act_name(a->act),
-			  "target", target, "fault", scenario_fault_name(r->sc->faults[a->fault].type));
+			  "t_actual_ms", (json_int_t)now, "action", fault_act_name(a),
+			  "target", target, "fault", r->sc->faults[a->fault]->type->name);
 	if (entry) {
 		if (a->cycle)
 			json_object_set_new(entry, "cycle", json_integer(a->cycle));
-		if (row && row->fn && row->target == AT_LINK)
+		if (def && def->target == FAULT_ON_LINK)
 			json_object_set_new(entry, "kernel_name",
 					    json_string(topo__link_kernel_name(r->topo, a->target)));
-		if (a->act == FA_KILL)
+		if (a->signo)
 			json_object_set_new(entry, "signal", json_string(util_signame(a->signo)));
 		if (err)
 			json_object_set_new(entry, "error", json_string(strerror(-err)));
 		json_array_append_new(r->obs.faults, entry);
 	}
-	log_info("%s: run %s: %s %s%s", __func__, r->id, fault_act_name(a->act), target,
+	log_info("%s: run %s: %s %s%s", __func__, r->id, fault_act_name(a), target,
 		 err ? " failed" : "");
 }
 
@@ -264,8 +152,8 @@ int run_faults_start(struct run *r)
 	int err;
 
 	r->cyclic = scenario_has_cyclic_fault(r->sc);
-	err = fault_plan(r->sc, (uint64_t)r->seed, (uint64_t)(r->sc->duration_s * 1000.0),
-			 &r->plan, &r->n_plan);
+	err = fault_sched_timeline(r->sc, (uint64_t)r->seed,
+				   (uint64_t)(r->sc->duration_s * 1000.0), &r->plan, &r->n_plan);
 	if (err)
 		return err;
 	r->fault_ev = evtimer_new(r->base, on_fault_timer, r);

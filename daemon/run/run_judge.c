@@ -17,7 +17,7 @@
 #include "run_priv.h"
 #include "sanitizer.h"
 #include "supervise.h"
-#include "sysfault_user.h"
+#include "fault_family.h"
 #include "util.h"
 
 static enum verdict decide(struct run *r, struct inv_result *res)
@@ -84,6 +84,8 @@ static json_t *tail_lines(const char *path, int n)
 
 void run_judge_collect(struct run *r)
 {
+	struct fault_stats st = {0};
+
 	probe_proc__drain(r->proc);
 	run_probes_finish(r);
 	if (r->proc) {
@@ -97,22 +99,15 @@ void run_judge_collect(struct run *r)
 	r->ended_at_ms = util_realtime_ms();
 	/* What the host could do, as the invariants and the report see it. */
 	r->obs.capabilities = caps_json(false);
+	fault_families_stats(&r->fenv, &st);
 	if (r->topo && !r->obs.packet_stats)
-		r->obs.packet_stats = run_links_stats(r);
-	for (size_t i = 0; i < r->sc->n_wl; i++) {
-		struct sysfault_stats st;
-
-		if (!r->rw[i].sysfault)
-			continue;
-		if (!r->obs.syscall_stats)
-			r->obs.syscall_stats = json_object();
-		sysfault__stats(r->rw[i].sysfault, &st);
-		json_object_set_new(r->obs.syscall_stats, r->sc->wl[i].name, json_pack("{sIsI}",
-			"socket_calls", (json_int_t)st.calls, "socket_failed", (json_int_t)st.failed));
-		/* Its processes are gone: the link goes with the run. */
-		sysfault__destroy(r->rw[i].sysfault);
-		r->rw[i].sysfault = NULL;
-	}
+		r->obs.packet_stats = st.links ? st.links : json_object();
+	else
+		json_decref(st.links);
+	if (!r->obs.syscall_stats)
+		r->obs.syscall_stats = st.workloads;
+	else
+		json_decref(st.workloads);
 	/* Flush captured output before the report counts it. */
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
 		struct run_wl *rw = &r->rw[i];
@@ -122,6 +117,7 @@ void run_judge_collect(struct run *r)
 		sup__output_stats(rw->child, &rw->out_seen, &rw->out_dropped);
 		sup__free(rw->child);
 		rw->child = NULL;
+		rw->fw->child = NULL;
 		r->obs.wl[i].last_output = tail_lines(rw->out_path, RUN_TAIL_LINES);
 		r->obs.wl[i].sanitizer = sanitizer_parse_file(rw->err_path);
 	}

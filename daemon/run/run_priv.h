@@ -13,24 +13,21 @@
 #include <event2/event.h>
 
 #include "caps.h"
+#include "fault_family.h"
 #include "inv.h"
 #include "run.h"
 #include "util.h"
 
 struct probe_heap;
 struct probe_fds;
-struct probe_life;
+struct probe_lifecycle;
+struct probe_exit;
 struct probe_proc;
 struct sup_child;
 struct sym;
 struct journal;
 struct topo;
 struct fault_action;
-struct netfault;
-struct netrate;
-struct netdelay;
-struct cpuhog;
-struct sysfault;
 
 #define RUN_REAP_POLL_MS 20		/* how often to look for an empty cgroup */
 #define RUN_REAP_EXTRA_MS 3000		/* after the grace, give up waiting */
@@ -51,7 +48,7 @@ struct run_wl {
 	size_t n_env;
 	struct event *timeout_ev;
 	struct event *kill_ev;
-	uint64_t kill_sent_ms;		/* UINT64_MAX: faultd sent nothing */
+	struct fault_wl *fw;		/* what its faults see; kill_sent_ms there */
 	unsigned long long out_seen, out_dropped;
 	struct probe_heap *heap;	/* NULL unless "heap" was asked for */
 	int heap_searches;		/* bad frees whose pointer was looked for */
@@ -61,14 +58,14 @@ struct run_wl {
 	long long anon_first, anon_last, live_first, live_last;
 	bool anon_seen;
 	struct probe_fds *fds;
-	struct probe_life *life;
+	struct probe_lifecycle *life;
+	struct probe_exit *exit_hold;	/* no_leak: held at _exit, NULL otherwise */
 	char exe[PATH_MAX];		/* the program exec'ed, for USDT */
 	char dpdk_prefix[64];		/* dpdk-client: fd<run id>-<name> */
 	/* Copies of the topology's names its argv holds: the report prints
 	 * argv after the topology is gone. */
 	char link_ifname[IFNAMSIZ];
 	char link_addr[32];
-	struct sysfault *sysfault;	/* syscall errors in its cgroup, if planned */
 };
 
 struct run {
@@ -86,7 +83,7 @@ struct run {
 	struct probe_proc *proc;
 	struct run_wl *rw;
 	struct run_obs obs;
-	size_t cap_procs, cap_cycles;
+	size_t cap_procs, cap_cycles, cap_samples;
 	unsigned long long procs_seen;
 
 	struct event *start_ev, *duration_ev, *cycle_ev, *grace_ev, *reap_ev;
@@ -104,10 +101,7 @@ struct run {
 	size_t n_plan, next_action;
 	struct event *fault_ev;
 	bool cyclic;			/* faults define the cycles */
-	struct netfault **netfaults;	/* [link * 2 + dir], where packet faults are */
-	struct netrate **netrates;	/* [link * 2 + dir], where rate limits are */
-	struct netdelay **netdelays;	/* [link * 2 + dir], where delays are */
-	struct cpuhog **hogs;		/* [fault], busy processes of cpu_hog faults */
+	struct fault_env fenv;		/* what the fault families see of the run */
 	struct event *snapshot_ev;	/* maps of new processes, once mapped */
 };
 
@@ -137,20 +131,27 @@ void run_on_proc_event(const struct proc_ev *ev, void *arg);
 int run_argv_build(struct run *r, size_t i);
 int run_env_build(struct run *r, size_t i);
 
-/* run.c: end the cycle now (its samples, its line of progress). */
+/* run.c: end the cycle now (its samples, its line of progress); stop the
+ * run (its workloads, then teardown and the report) for @reason. */
 void run_close_cycle(struct run *r, uint64_t now_ms);
+void run_begin_stop(struct run *r, const char *reason);
 
-/* run_faults.c: the fault timeline. start plans it and arms the timer (0
- * or -errno); syserr_set turns a socket() error rate on or off; the
- * seccomp filter of workload @i's other syscall errors (prog->len 0 if
- * none); freeze pauses or resumes a workload's cgroup; hogs_stop ends the
- * cpu_hog processes. */
+/* run_wl.c: start workload @i held in its cgroup (0 or -errno, after
+ * run_error); the timer callback that SIGKILLs a workload's cgroup once
+ * its grace is over. */
+int run_wl_start(struct run *r, size_t i);
+/* Has every started workload exited (services too, if @services_too)? */
+bool run_wl_all_done(const struct run *r, bool services_too);
+void run_wl_on_kill(evutil_socket_t fd, short what, void *arg);
+
+/* run_faults.c: the run's faults. init lends them the run (fault_env);
+ * attach sets up what they need once the topology is up (0 or -errno);
+ * start plans the timeline and arms its timer (0 or -errno); the families'
+ * other calls go through r->fenv (fault_family.h). */
+int run_faults_init(struct run *r);
+int run_faults_attach(struct run *r);
 int run_faults_start(struct run *r);
-int run_syserr_set(struct run *r, const struct sc_fault *f, bool on);
-struct sock_fprog;
-int run_seccomp_filter(struct run *r, size_t i, struct sock_fprog *prog);
-int run_freeze(struct run *r, int wl, bool on);
-void run_hogs_stop(struct run *r);
+void run_faults_free(struct run *r);
 
 /* run_judge.c, at the end of a run: collect gathers what the probes and
  * the supervisor hold into r->obs (before teardown); report scans for
@@ -158,15 +159,6 @@ void run_hogs_stop(struct run *r);
  * teardown) and returns the run's verdict. */
 void run_judge_collect(struct run *r);
 enum verdict run_judge_report(struct run *r);
-
-/* run_links.c: packet, rate and delay faults on the run's links. attach
- * sets up what the faults will need (and turns on those planned for time
- * 0); fire plays one on/off action; stats is for the report; detach
- * removes everything and is safe to call twice. 0 or -errno. */
-int run_links_attach(struct run *r);
-int run_links_fire(struct run *r, const struct fault_action *a);
-json_t *run_links_stats(const struct run *r);
-void run_links_detach(struct run *r);
 
 /* run_probes.c: attach the workload's probes to its held child; 0 or
  * -errno (the run then fails to start). */
@@ -187,5 +179,16 @@ void run_probes_exit(struct run *r, size_t wl, pid_t pid);
 /* After the last cycle: sites, losses, what is left alive. */
 void run_probes_finish(struct run *r);
 void run_probes_destroy(struct run *r);
+/* An allocation stack of workload @wl's process @pid, as frame names. */
+json_t *run_heap_stack(struct run *r, size_t wl, pid_t pid, int32_t stack_id,
+		       uint64_t caller);
+
+/* run_leak.c: no_leak's hold at exit, called by run_probes.c for a
+ * workload with the heap probe; attach: 0 or -errno. */
+int run_leak_attach(struct run *r, size_t i, pid_t pid);
+void run_leak_fork(struct run *r, size_t wl, pid_t child);
+void run_leak_exit(struct run *r, size_t wl, pid_t pid);
+void run_leak_drain(struct run *r);
+void run_leak_destroy(struct run *r);
 
 #endif

@@ -13,9 +13,10 @@
 #include "caps.h"
 #include "inv_params.h"
 #include "log.h"
+#include "probe_exit.h"
 #include "probe_fds.h"
 #include "probe_heap.h"
-#include "probe_life.h"
+#include "probe_lifecycle.h"
 #include "run_priv.h"
 #include "sym.h"
 #include "util.h"
@@ -58,33 +59,15 @@ static json_t *stack_names(struct run *r, struct probe_heap *h, pid_t pid,
 	return sym__frames(r->sym, pid, (const uint64_t *)ips, n, frame0_is_ip);
 }
 
+json_t *run_heap_stack(struct run *r, size_t wl, pid_t pid, int32_t stack_id,
+		       uint64_t caller)
+{
+	return stack_names(r, r->rw[wl].heap, pid, stack_id, caller, false);
+}
+
 /* --- heap -------------------------------------------------------------------------- */
 
 #define RUN_STOP_WAIT_MS 200	/* for the SIGSTOP sent at a bad free to land */
-
-/* Wait (bounded) until @pid is stopped or gone: the SIGSTOP the probe sent
- * lands on its way back to user space, maybe after this event is read, and
- * a SIGCONT sent before it would be lost, leaving the process stopped. */
-static void wait_stopped(pid_t pid)
-{
-	char path[64], *text = NULL, *state;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	for (int waited = 0; waited < RUN_STOP_WAIT_MS; waited++) {
-		if (util_read_file(path, 4096, &text, NULL))
-			return;
-		state = strrchr(text, ')');
-		if (!state || state[2] == 'T' || state[2] == 't' || state[2] == 'Z' ||
-		    state[2] == 'X') {
-			free(text);
-			return;
-		}
-		free(text);
-		text = NULL;
-		usleep(1000);
-	}
-	log_warn("%s: pid %d did not stop in %dms", __func__, (int)pid, RUN_STOP_WAIT_MS);
-}
 
 #define RUN_MAX_SOURCE_SEARCHES 4	/* per workload: a storm of bad frees is not searched */
 
@@ -140,7 +123,7 @@ static void on_heap_event(const struct heap_event *ev, void *arg)
 
 	/* The process is held (SIGSTOP) at the bad free: its maps can be read
 	 * now even if the C library will abort it once it goes on. */
-	wait_stopped((pid_t)ev->tgid);
+	probe_wait_stopped((pid_t)ev->tgid, RUN_STOP_WAIT_MS);
 	sym__snapshot(r->sym, (pid_t)ev->tgid);
 	j = json_pack("{sssssisissss}", "kind", is_double ? "double_free" : "invalid_free",
 		      "workload", wname, "pid", (int)ev->tgid, "tid", (int)ev->tid,
@@ -438,22 +421,13 @@ static void counter_changed(struct run *r, size_t wl, const struct life_event *e
 	struct obs_workload *ow = &r->obs.wl[wl];
 	struct obs_counter *c;
 
-	if (ow->n_counters == ow->cap_counters) {
-		size_t cap = ow->cap_counters ? ow->cap_counters * 2 : 256;
-		struct obs_counter *grown;
-
-		if (cap > RUN_MAX_COUNTER_CHANGES) {
-			r->obs.probes[wl].life_lost++;
-			return;
-		}
-		grown = realloc(ow->counters, cap * sizeof(*grown));
-		if (!grown) {
-			r->obs.probes[wl].life_lost++;
-			return;
-		}
-		ow->counters = grown;
-		ow->cap_counters = cap;
+	c = ow->n_counters < RUN_MAX_COUNTER_CHANGES ?
+	    util_grow(ow->counters, &ow->cap_counters, ow->n_counters + 1, sizeof(*c)) : NULL;
+	if (!c) {
+		r->obs.probes[wl].life_lost++;
+		return;
 	}
+	ow->counters = c;
 	c = &ow->counters[ow->n_counters++];
 	c->t_ms = ts_to_run_ms(r, ev->ts);
 	c->value = (long long)ev->id;
@@ -518,14 +492,14 @@ static void finish_life(struct run *r, size_t i)
 	json_t *rows, *row;
 	size_t k;
 
-	op->life_lost = probe_life__lost(rw->life);
-	rows = probe_life__alive(rw->life, RUN_MAX_LISTED);
+	op->life_lost = probe_lifecycle__lost(rw->life);
+	rows = probe_lifecycle__alive(rw->life, RUN_MAX_LISTED);
 	json_array_foreach(rows, k, row) {
 		json_object_set_new(row, "workload", json_string(r->sc->wl[i].name));
 		json_array_append(r->obs.life_alive, row);
 	}
 	json_decref(rows);
-	rows = probe_life__inflight(rw->life, RUN_MAX_LISTED, &inflight);
+	rows = probe_lifecycle__inflight(rw->life, RUN_MAX_LISTED, &inflight);
 	json_array_foreach(rows, k, row) {
 		json_object_set_new(row, "workload", json_string(r->sc->wl[i].name));
 		json_array_append(r->obs.msg_lost, row);
@@ -549,10 +523,10 @@ static int life_extras(struct run *r, size_t i)
 		if (strcmp(inv->name, "recovers") || !p->counter ||
 		    (inv->workload_idx >= 0 && (size_t)inv->workload_idx != i))
 			continue;
-		err = probe_life__watch(rw->life, p->counter);
+		err = probe_lifecycle__watch(rw->life, p->counter);
 	}
 	if (!err && w->kind == WL_LWIP_CLIENT) {
-		err = probe_life__track_calls(rw->life, r->obs.wl[i].pid, RUN_LWIP_LIB,
+		err = probe_lifecycle__track_calls(rw->life, r->obs.wl[i].pid, RUN_LWIP_LIB,
 					      "lwip_socket", "lwip_close", "lwip_socket");
 		if (!err)
 			r->obs.probes[i].life = true;
@@ -566,7 +540,7 @@ static int life_extras(struct run *r, size_t i)
 void run_probes_status(const struct run *r, size_t i, json_t *row)
 {
 	if (r->rw[i].life)
-		json_object_set_new(row, "counters", probe_life__counters(r->rw[i].life));
+		json_object_set_new(row, "counters", probe_lifecycle__counters(r->rw[i].life));
 }
 
 unsigned long long run_probes_lost(const struct run *r)
@@ -574,7 +548,7 @@ unsigned long long run_probes_lost(const struct run *r)
 	unsigned long long lost = r->obs.proc_lost;
 
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
-		lost += probe_life__lost(r->rw[i].life);
+		lost += probe_lifecycle__lost(r->rw[i].life);
 		lost += r->obs.probes[i].heap_lost + r->obs.probes[i].fds_lost;
 	}
 	return lost;
@@ -626,6 +600,8 @@ int run_probes_attach(struct run *r, size_t i)
 
 	if (scenario_wl_has_probe(w, "heap")) {
 		err = attach_heap(r, i, pid);
+		if (!err)
+			err = run_leak_attach(r, i, pid);
 		if (err)
 			err = probe_missing(r, w, CAPS_HEAP, err);
 		if (err)
@@ -642,10 +618,10 @@ int run_probes_attach(struct run *r, size_t i)
 		r->obs.probes[i].fds = rw->fds != NULL;
 	}
 	if (scenario_wl_has_probe(w, "lifecycle")) {
-		rw->life = probe_life__open(r->base, on_life_event, rw);
+		rw->life = probe_lifecycle__open(r->base, on_life_event, rw);
 		if (!rw->life)
 			return probe_missing(r, w, CAPS_LIFECYCLE, -errno);
-		found = probe_life__attach(rw->life, pid, rw->exe);
+		found = probe_lifecycle__attach(rw->life, pid, rw->exe);
 		if (found <= 0)
 			log_warn("%s: run %s: '%s' (%s) has no faultd USDT probes; lifecycle "
 				 "invariants cannot be checked", __func__, r->id, w->name, rw->exe);
@@ -670,9 +646,9 @@ void run_probes_sample(struct run *r, size_t c)
 		    (r->obs.n_life_kinds || r->obs.n_life_counters)) {
 			/* The counters map is walked only when a counter is judged. */
 			json_t *all = r->obs.n_life_counters ?
-				      probe_life__counters(r->rw[i].life) : NULL;
+				      probe_lifecycle__counters(r->rw[i].life) : NULL;
 
-			probe_life__count_alive(r->rw[i].life, r->obs.life_kinds,
+			probe_lifecycle__count_alive(r->rw[i].life, r->obs.life_kinds,
 						r->obs.n_life_kinds, s->live);
 			for (size_t k = 0; k < r->obs.n_life_counters; k++)
 				s->counters[k] = json_integer_value(json_object_get(
@@ -689,6 +665,7 @@ void run_probes_fork(struct run *r, size_t wl, pid_t child, pid_t parent)
 
 	if (!r->rw[wl].heap)
 		return;
+	run_leak_fork(r, wl, child);
 	err = probe_heap__add_child(r->rw[wl].heap, child, parent);
 	if (err)
 		log_warn("%s: run %s: cannot follow child %d of '%s': %s", __func__, r->id,
@@ -710,6 +687,7 @@ void run_probes_exec(struct run *r, size_t wl, pid_t pid)
 
 void run_probes_exit(struct run *r, size_t wl, pid_t pid)
 {
+	run_leak_exit(r, wl, pid);
 	if (r->rw[wl].heap && pid != r->obs.wl[wl].pid)
 		probe_heap__detach(r->rw[wl].heap, pid);
 }
@@ -718,8 +696,9 @@ void run_probes_drain(struct run *r)
 {
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
 		probe_heap__drain(r->rw[i].heap);
-		probe_life__drain(r->rw[i].life);
+		probe_lifecycle__drain(r->rw[i].life);
 	}
+	run_leak_drain(r);
 }
 
 void run_probes_finish(struct run *r)
@@ -739,10 +718,11 @@ void run_probes_finish(struct run *r)
 
 void run_probes_destroy(struct run *r)
 {
+	run_leak_destroy(r);
 	for (size_t i = 0; r->rw && i < r->sc->n_wl; i++) {
 		probe_heap__destroy(r->rw[i].heap);
 		probe_fds__destroy(r->rw[i].fds);
-		probe_life__destroy(r->rw[i].life);
+		probe_lifecycle__destroy(r->rw[i].life);
 		r->rw[i].heap = NULL;
 		r->rw[i].fds = NULL;
 		r->rw[i].life = NULL;

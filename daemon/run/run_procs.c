@@ -28,15 +28,10 @@ struct obs_proc *run_proc_add(struct run *r, pid_t pid, pid_t ppid, int wl,
 {
 	struct obs_proc *p;
 
-	if (r->obs.n_procs == r->cap_procs) {
-		size_t cap = r->cap_procs ? r->cap_procs * 2 : 64;
-		struct obs_proc *grown = realloc(r->obs.procs, cap * sizeof(*grown));
-
-		if (!grown)
-			return NULL;
-		r->obs.procs = grown;
-		r->cap_procs = cap;
-	}
+	p = util_grow(r->obs.procs, &r->cap_procs, r->obs.n_procs + 1, sizeof(*p));
+	if (!p)
+		return NULL;
+	r->obs.procs = p;
 	p = &r->obs.procs[r->obs.n_procs++];
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
@@ -80,7 +75,7 @@ void run_proc_set_exit(struct run *r, struct obs_proc *p, int status, uint64_t t
 	/* A death by the signals faultd sends, after it sent them, is faultd's
 	 * doing, not a crash. */
 	if ((p->signal == SIGTERM || p->signal == SIGKILL) && !p->oom_killed &&
-	    (t_ms >= r->stop_at_ms || t_ms >= rw->kill_sent_ms))
+	    (t_ms >= r->stop_at_ms || t_ms >= rw->fw->kill_sent_ms))
 		p->by_faultd = true;
 }
 

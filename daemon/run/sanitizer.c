@@ -114,14 +114,11 @@ json_t *sanitizer_parse(const char *text)
 		goto out;
 	for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l;
 	     l = strtok_r(NULL, "\n", &save)) {
-		if (n == cap) {
-			char **grown = realloc(lines, (cap ? cap * 2 : 256) * sizeof(*lines));
+		char **grown = util_grow(lines, &cap, n + 1, sizeof(*grown));
 
-			if (!grown)
-				goto out;
-			lines = grown;
-			cap = cap ? cap * 2 : 256;
-		}
+		if (!grown)
+			goto out;
+		lines = grown;
 		lines[n++] = l;
 	}
 	for (size_t i = 0; i < n && json_array_size(all) < SAN_MAX_REPORTS; i++) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "inv.h"
+#include "inv_params.h"
 #include "sc_priv.h"
 #include "scenario.h"
 #include "secfault.h"
@@ -106,13 +107,11 @@ int sc_parse_invariants(struct sc_ctx *ctx, json_t *val, void *target)
 			e = -ENOMEM;
 			goto next;
 		}
-		/* The parameter struct of every invariant starts with the
-		 * common keys (name, workload). */
 		e = sc_parse_object(ctx, item, def->keys, inv->params);
 		if (e)
 			goto next;
 		inv->name = def->name;
-		inv->workload = *(const char **)((char *)inv->params + sizeof(const char *));
+		inv->workload = ((const struct inv_common *)inv->params)->workload;
 		if (inv->workload) {
 			inv->workload_idx = scenario_workload_idx(sc, inv->workload);
 			if (inv->workload_idx < 0) {

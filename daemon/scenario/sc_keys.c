@@ -80,7 +80,7 @@ void *sc_track(struct sc_ctx *ctx, void *p)
 		ctx->oom = 1;
 		return NULL;
 	}
-	grown = realloc(sc->allocs, (sc->n_allocs + 1) * sizeof(*grown));
+	grown = util_grow(sc->allocs, &sc->cap_allocs, sc->n_allocs + 1, sizeof(*grown));
 	if (!grown) {
 		free(p);
 		ctx->oom = 1;
@@ -134,6 +134,32 @@ int sc_parse_strv(struct sc_ctx *ctx, json_t *val, const char ***out)
 	}
 	*out = v;
 	return bad ? -EINVAL : 0;
+}
+
+/* "cpus": [0, 1]: 1 to SC_MAX_CPUS CPU numbers. */
+static int parse_cpus(struct sc_ctx *ctx, json_t *val, struct sc_cpus *out)
+{
+	json_t *item;
+	size_t i;
+
+	if (!json_is_array(val) || json_array_size(val) == 0 ||
+	    json_array_size(val) > SC_MAX_CPUS) {
+		sc_error(ctx, false, "expected an array of 1 to %d CPU numbers", SC_MAX_CPUS);
+		return -EINVAL;
+	}
+	json_array_foreach(val, i, item) {
+		json_int_t c = json_integer_value(item);
+
+		if (!json_is_integer(item) || c < 0 || c >= CPU_SETSIZE) {
+			jpath_push_idx(&ctx->path, i);
+			sc_error(ctx, false, "expected a CPU number in [0, %d]", CPU_SETSIZE - 1);
+			jpath_pop(&ctx->path);
+			return -EINVAL;
+		}
+		out->cpu[i] = (int)c;
+	}
+	out->n = json_array_size(val);
+	return 0;
 }
 
 /* Check @val against @k and store it at target + k->off. */
@@ -206,6 +232,8 @@ static int parse_value(struct sc_ctx *ctx, const struct sc_key *k, json_t *val,
 		}
 		*(int *)field = idx;
 		return 0;
+	case SC_CPUS:
+		return parse_cpus(ctx, val, (struct sc_cpus *)field);
 	case SC_CUSTOM:
 		return k->parse(ctx, val, target);
 	}

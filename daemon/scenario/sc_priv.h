@@ -35,10 +35,12 @@ int sc_valid_name(const char *s);
 
 /* One parser per section, for scenario.c's key table. */
 int sc_parse_workloads(struct sc_ctx *ctx, json_t *val, void *target);
-int sc_parse_fault_cpus(struct sc_ctx *ctx, json_t *val, void *target);
 int sc_parse_invariants(struct sc_ctx *ctx, json_t *val, void *target);
 int sc_default_invariants(struct sc_ctx *ctx, struct scenario *sc);
 int sc_parse_topology(struct sc_ctx *ctx, json_t *val, void *target);
+int sc_parse_suppressions(struct sc_ctx *ctx, json_t *val, void *target);	/* sc_suppress.c */
 int sc_parse_faults(struct sc_ctx *ctx, json_t *val, void *target);
+int sc_parse_schedule(struct sc_ctx *ctx, json_t *val, void *target);
+bool scenario_sched_cyclic(const struct scenario *sc);
 
 #endif

@@ -149,47 +149,6 @@ static int parse_allocators(struct sc_ctx *ctx, json_t *val, void *target)
 	return err;
 }
 
-/* "cpus": [0, 1]: CPU numbers, each once, into @cpus (SC_MAX_CPUS of
- * them) and their count into *@n. */
-static int parse_cpus(struct sc_ctx *ctx, json_t *val, int *cpus, size_t *n)
-{
-	json_t *item;
-	size_t i;
-
-	if (!json_is_array(val) || json_array_size(val) == 0 ||
-	    json_array_size(val) > SC_MAX_CPUS) {
-		sc_error(ctx, false, "expected an array of 1 to %d CPU numbers", SC_MAX_CPUS);
-		return -EINVAL;
-	}
-	json_array_foreach(val, i, item) {
-		json_int_t c = json_integer_value(item);
-
-		if (!json_is_integer(item) || c < 0 || c >= CPU_SETSIZE) {
-			jpath_push_idx(&ctx->path, i);
-			sc_error(ctx, false, "expected a CPU number in [0, %d]", CPU_SETSIZE - 1);
-			jpath_pop(&ctx->path);
-			return -EINVAL;
-		}
-		cpus[i] = (int)c;
-	}
-	*n = json_array_size(val);
-	return 0;
-}
-
-static int parse_wl_cpus(struct sc_ctx *ctx, json_t *val, void *target)
-{
-	struct sc_workload *w = target;
-
-	return parse_cpus(ctx, val, w->cpus, &w->n_cpus);
-}
-
-int sc_parse_fault_cpus(struct sc_ctx *ctx, json_t *val, void *target)
-{
-	struct sc_fault *f = target;
-
-	return parse_cpus(ctx, val, f->cpus, &f->n_cpus);
-}
-
 #define WL(f) offsetof(struct sc_workload, f)
 static const struct sc_key workload_keys[] = {
 	{"name", SC_STR, SC_REQ, WL(name), .doc = "unique name, [A-Za-z0-9_-], at most 32"},
@@ -207,7 +166,7 @@ static const struct sc_key workload_keys[] = {
 		"malloc and free"},
 	{"asan", SC_BOOL, 0, WL(asan), .def = "false",
 	 .doc = "bundled kinds: run the ASan+UBSan build (make SANITIZER=address harness)"},
-	{"cpus", SC_CUSTOM, 0, 0, .parse = parse_wl_cpus, .doc = "pin to these CPUs"},
+	{"cpus", SC_CPUS, 0, WL(cpus), .doc = "pin to these CPUs"},
 	{"service", SC_BOOL, 0, WL(service), .doc = "runs until the others end"},
 	{"timeout_s", SC_NUM, 0, WL(timeout_s), 0.001, 604800, .doc = "kill after this long"},
 	{"stop_grace_ms", SC_INT, 0, WL(stop_grace_ms), 0, 600000, .def = "2000",

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "inv.h"
 #include "sc_priv.h"
 #include "scenario.h"
 #include "secfault.h"
@@ -20,7 +19,21 @@ static const char *const expect_names[] = {"PASS", "FAIL", "INCONCLUSIVE", NULL}
  * (sc_workloads.c, sc_topology.c, sc_faults.c, sc_invariants.c). */
 #define SC(f) offsetof(struct scenario, f)
 
+/* "$schema" is how editors attach a JSON Schema to a file: a string, and
+ * nothing faultd acts on. */
+static int parse_schema_ref(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	(void)target;
+	if (json_is_string(val))
+		return 0;
+	sc_error(ctx, false, "expected a string (a JSON Schema's URI), got %s",
+		 sc_json_type_name(val));
+	return -EINVAL;
+}
+
 static const struct sc_key scenario_keys[] = {
+	{"$schema", SC_CUSTOM, 0, 0, .parse = parse_schema_ref,
+	 .doc = "the file's JSON Schema, for editors; ignored"},
 	{"version", SC_INT, 0, SC(version), 1, 1, .def = "1", .doc = "format version"},
 	{"name", SC_STR, SC_REQ, SC(name), .doc = "scenario name"},
 	{"description", SC_STR, 0, SC(description), .doc = "free text"},
@@ -31,9 +44,12 @@ static const struct sc_key scenario_keys[] = {
 	 .doc = "a cycle when no fault makes cycles"},
 	{"expect", SC_ENUM, 0, SC(expect), .choices = expect_names, .def = "\"PASS\"",
 	 .doc = "the verdict a canary scenario must give"},
+	{"suppressions", SC_CUSTOM, 0, 0, .parse = sc_parse_suppressions,
+	 .doc = "suppression file for the heap and fd invariants"},
 	{"topology", SC_CUSTOM, 0, 0, .parse = sc_parse_topology},
 	{"workloads", SC_CUSTOM, SC_REQ, 0, .parse = sc_parse_workloads},
 	{"faults", SC_CUSTOM, 0, 0, .parse = sc_parse_faults},	/* after what they name */
+	{"schedule", SC_CUSTOM, 0, 0, .parse = sc_parse_schedule},	/* after the faults */
 	{"invariants", SC_CUSTOM, 0, 0, .parse = sc_parse_invariants},
 	{NULL},
 };

@@ -15,6 +15,7 @@
 
 struct sc_ctx;
 struct inv_def;
+struct fault_type;
 
 enum sc_type {
 	SC_STR,		/* const char *, non-empty */
@@ -23,6 +24,7 @@ enum sc_type {
 	SC_BOOL,	/* bool */
 	SC_STRV,	/* const char **, NULL-terminated */
 	SC_ENUM,	/* int: index into choices */
+	SC_CPUS,	/* struct sc_cpus: CPU numbers, each in [0, CPU_SETSIZE) */
 	SC_CUSTOM,	/* parse() does it all */
 };
 
@@ -56,6 +58,11 @@ struct sc_allocator {
 					 * out-pointer argument, 0: returned */
 };
 
+struct sc_cpus {
+	int cpu[SC_MAX_CPUS];
+	size_t n;			/* 0: none given */
+};
+
 struct sc_workload {
 	const char *name;
 	int kind;			/* enum wl_kind */
@@ -68,8 +75,7 @@ struct sc_workload {
 	const char **probes;
 	const char *cwd;
 	bool asan;			/* run the bundled kind's ASan+UBSan build */
-	int cpus[SC_MAX_CPUS];		/* pinned to these CPUs; n_cpus 0: not pinned */
-	size_t n_cpus;
+	struct sc_cpus cpus;		/* pinned to these CPUs; none: not pinned */
 	bool service;			/* runs until the others end */
 	bool service_set;		/* "service" was given explicitly */
 	double timeout_s;		/* 0: no timeout */
@@ -127,48 +133,32 @@ struct sc_route {
 	int ns_idx;
 };
 
-enum sc_fault_type {
-	SC_F_LINK_FLAP, SC_F_LINK_DOWN, SC_F_LINK_UP, SC_F_RANDOM,
-	SC_F_PAUSE, SC_F_RESUME, SC_F_KILL, SC_F_PACKET, SC_F_SYSCALL_ERROR,
-	SC_F_RATE, SC_F_DELAY, SC_F_CPU_HOG, SC_F_PAUSE_FLAP,
-};
-
 enum sc_direction { SC_DIR_BOTH, SC_DIR_INGRESS, SC_DIR_EGRESS };
 
+/* A fault as the scenario states it: what every fault has. Each fault
+ * type's struct begins with this one and adds its parameters; its family
+ * (daemon/fault/fault_family.h) declares the keys, checks and plays it. */
 struct sc_fault {
-	int type;			/* enum sc_fault_type */
+	const struct fault_type *type;
 	const char *type_name;		/* as written */
 	const char *link;		/* link faults */
 	int link_idx;
-	const char *workload;		/* process faults */
+	const char *workload;		/* process and syscall faults */
 	int wl_idx;
-	long long at_ms;		/* one-shot faults */
-	long long start_ms;		/* flaps */
-	long long down_ms, up_ms;
-	long long cycles;		/* 0: until the run ends */
-	long long jitter_ms;
-	long long settle_ms;		/* after up, before the cycle's sample */
-	long long min_down_ms, max_down_ms, min_up_ms, max_up_ms;	/* random */
-	const char *signal;		/* kill */
-	int signo;
-	long long for_ms;		/* packet: window length; 0 to the end */
-	double drop_pct, corrupt_pct, duplicate_pct;	/* packet */
-	bool blackhole;
-	int direction;			/* enum sc_direction, at the link's a end */
-	int syscall;			/* syscall_error: index into sysfault's call table */
-	const char *errno_name;		/* syscall_error: "ENFILE" */
-	int err;			/* its value */
-	double pct;			/* syscall_error: share of calls that fail */
-	long long rate_kbit;		/* rate */
-	long long burst_kb;		/* rate: 0 picks one from the rate */
-	long long latency_ms;		/* rate: longest a packet may queue */
-	long long delay_ms, delay_jitter_ms;	/* delay */
-	int cpus[SC_MAX_CPUS];		/* cpu_hog: the CPUs it keeps busy */
-	size_t n_cpus;
-	long long threads;		/* cpu_hog: busy processes per CPU */
-	long long every_ms;		/* kill: repeat this often; 0: once */
-	long long count;		/* kill with every_ms, pause_flap: 0 to the end */
-	long long pause_ms, run_ms;	/* pause_flap */
+	long long at_ms;		/* one-shot faults, windows: when */
+	long long for_ms;		/* windows: how long; 0 to the end */
+	long long start_ms;		/* repeating faults: the first */
+	int direction;			/* link windows: enum sc_direction, at the a end */
+};
+
+/* One action of an explicit fault schedule (the top-level "schedule"): the
+ * planner plays these, as written, instead of planning the faults' own
+ * timing. faultctl replay and shrink write them (docs/replay.md). */
+struct sc_sched {
+	long long at_ms;		/* from the run's start */
+	long long fault;		/* index into faults: what the action acts on */
+	const char *action;		/* a timeline action name: "link_down", ... */
+	long long cycle;		/* the fault cycle it belongs to; 0: none */
 };
 
 struct scenario {
@@ -186,6 +176,7 @@ struct scenario {
 	double duration_s;
 	long long sample_ms;
 	int expect;			/* enum sc_expect */
+	const char *suppressions;	/* a suppression file, resolved; NULL: none */
 
 	const char **namespaces;	/* topology */
 	size_t n_ns;
@@ -195,8 +186,11 @@ struct scenario {
 	size_t n_bridges;
 	struct sc_route *routes;
 	size_t n_routes;
-	struct sc_fault *faults;
+	struct sc_fault **faults;	/* each its type's struct */
 	size_t n_faults;
+	struct sc_sched *schedule;	/* sorted by at_ms, file order kept on ties */
+	size_t n_schedule;
+	bool has_schedule;		/* "schedule" given, even empty: nothing else fires */
 
 	struct sc_workload *wl;
 	size_t n_wl;
@@ -204,7 +198,7 @@ struct scenario {
 	size_t n_inv;
 
 	void **allocs;			/* arrays made while parsing, freed with it */
-	size_t n_allocs;
+	size_t n_allocs, cap_allocs;
 };
 
 /* Parse @len bytes of @text read from @path. On error returns -EINVAL and
@@ -222,7 +216,6 @@ bool scenario_wl_has_probe(const struct sc_workload *w, const char *probe);
 int scenario_ns_idx(const struct scenario *sc, const char *name);
 /* The index of the link named @name, or -1. */
 int scenario_link_idx(const struct scenario *sc, const char *name);
-const char *scenario_fault_name(int type);
 /* A flap makes the fault cycles; without one, each sample_ms window does. */
 bool scenario_has_cyclic_fault(const struct scenario *sc);
 const char *scenario_kind_name(int kind);
@@ -231,6 +224,9 @@ const char *scenario_expect_name(int expect);
 /* Used by tables of other modules (invariant parameters). */
 int sc_parse_object(struct sc_ctx *ctx, json_t *obj, const struct sc_key *keys,
 		    void *target);
+/* A suppression file's path (@val), checked and resolved against the
+ * scenario's folder, into *@out (kept with the scenario). 0 or -errno. */
+int sc_suppress_file(struct sc_ctx *ctx, json_t *val, const char **out);
 /* The key path being parsed; push before an element's error, pop after. */
 struct jpath *sc_path(struct sc_ctx *ctx);
 void sc_error(struct sc_ctx *ctx, bool at_key, const char *fmt, ...)

@@ -148,7 +148,7 @@ void journal__free(struct journal *j)
 	free(j);
 }
 
-int journal__sweep(const char *dir, void (*say)(const char *what, void *arg), void *arg)
+int journal_sweep(const char *dir, void (*say)(const char *what, void *arg), void *arg)
 {
 	struct dirent *de;
 	int total = 0;

@@ -25,6 +25,6 @@ void journal__free(struct journal *j);
 /* Undo of a "dpdkdir" entry: remove faultd's DPDK runtime directory @path
  * (JOURNAL_DPDK_DIR/fd...). Gone already is 0; a path not of ours -EPERM. */
 int journal_dpdk_dir_delete(const char *path);
-int journal__sweep(const char *dir, void (*say)(const char *what, void *arg), void *arg);
+int journal_sweep(const char *dir, void (*say)(const char *what, void *arg), void *arg);
 
 #endif

@@ -9,13 +9,13 @@
 
 #include "lifecycle.skel.h"
 #include "log.h"
-#include "probe_life.h"
+#include "probe_lifecycle.h"
 #include "probe_util.h"
 #include "util.h"
 
 #define LIFE_MAX_LINKS 16
 
-struct probe_life {
+struct probe_lifecycle {
 	struct lifecycle_bpf *skel;
 	struct probe_ring ring;
 	struct bpf_link *links[LIFE_MAX_LINKS];
@@ -27,7 +27,7 @@ struct probe_life {
 
 static int on_sample(void *ctx, void *data, size_t len)
 {
-	struct probe_life *p = ctx;
+	struct probe_lifecycle *p = ctx;
 	struct life_event ev;
 
 	if (len < sizeof(ev))
@@ -49,9 +49,9 @@ static const struct probe_prog_cap life_progs[] = {
 	{"msg_recv", CAPS_LIFECYCLE}, {"counter", CAPS_LIFECYCLE},
 };
 
-struct probe_life *probe_life__open(struct event_base *base, probe_life_cb cb, void *arg)
+struct probe_lifecycle *probe_lifecycle__open(struct event_base *base, probe_life_cb cb, void *arg)
 {
-	struct probe_life *p;
+	struct probe_lifecycle *p;
 	int err;
 
 	p = calloc(1, sizeof(*p));
@@ -80,7 +80,7 @@ err_free:
 	return NULL;
 }
 
-int probe_life__attach(struct probe_life *p, pid_t pid, const char *exe)
+int probe_lifecycle__attach(struct probe_lifecycle *p, pid_t pid, const char *exe)
 {
 	struct {
 		struct bpf_program *prog;
@@ -110,7 +110,7 @@ int probe_life__attach(struct probe_life *p, pid_t pid, const char *exe)
 	return found;
 }
 
-int probe_life__track_calls(struct probe_life *p, pid_t pid, const char *lib,
+int probe_lifecycle__track_calls(struct probe_lifecycle *p, pid_t pid, const char *lib,
 			    const char *create_fn, const char *destroy_fn, const char *kind)
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, opts);
@@ -147,7 +147,7 @@ int probe_life__track_calls(struct probe_life *p, pid_t pid, const char *lib,
 	return 0;
 }
 
-int probe_life__watch(struct probe_life *p, const char *counter)
+int probe_lifecycle__watch(struct probe_lifecycle *p, const char *counter)
 {
 	char name[LIFE_NAME_LEN] = {0};
 	__u8 one = 1;
@@ -157,7 +157,7 @@ int probe_life__watch(struct probe_life *p, const char *counter)
 				    sizeof(one), 0) ? -errno : 0;
 }
 
-void probe_life__count_alive(struct probe_life *p, const char *const *kinds, size_t n,
+void probe_lifecycle__count_alive(struct probe_lifecycle *p, const char *const *kinds, size_t n,
 			     long long *out)
 {
 	struct life_obj_key key, next;
@@ -176,12 +176,12 @@ void probe_life__count_alive(struct probe_life *p, const char *const *kinds, siz
 	}
 }
 
-int probe_life__drain(struct probe_life *p)
+int probe_lifecycle__drain(struct probe_lifecycle *p)
 {
 	return p ? probe_ring_drain(&p->ring) : 0;
 }
 
-json_t *probe_life__alive(struct probe_life *p, int max)
+json_t *probe_lifecycle__alive(struct probe_lifecycle *p, int max)
 {
 	struct life_obj_key key, next;
 	struct life_obj o;
@@ -204,7 +204,7 @@ json_t *probe_life__alive(struct probe_life *p, int max)
 	return arr;
 }
 
-json_t *probe_life__inflight(struct probe_life *p, int max, unsigned long long *total)
+json_t *probe_lifecycle__inflight(struct probe_lifecycle *p, int max, unsigned long long *total)
 {
 	struct life_msg_key key, next;
 	struct life_msg m;
@@ -229,7 +229,7 @@ json_t *probe_life__inflight(struct probe_life *p, int max, unsigned long long *
 	return arr;
 }
 
-json_t *probe_life__counters(struct probe_life *p)
+json_t *probe_lifecycle__counters(struct probe_lifecycle *p)
 {
 	char key[LIFE_NAME_LEN], next[LIFE_NAME_LEN];
 	struct life_counter c;
@@ -248,7 +248,7 @@ json_t *probe_life__counters(struct probe_life *p)
 	return obj;
 }
 
-unsigned long long probe_life__lost(const struct probe_life *p)
+unsigned long long probe_lifecycle__lost(const struct probe_lifecycle *p)
 {
 	unsigned long long sum = 0;
 
@@ -257,7 +257,7 @@ unsigned long long probe_life__lost(const struct probe_life *p)
 	return sum;
 }
 
-void probe_life__destroy(struct probe_life *p)
+void probe_lifecycle__destroy(struct probe_lifecycle *p)
 {
 	if (!p)
 		return;

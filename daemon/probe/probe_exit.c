@@ -1,0 +1,246 @@
+/* User side of bpf/leak.bpf.c: attach the _exit hold by pid, read its
+ * events from the event loop. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "leak.skel.h"
+#include "leakregs.skel.h"
+#include "log.h"
+#include "probe_exit.h"
+#include "probe_util.h"
+#include "util.h"
+
+#define EXIT_MAX_PIDS 4096
+
+struct exit_pid {
+	pid_t pid;
+	struct bpf_link *link;
+};
+
+struct probe_exit {
+	struct leak_bpf *skel;
+	struct leakregs_bpf *regs;	/* NULL: the kernel refused the iterator */
+	struct probe_ring ring;
+	struct exit_pid *pids;
+	size_t n_pids;
+	char libc[256];
+	probe_exit_cb cb;
+	void *arg;
+};
+
+PROBE_SKEL_OPS_DEFINE(leak);
+
+static const struct probe_prog_cap exit_progs[] = {{"exit_enter", CAPS_HEAP}};
+
+static int on_exit_sample(void *ctx, void *data, size_t len)
+{
+	struct probe_exit *p = ctx;
+	struct leak_exit_event ev;
+
+	if (len < sizeof(ev))
+		return 0;
+	memcpy(&ev, data, sizeof(ev));
+	ev.comm[sizeof(ev.comm) - 1] = '\0';
+	p->cb(&ev, p->arg);
+	return 0;
+}
+
+struct probe_exit *probe_exit__open(struct event_base *base, const char *libc,
+				    probe_exit_cb cb, void *arg)
+{
+	struct probe_exit *p = calloc(1, sizeof(*p));
+	int err;
+
+	if (!p) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p->cb = cb;
+	p->arg = arg;
+	/* libbpf finds "libc.so.6" where the dynamic linker would. */
+	snprintf(p->libc, sizeof(p->libc), "%s", libc ? libc : "libc.so.6");
+	p->pids = calloc(EXIT_MAX_PIDS, sizeof(*p->pids));
+	p->skel = p->pids ? probe_load(&leak_ops, exit_progs, ARRAY_SIZE(exit_progs), CAPS_HEAP,
+				       NULL, NULL) : NULL;
+	if (!p->skel) {
+		err = p->pids ? -errno : -ENOMEM;
+		log_warn("%s: load: %s", __func__, strerror(-err));
+		goto err_free;
+	}
+	err = probe_ring_open(&p->ring, base, bpf_map__fd(p->skel->maps.exits), on_exit_sample, p);
+	if (err)
+		goto err_destroy;
+	p->regs = leakregs_bpf__open_and_load();
+	if (!p->regs)
+		log_info("%s: no iter/task for other threads' registers (%s): their stacks "
+			 "are scanned, their registers not", __func__, strerror(errno));
+	return p;
+err_destroy:
+	leak_bpf__destroy(p->skel);
+err_free:
+	free(p->pids);
+	free(p);
+	errno = -err;
+	return NULL;
+}
+
+int probe_exit__attach(struct probe_exit *p, pid_t pid)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = "_exit");
+	struct bpf_link *link;
+
+	if (p->n_pids >= EXIT_MAX_PIDS)
+		return -ENOSPC;
+	link = bpf_program__attach_uprobe_opts(p->skel->progs.exit_enter, pid, p->libc, 0, &uo);
+	if (!link) {
+		int err = -errno;
+
+		log_warn("%s: pid %d: _exit in %s: %s", __func__, (int)pid, p->libc,
+			 strerror(-err));
+		return err;
+	}
+	p->pids[p->n_pids].pid = pid;
+	p->pids[p->n_pids++].link = link;
+	return 0;
+}
+
+void probe_exit__detach(struct probe_exit *p, pid_t pid)
+{
+	for (size_t i = 0; p && i < p->n_pids; i++) {
+		if (p->pids[i].pid != pid)
+			continue;
+		bpf_link__destroy(p->pids[i].link);
+		p->pids[i] = p->pids[--p->n_pids];
+		return;
+	}
+}
+
+int probe_exit__drain(struct probe_exit *p)
+{
+	return p ? probe_ring_drain(&p->ring) : 0;
+}
+
+void probe_exit__counters(const struct probe_exit *p, unsigned long long *held,
+			  unsigned long long *lost)
+{
+	*held = p ? probe_percpu_sum(p->skel->maps.leak_counters, LEAK_C_HELD) : 0;
+	*lost = p ? probe_percpu_sum(p->skel->maps.leak_counters, LEAK_C_LOST_RINGBUF) : 0;
+}
+
+void probe_exit__destroy(struct probe_exit *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n_pids; i++)
+		bpf_link__destroy(p->pids[i].link);
+	/* A process stopped by a program whose event is still queued would
+	 * stay stopped: deliver the events (the callback lets each go on). */
+	probe_ring_drain(&p->ring);
+	probe_ring_close(&p->ring);
+	leakregs_bpf__destroy(p->regs);
+	leak_bpf__destroy(p->skel);
+	free(p->pids);
+	free(p);
+}
+
+int probe_exit__threads(struct probe_exit *p, pid_t pid, struct leak_thread **out, size_t *n)
+{
+	DECLARE_LIBBPF_OPTS(bpf_iter_attach_opts, opts);
+	union bpf_iter_link_info linfo = {0};
+	struct leak_thread *th = NULL, rec;
+	struct bpf_link *link;
+	size_t cap = 0, used = 0;
+	int fd, err = 0;
+	ssize_t got;
+
+	*out = NULL;
+	*n = 0;
+	if (!p->regs)
+		return -ENOTSUP;
+	p->regs->bss->target_tgid = (__u32)pid;
+	linfo.task.pid = (__u32)pid;
+	opts.link_info = &linfo;
+	opts.link_info_len = sizeof(linfo);
+	link = bpf_program__attach_iter(p->regs->progs.thread_regs, &opts);
+	if (!link && (errno == E2BIG || errno == EINVAL))	/* no pid: walk all, filtered */
+		link = bpf_program__attach_iter(p->regs->progs.thread_regs, NULL);
+	if (!link)
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	while ((got = read(fd, &rec, sizeof(rec))) == (ssize_t)sizeof(rec)) {
+		if (used == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct leak_thread *nt = realloc(th, ncap * sizeof(*th));
+
+			if (!nt) {
+				err = -ENOMEM;
+				break;
+			}
+			th = nt;
+			cap = ncap;
+		}
+		th[used++] = rec;
+	}
+	if (got < 0 && !err)
+		err = -errno;
+	close(fd);
+out:
+	bpf_link__destroy(link);
+	if (err) {
+		free(th);
+		th = NULL;
+		used = 0;
+	}
+	*out = th;
+	*n = used;
+	return err;
+}
+
+/* Is every thread of @pid stopped (or gone)? A group stop reaches each
+ * thread on its own way back to user space. */
+static bool all_stopped(pid_t pid)
+{
+	char path[320], *text = NULL, *state;
+	struct dirent *de;
+	bool stopped = true;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return true;
+	while (stopped && (de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, de->d_name);
+		if (util_read_file(path, 4096, &text, NULL))
+			continue;
+		state = strrchr(text, ')');
+		stopped = !state || strchr("TtZX", state[2]);
+		free(text);
+		text = NULL;
+	}
+	closedir(d);
+	return stopped;
+}
+
+void probe_wait_stopped(pid_t pid, int max_ms)
+{
+	for (int waited = 0; waited < max_ms; waited++) {
+		if (all_stopped(pid))
+			return;
+		usleep(1000);
+	}
+	log_warn("%s: pid %d did not stop in %dms", __func__, (int)pid, max_ms);
+}
