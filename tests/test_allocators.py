@@ -182,3 +182,10 @@ def test_pool_leak_is_named_and_clean_pool_passes(tmp_path, runs_dir, progs):
     res, rep = run_prog(tmp_path, runs2, progs, "pool_alloc", ["clean", "25", "200"],
                         [stable, {"name": "no_invalid_free"}], {"allocators": POOL})
     assert res.returncode == 0, (res, [(i["name"], i["summary"]) for i in rep["invariants"]])
+
+
+def test_unknown_allocator_makes_no_leak_inconclusive(tmp_path, runs_dir, progs):
+    res, rep = run_prog(tmp_path, runs_dir, progs, "alloc_unknown", ["leak", "5", "50"],
+                        [{"name": "no_leak"}])
+    inv = invariant(rep, "no_leak")
+    assert inv["verdict"] == "INCONCLUSIVE" and "allocator is unknown" in inv["summary"], inv
