@@ -180,9 +180,18 @@ $(BUILD)/obj/harness/%.o: harness/%.c
 # --- test programs and C unit tests ----------------------------------------
 # Test programs are workloads with known bugs; build them without sanitizers
 # or optimisation so the bug happens exactly as written.
-$(BUILD)/tests/progs/%: tests/progs/%.c | $(BUILD)/tests/progs
+# A program that needs more (an allocator, static linking) says so in
+# PROG_LDLIBS_name; PROG_CFLAGS_name adds compiler flags.
+PROG_LDLIBS_alloc_jemalloc := -ljemalloc
+PROG_LDLIBS_alloc_jemalloc_static := -Wl,-Bstatic -ljemalloc_pic -Wl,-Bdynamic -lm -ldl
+PROG_LDLIBS_alloc_tcmalloc := -ltcmalloc_minimal
+PROG_LDLIBS_alloc_mimalloc := -lmimalloc
+PROG_LDLIBS_alloc_unknown := -static -s
+PROG_CFLAGS_inline_free := -O2
+$(BUILD)/tests/progs/%: tests/progs/%.c $(wildcard tests/progs/*.h) | $(BUILD)/tests/progs
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CPPFLAGS) -std=gnu11 -O0 -g -Wall -Wextra -Werror -fno-builtin $< -o $@ -lpthread
+	$(Q)$(CC) $(CPPFLAGS) -std=gnu11 -O0 -g -Wall -Wextra -Werror -fno-builtin \
+		$(PROG_CFLAGS_$*) $< -o $@ $(PROG_LDLIBS_$*) -lpthread
 
 $(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/unit_check.h $(LIB) | $(BUILD)/tests/unit
 	$(call msg,CC,$@)

@@ -74,7 +74,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct heap_pending);
+	__type(value, struct heap_pending_slots);
 } pending SEC(".maps");
 
 struct {
@@ -158,20 +158,41 @@ static __always_inline __s32 free_stack_of(struct pt_regs *ctx, __u64 caller)
 	return id;
 }
 
+/* Inside a probed allocator call of this thread (nested calls run on the
+ * stack below the outer call's entry). */
+static __always_inline bool inside_call(struct pt_regs *ctx, const struct heap_pending *slot)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return slot && slot->fn_valid && PT_REGS_SP(ctx) < slot->sp &&
+	       slot->mm == (__u64)task->mm &&
+	       bpf_ktime_get_ns() - slot->ts_ns < HEAP_NESTED_MAX_NS;
+}
+
 static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size, __u64 arg)
 {
+	struct heap_pending_slots *slots;
 	struct heap_pending *slot;
 
 	if (trap_only)
 		return 0;
 	/* Only what the return cannot see: the arguments. The caller and
 	 * its stack are taken at the return, from the caller's own frame. */
-	slot = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0,
-				    BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!slot) {
+	slots = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0,
+				     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!slots) {
 		count(HEAP_C_LOST_PENDING, 1);
 		return 0;
 	}
+	slot = fn == HEAP_FN_USER_ALLOC ? &slots->user : &slots->alloc;
+	/* A call the allocator makes inside a probed one is its own
+	 * business: the outer call's result is the program's. A stale slot
+	 * (a return never seen) sits below the stack pointer: overwritten. */
+	if (inside_call(ctx, slot))
+		return 0;
+	slot->sp = PT_REGS_SP(ctx);
+	slot->mm = (__u64)bpf_get_current_task_btf()->mm;
+	slot->ts_ns = bpf_ktime_get_ns();
 	slot->size = size;
 	slot->arg = arg;
 	slot->fn = fn;
@@ -186,7 +207,7 @@ static __always_inline void track_alloc(__u64 addr, const struct heap_pending *p
 					struct heap_site *site)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct heap_key k = {.tgid = id >> 32, .addr = addr};
+	struct heap_key k = {.tgid = id >> 32, .space = p->fn == HEAP_FN_USER_ALLOC, .addr = addr};
 	struct heap_block b = {
 		.size = p->size, .ts_ns = bpf_ktime_get_ns(), .caller = p->caller,
 		.stack_id = site ? site->stack_id : -1, .tid = (__u32)id,
@@ -286,7 +307,7 @@ static __always_inline void track_free(struct pt_regs *ctx, __u64 addr, __u32 fn
 				       __u64 caller, __s32 stack_id)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct heap_key k = {.tgid = id >> 32, .addr = addr};
+	struct heap_key k = {.tgid = id >> 32, .space = fn == HEAP_FN_USER_FREE, .addr = addr};
 	struct heap_block *b;
 	struct heap_site *s;
 	struct heap_freed f;
@@ -336,9 +357,17 @@ static __always_inline void free_if_live(__u64 addr)
 	bpf_map_delete_elem(&live, &k);
 }
 
-static __always_inline struct heap_pending *take_pending(void)
+static __always_inline struct heap_pending_slots *take_pending(void)
 {
 	return bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, 0);
+}
+
+/* Inside a call of the allocator (not a user's): its own frees. */
+static __always_inline bool inside_alloc(struct pt_regs *ctx)
+{
+	struct heap_pending_slots *slots = take_pending();
+
+	return slots && inside_call(ctx, &slots->alloc);
 }
 
 SEC("uprobe")
@@ -395,18 +424,18 @@ int BPF_KPROBE(pvalloc_enter, __u64 size)
 	return enter(ctx, HEAP_FN_PVALLOC, size, 0);
 }
 
-/* One return program serves every allocator: the pending entry says which
- * call it was. */
-SEC("uretprobe")
-int BPF_KRETPROBE(alloc_return, __u64 ret)
+/* One return serves every allocator: the pending entry says which call it
+ * was. */
+static __always_inline int returned(struct pt_regs *ctx, struct heap_pending *p, __u64 ret)
 {
-	struct heap_pending *p, copy;
+	struct heap_pending copy;
 	__u64 addr = ret;
 
-	if (trap_only)
-		return 0;
-	p = take_pending();
 	if (!p || !p->fn_valid)
+		return 0;
+	/* A nested call's return: its stack pointer is still below the
+	 * outer entry's (a return pops the return address: entry sp + 8). */
+	if (inside_call(ctx, p) || (PT_REGS_SP(ctx) == p->sp && p->fn_valid))
 		return 0;
 	copy = *p;
 	p->fn_valid = 0;	/* consumed: a return without an entry finds nothing */
@@ -431,6 +460,13 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 		addr = 0;
 		bpf_probe_read_user(&addr, sizeof(addr), (void *)copy.arg);
 		break;
+	case HEAP_FN_USER_ALLOC:
+		/* The pointer comes back through an argument, or returned. */
+		if (copy.arg) {
+			addr = 0;
+			bpf_probe_read_user(&addr, sizeof(addr), (void *)copy.arg);
+		}
+		break;
 	default:
 		break;
 	}
@@ -439,15 +475,68 @@ int BPF_KRETPROBE(alloc_return, __u64 ret)
 	return 0;
 }
 
+SEC("uretprobe")
+int BPF_KRETPROBE(alloc_return, __u64 ret)
+{
+	struct heap_pending_slots *slots = trap_only ? NULL : take_pending();
+
+	return slots ? returned(ctx, &slots->alloc, ret) : 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(user_alloc_return, __u64 ret)
+{
+	struct heap_pending_slots *slots = trap_only ? NULL : take_pending();
+
+	return slots ? returned(ctx, &slots->user, ret) : 0;
+}
+
 SEC("uprobe")
 int BPF_KPROBE(free_enter, __u64 ptr)
 {
-	if (!ptr || trap_only)
+	if (!ptr || trap_only || inside_alloc(ctx))
 		return 0;
 	/* The free's own stack is only kept to show a later double free. */
 	__u64 caller = caller_of(ctx);
 
 	track_free(ctx, ptr, HEAP_FN_FREE, caller,
+		   remember_frees ? free_stack_of(ctx, caller) : -1);
+	return 0;
+}
+
+/* A user's allocator, named in the scenario: which argument holds the size
+ * and the pointer comes as the attach cookie. */
+static __always_inline __u64 arg_n(struct pt_regs *ctx, unsigned n)
+{
+	/* Every register read first, at a fixed offset of ctx: the verifier
+	 * refuses a load through a ctx pointer the compiler has moved. */
+	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
+	__u64 a4 = PT_REGS_PARM4(ctx), a5 = PT_REGS_PARM5(ctx);
+
+	asm volatile("" : "+r"(a1), "+r"(a2), "+r"(a3), "+r"(a4), "+r"(a5));
+	return n == 1 ? a1 : n == 2 ? a2 : n == 3 ? a3 : n == 4 ? a4 : n == 5 ? a5 : 0;
+}
+
+SEC("uprobe")
+int user_alloc_enter(struct pt_regs *ctx)
+{
+	__u64 c = bpf_get_attach_cookie(ctx);
+	unsigned size_arg = HEAP_COOKIE_SIZE_ARG(c), ptr_arg = HEAP_COOKIE_PTR_ARG(c);
+
+	return enter(ctx, HEAP_FN_USER_ALLOC, size_arg ? arg_n(ctx, size_arg) : 0,
+		     ptr_arg ? arg_n(ctx, ptr_arg) : 0);
+}
+
+SEC("uprobe")
+int user_free_enter(struct pt_regs *ctx)
+{
+	__u64 ptr = arg_n(ctx, HEAP_COOKIE_PTR_ARG(bpf_get_attach_cookie(ctx)));
+	__u64 caller;
+
+	if (!ptr || trap_only)
+		return 0;
+	caller = caller_of(ctx);
+	track_free(ctx, ptr, HEAP_FN_USER_FREE, caller,
 		   remember_frees ? free_stack_of(ctx, caller) : -1);
 	return 0;
 }

@@ -39,7 +39,7 @@ static __always_inline void count_loss(__u32 what)
 }
 
 static __always_inline void emit(__u32 type, struct task_struct *task, __u32 pid,
-				 __u32 ppid, __s32 exit_code)
+				 __u32 ppid, __s32 exit_code, __u32 flags)
 {
 	struct proc_ev *ev;
 
@@ -53,7 +53,7 @@ static __always_inline void emit(__u32 type, struct task_struct *task, __u32 pid
 	ev->ppid = ppid;
 	ev->tid = BPF_CORE_READ(task, pid);
 	ev->exit_code = exit_code;
-	ev->pad = 0;
+	ev->flags = flags;
 	ev->ts_ns = bpf_ktime_get_ns();
 	BPF_CORE_READ_STR_INTO(&ev->comm, task, comm);
 	bpf_ringbuf_submit(ev, 0);
@@ -76,7 +76,7 @@ int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 		count_loss(PROC_LOSS_MAP);
 		return 0;
 	}
-	emit(PROC_EV_FORK, child, ctgid, ptgid, 0);
+	emit(PROC_EV_FORK, child, ctgid, ptgid, 0, 0);
 	return 0;
 }
 
@@ -88,13 +88,14 @@ int BPF_PROG(proc_exec, struct task_struct *task, pid_t old_pid,
 
 	if (!bpf_map_lookup_elem(&tracked, &tgid))
 		return 0;
-	emit(PROC_EV_EXEC, task, tgid, BPF_CORE_READ(task, real_parent, tgid), 0);
+	emit(PROC_EV_EXEC, task, tgid, BPF_CORE_READ(task, real_parent, tgid), 0, 0);
 	return 0;
 }
 
 static __always_inline void exit_event(struct task_struct *task, bool group_dead)
 {
 	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 flags = 0;
 	__s32 code;
 
 	/* One event per process: when its last thread goes. */
@@ -105,8 +106,13 @@ static __always_inline void exit_event(struct task_struct *task, bool group_dead
 		code = BPF_CORE_READ(task, signal, group_exit_code);
 	/* Named as the process, not as the thread that happened to go last
 	 * (a DPDK client's last thread is often "eal-intr-thread"). */
+	/* The OOM killer marks its victim's signal struct (mark_oom_victim
+	 * sets oom_mm) right after sending it SIGKILL: a SIGKILL death with
+	 * it set is an OOM kill, not a termination by another process. */
+	if (BPF_CORE_READ(task, signal, oom_mm))
+		flags |= PROC_EXIT_OOM;
 	emit(PROC_EV_EXIT, BPF_CORE_READ(task, group_leader), tgid,
-	     BPF_CORE_READ(task, real_parent, tgid), code);
+	     BPF_CORE_READ(task, real_parent, tgid), code, flags);
 	bpf_map_delete_elem(&tracked, &tgid);
 }
 
@@ -177,7 +183,7 @@ int BPF_PROG(proc_signal, int sig, struct kernel_siginfo *info, struct k_sigacti
 	ev->ppid = 0;
 	ev->tid = (__u32)bpf_get_current_pid_tgid();
 	ev->exit_code = 0;
-	ev->pad = 0;
+	ev->flags = 0;
 	ev->ts_ns = bpf_ktime_get_ns();
 	BPF_CORE_READ_STR_INTO(&ev->comm, task, comm);
 	ev->signo = (__u32)sig;

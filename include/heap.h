@@ -23,12 +23,22 @@
 enum heap_fn {
 	HEAP_FN_MALLOC = 0, HEAP_FN_CALLOC, HEAP_FN_REALLOC, HEAP_FN_REALLOCARRAY,
 	HEAP_FN_POSIX_MEMALIGN, HEAP_FN_ALIGNED_ALLOC, HEAP_FN_MEMALIGN,
-	HEAP_FN_VALLOC, HEAP_FN_PVALLOC, HEAP_FN_FREE, HEAP_FN__MAX,
+	HEAP_FN_VALLOC, HEAP_FN_PVALLOC, HEAP_FN_FREE,
+	HEAP_FN_USER_ALLOC,		/* a user's allocator named in the scenario */
+	HEAP_FN_USER_FREE,
+	HEAP_FN__MAX,
 };
+
+/* A user allocator's attach cookie: which argument holds what (1-based;
+ * 0 for the pointer of an allocation: the return value). */
+#define HEAP_COOKIE_SIZE_ARG(c) ((unsigned)(c) & 0xff)
+#define HEAP_COOKIE_PTR_ARG(c) (((unsigned)(c) >> 8) & 0xff)
+#define HEAP_COOKIE(size_arg, ptr_arg) ((__u64)(size_arg) | ((__u64)(ptr_arg) << 8))
 
 struct heap_key {
 	__u32 tgid;
-	__u32 pad;
+	__u32 space;			/* 0: malloc's blocks; 1: a user allocator's,
+					 * which may sit inside a malloc'ed pool */
 	__u64 addr;
 };
 
@@ -67,6 +77,23 @@ struct heap_pending {			/* entry -> return hand-off, per thread */
 	__s32 stack_id;
 	__u32 fn_valid;			/* set at entry, cleared at return */
 	__u32 pad;
+	__u64 sp;			/* the stack pointer at entry: a probed call
+					 * made inside it (mimalloc's realloc calls its
+					 * free and malloc) runs below it */
+	__u64 mm;			/* the address space at entry: an exec since
+					 * (a held child exec'ed inside malloc) makes
+					 * the slot stale */
+	__u64 ts_ns;			/* entry time: a slot older than
+					 * HEAP_NESTED_MAX_NS lost its return */
+};
+
+#define HEAP_NESTED_MAX_NS 1000000000ull	/* no allocator call lasts a second */
+
+/* Per thread: a call of the allocator, and one of a user's allocator (a
+ * pool that grows itself with malloc has both at once). */
+struct heap_pending_slots {
+	struct heap_pending alloc;
+	struct heap_pending user;
 };
 
 enum heap_event_type {

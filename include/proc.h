@@ -25,7 +25,7 @@ struct proc_ev {
 	__u32 ppid;		/* FORK: the parent tgid; otherwise the real parent */
 	__u32 tid;		/* the thread that raised it */
 	__s32 exit_code;	/* EXIT: wait status as the kernel encodes it */
-	__u32 pad;
+	__u32 flags;		/* EXIT: PROC_EXIT_* */
 	__u64 ts_ns;		/* bpf_ktime_get_ns() */
 	char comm[PROC_COMM_LEN];
 	/* CRASH only: the signal, the faulting address, and the user stack
@@ -38,6 +38,8 @@ struct proc_ev {
 				 * the frame-pointer walk skips; 0 if not */
 	__u64 frames[PROC_MAX_FRAMES];
 };
+
+#define PROC_EXIT_OOM 1u	/* EXIT: the OOM killer chose this process */
 
 /* Index into the per-CPU loss counters map. */
 enum proc_loss {

@@ -219,3 +219,19 @@ def test_double_free_in_a_forked_child(tmp_path, runs_dir, progs):
     heap = rep["probes"]["workloads"]["w"]["heap"]
     assert heap["losses"]["child_unjudged_frees"] >= 1
     assert len(inv["evidence"]) == 1
+
+
+def test_inlined_bad_free_is_named_by_its_own_function_and_line(tmp_path, runs_dir, progs):
+    # inline_free is built -O2: buf_release's free() sits inside main. The
+    # frame names the helper and its line first, then main at the call
+    # site, as `addr2line -i` does.
+    res, rep = run_one(tmp_path, runs_dir, progs, "inline", ["inline_free"], ["heap"],
+                       [{"name": "no_invalid_free"}])
+    assert res.returncode == 1, res
+    inv = invariant(rep, "no_invalid_free")
+    ev = inv["evidence"][0]
+    assert ev["kind"] == "invalid_free", ev
+    frame = ev["stack"][1]
+    assert frame.startswith("buf_release (inline_free.c:10) inlined in main+"), frame
+    assert "(inline_free.c:21) [inline_free]" in frame, frame
+    assert "from buf_release (inline_free.c:10)" in inv["summary"], inv["summary"]

@@ -112,6 +112,35 @@ def test_sigpipe_is_not_a_crash_by_default(tmp_path, runs_dir):
     assert invariant(rep, "no_crash")["verdict"] == "PASS"
 
 
+def test_child_ended_by_timeout_is_a_termination_not_a_crash(tmp_path, runs_dir, progs):
+    """timeout(1) ends its child with SIGTERM, as designed: no_crash PASSes
+    and lists the termination; named in "signals", it counts; a SIGSEGV in
+    the same tree still FAILs."""
+    cmd = ["/bin/sh", "-c", "timeout 0.5 sleep 5; exit 0"]
+    doc = scenario("timeout", [{"name": "t", "kind": "exec", "cmd": cmd}],
+                   [{"name": "no_crash"}, {"name": "no_crash", "signals": ["SIGTERM"]}])
+    res, rep = run_local(tmp_path, runs_dir, doc)
+    passed, counted = [i for i in rep["invariants"] if i["name"] == "no_crash"]
+    assert passed["verdict"] == "PASS", passed
+    term = passed["evidence"][0]
+    assert term["kind"] == "termination" and term["signal"] == "SIGTERM", term
+    assert term["comm"] == "sleep" and term["counted"] is False
+    assert "terminations" in passed["summary"]
+    assert counted["verdict"] == "FAIL" and "SIGTERM" in counted["summary"], counted
+    assert res.returncode == 1, res
+
+    cmd = ["/bin/sh", "-c", f"timeout 0.5 sleep 5; {progs / 'segv'}; exit 0"]
+    doc = scenario("timeout-segv", [{"name": "t", "kind": "exec", "cmd": cmd}],
+                   [{"name": "no_crash"}])
+    runs2 = tmp_path / "runs2"
+    runs2.mkdir()
+    res, rep = run_local(tmp_path, runs2, doc)
+    inv = invariant(rep, "no_crash")
+    assert inv["verdict"] == "FAIL" and "SIGSEGV" in inv["summary"], inv
+    assert inv["evidence"][0]["kind"] == "crash" and inv["evidence"][0]["counted"] is True
+    assert any(e["kind"] == "termination" for e in inv["evidence"]), inv["evidence"]
+
+
 def test_hang_past_timeout_is_killed_and_nothing_survives(tmp_path, runs_dir, progs):
     # It ignores SIGTERM and its children leave its process group: only the
     # cgroup kill after the grace period ends them all.

@@ -12,6 +12,10 @@ static const struct sc_key no_crash_keys[] = {
 	INV_COMMON_KEYS,
 	{"ignore_signals", SC_CUSTOM, 0, 0, .parse = inv_parse_signals,
 	 .def = "[\"SIGPIPE\"]", .doc = "signals whose deaths are not crashes"},
+	{"signals", SC_CUSTOM, 0, 0, .parse = inv_parse_counted_signals,
+	 .doc = "deaths by these count as crashes too (by default only the core-dumping "
+		"signals SEGV ABRT BUS FPE ILL TRAP SYS and OOM kills do; SIGTERM, SIGINT, "
+		"SIGHUP, SIGKILL from another process are terminations, listed)"},
 	{NULL},
 };
 
@@ -79,7 +83,7 @@ static const char *recovers_probe(const void *params)
  * scenario naming them gets "not supported by this build yet", not
  * "unknown". */
 static const struct inv_def inv_defs[] = {
-	{"no_crash", "no workload process dies by a signal", true, NULL, NULL, no_crash_keys,
+	{"no_crash", "no workload process dies by a core-dumping signal or an OOM kill", true, NULL, NULL, no_crash_keys,
 	 sizeof(struct inv_no_crash_params), inv_no_crash, .needs_feature = "proc"},
 	{"exit_ok", "every workload that ends by itself exits with an allowed code",
 	 true, NULL, NULL, exit_ok_keys, sizeof(struct inv_exit_ok_params), inv_exit_ok, NULL},

@@ -33,6 +33,7 @@ struct obs_proc {			/* one process of a workload's tree */
 	int signal;			/* killed by: 0 if it exited */
 	bool core;
 	bool by_faultd;			/* ended by a signal faultd sent */
+	bool oom_killed;		/* the kernel's OOM killer chose it */
 };
 
 struct obs_workload {
@@ -96,6 +97,11 @@ struct obs_probes {
 	json_t *heap_losses;		/* {"ringbuf": n, "live_map_full": n, ...} */
 	char heap_placement[512];	/* where each probe sits: "malloc+0 push: emulated, ..." */
 	json_t *heap_sites;		/* [{caller, stack, bytes, blocks, growth_bytes}] */
+	json_t *heap_coverage;		/* {"programs": [{exe, allocator, ...}], growth ...} */
+	/* Why the heap probe saw too little of this workload to judge it
+	 * (an allocator faultd does not know, no allocation seen, growth the
+	 * probed calls do not explain); "" when it saw enough. */
+	char heap_uncovered[640];
 	json_t *fd_calls;		/* {"socket": n, "close": n, ...} */
 };
 
@@ -188,6 +194,10 @@ const char *obs_missing(const struct run_obs *obs, const char *name);
  * which; a PASS of a run whose faults were not all applied is too. */
 int inv_eval(const struct run_obs *obs, const struct sc_invariant *inv,
 	     struct inv_result *res);
+
+/* The heap invariants' INCONCLUSIVE when the probe saw too little of
+ * workload @w: the summary and an evidence row say why. */
+void inv_heap_uncovered(const struct run_obs *obs, size_t w, struct inv_result *res);
 
 /* Invariants without parameters still accept the common keys. */
 extern const struct sc_key inv_common_keys[];

@@ -1,6 +1,11 @@
 /* no_crash: FAIL when a workload process, or any process it started, dies
- * by a signal faultd did not send, or when a sanitizer build of a workload
- * reported an error (ASan exits rather than dies: its report is the crash). */
+ * by a signal whose default action dumps core (SEGV, ABRT, BUS, FPE, ILL,
+ * TRAP, SYS) or is killed by the kernel's OOM killer, or when a sanitizer
+ * build of a workload reported an error (ASan exits rather than dies: its
+ * report is the crash). A death by SIGTERM, SIGINT, SIGHUP or SIGKILL sent
+ * by another process (timeout(1) ending its child) is a termination: listed
+ * in the evidence, counted only when the scenario names the signal in
+ * "signals". Deaths by signals faultd sent are neither. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,9 +15,9 @@
 #include "inv_params.h"
 #include "util.h"
 
-int inv_parse_signals(struct sc_ctx *ctx, json_t *val, void *target)
+/* A list of signal names into @mask. */
+static int parse_signal_list(struct sc_ctx *ctx, json_t *val, int *mask, size_t n_mask)
 {
-	struct inv_no_crash_params *p = target;
 	json_t *item;
 	size_t i;
 	int err = 0;
@@ -24,16 +29,37 @@ int inv_parse_signals(struct sc_ctx *ctx, json_t *val, void *target)
 	json_array_foreach(val, i, item) {
 		int sig = json_is_string(item) ? util_parse_signame(json_string_value(item))
 					       : -EINVAL;
-		if (sig <= 0 || sig >= (int)ARRAY_SIZE(p->ignore_mask)) {
+		if (sig <= 0 || sig >= (int)n_mask) {
 			jpath_push_idx(sc_path(ctx), i);
 			sc_error(ctx, false, "not a signal name (e.g. \"SIGPIPE\")");
 			jpath_pop(sc_path(ctx));
 			err = -EINVAL;
 			continue;
 		}
-		p->ignore_mask[sig] = 1;
+		mask[sig] = 1;
 	}
 	return err;
+}
+
+int inv_parse_signals(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct inv_no_crash_params *p = target;
+
+	return parse_signal_list(ctx, val, p->ignore_mask, ARRAY_SIZE(p->ignore_mask));
+}
+
+int inv_parse_counted_signals(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct inv_no_crash_params *p = target;
+
+	return parse_signal_list(ctx, val, p->count_mask, ARRAY_SIZE(p->count_mask));
+}
+
+/* The signals whose default action dumps core: a program's own fault. */
+static bool core_signal(int sig)
+{
+	return sig == SIGSEGV || sig == SIGABRT || sig == SIGBUS || sig == SIGFPE ||
+	       sig == SIGILL || sig == SIGTRAP || sig == SIGSYS;
 }
 
 /* "sh[812] <- segv_parent[811] <- ..." from the crashed process up to the
@@ -85,11 +111,12 @@ int inv_no_crash(const struct run_obs *obs, const struct sc_invariant *inv,
 	const struct inv_no_crash_params *p = inv->params;
 	const struct obs_proc *first = NULL;
 	const json_t *san_first = NULL;
-	size_t crashes = 0, san_wl = 0;
+	size_t crashes = 0, san_wl = 0, terminations = 0;
 
 	for (size_t i = 0; i < obs->n_procs; i++) {
 		const struct obs_proc *pr = &obs->procs[i];
 		const char *wname;
+		bool counted;
 		json_t *ev;
 
 		if (!pr->exited || !pr->signal || pr->by_faultd)
@@ -98,19 +125,31 @@ int inv_no_crash(const struct run_obs *obs, const struct sc_invariant *inv,
 			continue;
 		if (pr->signal < (int)ARRAY_SIZE(p->ignore_mask) && p->ignore_mask[pr->signal])
 			continue;
+		counted = pr->oom_killed || core_signal(pr->signal) ||
+			  (pr->signal < (int)ARRAY_SIZE(p->count_mask) && p->count_mask[pr->signal]);
 		wname = obs->sc->wl[pr->workload].name;
-		ev = json_pack("{sisisssssssbsIsIsb}",
+		ev = json_pack("{sssisisssssssbsIsIsbsb}",
+			       "kind", pr->oom_killed ? "oom_kill" : counted ? "crash" : "termination",
 			       "pid", (int)pr->pid, "ppid", (int)pr->ppid,
 			       "comm", pr->comm, "workload", wname,
 			       "signal", util_signame(pr->signal), "core_dumped", pr->core,
 			       "at_ms", (json_int_t)pr->t_exit_ms,
 			       "cycle", (json_int_t)obs_cycle_at(obs, pr->t_exit_ms),
-			       "workload_root", pr->pid == obs->wl[pr->workload].pid);
+			       "workload_root", pr->pid == obs->wl[pr->workload].pid,
+			       "counted", counted);
 		if (!ev)
 			return -ENOMEM;
 		json_object_set_new(ev, "ancestry", ancestry(obs, pr));
 		attach_backtrace(obs, pr, ev);
-		json_array_append_new(res->evidence, ev);
+		/* Crashes first: evidence[0] is what the summary names. */
+		if (counted)
+			json_array_insert_new(res->evidence, crashes, ev);
+		else
+			json_array_append_new(res->evidence, ev);
+		if (!counted) {
+			terminations++;
+			continue;
+		}
 		crashes++;
 		if (!first || pr->t_exit_ms < first->t_exit_ms)
 			first = pr;
@@ -130,11 +169,11 @@ int inv_no_crash(const struct run_obs *obs, const struct sc_invariant *inv,
 			if (!kind || !tool || !strcmp(tool, "LeakSanitizer") ||
 			    !strcmp(kind, "detected"))
 				continue;
-			ev = json_pack("{sssssO}", "workload", obs->sc->wl[w].name,
-				       "sanitizer", tool, "report", rep);
+			ev = json_pack("{sssssssO}", "kind", "sanitizer", "workload",
+				       obs->sc->wl[w].name, "sanitizer", tool, "report", rep);
 			if (!ev)
 				return -ENOMEM;
-			json_array_append_new(res->evidence, ev);
+			json_array_insert_new(res->evidence, crashes, ev);
 			if (!san_first)
 				san_first = rep, san_wl = w;
 			crashes++;
@@ -167,8 +206,9 @@ int inv_no_crash(const struct run_obs *obs, const struct sc_invariant *inv,
 		res->first_at_ms = first->t_exit_ms;
 		res->first_cycle = obs_cycle_at(obs, first->t_exit_ms);
 		snprintf(res->summary, sizeof(res->summary),
-			 "pid %d (%s) of workload '%s' killed by %s%s%s",
+			 "pid %d (%s) of workload '%s' %s %s%s%s",
 			 (int)first->pid, first->comm, obs->sc->wl[first->workload].name,
+			 first->oom_killed ? "killed by the OOM killer:" : "killed by",
 			 util_signame(first->signal), first->core ? " (core dumped)" : "",
 			 crashes > 1 ? "; more in evidence" : "");
 	} else if (!obs->proc_probe || obs->proc_lost) {
@@ -180,7 +220,9 @@ int inv_no_crash(const struct run_obs *obs, const struct sc_invariant *inv,
 	} else {
 		res->verdict = V_PASS;
 		snprintf(res->summary, sizeof(res->summary),
-			 "%zu processes watched, none died by a signal", obs->n_procs);
+			 "%zu processes watched, none crashed%s", obs->n_procs,
+			 terminations ? "; terminations by other processes' signals in evidence"
+				      : "");
 	}
 	return 0;
 }

@@ -15,8 +15,9 @@ static bool selected(const struct sc_invariant *inv, const struct run_obs *obs,
 	return inv->workload_idx < 0 || !strcmp(obs->sc->wl[inv->workload_idx].name, wname);
 }
 
-/* The first frame of @stack outside the C library: the allocator's caller
- * (frame 0 is the allocator itself when the whole stack was taken). */
+/* The first frame of @stack past the allocator's own (frame 0, where the
+ * probe fired, when the whole stack was taken) and outside the C library:
+ * the free's caller. */
 static const char *caller_frame(const json_t *stack)
 {
 	const char *f = NULL;
@@ -25,17 +26,29 @@ static const char *caller_frame(const json_t *stack)
 
 	json_array_foreach(stack, i, frame) {
 		f = json_string_value(frame);
-		if (f && !strstr(f, "[libc.so"))
+		if (f && (i > 0 || json_array_size(stack) == 1) && !strstr(f, "[libc.so"))
 			break;
 		f = NULL;
 	}
 	return f;
 }
 
+void inv_heap_uncovered(const struct run_obs *obs, size_t w, struct inv_result *res)
+{
+	const struct obs_probes *op = &obs->probes[w];
+
+	snprintf(res->summary, sizeof(res->summary), "workload '%s': %.200s",
+		 obs->sc->wl[w].name, op->heap_uncovered);
+	json_array_append_new(res->evidence, json_pack("{sssssssO?}", "kind", "heap_coverage",
+		"workload", obs->sc->wl[w].name, "why", op->heap_uncovered,
+		"coverage", op->heap_coverage));
+}
+
 int inv_no_invalid_free(const struct run_obs *obs, const struct sc_invariant *inv,
 			struct inv_result *res)
 {
 	unsigned long long allocs = 0, frees = 0, lost = 0, suppressed = 0;
+	size_t uncovered = 0;	/* 1 + the first workload the probe saw too little of */
 	const json_t *first = NULL, *ev;
 	char err[512];
 	struct suppress *s = inv_suppressions(obs, inv, err, sizeof(err));
@@ -75,6 +88,8 @@ int inv_no_invalid_free(const struct run_obs *obs, const struct sc_invariant *in
 		allocs += obs->probes[w].heap_allocs;
 		frees += obs->probes[w].heap_frees;
 		lost += obs->probes[w].heap_lost;
+		if (obs->probes[w].heap && obs->probes[w].heap_uncovered[0] && !uncovered)
+			uncovered = w + 1;
 	}
 	if (first) {
 		const json_t *stack = json_object_get(first, "stack");
@@ -98,6 +113,11 @@ int inv_no_invalid_free(const struct run_obs *obs, const struct sc_invariant *in
 			 json_string_value(json_object_get(first, "workload")),
 			 caller ? " from " : "", caller ? caller : "",
 			 json_array_size(res->evidence) > 1 ? "; more in evidence" : "");
+	} else if (uncovered) {
+		/* "0 allocations tracked, no invalid free" of a program whose
+		 * allocator was not probed is no assurance. */
+		res->verdict = V_INCONCLUSIVE;
+		inv_heap_uncovered(obs, uncovered - 1, res);
 	} else if (lost) {
 		res->verdict = V_INCONCLUSIVE;
 		snprintf(res->summary, sizeof(res->summary),

@@ -75,6 +75,7 @@ int inv_no_leak(const struct run_obs *obs, const struct sc_invariant *inv,
 	const struct inv_no_leak_params *p = inv->params;
 	struct leak_tally t = {0};
 	unsigned long long lost = 0;
+	size_t uncovered = 0;	/* 1 + the first workload the heap probe saw too little of */
 	char err[512], extra[96] = "";
 	struct suppress *s = inv_suppressions(obs, inv, err, sizeof(err));
 	const json_t *rec;
@@ -97,9 +98,13 @@ int inv_no_leak(const struct run_obs *obs, const struct sc_invariant *inv,
 		judge(p, s, rec, ev, &t);
 		json_array_append_new(res->evidence, ev);
 	}
-	for (size_t w = 0; w < obs->sc->n_wl; w++)
-		if (inv->workload_idx < 0 || (size_t)inv->workload_idx == w)
-			lost += obs->probes[w].heap_lost;
+	for (size_t w = 0; w < obs->sc->n_wl; w++) {
+		if (inv->workload_idx >= 0 && (size_t)inv->workload_idx != w)
+			continue;
+		lost += obs->probes[w].heap_lost;
+		if (obs->probes[w].heap && obs->probes[w].heap_uncovered[0] && !uncovered)
+			uncovered = w + 1;
+	}
 	if (t.suppressed || t.below)
 		snprintf(extra, sizeof(extra), " (%llu stacks suppressed, %llu below min_bytes)",
 			 t.suppressed, t.below);
@@ -116,6 +121,11 @@ int inv_no_leak(const struct run_obs *obs, const struct sc_invariant *inv,
 			 json_integer_value(json_object_get(t.first_rec, "pid")),
 			 json_string_value(json_object_get(t.first_rec, "workload")),
 			 t.indirect_bytes, extra);
+	} else if (uncovered) {
+		/* No block tracked is no block leaked only if the allocator
+		 * was probed. */
+		res->verdict = V_INCONCLUSIVE;
+		inv_heap_uncovered(obs, uncovered - 1, res);
 	} else if (t.first || lost) {
 		res->verdict = V_INCONCLUSIVE;
 		snprintf(res->summary, sizeof(res->summary), "%llu heap events or blocks were not "

@@ -37,6 +37,10 @@ struct inv_no_crash_params {
 	INV_COMMON_FIELDS
 	const char **ignore_signals;	/* deaths by these are not crashes */
 	int ignore_mask[65];		/* ignore_signals as a lookup, built at parse */
+	/* Deaths by these count too, beyond the core-dumping signals and OOM
+	 * kills: a termination (SIGTERM from a timeout(1)) is not a crash
+	 * unless the scenario names it here. */
+	int count_mask[65];
 };
 
 struct inv_exit_ok_params {
@@ -131,6 +135,7 @@ int inv_counter_stable(const struct run_obs *obs, const struct sc_invariant *inv
 int inv_no_leak(const struct run_obs *obs, const struct sc_invariant *inv,
 		struct inv_result *res);
 int inv_parse_signals(struct sc_ctx *ctx, json_t *val, void *target);
+int inv_parse_counted_signals(struct sc_ctx *ctx, json_t *val, void *target);
 int inv_parse_suppressions(struct sc_ctx *ctx, json_t *val, void *target);
 
 /* inv_suppress.c: the rules that apply to @inv (the run's files, then its

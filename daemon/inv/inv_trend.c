@@ -228,6 +228,7 @@ int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
 	struct suppress *s = NULL;
 	int judged = 0, failed = 0, short_runs = 0, suppressed = 0;
 	unsigned long long lost = 0;
+	size_t uncovered = 0;	/* 1 + the first workload the heap probe saw too little of */
 
 	if (field == INV_S_COUNTER && counter_index(obs, p->counter) < 0) {
 		res->verdict = V_INCONCLUSIVE;
@@ -264,6 +265,8 @@ int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
 		lost += field == INV_S_HEAP_BYTES ? op->heap_lost :
 			field == INV_S_OBJECTS || field == INV_S_COUNTER ? op->life_lost :
 			op->fds_lost;
+		if (field == INV_S_HEAP_BYTES && op->heap_uncovered[0] && !uncovered)
+			uncovered = w + 1;
 		v = judge(obs, w, field, p, res, &ev, &first);
 		if (v == 1 && s && trend_suppressed(obs, w, field, s, ev)) {
 			inv_mark_suppressed(ev, trend_suppressed(obs, w, field, s, ev));
@@ -287,6 +290,10 @@ int inv_trend(const struct run_obs *obs, const struct sc_invariant *inv,
 	}
 	if (failed) {
 		res->verdict = V_FAIL;
+	} else if (uncovered) {
+		/* What the probes did not see may be what grows. */
+		res->verdict = V_INCONCLUSIVE;
+		inv_heap_uncovered(obs, uncovered - 1, res);
 	} else if (!judged || lost) {
 		res->verdict = V_INCONCLUSIVE;
 		snprintf(res->summary, sizeof(res->summary), "%s",

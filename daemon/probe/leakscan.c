@@ -74,7 +74,9 @@ int leakscan_blocks(int map_fd, pid_t tgid, struct leak_block **out, size_t *n)
 		}
 		first = false;
 		for (__u32 i = 0; i < got && !err; i++) {
-			if (keys[i].tgid != (__u32)tgid)
+			/* A user allocator's pieces (space 1) sit inside
+			 * malloc's blocks: the scan judges malloc's. */
+			if (keys[i].tgid != (__u32)tgid || keys[i].space)
 				continue;
 			if (used == cap) {
 				size_t ncap = cap ? cap * 2 : 1024;

@@ -1,4 +1,6 @@
-/* User side of bpf/heap.bpf.c: pick probe offsets from the library's own
+/* User side of bpf/heap.bpf.c: attach to the entry points of the allocator
+ * each program really uses (probe_alloc.c finds it), pick probe offsets from
+ * the library's own
  * bytes, attach by pid, consume bad-free events, read counters and sites. */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,39 +19,36 @@
 
 #include "heap.skel.h"
 #include "log.h"
+#include "probe_alloc.h"
 #include "probe_heap.h"
 #include "probe_util.h"
 #include "util.h"
 
-#define HEAP_MAX_LINKS 24	/* per process: entry and return of every function */
 #define HEAP_MAX_PIDS 4096	/* processes followed at once */
-#define HEAP_DECODE_BYTES 32
+#define HEAP_MAX_PLANS 32	/* distinct programs (exe, LD_PRELOAD) of one workload */
+#define HEAP_COVERAGE_PIDS 16	/* pids listed per program in the coverage */
 
-static const char *const libc_candidates[] = {
-	"/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6",
-	"/lib/aarch64-linux-gnu/libc.so.6", "/usr/lib64/libc.so.6", "/lib64/libc.so.6",
-};
-
-/* The allocator entry points: symbol, entry program, and whether the entry
- * probe may move past a null check (only free: the others need a uretprobe,
- * which must sit at the entry where the return address is on top). */
-static const struct {
-	const char *sym;
-	int fn;
-	bool movable;
-} heap_fns[] = {
-	{"malloc", HEAP_FN_MALLOC, false}, {"calloc", HEAP_FN_CALLOC, false},
-	{"realloc", HEAP_FN_REALLOC, false}, {"reallocarray", HEAP_FN_REALLOCARRAY, false},
-	{"posix_memalign", HEAP_FN_POSIX_MEMALIGN, false},
-	{"aligned_alloc", HEAP_FN_ALIGNED_ALLOC, false}, {"memalign", HEAP_FN_MEMALIGN, false},
-	{"valloc", HEAP_FN_VALLOC, false}, {"pvalloc", HEAP_FN_PVALLOC, false},
-	{"free", HEAP_FN_FREE, true},
+struct heap_link {
+	struct bpf_link *link;
+	const struct alloc_target *t;	/* in a plan, kept until destroy */
+	bool ret;
 };
 
 struct heap_pid {
 	pid_t pid;
-	struct bpf_link *links[HEAP_MAX_LINKS];
-	int n_links;
+	struct heap_link *links;
+	int n_links, cap_links;
+	int plan;			/* index into probe_heap.plans */
+	bool held;			/* attached before its exec: that exec is planned */
+};
+
+/* One program's allocator and the processes that ran it. */
+struct heap_plan {
+	char key[ALLOC_PATH_MAX * 2];	/* exe and LD_PRELOAD */
+	char exe[ALLOC_PATH_MAX];
+	struct alloc_plan plan;
+	pid_t pids[HEAP_COVERAGE_PIDS];
+	unsigned n_procs;
 };
 
 struct probe_heap {
@@ -57,10 +56,10 @@ struct probe_heap {
 	struct probe_ring ring;
 	struct heap_pid *pids;		/* the processes attached, with their links */
 	size_t n_pids;
-	char libc[256];
-	long offsets[HEAP_FN__MAX];	/* chosen probe offset within each function */
-	long sym_offsets[HEAP_FN__MAX];	/* each function's file offset, -1 if unknown */
-	char placement[1024];
+	struct heap_plan *plans;	/* [HEAP_MAX_PLANS] */
+	size_t n_plans;
+	const struct sc_allocator *user;	/* the scenario's own allocators */
+	size_t n_user;
 	probe_heap_cb cb;
 	void *arg;
 };
@@ -113,106 +112,32 @@ int heap_probe_offset(const unsigned char *code, size_t len, bool allow_skip,
 	return 0;
 }
 
-/* Read the first bytes of @sym in the ELF file @path. 0 or -errno. */
-static int read_func_bytes(const char *path, const char *sym, unsigned char *buf, size_t len,
-			   long *where)
+/* The plan for @exe with @preload (LD_PRELOAD's value, or NULL), made once
+ * per distinct program. Its index, or -errno. */
+static int plan_index(struct probe_heap *p, const char *exe, const char *const *env)
 {
-	Elf *elf = NULL;
-	Elf_Scn *scn = NULL;
-	GElf_Shdr sh;
-	GElf_Sym s;
-	long file_off = -1;
-	int fd, err = -ENOENT;
+	const char *preload = NULL;
+	struct heap_plan *hp;
+	char key[sizeof(hp->key)];
+	int err;
 
-	elf_version(EV_CURRENT);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	elf = elf_begin(fd, ELF_C_READ, NULL);
-	if (!elf) {
-		err = -EINVAL;
-		goto out_close;
-	}
-	while (file_off < 0 && (scn = elf_nextscn(elf, scn))) {
-		Elf_Data *data;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM)
-			continue;
-		data = elf_getdata(scn, NULL);
-		for (size_t i = 0; data && i < sh.sh_size / sh.sh_entsize; i++) {
-			const char *name;
-
-			if (!gelf_getsym(data, (int)i, &s) || GELF_ST_TYPE(s.st_info) != STT_FUNC ||
-			    !s.st_value)
-				continue;
-			name = elf_strptr(elf, sh.sh_link, s.st_name);
-			if (name && strcmp(name, sym) == 0)
-				break;
-			s.st_value = 0;
-		}
-		if (!s.st_value)
-			continue;
-		/* Virtual address to file offset through its load segment. */
-		size_t nph = 0;
-		elf_getphdrnum(elf, &nph);
-		for (size_t i = 0; i < nph; i++) {
-			GElf_Phdr ph;
-
-			if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD &&
-			    s.st_value >= ph.p_vaddr && s.st_value < ph.p_vaddr + ph.p_filesz)
-				file_off = (long)(s.st_value - ph.p_vaddr + ph.p_offset);
-		}
-	}
-	if (file_off >= 0) {
-		err = pread(fd, buf, len, file_off) == (ssize_t)len ? 0 : -EIO;
-		*where = file_off;
-	}
-	elf_end(elf);
-out_close:
-	close(fd);
-	return err;
-}
-
-static int find_libc(struct probe_heap *p, const char *given)
-{
-	if (given) {
-		snprintf(p->libc, sizeof(p->libc), "%s", given);
-		return access(given, R_OK) ? -errno : 0;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(libc_candidates); i++) {
-		if (access(libc_candidates[i], R_OK) == 0) {
-			snprintf(p->libc, sizeof(p->libc), "%s", libc_candidates[i]);
-			return 0;
-		}
-	}
-	return -ENOENT;
-}
-
-static void place_probes(struct probe_heap *p)
-{
-	size_t used = 0;
-
-	p->placement[0] = '\0';
-	for (size_t i = 0; i < ARRAY_SIZE(heap_fns); i++) {
-		unsigned char code[HEAP_DECODE_BYTES];
-		char why[96];
-		int off = 0;
-
-		long sym_off = -1;
-
-		if (read_func_bytes(p->libc, heap_fns[i].sym, code, sizeof(code), &sym_off) == 0)
-			off = heap_probe_offset(code, sizeof(code), heap_fns[i].movable,
-						why, sizeof(why));
-		else
-			snprintf(why, sizeof(why), "+0 (bytes unreadable)");
-		p->offsets[heap_fns[i].fn] = off;
-		p->sym_offsets[heap_fns[i].fn] = sym_off;
-		used += (size_t)snprintf(p->placement + used, sizeof(p->placement) - used,
-					 "%s%s%s", used ? ", " : "", heap_fns[i].sym, why);
-		if (used >= sizeof(p->placement))
-			break;
-	}
-	log_info("%s: %s: %s", __func__, p->libc, p->placement);
+	for (size_t i = 0; env && env[i]; i++)
+		if (!strncmp(env[i], "LD_PRELOAD=", 11))
+			preload = env[i] + 11;
+	snprintf(key, sizeof(key), "%s\n%s", exe, preload ? preload : "");
+	for (size_t i = 0; i < p->n_plans; i++)
+		if (!strcmp(p->plans[i].key, key))
+			return (int)i;
+	if (p->n_plans >= HEAP_MAX_PLANS)
+		return -ENOSPC;
+	hp = &p->plans[p->n_plans];
+	memset(hp, 0, sizeof(*hp));
+	snprintf(hp->key, sizeof(hp->key), "%s", key);
+	snprintf(hp->exe, sizeof(hp->exe), "%s", exe);
+	err = alloc_plan_for(exe, env, p->user, p->n_user, &hp->plan);
+	if (err)
+		log_warn("%s: %s: %s", __func__, exe, hp->plan.why);
+	return (int)p->n_plans++;
 }
 
 /* --- events --------------------------------------------------------------------- */
@@ -238,7 +163,8 @@ static const struct probe_prog_cap heap_progs[] = {
 	{"posix_memalign_enter", CAPS_HEAP}, {"aligned_alloc_enter", CAPS_HEAP},
 	{"memalign_enter", CAPS_HEAP}, {"valloc_enter", CAPS_HEAP},
 	{"pvalloc_enter", CAPS_HEAP}, {"alloc_return", CAPS_HEAP},
-	{"free_enter", CAPS_HEAP},
+	{"free_enter", CAPS_HEAP}, {"user_alloc_enter", CAPS_HEAP},
+	{"user_free_enter", CAPS_HEAP}, {"user_alloc_return", CAPS_HEAP},
 };
 
 struct heap_prep {
@@ -250,6 +176,7 @@ struct heap_prep {
 static int heap_prepare(void *skel, void *arg)
 {
 	const struct heap_prep *prep = arg;
+	const char *libc = prep->p->plans[0].plan.libc;
 	struct heap_bpf *s = skel;
 	struct stat st;
 
@@ -257,7 +184,7 @@ static int heap_prepare(void *skel, void *arg)
 	s->rodata->remember_frees = prep->opts->remember_frees;
 	s->rodata->trap_only = prep->opts->trap_only;
 	s->rodata->stop_on_bad_free = prep->opts->stop_on_bad_free;
-	if (stat(prep->p->libc, &st) == 0) {
+	if (libc[0] && stat(libc, &st) == 0) {
 		s->rodata->libc_ino = st.st_ino;
 		/* The kernel's s_dev encoding (MKDEV: major << 20 | minor). */
 		s->rodata->libc_dev = (__u32)((major(st.st_dev) << 20) | minor(st.st_dev));
@@ -274,18 +201,23 @@ struct probe_heap *probe_heap__open(struct event_base *base,
 	int err;
 
 	p = calloc(1, sizeof(*p));
-	if (!p) {
+	if (p)
+		p->plans = calloc(HEAP_MAX_PLANS, sizeof(*p->plans));
+	if (!p || !p->plans) {
+		free(p);
 		errno = ENOMEM;
 		return NULL;
 	}
 	p->cb = cb;
 	p->arg = arg;
-	err = find_libc(p, opts->libc);
-	if (err) {
-		log_warn("%s: no C library found: %s", __func__, strerror(-err));
+	p->user = opts->user;
+	p->n_user = opts->n_user;
+	/* Without a program named, the daemon's own (the C library). */
+	err = plan_index(p, opts->exe ? opts->exe : "/proc/self/exe", opts->env);
+	if (err < 0) {
+		log_warn("%s: %s: %s", __func__, opts->exe, strerror(-err));
 		goto err_free;
 	}
-	place_probes(p);
 	prep.p = p;
 	prep.opts = opts;
 	p->skel = probe_load(&heap_ops, heap_progs, ARRAY_SIZE(heap_progs), CAPS_HEAP,
@@ -302,12 +234,13 @@ struct probe_heap *probe_heap__open(struct event_base *base,
 err_destroy:
 	heap_bpf__destroy(p->skel);
 err_free:
+	free(p->plans);
 	free(p);
 	errno = -err;
 	return NULL;
 }
 
-static struct bpf_program *entry_prog(struct probe_heap *p, int fn)
+static struct bpf_program *entry_prog(struct probe_heap *p, unsigned fn)
 {
 	struct heap_bpf *s = p->skel;
 
@@ -321,69 +254,159 @@ static struct bpf_program *entry_prog(struct probe_heap *p, int fn)
 	case HEAP_FN_MEMALIGN: return s->progs.memalign_enter;
 	case HEAP_FN_VALLOC: return s->progs.valloc_enter;
 	case HEAP_FN_PVALLOC: return s->progs.pvalloc_enter;
+	case HEAP_FN_USER_ALLOC: return s->progs.user_alloc_enter;
+	case HEAP_FN_USER_FREE: return s->progs.user_free_enter;
 	default: return s->progs.free_enter;
 	}
 }
 
-/* With the function's file offset known (decoded once at open), an attach
- * needs no symbol lookup: cheap enough to do for every child at its fork. */
-static int attach_one(struct probe_heap *p, struct heap_pid *hp, struct bpf_program *prog,
-		      int fn, const char *sym, long offset, bool ret)
+static bool is_free_fn(unsigned fn)
+{
+	return fn == HEAP_FN_FREE || fn == HEAP_FN_USER_FREE;
+}
+
+/* With the function's file offset known (decoded once per program), an
+ * attach needs no symbol lookup: cheap enough to do for every child at its
+ * fork. */
+static int attach_one(struct heap_pid *hp, struct bpf_program *prog,
+		      const struct alloc_target *t, bool ret)
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = ret);
 	struct bpf_link *link;
-	size_t where = (size_t)offset;
 
-	if (hp->n_links >= HEAP_MAX_LINKS)
-		return -ENOSPC;
-	if (p->sym_offsets[fn] >= 0)
-		where += (size_t)p->sym_offsets[fn];
-	else
-		uo.func_name = sym;
-	link = bpf_program__attach_uprobe_opts(prog, hp->pid, p->libc, where, &uo);
+	if (hp->n_links == hp->cap_links) {
+		int cap = hp->cap_links ? hp->cap_links * 2 : 32;
+		struct heap_link *grown = realloc(hp->links, (size_t)cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		hp->links = grown;
+		hp->cap_links = cap;
+	}
+	if (t->user)
+		uo.bpf_cookie = HEAP_COOKIE(t->size_arg, t->ptr_arg);
+	link = bpf_program__attach_uprobe_opts(prog, hp->pid, t->path,
+					       (size_t)(t->sym_off + (ret ? 0 : t->probe_off)), &uo);
 	if (!link)
 		return -errno;
-	hp->links[hp->n_links++] = link;
+	hp->links[hp->n_links++] = (struct heap_link){link, t, ret};
 	return 0;
 }
 
-int probe_heap__attach(struct probe_heap *p, pid_t pid)
+static void drop_links(struct heap_pid *hp)
 {
-	struct heap_pid *hp;
+	for (int k = 0; k < hp->n_links; k++)
+		bpf_link__destroy(hp->links[k].link);
+	free(hp->links);
+	hp->links = NULL;
+	hp->n_links = hp->cap_links = 0;
+}
+
+static bool same_target(const struct alloc_target *a, const struct alloc_target *b)
+{
+	return a->sym_off == b->sym_off && a->probe_off == b->probe_off && a->fn == b->fn &&
+	       a->size_arg == b->size_arg && a->ptr_arg == b->ptr_arg && !strcmp(a->path, b->path);
+}
+
+/* Is @t's function probed in @hp already (by an earlier plan)? */
+static bool attached_at(const struct heap_pid *hp, const struct alloc_target *t)
+{
+	for (int k = 0; k < hp->n_links; k++)
+		if (!hp->links[k].ret && same_target(hp->links[k].t, t))
+			return true;
+	return false;
+}
+
+/* Drop @hp's links to functions plan @plan does not have. */
+static void drop_other_links(struct probe_heap *p, struct heap_pid *hp, int plan)
+{
+	const struct alloc_plan *pl = &p->plans[plan].plan;
+	int kept = 0;
+
+	for (int k = 0; k < hp->n_links; k++) {
+		bool keep = false;
+
+		for (size_t i = 0; i < pl->n && !keep; i++)
+			keep = same_target(hp->links[k].t, &pl->t[i]);
+		if (keep)
+			hp->links[kept++] = hp->links[k];
+		else
+			bpf_link__destroy(hp->links[k].link);
+	}
+	hp->n_links = kept;
+}
+
+/* Attach plan @plan's entry points to @hp's process. */
+static int attach_plan(struct probe_heap *p, struct heap_pid *hp, int plan)
+{
+	struct heap_plan *pl = &p->plans[plan];
 	int err = 0, attached = 0;
 
-	if (p->n_pids >= HEAP_MAX_PIDS)
-		return -ENOSPC;
-	if (!p->pids) {
-		p->pids = calloc(HEAP_MAX_PIDS, sizeof(*p->pids));
-		if (!p->pids)
-			return -ENOMEM;
-	}
-	hp = &p->pids[p->n_pids++];
-	memset(hp, 0, sizeof(*hp));
-	hp->pid = pid;
-	for (size_t i = 0; i < ARRAY_SIZE(heap_fns); i++) {
-		int fn = heap_fns[i].fn, e;
+	hp->plan = plan;
+	if (pl->n_procs < HEAP_COVERAGE_PIDS)
+		pl->pids[pl->n_procs] = hp->pid;
+	pl->n_procs++;
+	for (size_t i = 0; i < pl->plan.n; i++) {
+		const struct alloc_target *t = &pl->plan.t[i];
+		const char *base = strncmp(t->sym, "je_", 3) ? t->sym : t->sym + 3;
+		int e;
 
-		e = attach_one(p, hp, entry_prog(p, fn), fn, heap_fns[i].sym, p->offsets[fn], false);
-		if (!e && fn != HEAP_FN_FREE)
-			e = attach_one(p, hp, p->skel->progs.alloc_return, fn, heap_fns[i].sym, 0, true);
+		if (attached_at(hp, t)) {
+			attached++;
+			continue;
+		}
+		e = attach_one(hp, entry_prog(p, t->fn), t, false);
+		if (!e && !is_free_fn(t->fn))
+			e = attach_one(hp, t->fn == HEAP_FN_USER_ALLOC ?
+					   p->skel->progs.user_alloc_return :
+					   p->skel->progs.alloc_return, t, true);
 		if (e) {
-			/* A C library without one of the rarer entry points
-			 * is fine; without malloc or free it is not. */
-			log_warn("%s: pid %d: %s: %s", __func__, (int)pid, heap_fns[i].sym,
+			/* Without one of the rarer entry points the heap is
+			 * still seen; without malloc or free it is not. */
+			log_warn("%s: pid %d: %s: %s", __func__, (int)hp->pid, t->sym,
 				 strerror(-e));
-			if (fn == HEAP_FN_MALLOC || fn == HEAP_FN_FREE)
+			if (!strcmp(base, "malloc") || !strcmp(base, "free") || t->user)
 				err = e;
 			continue;
 		}
 		attached++;
 	}
-	log_debug("%s: pid %d: %d allocator probes attached", __func__, (int)pid, attached);
+	log_debug("%s: pid %d: %d allocator probes attached (%s)", __func__, (int)hp->pid,
+		  attached, pl->plan.allocator);
 	return err;
 }
 
-int probe_heap__add_child(struct probe_heap *p, pid_t pid)
+static struct heap_pid *pid_slot(struct probe_heap *p, pid_t pid)
+{
+	struct heap_pid *hp;
+
+	for (size_t i = 0; i < p->n_pids; i++)
+		if (p->pids[i].pid == pid)
+			return &p->pids[i];
+	if (p->n_pids >= HEAP_MAX_PIDS)
+		return NULL;
+	if (!p->pids) {
+		p->pids = calloc(HEAP_MAX_PIDS, sizeof(*p->pids));
+		if (!p->pids)
+			return NULL;
+	}
+	hp = &p->pids[p->n_pids++];
+	memset(hp, 0, sizeof(*hp));
+	hp->pid = pid;
+	return hp;
+}
+
+int probe_heap__attach(struct probe_heap *p, pid_t pid)
+{
+	struct heap_pid *hp = pid_slot(p, pid);
+
+	if (!hp)
+		return -ENOSPC;
+	hp->held = true;
+	return attach_plan(p, hp, 0);
+}
+
+static int mark_partial(struct probe_heap *p, pid_t pid)
 {
 	__u32 key = (__u32)pid;
 	__u8 one = 1;
@@ -391,7 +414,85 @@ int probe_heap__add_child(struct probe_heap *p, pid_t pid)
 	if (bpf_map__update_elem(p->skel->maps.partial, &key, sizeof(key), &one, sizeof(one),
 				 BPF_ANY) < 0)
 		return -errno;
-	return probe_heap__attach(p, pid);
+	return 0;
+}
+
+int probe_heap__add_child(struct probe_heap *p, pid_t pid, pid_t ppid)
+{
+	struct heap_pid *hp;
+	int plan = 0, err;
+
+	for (size_t i = 0; i < p->n_pids; i++)
+		if (p->pids[i].pid == ppid)
+			plan = p->pids[i].plan;
+	err = mark_partial(p, pid);
+	if (err)
+		return err;
+	hp = pid_slot(p, pid);
+	return hp ? attach_plan(p, hp, plan) : -ENOSPC;
+}
+
+/* The "K=V" strings of /proc/PID/environ (one allocation; @buf keeps them). */
+static const char **read_environ(pid_t pid, char **buf)
+{
+	char path[64];
+	size_t len = 0, n = 0;
+	const char **env;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	*buf = NULL;
+	if (util_read_file(path, 1u << 20, buf, &len))
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		n += (*buf)[i] == '\0';
+	env = calloc(n + 2, sizeof(*env));
+	for (size_t i = 0, k = 0; env && i < len; i += strlen(*buf + i) + 1)
+		env[k++] = *buf + i;
+	return env;
+}
+
+int probe_heap__exec(struct probe_heap *p, pid_t pid)
+{
+	char link[64], exe[ALLOC_PATH_MAX], *envbuf = NULL;
+	const char **env;
+	struct heap_pid *hp = NULL;
+	ssize_t n;
+	int plan, err;
+
+	for (size_t i = 0; i < p->n_pids && !hp; i++)
+		if (p->pids[i].pid == pid)
+			hp = &p->pids[i];
+	if (!hp)
+		return 0;
+	if (hp->held) {
+		/* The exec it was held for: its program is the planned one. */
+		hp->held = false;
+		return 0;
+	}
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	n = readlink(link, exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return -errno;
+	exe[n] = '\0';
+	env = read_environ(pid, &envbuf);
+	plan = plan_index(p, exe, env);
+	free(env);
+	free(envbuf);
+	if (plan < 0)
+		return plan;
+	/* A new program: its first allocations ran before these probes, so
+	 * a free finding no block is counted, never judged. */
+	err = mark_partial(p, pid);
+	if (err)
+		return err;
+	if (plan == hp->plan)
+		return 0;
+	/* The new program's functions first, then the old ones' links go: a
+	 * function both have (the C library's malloc) is never unprobed, so
+	 * no call slips through between them. */
+	err = attach_plan(p, hp, plan);
+	drop_other_links(p, hp, plan);
+	return err;
 }
 
 void probe_heap__detach(struct probe_heap *p, pid_t pid)
@@ -403,12 +504,43 @@ void probe_heap__detach(struct probe_heap *p, pid_t pid)
 
 		if (hp->pid != pid)
 			continue;
-		for (int k = 0; k < hp->n_links; k++)
-			bpf_link__destroy(hp->links[k]);
+		drop_links(hp);
 		p->pids[i] = p->pids[--p->n_pids];
 		bpf_map__delete_elem(p->skel->maps.partial, &key, sizeof(key), 0);
 		return;
 	}
+}
+
+json_t *probe_heap__coverage(const struct probe_heap *p)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; p && arr && i < p->n_plans; i++) {
+		const struct heap_plan *pl = &p->plans[i];
+		json_t *j, *pids = json_array();
+
+		if (!pl->n_procs)
+			continue;
+		for (unsigned k = 0; pids && k < pl->n_procs && k < HEAP_COVERAGE_PIDS; k++)
+			json_array_append_new(pids, json_integer(pl->pids[k]));
+		j = alloc_plan_json(&pl->plan, pl->exe);
+		if (j) {
+			json_object_set_new(j, "pids", pids);
+			json_object_set_new(j, "processes", json_integer(pl->n_procs));
+			json_array_append_new(arr, j);
+		} else {
+			json_decref(pids);
+		}
+	}
+	return arr;
+}
+
+const char *probe_heap__unknown(const struct probe_heap *p)
+{
+	for (size_t i = 0; p && i < p->n_plans; i++)
+		if (p->plans[i].n_procs && !p->plans[i].plan.known)
+			return p->plans[i].plan.why;
+	return NULL;
 }
 
 int probe_heap__drain(struct probe_heap *p)
@@ -538,7 +670,7 @@ out:
 
 const char *probe_heap__placement(const struct probe_heap *p)
 {
-	return p->placement;
+	return p->plans[0].plan.placement;
 }
 
 int probe_heap__live_fd(const struct probe_heap *p)
@@ -551,9 +683,9 @@ void probe_heap__destroy(struct probe_heap *p)
 	if (!p)
 		return;
 	for (size_t i = 0; i < p->n_pids; i++)
-		for (int k = 0; k < p->pids[i].n_links; k++)
-			bpf_link__destroy(p->pids[i].links[k]);
+		drop_links(&p->pids[i]);
 	free(p->pids);
+	free(p->plans);
 	probe_ring_close(&p->ring);
 	heap_bpf__destroy(p->skel);
 	free(p);

@@ -8,7 +8,10 @@
 
 #include <event2/event.h>
 
+#include <jansson.h>
+
 #include "heap.h"
+#include "probe_alloc.h"
 
 struct probe_heap;
 
@@ -21,20 +24,37 @@ struct probe_heap_opts {
 	bool remember_frees;		/* double free vs never allocated */
 	bool trap_only;			/* benchmarks: programs do nothing */
 	bool stop_on_bad_free;		/* SIGSTOP at a bad free; the callback must SIGCONT */
-	const char *libc;		/* NULL: find the C library */
+	const char *exe;		/* the program the held child will exec;
+					 * NULL: the daemon's own C library */
+	const char *const *env;		/* its extra environment (LD_PRELOAD), or NULL */
+	const struct sc_allocator *user;	/* a user's own allocators, kept by the caller */
+	size_t n_user;
 };
 
 /* Load (not attach). NULL with errno set. */
 struct probe_heap *probe_heap__open(struct event_base *base,
 				    const struct probe_heap_opts *opts,
 				    probe_heap_cb cb, void *arg);
-/* Attach every allocator probe to @pid (a held child). 0 or -errno. */
+/* Attach the entry points of the program's allocator to @pid (a held
+ * child). An allocator faultd does not know attaches nothing and is named
+ * by probe_heap__unknown(). 0 or -errno. */
 int probe_heap__attach(struct probe_heap *p, pid_t pid);
 /* Follow a child of an attached process too. Its heap began as a copy of
  * its parent's, so a free that finds no block there may be of an inherited
  * block: it is counted (HEAP_C_CHILD_UNJUDGED), never called invalid, and
  * remembered, so freeing it again is still a double free. */
-int probe_heap__add_child(struct probe_heap *p, pid_t pid);
+int probe_heap__add_child(struct probe_heap *p, pid_t pid, pid_t ppid);
+/* @pid (followed) exec'ed a new program: probe that program's allocator
+ * (read from /proc/PID/exe and its environment). Its first frees may be
+ * of blocks allocated before: counted, never judged. 0 or -errno. */
+int probe_heap__exec(struct probe_heap *p, pid_t pid);
+/* Per program: the allocator found, its entry points probed, the pids
+ * that ran it: [{"exe", "allocator", "known", "why", "entry_points",
+ * "pids", "processes"}]. */
+json_t *probe_heap__coverage(const struct probe_heap *p);
+/* Why a program of the workload has an allocator faultd cannot judge, or
+ * NULL when every one is known. */
+const char *probe_heap__unknown(const struct probe_heap *p);
 /* Drop a process's probes (it exited). */
 void probe_heap__detach(struct probe_heap *p, pid_t pid);
 int probe_heap__drain(struct probe_heap *p);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 
 #include "log.h"
@@ -113,6 +115,55 @@ static Dwfl *proc_dwfl(struct sym_proc *p)
 	return p->dwfl;
 }
 
+static const char *base_name(const char *path)
+{
+	const char *slash = path ? strrchr(path, '/') : NULL;
+
+	return slash ? slash + 1 : path;
+}
+
+/* The functions inlined at @look, innermost first, as addr2line -i names
+ * them: "helper (f.c:12) inlined in mid (f.c:20) inlined in " with each
+ * one's own line, ending where the caller's name follows. @line and @file
+ * are the address's own line on entry; on return, the line in the
+ * outermost function (the call site of the outermost inlined one). */
+static void inline_chain(Dwfl_Module *m, Dwarf_Addr look, char *out, size_t len,
+			 const char **file, int *line)
+{
+	Dwarf_Addr bias = 0;
+	Dwarf_Die *cu = dwfl_module_addrdie(m, look, &bias), *scopes = NULL;
+	Dwarf_Files *files = NULL;
+	size_t used = 0, nfiles = 0;
+	int n;
+
+	out[0] = '\0';
+	if (!cu)
+		return;
+	n = dwarf_getscopes(cu, look - bias, &scopes);
+	if (n > 0 && dwarf_getsrcfiles(cu, &files, &nfiles) != 0)
+		files = NULL;
+	for (int i = 0; i < n && used < len; i++) {
+		Dwarf_Attribute attr;
+		Dwarf_Word call_line = 0, call_file = 0;
+		const char *name;
+
+		if (dwarf_tag(&scopes[i]) != DW_TAG_inlined_subroutine)
+			continue;
+		name = dwarf_formstring(dwarf_attr_integrate(&scopes[i], DW_AT_name, &attr));
+		used += (size_t)snprintf(out + used, len - used, "%s (%s:%d) inlined in ",
+					 name ? name : "??", *file ? base_name(*file) : "?", *line);
+		/* The next function out is at this one's call site. */
+		dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &call_line);
+		dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &call_file);
+		*line = (int)call_line;
+		if (files && call_file < nfiles)
+			*file = dwarf_filesrc(files, call_file, NULL, NULL);
+	}
+	if (used >= len)
+		out[len - 1] = '\0';
+	free(scopes);
+}
+
 static json_t *name_one(Dwfl *dwfl, uint64_t ip, bool is_return)
 {
 	Dwarf_Addr look = is_return && ip ? ip - 1 : ip;
@@ -121,7 +172,7 @@ static json_t *name_one(Dwfl *dwfl, uint64_t ip, bool is_return)
 	GElf_Off off = 0;
 	GElf_Sym gsym;
 	int line = 0;
-	char buf[512];
+	char buf[1024], inl[512] = "";
 
 	if (m) {
 		Dwfl_Line *l;
@@ -131,13 +182,15 @@ static json_t *name_one(Dwfl *dwfl, uint64_t ip, bool is_return)
 		l = dwfl_module_getsrc(m, look);
 		if (l)
 			file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
+		if (file)
+			inline_chain(m, look, inl, sizeof(inl), &file, &line);
 	}
 	if (mod && strrchr(mod, '/'))
 		mod = strrchr(mod, '/') + 1;
 	if (file && strrchr(file, '/'))
 		file = strrchr(file, '/') + 1;
 	if (func && file)
-		snprintf(buf, sizeof(buf), "%s+0x%" PRIx64 " (%s:%d) [%s]", func,
+		snprintf(buf, sizeof(buf), "%s%s+0x%" PRIx64 " (%s:%d) [%s]", inl, func,
 			 (uint64_t)off + (is_return ? 1 : 0), file, line, mod ? mod : "?");
 	else if (func)
 		snprintf(buf, sizeof(buf), "%s+0x%" PRIx64 " [%s]", func,

@@ -82,6 +82,8 @@ static json_t *build_processes(const struct report_in *in)
 			json_object_set_new(j, "signal", p->signal
 					    ? json_string(util_signame(p->signal)) : json_null());
 			json_object_set_new(j, "by_faultd", json_boolean(p->by_faultd));
+			if (p->oom_killed)
+				json_object_set_new(j, "oom_killed", json_true());
 		}
 		json_array_append_new(arr, j);
 	}
@@ -171,6 +173,10 @@ static json_t *build_workload_probes(const struct report_in *in)
 				"lost", (json_int_t)op->heap_lost,
 				"losses", op->heap_losses ? op->heap_losses : json_object(),
 				"top_sites", op->heap_sites ? op->heap_sites : json_array()));
+		if (op->heap && op->heap_coverage)
+			json_object_set(json_object_get(one, "heap"), "coverage", op->heap_coverage);
+		if (op->heap && op->heap_coverage)
+			json_object_set(json_object_get(one, "heap"), "coverage", op->heap_coverage);
 		if (op->fds)
 			json_object_set_new(one, "fds", json_pack("{sbsIsO}", "attached", 1,
 				"lost", (json_int_t)op->fds_lost,

@@ -584,6 +584,7 @@ void run__free(struct run *r)
 	sym__free(r->sym);
 	for (size_t i = 0; r->obs.probes && i < r->sc->n_wl; i++) {
 		json_decref(r->obs.probes[i].heap_sites);
+		json_decref(r->obs.probes[i].heap_coverage);
 		json_decref(r->obs.probes[i].heap_losses);
 		json_decref(r->obs.probes[i].fd_calls);
 	}

@@ -52,6 +52,11 @@ struct run_wl {
 	unsigned long long out_seen, out_dropped;
 	struct probe_heap *heap;	/* NULL unless "heap" was asked for */
 	int heap_searches;		/* bad frees whose pointer was looked for */
+	/* Anonymous memory of the tree and the probed live bytes, at the first
+	 * and the last cycle: growth the probed calls do not explain is an
+	 * allocator the probe does not see. */
+	long long anon_first, anon_last, live_first, live_last;
+	bool anon_seen;
 	struct probe_fds *fds;
 	struct probe_lifecycle *life;
 	struct probe_exit *exit_hold;	/* no_leak: held at _exit, NULL otherwise */
@@ -168,7 +173,8 @@ unsigned long long run_probes_lost(const struct run *r);
 /* Before the run starts: the object kinds the invariants count per cycle. */
 void run_probes_kinds(struct run *r);
 /* A process of workload @wl forked @child, or @pid of it exited. */
-void run_probes_fork(struct run *r, size_t wl, pid_t child);
+void run_probes_fork(struct run *r, size_t wl, pid_t child, pid_t parent);
+void run_probes_exec(struct run *r, size_t wl, pid_t pid);
 void run_probes_exit(struct run *r, size_t wl, pid_t pid);
 /* After the last cycle: sites, losses, what is left alive. */
 void run_probes_finish(struct run *r);

@@ -156,10 +156,12 @@ static void on_heap_event(const struct heap_event *ev, void *arg)
 
 static int attach_heap(struct run *r, size_t i, pid_t pid)
 {
+	struct run_wl *rw = &r->rw[i];
 	struct probe_heap_opts opts = {
 		.stacks = true, .remember_frees = true, .stop_on_bad_free = true,
+		.exe = rw->exe, .env = rw->env,
+		.user = r->sc->wl[i].allocators, .n_user = r->sc->wl[i].n_allocators,
 	};
-	struct run_wl *rw = &r->rw[i];
 	int err;
 
 	rw->heap = probe_heap__open(r->base, &opts, on_heap_event, rw);
@@ -200,6 +202,45 @@ static void on_site(const struct heap_site *site, __s32 stack_id, void *arg)
 	json_object_set_new(row, "seen", json_integer((json_int_t)sc->cycle));
 }
 
+/* Anonymous resident memory of the workload's live processes, in bytes,
+ * or -1 if none could be read. */
+static long long tree_anon(const struct run *r, size_t i)
+{
+	long long sum = -1;
+
+	for (size_t k = 0; k < r->obs.n_procs; k++) {
+		const struct obs_proc *p = &r->obs.procs[k];
+		char path[64], *text = NULL, *at;
+
+		if (p->workload != (int)i || p->exited)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)p->pid);
+		if (util_read_file(path, 1u << 16, &text, NULL))
+			continue;
+		at = strstr(text, "RssAnon:");
+		if (at)
+			sum = (sum < 0 ? 0 : sum) + strtoll(at + 8, NULL, 10) * 1024;
+		free(text);
+	}
+	return sum;
+}
+
+static void sample_anon(struct run *r, size_t i, long long live)
+{
+	struct run_wl *rw = &r->rw[i];
+	long long anon = tree_anon(r, i);
+
+	if (anon < 0)
+		return;
+	if (!rw->anon_seen) {
+		rw->anon_first = anon;
+		rw->live_first = live;
+		rw->anon_seen = true;
+	}
+	rw->anon_last = anon;
+	rw->live_last = live;
+}
+
 static void sample_heap(struct run *r, size_t i, struct obs_sample *s, size_t c)
 {
 	struct run_wl *rw = &r->rw[i];
@@ -210,6 +251,7 @@ static void sample_heap(struct run *r, size_t i, struct obs_sample *s, size_t c)
 	s->heap = true;
 	s->heap_bytes = (long long)(cnt[HEAP_C_BYTES_ALLOC] - cnt[HEAP_C_BYTES_FREED]);
 	s->heap_blocks = (long long)(cnt[HEAP_C_ALLOCS] - cnt[HEAP_C_FREES]);
+	sample_anon(r, i, s->heap_bytes);
 	if (!r->obs.probes[i].heap_sites)
 		r->obs.probes[i].heap_sites = json_object();
 	sc.table = r->obs.probes[i].heap_sites;
@@ -225,6 +267,49 @@ static int cmp_growth(const void *a, const void *b)
 	long long gb = json_integer_value(json_object_get(*(json_t *const *)b, "growth_bytes"));
 
 	return (gb > ga) - (gb < ga);
+}
+
+#define RUN_UNEXPLAINED_MIN (64ll << 20)	/* anonymous growth worth a doubt */
+#define RUN_UNEXPLAINED_RATIO 4			/* ... and this many times the probed */
+
+/* What the heap probe covered: the allocator of each program, and how much
+ * of the tree's memory growth the probed calls explain. Too little seen
+ * makes the heap invariants INCONCLUSIVE (heap_uncovered says why). */
+static void heap_coverage(struct run *r, size_t i)
+{
+	struct obs_probes *op = &r->obs.probes[i];
+	const struct run_wl *rw = &r->rw[i];
+	const char *unknown = probe_heap__unknown(rw->heap);
+	long long anon = rw->anon_last - rw->anon_first;
+	long long live = rw->live_last - rw->live_first;
+	long long unexplained = anon > live ? anon - live : 0;
+
+	op->heap_coverage = json_pack("{so}", "programs", probe_heap__coverage(rw->heap));
+	if (op->heap_coverage && rw->anon_seen) {
+		json_object_set_new(op->heap_coverage, "anon_growth_bytes", json_integer(anon));
+		json_object_set_new(op->heap_coverage, "probed_growth_bytes", json_integer(live));
+		json_object_set_new(op->heap_coverage, "unexplained_growth_bytes",
+				    json_integer(unexplained));
+	}
+	if (unknown)
+		snprintf(op->heap_uncovered, sizeof(op->heap_uncovered), "%s", unknown);
+	else if (!op->heap_allocs)
+		snprintf(op->heap_uncovered, sizeof(op->heap_uncovered),
+			 "the allocator probes saw no allocation: the program's heap is not "
+			 "served by the functions probed");
+	else if (unexplained > RUN_UNEXPLAINED_MIN &&
+		 unexplained > RUN_UNEXPLAINED_RATIO * (live > 0 ? live : 0))
+		snprintf(op->heap_uncovered, sizeof(op->heap_uncovered),
+			 "anonymous memory grew by %lld KiB, the probed allocations by %lld KiB: "
+			 "an allocator the probe does not see serves the rest",
+			 anon / 1024, live / 1024);
+	if (op->heap_coverage) {
+		json_object_set_new(op->heap_coverage, "complete",
+				    json_boolean(!op->heap_uncovered[0]));
+		if (op->heap_uncovered[0])
+			json_object_set_new(op->heap_coverage, "why",
+					    json_string(op->heap_uncovered));
+	}
 }
 
 /* The site table becomes the top growing sites, named. */
@@ -253,6 +338,7 @@ static void finish_heap(struct run *r, size_t i)
 		"site_map_full", (json_int_t)cnt[HEAP_C_LOST_SITE],
 		"unjudged_frees", (json_int_t)cnt[HEAP_C_UNJUDGED_FREE],
 		"stacks", (json_int_t)cnt[HEAP_C_LOST_STACK]);
+	heap_coverage(r, i);
 	n = table ? json_object_size(table) : 0;
 	rows = calloc(n ? n : 1, sizeof(*rows));
 	if (!rows || !out) {
@@ -573,17 +659,30 @@ void run_probes_sample(struct run *r, size_t c)
 	}
 }
 
-void run_probes_fork(struct run *r, size_t wl, pid_t child)
+void run_probes_fork(struct run *r, size_t wl, pid_t child, pid_t parent)
 {
 	int err;
 
 	if (!r->rw[wl].heap)
 		return;
 	run_leak_fork(r, wl, child);
-	err = probe_heap__add_child(r->rw[wl].heap, child);
+	err = probe_heap__add_child(r->rw[wl].heap, child, parent);
 	if (err)
 		log_warn("%s: run %s: cannot follow child %d of '%s': %s", __func__, r->id,
 			 (int)child, r->sc->wl[wl].name, strerror(-err));
+}
+
+/* A followed process exec'ed: probe the new program's allocator. */
+void run_probes_exec(struct run *r, size_t wl, pid_t pid)
+{
+	int err;
+
+	if (!r->rw[wl].heap)
+		return;
+	err = probe_heap__exec(r->rw[wl].heap, pid);
+	if (err)
+		log_warn("%s: run %s: pid %d of '%s': %s", __func__, r->id, (int)pid,
+			 r->sc->wl[wl].name, strerror(-err));
 }
 
 void run_probes_exit(struct run *r, size_t wl, pid_t pid)

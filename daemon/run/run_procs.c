@@ -74,7 +74,7 @@ void run_proc_set_exit(struct run *r, struct obs_proc *p, int status, uint64_t t
 	util_wait_status(status, &p->exit_status, &p->signal, &p->core);
 	/* A death by the signals faultd sends, after it sent them, is faultd's
 	 * doing, not a crash. */
-	if ((p->signal == SIGTERM || p->signal == SIGKILL) &&
+	if ((p->signal == SIGTERM || p->signal == SIGKILL) && !p->oom_killed &&
 	    (t_ms >= r->stop_at_ms || t_ms >= rw->fw->kill_sent_ms))
 		p->by_faultd = true;
 }
@@ -134,12 +134,14 @@ void run_on_proc_event(const struct proc_ev *ev, void *arg)
 			break;
 		}
 		run_probes_fork(r, (size_t)r->obs.procs[r->obs.n_procs - 1].workload,
-				(pid_t)ev->pid);
+				(pid_t)ev->pid, (pid_t)ev->ppid);
 		break;
 	case PROC_EV_EXEC:
 		p = run_proc_find(r, (pid_t)ev->pid);
-		if (p)
+		if (p) {
 			snprintf(p->comm, sizeof(p->comm), "%s", ev->comm);
+			run_probes_exec(r, (size_t)p->workload, p->pid);
+		}
 		sym__snapshot(r->sym, (pid_t)ev->pid);
 		if (r->snapshot_ev) {
 			struct timeval tv = {.tv_usec = 200 * 1000};
@@ -157,6 +159,10 @@ void run_on_proc_event(const struct proc_ev *ev, void *arg)
 		snprintf(p->comm, sizeof(p->comm), "%s", ev->comm);
 		run_probes_exit(r, (size_t)p->workload, p->pid);
 		run_proc_set_exit(r, p, ev->exit_code, t_ms);
+		if ((ev->flags & PROC_EXIT_OOM) && p->signal == SIGKILL) {
+			p->oom_killed = true;
+			p->by_faultd = false;
+		}
 		if (p->signal && !p->by_faultd)
 			log_info("%s: run %s: pid %d (%s) of '%s' killed by %s", __func__,
 				 r->id, (int)p->pid, p->comm, r->sc->wl[p->workload].name,

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,59 @@ static int parse_probes(struct sc_ctx *ctx, json_t *val, void *target)
 	return err;
 }
 
+#define AL(f) offsetof(struct sc_allocator, f)
+static const struct sc_key allocator_keys[] = {
+	{"alloc", SC_STR, 0, AL(alloc), .doc = "a function that allocates (symbol)"},
+	{"free", SC_STR, 0, AL(free), .doc = "a function that releases (symbol)"},
+	{"lib", SC_STR, 0, AL(lib), .doc = "the library that has it (a path or a file name "
+	 "prefix, \"libpool.so\"); default: the program"},
+	{"size_arg", SC_INT, 0, AL(size_arg), 0, 5, .def = "0",
+	 .doc = "alloc: the argument (1-5) holding the size; 0: unknown"},
+	{"ptr_arg", SC_INT, 0, AL(ptr_arg), 0, 5, .def = "0",
+	 .doc = "free: the argument (1-5) holding the pointer (default 1); alloc: an "
+		"argument the pointer is written through; 0: the pointer is returned"},
+	{NULL},
+};
+
+/* "allocators": [{"alloc": "pool_get", "size_arg": 2}, {"free": "pool_put",
+ * "ptr_arg": 2}]: a program's own allocator, tracked like malloc. */
+static int parse_allocators(struct sc_ctx *ctx, json_t *val, void *target)
+{
+	struct sc_workload *w = target;
+	json_t *item;
+	size_t i;
+	int err = 0;
+
+	if (!json_is_array(val)) {
+		sc_error(ctx, false, "expected an array of objects, got %s", sc_json_type_name(val));
+		return -EINVAL;
+	}
+	w->n_allocators = json_array_size(val);
+	w->allocators = sc_track(ctx, calloc(w->n_allocators + 1, sizeof(*w->allocators)));
+	if (!w->allocators)
+		return -ENOMEM;
+	json_array_foreach(val, i, item) {
+		struct sc_allocator *a = &w->allocators[i];
+		int e;
+
+		jpath_push_idx(&ctx->path, i);
+		e = sc_parse_object(ctx, item, allocator_keys, a);
+		if (!e && !a->alloc == !a->free) {
+			sc_error(ctx, false, "name exactly one of \"alloc\" and \"free\"");
+			e = -EINVAL;
+		}
+		if (!e && a->free && !a->ptr_arg)
+			a->ptr_arg = 1;
+		if (!e && a->free && a->size_arg) {
+			sc_error(ctx, false, "\"size_arg\" is for \"alloc\"");
+			e = -EINVAL;
+		}
+		err = err ? err : e;
+		jpath_pop(&ctx->path);
+	}
+	return err;
+}
+
 #define WL(f) offsetof(struct sc_workload, f)
 static const struct sc_key workload_keys[] = {
 	{"name", SC_STR, SC_REQ, WL(name), .doc = "unique name, [A-Za-z0-9_-], at most 32"},
@@ -107,6 +161,9 @@ static const struct sc_key workload_keys[] = {
 	{"env", SC_CUSTOM, 0, 0, .parse = parse_env, .doc = "extra environment"},
 	{"cwd", SC_STR, 0, WL(cwd), .doc = "working directory"},
 	{"probes", SC_CUSTOM, 0, 0, .parse = parse_probes, .doc = "probes to attach"},
+	{"allocators", SC_CUSTOM, 0, 0, .parse = parse_allocators,
+	 .doc = "the program's own allocate/free functions, tracked by the heap probe like "
+		"malloc and free"},
 	{"asan", SC_BOOL, 0, WL(asan), .def = "false",
 	 .doc = "bundled kinds: run the ASan+UBSan build (make SANITIZER=address harness)"},
 	{"cpus", SC_CPUS, 0, WL(cpus), .doc = "pin to these CPUs"},

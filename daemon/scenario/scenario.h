@@ -47,6 +47,17 @@ enum wl_kind { WL_EXEC, WL_ECHO_SERVER, WL_LWIP_CLIENT, WL_MSGQ, WL_QPAIR, WL_WS
 
 #define SC_MAX_CPUS 16		/* CPUs listed in one "cpus" */
 
+/* A user's own allocator function ("allocators" of a workload): tracked
+ * like malloc or free by the heap probe. */
+struct sc_allocator {
+	const char *alloc;		/* a function that allocates, or */
+	const char *free;		/* one that releases */
+	const char *lib;		/* the file that has it; NULL: the program */
+	long long size_arg;		/* alloc: 1-based argument holding the size, 0: none */
+	long long ptr_arg;		/* free: the pointer's argument; alloc: an
+					 * out-pointer argument, 0: returned */
+};
+
 struct sc_cpus {
 	int cpu[SC_MAX_CPUS];
 	size_t n;			/* 0: none given */
@@ -70,6 +81,8 @@ struct sc_workload {
 	double timeout_s;		/* 0: no timeout */
 	long long stop_grace_ms;	/* SIGTERM to SIGKILL when stopping */
 	long long output_max_kb;	/* per stream, head and tail kept */
+	struct sc_allocator *allocators;	/* the program's own allocators */
+	size_t n_allocators;
 };
 
 struct sc_invariant {

@@ -44,6 +44,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(LOG_WARN);
+	/* The command's own allocator (a path: jemalloc, tcmalloc, ...). */
+	if (strchr(argv[argi], '/'))
+		opts.exe = argv[argi];
 	base = event_base_new();
 	p = probe_heap__open(base, &opts, on_event, NULL);
 	if (!p) {

@@ -30,7 +30,8 @@ static const char *two_wl =
 	"{\"name\":\"a\",\"kind\":\"exec\",\"cmd\":[\"x\"]},"
 	"{\"name\":\"b\",\"kind\":\"exec\",\"cmd\":[\"y\"]}],"
 	"\"invariants\":[{\"name\":\"no_crash\"},{\"name\":\"exit_ok\"},"
-	"{\"name\":\"no_crash\",\"workload\":\"b\",\"ignore_signals\":[]}]}";
+	"{\"name\":\"no_crash\",\"workload\":\"b\",\"ignore_signals\":[],"
+	"\"signals\":[\"SIGPIPE\",\"SIGTERM\"]}]}";
 
 static void obs_init(struct run_obs *obs, struct scenario *sc, struct obs_workload *wl,
 		     struct obs_proc *procs, size_t n_procs, struct obs_cycle *cycles,
@@ -72,7 +73,8 @@ static void test_no_crash(void)
 	CHECK(strstr(res.summary, "SIGSEGV") && strstr(res.summary, "'b'"));
 	json_decref(res.evidence);
 
-	/* With ignore_signals empty, the SIGPIPE death counts too, first. */
+	/* With ignore_signals empty and SIGPIPE named in signals, the SIGPIPE
+	 * death counts too, first. */
 	CHECK(inv_eval(&obs, &sc->inv[2], &res) == 0);
 	CHECK(res.verdict == V_FAIL && json_array_size(res.evidence) == 2);
 	CHECK(res.first_cycle == 1);
@@ -83,6 +85,30 @@ static void test_no_crash(void)
 	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
 	CHECK(res.verdict == V_PASS);
 	json_decref(res.evidence);
+
+	/* SIGTERM from another process (timeout(1)) is a termination: listed,
+	 * not counted, unless the scenario names it. */
+	procs[1].by_faultd = false;
+	procs[1].signal = SIGTERM;
+	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
+	CHECK(res.verdict == V_PASS);
+	CHECK(json_array_size(res.evidence) == 1);
+	CHECK(!strcmp(json_string_value(json_object_get(json_array_get(res.evidence, 0), "kind")),
+		      "termination"));
+	json_decref(res.evidence);
+	CHECK(inv_eval(&obs, &sc->inv[2], &res) == 0);
+	CHECK(res.verdict == V_FAIL && json_array_size(res.evidence) == 2);
+	json_decref(res.evidence);
+
+	/* An OOM kill is a crash, named as one. */
+	procs[1].signal = SIGKILL;
+	procs[1].oom_killed = true;
+	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
+	CHECK(res.verdict == V_FAIL && strstr(res.summary, "OOM"));
+	json_decref(res.evidence);
+	procs[1].oom_killed = false;
+	procs[1].signal = SIGSEGV;
+	procs[1].by_faultd = true;
 
 	/* Lost probe events: no PASS without seeing everything. */
 	obs.proc_lost = 3;
@@ -247,8 +273,48 @@ static void test_probe_offset(void)
 	CHECK(heap_probe_offset(free_code, sizeof(free_code), false, why, sizeof(why)) == 0);
 }
 
+/* A heap probe that saw too little: INCONCLUSIVE with the reason, never
+ * PASS; a bad free it did see still FAILs. */
+static void test_heap_uncovered(void)
+{
+	static const char *text =
+		"{\"name\":\"u\",\"workloads\":["
+		"{\"name\":\"a\",\"kind\":\"exec\",\"cmd\":[\"x\"],\"probes\":[\"heap\"]}],"
+		"\"invariants\":[{\"name\":\"no_invalid_free\"},{\"name\":\"heap_stable\"}]}";
+	struct scenario *sc = parse(text);
+	struct obs_workload wl[1] = {{.pid = 10, .started = true}};
+	struct obs_cycle cycles[1] = {{1, 0, 1000, 0, 0}};
+	struct obs_probes probes[1] = {{.heap = true}};
+	struct obs_sample samples[1] = {{.heap = true}};
+	struct run_obs obs;
+	struct inv_result res;
+
+	obs_init(&obs, sc, wl, NULL, 0, cycles, 1);
+	obs.probes = probes;
+	obs.samples = samples;
+	obs.heap_events = json_array();
+	snprintf(probes[0].heap_uncovered, sizeof(probes[0].heap_uncovered),
+		 "its allocator is unknown");
+	for (size_t i = 0; i < 2; i++) {
+		CHECK(inv_eval(&obs, &sc->inv[i], &res) == 0);
+		CHECK(res.verdict == V_INCONCLUSIVE);
+		CHECK(strstr(res.summary, "allocator is unknown") != NULL);
+		CHECK(json_array_size(res.evidence) == 1);
+		json_decref(res.evidence);
+	}
+	json_array_append_new(obs.heap_events, json_pack("{sssssisissssss}", "kind", "double_free",
+		"workload", "a", "pid", 10, "at_ms", 5, "comm", "a", "address", "0x10",
+		"function", "free"));
+	CHECK(inv_eval(&obs, &sc->inv[0], &res) == 0);
+	CHECK(res.verdict == V_FAIL);
+	json_decref(res.evidence);
+	json_decref(obs.heap_events);
+	scenario_free(sc);
+}
+
 int main(void)
 {
+	test_heap_uncovered();
 	test_trend();
 	test_probe_offset();
 	test_no_crash();
