@@ -18,6 +18,7 @@
 #define MAX_PLOTS	64	/* series plotted; more are listed as not shown */
 #define MAX_WINDOWS	512	/* fault windows shaded per plot */
 #define DOTS_UP_TO	120	/* points drawn as dots up to this many cycles */
+#define MAX_TICKS	100	/* grid lines per axis, whatever the values */
 
 /* Plot geometry, in SVG user units. */
 #define PW	880
@@ -320,7 +321,7 @@ static size_t find_markers(const json_t *rep, const struct plot *p, struct marke
 static void plot(FILE *f, const json_t *rep, const struct plots *ps, size_t idx)
 {
 	const struct plot *p = &ps->p[idx];
-	double lo = INFINITY, hi = -INFINITY, step, v;
+	double lo = INFINITY, hi = -INFINITY, step, v, nticks;
 	double aw = PW - ML - MR, ah = PH - MT - MB, xstep;
 	struct marker mk[16];
 	size_t nmk, have = 0, i;
@@ -342,6 +343,13 @@ static void plot(FILE *f, const json_t *rep, const struct plots *ps, size_t idx)
 	if (hi - lo < 1e-9) {
 		hi = lo + 1;
 		lo = lo >= 1 ? lo - 1 : lo;
+	}
+	/* At 2^53 and above, lo + 1 is lo: widen by a fraction instead. */
+	if (!(hi > lo)) {
+		double pad = d_abs(lo) * 1e-9;
+
+		hi = lo + pad;
+		lo -= pad;
 	}
 	step = nice_step(hi - lo, 5);
 	lo = d_floor(lo / step) * step;
@@ -385,15 +393,24 @@ static void plot(FILE *f, const json_t *rep, const struct plots *ps, size_t idx)
 		fprintf(f, ": %.0f..%.0f ms</title></rect>\n", ps->w[w].t0, ps->w[w].t1);
 	}
 
-	/* Grid and ticks. */
-	for (double y = lo; y <= hi + step / 2; y += step) {
+	/* Grid and ticks, counted rather than summed: near 2^52 and above a
+	 * step can be smaller than a double's spacing, and y += step would
+	 * never reach hi. */
+	nticks = (hi - lo) / step;
+	nticks = isfinite(nticks) && nticks >= 0 ? d_min(d_floor(nticks + 0.5), MAX_TICKS) : 0;
+	for (double k = 0; k <= nticks; k++) {
+		double y = lo + k * step;
+
 		fmt_num(buf, sizeof(buf), d_abs(y) < step / 1e6 ? 0 : y);
 		fprintf(f, "<line class=\"grid\" x1=\"%d\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
 			"<text class=\"tick y-tick\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
 			ML, ML + aw, PY(y), PY(y), ML - 6, PY(y) + 4, buf);
 	}
 	xstep = d_max(1, nice_step(ps->x1 - ps->x0, 10));
-	for (double x = d_ceil(ps->x0 / xstep) * xstep; x <= ps->x1 + 1e-9; x += xstep) {
+	nticks = d_min(d_floor((ps->x1 - d_ceil(ps->x0 / xstep) * xstep) / xstep + 1e-9), MAX_TICKS);
+	for (double k = 0; k <= nticks; k++) {
+		double x = d_ceil(ps->x0 / xstep) * xstep + k * xstep;
+
 		fmt_num(buf, sizeof(buf), x);
 		fprintf(f, "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%.1f\"/>"
 			"<text class=\"tick x-tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s"
