@@ -44,3 +44,111 @@ def test_html_plot_of_a_flat_series_near_2_pow_52_renders(tmp_path):
     assert 'data-series="big"' in page and 'data-series="huge"' in page
     assert 0 < page.count("y-tick") <= 2 * 101
     assert "nan" not in page.lower().replace("nanosleep", "")
+
+
+def _dead_pid():
+    """A pid that no longer runs anything."""
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_journal_replay_reaches_past_4096_entries(tmp_path):
+    """replay_file read 4,096 lines, then removed the journal: a namespace
+    recorded after them outlived its run."""
+    run_id = "c0ffee"
+    ns = f"fd{run_id}-late"
+    jdir = tmp_path / "journal"
+    jdir.mkdir()
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        lines = [f"owner {_dead_pid()}"]
+        lines += [f"link fd{run_id}l{i % 100}a" for i in range(5000)]
+        lines.append(f"netns /run/netns/{ns}")
+        (jdir / f"{run_id}.journal").write_text("\n".join(lines) + "\n")
+        res = faultctl("--journal-dir", jdir, "cleanup", timeout=120)
+        assert res.returncode == 0, res
+        assert ns not in our_netns(), "the namespace after entry 4,096 was not undone"
+        assert not list(jdir.iterdir())
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_journal_keeps_an_entry_whose_undo_failed(tmp_path):
+    """An undo that fails (here: /run/netns/fd...-stuck is a directory, which
+    unlink refuses) stays in the journal for the next sweep instead of being
+    lost with the file."""
+    run_id = "c0ffe1"
+    stuck = pathlib.Path(f"/run/netns/fd{run_id}-stuck")
+    jdir = tmp_path / "journal"
+    jdir.mkdir()
+    stuck.mkdir(parents=True)
+    try:
+        journal = jdir / f"{run_id}.journal"
+        journal.write_text(f"owner {_dead_pid()}\nnetns {stuck}\nlink fd{run_id}l0a\n")
+        res = faultctl("--journal-dir", jdir, "cleanup")
+        assert res.returncode == 0, res
+        assert journal.exists(), "the failed entry was lost"
+        text = journal.read_text()
+        assert f"netns {stuck}" in text and "link " not in text, text
+        stuck.rmdir()
+        res = faultctl("--journal-dir", jdir, "cleanup")
+        assert res.returncode == 0 and f"netns {stuck}" in res.stdout, res
+        assert not journal.exists()
+    finally:
+        if stuck.is_dir():
+            stuck.rmdir()
+
+
+def test_pid_1_sweeps_its_dead_predecessors_journal(tmp_path):
+    """faultd as PID 1 of a container: the journal of the previous PID 1
+    (dead) names pid 1, which is this process; it used to count as alive and
+    was never swept."""
+    run_id = "c0ffe2"
+    ns = f"fd{run_id}-a"
+    jdir = tmp_path / "journal"
+    jdir.mkdir()
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        (jdir / f"{run_id}.journal").write_text(f"owner 1\nnetns /run/netns/{ns}\n")
+        res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", str(FAULTCTL),
+                              "--journal-dir", str(jdir), "cleanup"],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res
+        assert ns not in our_netns(), res.stdout
+        assert not list(jdir.iterdir())
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_topology_names_keep_a_dash_and_errors_read_as_errno(tmp_path):
+    """A namespace "peer-a" is reported as "peer-a", not "a" (topo__names
+    split on the last '-'); a libnl error is told as the errno it is: an
+    address already on the namespace is "File exists", not ENXIO's text
+    picked by the magnitude of -NLE_EXIST."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    ok = {"name": "dash-names", "duration_s": 1,
+          "topology": {"namespaces": ["peer-a", "peer-b"],
+                       "links": [{"name": "l0", "type": "veth", "a": "peer-a", "b": "peer-b"}]},
+          "workloads": [{"name": "w", "kind": "exec", "netns": "peer-a", "cmd": ["true"]}],
+          "invariants": [{"name": "no_crash"}]}
+    res = faultctl("run", "--local", "--quiet", write_scenario(tmp_path / "ok.json", ok),
+                   runs_dir=runs, timeout=60)
+    rep = only_report(runs)
+    assert res.returncode == 0, res
+    assert set(rep["topology"]["namespaces"]) == {"peer-a", "peer-b"}, rep["topology"]
+    assert rep["topology"]["namespaces"]["peer-a"].endswith(f"fd{rep['run_id']}-peer-a")
+
+    # Bridge kernel names hold a two-digit index: the 101st is named as the
+    # first, and the kernel says EEXIST (libnl's -NLE_EXIST, 6: ENXIO's).
+    runs2 = tmp_path / "runs2"
+    runs2.mkdir()
+    dup = dict(ok, name="dup-bridge")
+    dup["topology"] = dict(ok["topology"], bridges=[
+        {"name": f"br{i}", "ns": "peer-a", "ports": ["l0"]} for i in range(101)])
+    res = faultctl("run", "--local", "--quiet", write_scenario(tmp_path / "dup.json", dup),
+                   runs_dir=runs2, timeout=60)
+    assert res.returncode == 3, res
+    assert "bridge br100" in res.stderr and "File exists" in res.stderr, res.stderr
+    assert "No such device or address" not in res.stderr
