@@ -152,3 +152,40 @@ def test_topology_names_keep_a_dash_and_errors_read_as_errno(tmp_path):
     assert res.returncode == 3, res
     assert "bridge br100" in res.stderr and "File exists" in res.stderr, res.stderr
     assert "No such device or address" not in res.stderr
+
+
+def test_faultd_once_tears_down_on_ctrl_c(tmp_path):
+    """`faultd --once` had no signal handling: Ctrl-C left the run's
+    namespaces, cgroups and processes until the next start."""
+    runs = tmp_path / "runs"
+    doc = {"name": "once-sigint", "duration_s": 60,
+           "topology": {"namespaces": ["c", "s"],
+                        "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
+           "workloads": [{"name": "w", "kind": "exec", "netns": "c", "cmd": ["sleep", "60"]}],
+           "invariants": [{"name": "no_crash"}]}
+    path = write_scenario(tmp_path / "once.json", doc)
+    proc = subprocess.Popen([str(FAULTD), "--runs-dir", str(runs), "--log-level", "info",
+                             "--once", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "started, pid" not in "".join(out):
+            time.sleep(0.05)
+        assert "started, pid" in "".join(out), "".join(out)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=5)
+    rep = only_report(runs)
+    assert rep["stop_reason"] == "faultd received SIGINT", rep["stop_reason"]
+    mine = [n for n in our_netns() + our_links() if rep["run_id"] in n]
+    assert not mine, f"left behind: {mine}"
+    assert not any(rep["run_id"] in p.name for p in JOURNAL_DIR.glob("*.journal"))
+    from conftest import assert_nothing_left
+    assert_nothing_left(rep, links=False)
