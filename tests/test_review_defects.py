@@ -189,3 +189,76 @@ def test_faultd_once_tears_down_on_ctrl_c(tmp_path):
     assert not any(rep["run_id"] in p.name for p in JOURNAL_DIR.glob("*.journal"))
     from conftest import assert_nothing_left
     assert_nothing_left(rep, links=False)
+
+
+def test_a_second_faultd_leaves_a_busy_live_faultds_socket_alone(tmp_path):
+    """ctl_server_open unlinked the socket on any connect() error, including
+    EAGAIN from a live faultd whose backlog is full: the second faultd took
+    the path over and the first one's clients could no longer reach it."""
+    d = Daemon(tmp_path)
+    clients = []
+    stopped = False
+    try:
+        inode = d.sock.stat().st_ino
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        for _ in range(1000):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(str(d.sock))
+            except BlockingIOError:
+                s.close()
+                break
+            clients.append(s)
+        else:
+            pytest.fail("the backlog never filled")
+        second = subprocess.run([str(FAULTD), "--socket", str(d.sock), "--runs-dir",
+                                 str(tmp_path / "runs2")], capture_output=True, text=True,
+                                timeout=20)
+        assert second.returncode == 3, second
+        assert d.sock.stat().st_ino == inode, "the live faultd's socket was replaced"
+        for s in clients:
+            s.close()
+        os.kill(d.proc.pid, signal.SIGCONT)
+        assert d.ctl("version").returncode == 0
+        stopped = True
+        assert d.stop() == 0
+    finally:
+        for s in clients:
+            s.close()
+        if not stopped:
+            os.kill(d.proc.pid, signal.SIGCONT)
+            d.stop(sig=signal.SIGKILL)
+
+
+def test_soak_through_the_daemon_stops_the_current_run_on_ctrl_c(tmp_path):
+    """A soak through faultd used signal() (SA_RESTART): Ctrl-C waited for the
+    current run to end on its own. Now the run is stopped and the soak ends."""
+    d = Daemon(tmp_path)
+    try:
+        doc = {"name": "soak-sigint", "duration_s": 60,
+               "workloads": [{"name": "w", "kind": "exec", "cmd": ["sleep", "60"]}],
+               "invariants": [{"name": "no_crash"}]}
+        path = write_scenario(tmp_path / "soak.json", doc)
+        proc = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "soak", "--duration",
+                                 "1h", "--summary", str(tmp_path / "sum.json"), str(path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and "started, pid" not in d.log:
+                time.sleep(0.05)
+            assert "started, pid" in d.log
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert "soak-sigint" in out or "soak.json" in out, (out, err)
+        summary = json.loads((tmp_path / "sum.json").read_text())
+        assert len(summary["runs"]) == 1, summary
+        rep = json.loads(d.ctl("report", summary["runs"][0]["run_id"], "--format", "json").stdout)
+        assert "stop" in rep["stop_reason"], rep["stop_reason"]
+    finally:
+        assert d.stop() == 0

@@ -39,5 +39,8 @@ int ctl_client_connect(const char *path);		/* fd or -errno */
 int ctl_client_send(int fd, const json_t *msg);		/* 0 or -errno */
 /* Read one line as JSON; NULL with errno set at EOF (0) or error. */
 json_t *ctl_client_recv(int fd);
+/* The same, but a signal that sets *@stop makes it return NULL with errno
+ * EINTR (install the handler without SA_RESTART). */
+json_t *ctl_client_recv_until(int fd, volatile int *stop);
 
 #endif
