@@ -7,7 +7,7 @@ PKGS="gcc make pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
 libevent-dev libjansson-dev libssl-dev liburing-dev systemtap-sdt-dev
 libdw-dev libnl-3-dev libnl-route-3-dev iproute2 procps liblwip-dev
 iptables libnetfilter-queue-dev libmnl-dev iputils-ping chromium libdpdk-dev
-python3-pytest python3-jsonschema python3-pytest-timeout"
+python3-pytest python3-jsonschema python3-pytest-timeout libfuzzer-14-dev libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do

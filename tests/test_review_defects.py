@@ -262,3 +262,19 @@ def test_soak_through_the_daemon_stops_the_current_run_on_ctrl_c(tmp_path):
         assert "stop" in rep["stop_reason"], rep["stop_reason"]
     finally:
         assert d.stop() == 0
+
+
+def test_a_link_without_a_name_is_an_error_not_a_crash(tmp_path):
+    """Found by fuzz_scenario: a link whose "name" is missing left a NULL
+    that scenario_link_idx passed to strcmp: `faultctl validate` (and
+    faultd, for a run request) crashed instead of naming the key."""
+    doc = {"name": "no-link-name", "duration_s": 1,
+           "topology": {"namespaces": ["c", "s"],
+                        "links": [{"nam": "l0", "type": "veth", "a": "c", "b": "s"}]},
+           "workloads": [{"name": "w", "kind": "exec", "netns": "c", "cmd": ["true"]}],
+           "faults": [{"type": "link_down", "link": "l0", "at_ms": 100}],
+           "invariants": [{"name": "no_crash"}]}
+    path = write_scenario(tmp_path / "bad.json", doc)
+    res = faultctl("validate", path)
+    assert res.returncode == 3, res
+    assert "topology.links[0]" in res.stderr and "name" in res.stderr, res.stderr

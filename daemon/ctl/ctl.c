@@ -120,6 +120,18 @@ void *ctl_conn_data(const struct ctl_conn *c)
 	return c->data;
 }
 
+json_t *ctl_request_parse(const char *line, size_t len, char *why, size_t whylen)
+{
+	json_error_t jerr;
+	json_t *req = json_loadb(line, len, 0, &jerr);
+
+	if (req && json_is_object(req))
+		return req;
+	snprintf(why, whylen, "%s", req ? "expected a JSON object" : jerr.text);
+	json_decref(req);
+	return NULL;
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct ctl_conn *c = arg;
@@ -128,14 +140,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 	char *line;
 
 	while (!c->closing && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
-		json_error_t jerr;
-		json_t *req = json_loadb(line, len, 0, &jerr);
+		char why[JSON_ERROR_TEXT_LENGTH];
+		json_t *req = ctl_request_parse(line, len, why, sizeof(why));
 
 		free(line);
-		if (!req || !json_is_object(req)) {
-			ctl_conn_error(c, "bad request: %s", req ? "expected a JSON object"
-								 : jerr.text);
-			json_decref(req);
+		if (!req) {
+			ctl_conn_error(c, "bad request: %s", why);
 			ctl_conn_close_after_flush(c);
 			return;
 		}

@@ -24,6 +24,9 @@ struct ctl_server *ctl_server_open(struct event_base *base, const char *path,
 				   void *arg);
 void ctl_server_close(struct ctl_server *s);
 
+/* One request line (without its newline) as a JSON object (new reference),
+ * or NULL with why it is not one in @why. */
+json_t *ctl_request_parse(const char *line, size_t len, char *why, size_t whylen);
 /* Queue @msg (borrowed) as one line. 0 or -errno. */
 int ctl_conn_send(struct ctl_conn *c, const json_t *msg);
 /* {"ok": false, "error": "..."} */

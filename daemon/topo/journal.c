@@ -96,6 +96,43 @@ static int undo(const char *kind, const char *value)
 	return -EINVAL;
 }
 
+int journal_parse(char *text, char **owner, char ***lines, size_t *n)
+{
+	size_t cap = 0;
+	int err = 0;
+
+	*owner = NULL;
+	*lines = NULL;
+	*n = 0;
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(l, "owner ", 6)) {
+			if (!*owner)
+				*owner = l;
+			continue;
+		}
+		if (!strchr(l, ' '))
+			continue;	/* a torn last line: nothing to undo */
+		if (*n == cap) {
+			char **grown = realloc(*lines, (cap ? cap * 2 : 256) * sizeof(**lines));
+
+			if (!grown) {
+				err = -ENOMEM;
+				break;
+			}
+			*lines = grown;
+			cap = cap ? cap * 2 : 256;
+		}
+		(*lines)[(*n)++] = l;
+	}
+	if (err) {
+		free(*lines);
+		*lines = NULL;
+		*n = 0;
+	}
+	return err;
+}
+
 /* Write the entries of @lines still to undo (@keep[i]) back to @path under
  * its owner line, atomically: a later sweep retries them. */
 static int keep_failed(const char *path, const char *owner, char **lines, const bool *keep,
@@ -138,32 +175,17 @@ err_unlink:
  * can never be undone (unknown, or not faultd's) is dropped with a warning. */
 static int replay_file(const char *path, void (*say)(const char *, void *), void *arg)
 {
-	char *text = NULL, **lines = NULL, *owner = "owner 0";
-	size_t n = 0, cap = 0, failed = 0;
+	char *text = NULL, **lines = NULL, *owner = NULL;
+	size_t n = 0, failed = 0;
 	bool *keep = NULL;
 	int done = 0, err;
 
 	err = util_read_file(path, JOURNAL_MAX, &text, NULL);
 	if (err)
 		return err;
-	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l;
-	     l = strtok_r(NULL, "\n", &save)) {
-		if (!strncmp(l, "owner ", 6)) {
-			owner = l;
-			continue;
-		}
-		if (n == cap) {
-			char **grown = realloc(lines, (cap ? cap * 2 : 256) * sizeof(*lines));
-
-			if (!grown) {
-				err = -ENOMEM;
-				goto out;
-			}
-			lines = grown;
-			cap = cap ? cap * 2 : 256;
-		}
-		lines[n++] = l;
-	}
+	err = journal_parse(text, &owner, &lines, &n);
+	if (err)
+		goto out;
 	keep = calloc(n + 1, sizeof(*keep));
 	if (!keep) {
 		err = -ENOMEM;
@@ -194,7 +216,7 @@ static int replay_file(const char *path, void (*say)(const char *, void *), void
 	if (!failed) {
 		unlink(path);
 	} else {
-		err = keep_failed(path, owner, lines, keep, n);
+		err = keep_failed(path, owner ? owner : "owner 0", lines, keep, n);
 		if (err)
 			log_err("%s: %s: cannot keep %zu entries to retry: %s", __func__, path,
 				failed, strerror(-err));
