@@ -19,7 +19,6 @@
 #include "log.h"
 #include "util.h"
 
-#define CG_EMPTY_WAIT_MS 2000	/* a killed tree takes a few ms to leave */
 #define CG_PROC_MAX (8 << 20)	/* mountinfo of a host with many thousand mounts */
 #define CG_DEFAULT_NAME "faultd"	/* the default root, below the mount */
 #define CG_DAEMON_LEAF "daemon"	/* delegated: where faultd itself lives */
@@ -102,7 +101,7 @@ static int cg_rmdir_tree(const char *dir)
 	return err;
 }
 
-int cg_destroy(const char *dir)
+static int cg_destroy_within(const char *dir, int wait_ms)
 {
 	struct timespec pause = {.tv_nsec = 5 * 1000000};
 	int err, waited = 0;
@@ -112,15 +111,27 @@ int cg_destroy(const char *dir)
 		return 0;
 	if (err > 0) {
 		cg_kill(dir);
-		while ((err = cg_populated(dir)) > 0 && waited < CG_EMPTY_WAIT_MS) {
+		while ((err = cg_populated(dir)) > 0 && waited < wait_ms) {
 			nanosleep(&pause, NULL);
 			waited += 5;
 		}
+		if (err > 0 && !wait_ms)
+			return -EBUSY;
 	}
 	err = cg_rmdir_tree(dir);
 	if (err)
 		log_warn("%s: %s: %s", __func__, dir, strerror(-err));
 	return err;
+}
+
+int cg_destroy(const char *dir)
+{
+	return cg_destroy_within(dir, CG_EMPTY_WAIT_MS);
+}
+
+int cg_destroy_nowait(const char *dir)
+{
+	return cg_destroy_within(dir, 0);
 }
 
 int cg_sweep(const char *root)
