@@ -171,8 +171,9 @@ err_unlink:
 }
 
 /* Replay the journal file @path (entries newest first) and remove it; the
- * entries whose undo failed stay in it for the next sweep. An entry that
- * can never be undone (unknown, or not faultd's) is dropped with a warning. */
+ * entries whose undo failed stay in it for the next sweep, and so do kinds
+ * this build does not know (a newer faultd's). An entry naming what is not
+ * faultd's (-EPERM) can never be undone and is dropped. */
 static int replay_file(const char *path, void (*say)(const char *, void *), void *arg)
 {
 	char *text = NULL, **lines = NULL, *owner = NULL;
@@ -206,7 +207,7 @@ static int replay_file(const char *path, void (*say)(const char *, void *), void
 			if (say)
 				say(what, arg);
 			done++;
-		} else if (e != -EINVAL && e != -EPERM) {
+		} else if (e != -EPERM) {
 			log_warn("%s: %s: cannot undo %s (kept for the next sweep): %s", __func__,
 				 path, what, strerror(-e));
 			keep[i] = true;
