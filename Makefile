@@ -205,7 +205,7 @@ fuzz: deps fuzz-build
 			-artifact_prefix=$(FUZZ_BUILD)/findings/$$t- \
 			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t >$(FUZZ_BUILD)/$$t.log 2>&1; \
 		rc=$$?; \
-		grep -E '^(stat::|#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY)' $(FUZZ_BUILD)/$$t.log; \
+		grep -E '^(stat::|#[0-9]+[[:space:]]+DONE|==[0-9]+==ERROR|SUMMARY)' $(FUZZ_BUILD)/$$t.log; \
 		[ $$rc -eq 0 ] || { echo "fuzz: $$t failed: $(FUZZ_BUILD)/$$t.log"; exit 1; }; \
 	done
 

@@ -241,8 +241,12 @@ static void invariants(FILE *f, const json_t *rep)
 long long report_html_int_or(const json_t *obj, const char *key, long long dflt)
 {
 	const json_t *v = json_object_get(obj, key);
+	double d = json_number_value(v);
 
-	return json_is_number(v) ? (long long)json_number_value(v) : dflt;
+	if (json_is_integer(v))
+		return json_integer_value(v);
+	/* A damaged report's 2e90 (or NaN) is no integer: the default. */
+	return json_is_real(v) && d > -9.2e18 && d < 9.2e18 ? (long long)d : dflt;
 }
 
 static void fault_table(FILE *f, const json_t *rep)
