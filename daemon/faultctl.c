@@ -285,10 +285,16 @@ static int daemon_run(struct cli *cli, const char *file, struct row *row)
 		const char *ev;
 
 		/* A soak's Ctrl-C: the run stops now (its report still comes),
-		 * not when it would have ended. */
+		 * not when it would have ended. Asked on this connection: its
+		 * reply is a line without "event", which the loop skips, and
+		 * another connection would reset ctl.c's one read buffer. */
 		if (soak_stop_flag && !stop_sent) {
-			json_decref(request(cli, NULL, json_pack("{ssss}", "cmd", "stop",
-								 "run_id", row->run_id)));
+			json_t *stop = json_pack("{ssss}", "cmd", "stop", "run_id", row->run_id);
+
+			if (!stop || ctl_client_send(fd, stop))
+				fprintf(stderr, "faultctl: cannot ask faultd to stop run %s\n",
+					row->run_id);
+			json_decref(stop);
 			stop_sent = true;
 		}
 		msg = ctl_client_recv_until(fd, &soak_stop_flag);
