@@ -278,3 +278,16 @@ def test_a_link_without_a_name_is_an_error_not_a_crash(tmp_path):
     res = faultctl("validate", path)
     assert res.returncode == 3, res
     assert "topology.links[0]" in res.stderr and "name" in res.stderr, res.stderr
+    # The same NULL met the duplicate-name check of a later link.
+    doc["topology"]["links"] = [{"type": "veth", "a": "c", "b": "s"},
+                                {"name": "t0", "type": "tap", "a": "s"}]
+    doc["faults"] = []
+    res = faultctl("validate", write_scenario(tmp_path / "bad2.json", doc))
+    assert res.returncode == 3, res
+    assert "topology.links[0]" in res.stderr, res.stderr
+    # And a tap without its "a" end, used by a workload in a namespace.
+    doc["topology"]["links"] = [{"name": "t0", "type": "tap"}]
+    doc["workloads"] = [{"name": "w", "kind": "lwip-client", "link": "t0", "netns": "c"}]
+    res = faultctl("validate", write_scenario(tmp_path / "bad3.json", doc))
+    assert res.returncode == 3, res
+    assert "topology.links[0].a: missing required key" in res.stderr, res.stderr
