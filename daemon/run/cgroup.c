@@ -134,6 +134,11 @@ int cg_destroy_nowait(const char *dir)
 	return cg_destroy_within(dir, 0);
 }
 
+/* A sweep runs at start, before the loop: it may wait longer than a run's
+ * teardown for a dead owner's killed processes, which can spend seconds
+ * uninterruptible while their mappings and uprobes go. */
+#define CG_SWEEP_WAIT_MS 10000
+
 int cg_sweep(const char *root)
 {
 	char child[PATH_MAX];
@@ -154,7 +159,7 @@ int cg_sweep(const char *root)
 		    util_owner_alive(atoi(de->d_name)))
 			continue;
 		snprintf(child, sizeof(child), "%s/%s", root, de->d_name);
-		if (cg_destroy(child) == 0) {
+		if (cg_destroy_within(child, CG_SWEEP_WAIT_MS) == 0) {
 			log_info("%s: removed stale cgroup %s", __func__, child);
 			n++;
 		}
