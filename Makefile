@@ -93,7 +93,8 @@ $(BUILD)/version.o: $(BUILD)/version.c
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-.PHONY: all deps ext-schemas daemon harness harness-asan tests run test bench soak-smoke test-kernels clean help
+.PHONY: all deps ext-schemas daemon harness harness-asan tests run test bench soak-smoke test-kernels clean help \
+	fuzz fuzz-build fuzzers
 all: daemon harness tests
 
 help:
@@ -103,6 +104,7 @@ help:
 	@echo "make run      deps + build + run the default scenario set (embedded engine)"
 	@echo "make test     deps + build + every test"
 	@echo "make bench    benchmarks (ratios measured side by side)"
+	@echo "make fuzz     each libFuzzer target for FUZZ_SECONDS (600) from its corpus"
 	@echo "make test-kernels  faultctl check and a smoke set on Debian's 5.10, 6.1, 6.12 under qemu"
 	@echo "make man      man pages into $(BUILD)/man/ (scdoc)"
 	@echo "make install  DESTDIR= PREFIX=/usr/local: programs, workloads, unit, man pages, docs"
@@ -202,7 +204,48 @@ $(BUILD)/tests/bench/%: tests/bench/%.c $(LIB) | $(BUILD)/tests/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -o $@
 
-$(BUILD) $(BUILD)/bpf $(BUILD)/daemon $(BUILD)/harness $(BUILD)/tests/progs $(BUILD)/tests/unit $(BUILD)/tests/bench:
+# --- fuzzing: libFuzzer targets (tests/fuzz/*.c) with ASan+UBSan ------------
+# Built with clang into their own tree (build/fuzz): the library is compiled
+# with coverage (fuzzer-no-link) and the sanitizers, the targets linked with
+# libFuzzer's main. `make fuzz` runs each for FUZZ_SECONDS from its seed
+# corpus (tests/fuzz/corpus/NAME); `make test` runs each for 30 s (test_fuzz.py).
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+		-fno-omit-frame-pointer
+FUZZ_SRCS    := $(wildcard tests/fuzz/*.c)
+FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
+FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%,$(FUZZ_SRCS))
+FUZZ_SECONDS ?= 600
+
+# clang's -Wextra also wants every field of a {NULL} table end named.
+FUZZ_WARN    := $(WARN) -Wno-missing-field-initializers
+
+fuzz-build:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang WARN="$(FUZZ_WARN)" \
+		SANFLAGS="$(FUZZ_SAN)" fuzzers
+
+fuzzers: $(FUZZ_BINS)
+
+$(BUILD)/tests/fuzz/%: tests/fuzz/%.c $(LIB) | $(BUILD)/tests/fuzz
+	$(call msg,FUZZ,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -std=gnu11 $(WARN) -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined $< $(LIB) $(LIBS) -o $@
+
+fuzz: deps fuzz-build
+	$(Q)mkdir -p $(FUZZ_BUILD)/findings
+	$(Q)for t in $(FUZZ_NAMES); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$t && \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
+		$(FUZZ_BUILD)/tests/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			-rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_BUILD)/findings/$$t- \
+			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t >$(FUZZ_BUILD)/$$t.log 2>&1; \
+		rc=$$?; \
+		grep -E '^(stat::|#[0-9]+[[:space:]]+DONE|==[0-9]+==ERROR|SUMMARY)' $(FUZZ_BUILD)/$$t.log; \
+		[ $$rc -eq 0 ] || { echo "fuzz: $$t failed: $(FUZZ_BUILD)/$$t.log"; exit 1; }; \
+	done
+
+$(BUILD) $(BUILD)/bpf $(BUILD)/daemon $(BUILD)/harness $(BUILD)/tests/progs $(BUILD)/tests/unit $(BUILD)/tests/bench $(BUILD)/tests/fuzz:
 	$(Q)mkdir -p $@
 
 # --- man pages, install, uninstall, Debian package (issue 20) -------------
@@ -306,7 +349,7 @@ run: deps
 	$(Q)$(BUILD)/faultctl run --local --expect scenarios/
 
 test: deps ext-schemas
-	$(Q)$(MAKE) --no-print-directory all harness-asan
+	$(Q)$(MAKE) --no-print-directory all harness-asan fuzz-build
 ifneq ($(SANITIZER),)
 	$(Q)$(MAKE) --no-print-directory SANITIZER= BUILD=$(BUILD:/san-$(SANITIZER)=) harness
 endif

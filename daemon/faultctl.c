@@ -253,6 +253,7 @@ static int daemon_run(struct cli *cli, const char *file, struct row *row)
 {
 	char abs[PATH_MAX], *text = NULL;
 	json_t *rep, *msg;
+	bool stop_sent = false;
 	size_t len = 0;
 	int fd = -1, err;
 
@@ -286,8 +287,28 @@ static int daemon_run(struct cli *cli, const char *file, struct row *row)
 		printf("run %s: queued (%s)\n", row->run_id, file);
 	json_decref(rep);
 	cli->duration_s = 0;
-	while ((msg = ctl_client_recv(fd))) {
-		const char *ev = json_string_value(json_object_get(msg, "event"));
+	for (;;) {
+		const char *ev;
+
+		/* A soak's Ctrl-C: the run stops now (its report still comes),
+		 * not when it would have ended. Asked on this connection: its
+		 * reply is a line without "event", which the loop skips, and
+		 * another connection would reset ctl.c's one read buffer. */
+		if (soak_stop_flag && !stop_sent) {
+			json_t *stop = json_pack("{ssss}", "cmd", "stop", "run_id", row->run_id);
+
+			if (!stop || ctl_client_send(fd, stop))
+				fprintf(stderr, "faultctl: cannot ask faultd to stop run %s\n",
+					row->run_id);
+			json_decref(stop);
+			stop_sent = true;
+		}
+		msg = ctl_client_recv_until(fd, &soak_stop_flag);
+		if (!msg && errno == EINTR)
+			continue;
+		if (!msg)
+			break;
+		ev = json_string_value(json_object_get(msg, "event"));
 
 		if (ev && !strcmp(ev, "cycle")) {
 			show_cycle(cli, msg);
@@ -318,25 +339,42 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* A directory stands for its *.json files, in name order. */
+/* Append @path (taken over) to @files; -ENOMEM, freeing @path, if it cannot. */
+static int files_add(char ***files, int *count, char *path)
+{
+	char **grown;
+
+	if (!path)
+		return -ENOMEM;
+	grown = realloc(*files, (size_t)(*count + 1) * sizeof(**files));
+	if (!grown) {
+		free(path);
+		return -ENOMEM;
+	}
+	*files = grown;
+	(*files)[(*count)++] = path;
+	return 0;
+}
+
+/* A directory stands for its *.json files, in name order. -ENOENT when
+ * there are none, -ENOMEM (nothing returned) when out of memory. */
 static int expand_files(char **args, int n, char ***out, int *n_out)
 {
 	char **files = NULL;
-	int count = 0;
+	int count = 0, err = 0;
 
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && !err; i++) {
 		struct stat st;
 		struct dirent *de;
 		DIR *d;
 		int first = count;
 
 		if (stat(args[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
-			files = realloc(files, (size_t)(count + 1) * sizeof(*files));
-			files[count++] = strdup(args[i]);
+			err = files_add(&files, &count, strdup(args[i]));
 			continue;
 		}
 		d = opendir(args[i]);
-		while (d && (de = readdir(d))) {
+		while (!err && d && (de = readdir(d))) {
 			size_t l = strlen(de->d_name);
 			char *path = NULL;
 
@@ -344,17 +382,23 @@ static int expand_files(char **args, int n, char ***out, int *n_out)
 				continue;
 			if (asprintf(&path, "%s%s%s", args[i],
 				     args[i][strlen(args[i]) - 1] == '/' ? "" : "/", de->d_name) < 0)
-				continue;
-			files = realloc(files, (size_t)(count + 1) * sizeof(*files));
-			files[count++] = path;
+				path = NULL;
+			err = files_add(&files, &count, path);
 		}
 		if (d)
 			closedir(d);
-		qsort(files + first, (size_t)(count - first), sizeof(*files), cmp_str);
+		if (!err)
+			qsort(files + first, (size_t)(count - first), sizeof(*files), cmp_str);
+	}
+	if (err) {
+		while (count > 0)
+			free(files[--count]);
+		free(files);
+		files = NULL;
 	}
 	*out = files;
 	*n_out = count;
-	return count ? 0 : -ENOENT;
+	return err ? err : count ? 0 : -ENOENT;
 }
 
 static int write_json_out(const char *path, json_t *reports, int n)
@@ -431,23 +475,32 @@ static void write_html_out(const char *path, const json_t *reports)
 /* --local: faultctl is the daemon for this command: its own event base,
  * Ctrl-C stopping the run cleanly, and what an earlier killed run left
  * swept first. */
-static void local_begin(struct cli *cli)
+static int local_begin(struct cli *cli)
 {
 	cli->base = util_event_base();
+	if (!cli->base) {
+		fprintf(stderr, "faultctl: cannot create an event base\n");
+		return -ENOMEM;
+	}
 	cli->sig_ev[0] = evsignal_new(cli->base, SIGINT, local_on_signal, cli);
 	cli->sig_ev[1] = evsignal_new(cli->base, SIGTERM, local_on_signal, cli);
-	evsignal_add(cli->sig_ev[0], NULL);
-	evsignal_add(cli->sig_ev[1], NULL);
+	if (!cli->sig_ev[0] || !cli->sig_ev[1] || evsignal_add(cli->sig_ev[0], NULL) ||
+	    evsignal_add(cli->sig_ev[1], NULL)) {
+		fprintf(stderr, "faultctl: cannot install signal events\n");
+		return -ENOMEM;
+	}
 	cg_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
 	cg_sweep(cli->cgroup_root);
 	journal_sweep(cli->journal_dir, NULL, NULL);
+	return 0;
 }
 
 static void local_end(struct cli *cli)
 {
 	if (cli->base) {
-		event_free(cli->sig_ev[0]);
-		event_free(cli->sig_ev[1]);
+		for (size_t i = 0; i < 2; i++)
+			if (cli->sig_ev[i])
+				event_free(cli->sig_ev[i]);
 		event_base_free(cli->base);
 		cli->base = NULL;
 	}
@@ -468,7 +521,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 	json_t *reports;
 	char **files = NULL;
 	struct row *rows;
-	int opt, n = 0, code = 0, mismatches = 0, errors = 0;
+	int opt, n = 0, code = 0, mismatches = 0, errors = 0, err;
 	int worst_rank = 0;
 
 	while ((opt = getopt_long(argc, argv, "+eq", longopts, NULL)) != -1) {
@@ -511,7 +564,12 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 	}
 	if (optind >= argc)
 		die_usage("run: needs a scenario FILE or DIR%s", "");
-	if (expand_files(argv + optind, argc - optind, &files, &n))
+	err = expand_files(argv + optind, argc - optind, &files, &n);
+	if (err == -ENOMEM) {
+		fprintf(stderr, "faultctl: out of memory\n");
+		return EXIT_USAGE;
+	}
+	if (err)
 		die_usage("run: no scenario files in %s", argv[optind]);
 	rows = calloc((size_t)n, sizeof(*rows));
 	reports = json_array();
@@ -520,8 +578,9 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cli->tty = isatty(STDERR_FILENO) && !cli->quiet;
-	if (cli->local) {
-		local_begin(cli);
+	if (cli->local && local_begin(cli)) {
+		local_end(cli);
+		return EXIT_USAGE;
 	}
 	for (int i = 0; i < n; i++) {
 		struct row *row = &rows[i];
@@ -828,7 +887,10 @@ static int cmd_check(struct cli *cli, int argc, char **argv)
 	/* The table says what is missing; the warnings would say it twice. */
 	if (log_get_level() == LOG_WARN)
 		log_set_level(LOG_ERR);
-	local_begin(cli);
+	if (local_begin(cli)) {
+		local_end(cli);
+		return EXIT_USAGE;
+	}
 	err = check__run(cli->base, &opts, &caps);
 	local_end(cli);
 	if (caps && as_json)
@@ -886,7 +948,7 @@ static int cmd_soak(struct cli *cli, int argc, char **argv)
 	struct soak_opts o = {.keep_runs = 20, .summary_path = "soak-summary.json",
 			      .run_one = soak_one, .arg = cli, .stop = &soak_stop_flag};
 	char **files = NULL;
-	int opt, n = 0, code;
+	int opt, n = 0, code, err;
 	char *end;
 
 	while ((opt = getopt_long(argc, argv, "+q", longopts, NULL)) != -1) {
@@ -931,17 +993,30 @@ static int cmd_soak(struct cli *cli, int argc, char **argv)
 		die_usage("soak: needs --duration%s", "");
 	if (optind >= argc)
 		die_usage("soak: needs a scenario FILE or DIR%s", "");
-	if (expand_files(argv + optind, argc - optind, &files, &n))
+	err = expand_files(argv + optind, argc - optind, &files, &n);
+	if (err == -ENOMEM) {
+		fprintf(stderr, "faultctl: out of memory\n");
+		return EXIT_USAGE;
+	}
+	if (err)
 		die_usage("soak: no scenario files in %s", argv[optind]);
 	o.files = files;
 	o.n_files = n;
 	cli->quiet = true;	/* one line per run, not per cycle */
 	if (cli->local) {
-		local_begin(cli);
+		if (local_begin(cli)) {
+			local_end(cli);
+			return EXIT_USAGE;
+		}
 		o.stop = &cli->soak_stop;
 	} else {
-		signal(SIGINT, soak_on_sigint);
-		signal(SIGTERM, soak_on_sigint);
+		/* No SA_RESTART: the signal interrupts the wait for the run,
+		 * which is then stopped (daemon_run). */
+		struct sigaction sa = {.sa_handler = soak_on_sigint};
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
 	}
 	code = soak_run(&o);
 	for (int i = 0; i < n; i++)

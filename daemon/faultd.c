@@ -150,6 +150,18 @@ static void on_once_done(struct run *r, const json_t *report, void *arg)
 	event_base_loopbreak(fd_state.base);
 }
 
+/* --once: Ctrl-C or SIGTERM stops the run; its teardown undoes what it set
+ * up and its report is still written. */
+static void on_once_signal(evutil_socket_t sig, short what, void *arg)
+{
+	char reason[64];
+
+	(void)what;
+	snprintf(reason, sizeof(reason), "faultd received %s", util_signame((int)sig));
+	log_info("%s: %s: stopping the run", __func__, util_signame((int)sig));
+	run__stop(arg, reason);
+}
+
 static int run_once(struct faultd *d, const char *file)
 {
 	struct run_opts opts = {
@@ -157,6 +169,7 @@ static int run_once(struct faultd *d, const char *file)
 		.harness_dir = d->harness_dir, .journal_dir = d->journal_dir,
 		.on_done = on_once_done,
 	};
+	struct event *sig[2] = {NULL, NULL};
 	struct scenario *sc = NULL;
 	char *errors = NULL;
 	struct run *r;
@@ -172,11 +185,21 @@ static int run_once(struct faultd *d, const char *file)
 		log_err("%s: cannot create run: %s", __func__, strerror(errno));
 		return 3;
 	}
+	sig[0] = evsignal_new(d->base, SIGINT, on_once_signal, r);
+	sig[1] = evsignal_new(d->base, SIGTERM, on_once_signal, r);
+	if (!sig[0] || !sig[1] || evsignal_add(sig[0], NULL) || evsignal_add(sig[1], NULL)) {
+		log_err("%s: cannot install signal events", __func__);
+		goto out;
+	}
 	run__start(r);
 	event_base_dispatch(d->base);
 	if (run__report(r))
 		code = verdict_exit_code(verdict_parse(json_string_value(
 			json_object_get(run__report(r), "verdict"))));
+out:
+	for (size_t i = 0; i < 2; i++)
+		if (sig[i])
+			event_free(sig[i]);
 	run__free(r);
 	return code;
 }

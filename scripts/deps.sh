@@ -9,7 +9,7 @@ libdw-dev libnl-3-dev libnl-route-3-dev iproute2 procps liblwip-dev
 iptables libnetfilter-queue-dev libmnl-dev iputils-ping chromium libdpdk-dev
 iperf3 curl python3-pytest python3-jsonschema python3-pytest-timeout
 libsystemd-dev scdoc debhelper dpkg-dev man-db bash-completion prometheus libxml2-utils
-libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev"
+libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev libfuzzer-14-dev libclang-rt-14-dev"
 # npm installs the schemas the tests use (scripts/ext-schemas.sh). Debian's
 # npm unless one is on PATH already: NodeSource's nodejs ships its own npm
 # and conflicts with Debian's.

@@ -343,19 +343,7 @@ def test_kill_9_at_ten_random_points_leaves_nothing(tmp_path, progs):
                     [{"name": "no_crash"}], duration_s=30)
     path = write_scenario(tmp_path / "k10.json", doc)
     for i in range(10):
-        where = tmp_path / f"d{i}"
-        where.mkdir()
-        d = Daemon(where)
-        client = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", path],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            time.sleep(rng.uniform(0.0, 1.5))
-            d.stop(sig=9)
-            client.communicate(timeout=30)
-        finally:
-            if client.poll() is None:
-                client.kill()
-                client.communicate()
+        _killed_mid_run(tmp_path / f"d{i}", path, rng.uniform(0.0, 1.5))
         again = tmp_path / f"a{i}"
         again.mkdir()
         d2 = Daemon(again)
@@ -727,3 +715,132 @@ def test_bridge_joins_link_ends_and_routes_are_installed(tmp_path, runs_dir):
     assert "2 received" in p and "198.18.50.0/24 via 198.18.0.254" in p, p
     q = (runs_dir / rep["run_id"] / "q.stdout").read_text()
     assert "default via 198.18.0.254" in q, q
+
+
+def _killed_mid_run(where, scenario, at):
+    """A faultd running @scenario for a client, kill -9'd @at seconds after
+    the request: (the dead daemon, the BPF link ids it held)."""
+    where.mkdir()
+    d = Daemon(where)
+    client = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", scenario],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(at)
+        held = _bpf_links_held_by(d.proc.pid)
+        d.stop(sig=9)
+        client.communicate(timeout=30)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
+        d.stop(sig=9)
+    return d, held
+
+
+def _bpf_links_held_by(pid):
+    import pathlib
+    ids = set()
+    for fdinfo in pathlib.Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            m = re.search(r"^link_id:\s+(\d+)", fdinfo.read_text(), re.M)
+        except OSError:
+            continue
+        if m:
+            ids.add(int(m[1]))
+    return ids
+
+
+def _bpf_link_ids():
+    out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True,
+                         timeout=30)
+    return {link["id"] for link in json.loads(out.stdout or "[]")}
+
+
+def _in_cgroups_of(owner_pid):
+    """Processes still in a cgroup under the dead faultd's owner directory."""
+    import pathlib
+    found = []
+    for p in pathlib.Path("/proc").glob("[0-9]*"):
+        try:
+            cg = (p / "cgroup").read_text()
+        except OSError:
+            continue
+        if f"/faultd/{owner_pid}/" not in cg:
+            continue
+        try:
+            state = (p / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        # A zombie has released everything; its new parent reaps it.
+        if state != "Z":
+            found.append((int(p.name), state, (p / "cmdline").read_bytes()[:80]))
+    return found
+
+
+def test_kill_9_at_twenty_random_points_of_every_fault_family_and_probe(tmp_path, progs):
+    """kill -9 of faultd at 20 random points of a run that uses every fault
+    family (link flap, packet, rate, delay, rate on a tap, syscall error,
+    pause, cpu hog, a DPDK client's runtime dir) and every probe (proc,
+    fds, heap, lifecycle): setup, probe attach, faults on. Each time the
+    next faultd's start leaves nothing: namespaces, links, BPF links,
+    journals, DPDK dirs, cgroups, processes."""
+    import pathlib
+    import random
+    from conftest import CGROUP_ROOT
+    rng = random.Random(19)
+    doc = {"name": "k9-every", "seed": 3, "duration_s": 30,
+           "topology": {"namespaces": ["c", "s"],
+                        "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s",
+                                   "a_addr": "198.18.0.1/24", "b_addr": "198.18.0.2/24"},
+                                  {"name": "l1", "type": "veth", "a": "c", "b": "s",
+                                   "a_addr": "198.18.1.1/24", "b_addr": "198.18.1.2/24"},
+                                  {"name": "t0", "type": "tap", "a": "s"}]},
+           "workloads": [
+               {"name": "server", "kind": "ws-server", "netns": "s",
+                "args": ["--bind", "198.18.0.2", "--port", "8443", "--stream-ms", "100"]},
+               {"name": "client", "kind": "dpdk-client", "link": "l0",
+                "args": ["--addr", "198.18.0.3/24", "--server", "198.18.0.2:8443"],
+                "probes": ["heap", "lifecycle"]},
+               {"name": "p", "kind": "exec", "netns": "c", "probes": ["fds", "heap"],
+                "cmd": ["ping", "-q", "-i", "0.05", "198.18.1.2"]}],
+           "faults": [
+               {"type": "link_flap", "link": "l0", "down_ms": 100, "up_ms": 400,
+                "start_ms": 1500},
+               {"type": "packet", "link": "l1", "drop_pct": 10},
+               {"type": "rate", "link": "l1", "rate_kbit": 1000, "direction": "ingress"},
+               {"type": "delay", "link": "l1", "delay_ms": 20, "direction": "egress"},
+               {"type": "rate", "link": "t0", "rate_kbit": 1000, "direction": "egress"},
+               {"type": "syscall_error", "workload": "p", "syscall": "socket", "pct": 10},
+               {"type": "pause_flap", "workload": "p", "pause_ms": 100, "run_ms": 200},
+               {"type": "cpu_hog", "cpus": [0], "threads": 1}],
+           "invariants": [{"name": "no_crash"}]}
+    path = write_scenario(tmp_path / "every.json", doc)
+    points = sorted(rng.uniform(0.0, 7.0) for _ in range(20))
+    for i, at in enumerate(points):
+        d, held = _killed_mid_run(tmp_path / f"d{i}", path, at)
+        again = tmp_path / f"a{i}"
+        again.mkdir()
+        d2 = Daemon(again)
+        try:
+            what = f"kill point {i} at {at:.2f}s"
+            assert not our_netns() and not our_links(), what
+            # The links the killed faultd held, by id (other sessions'
+            # runs attach the same programs): the kernel frees a dead
+            # holder's uprobe links after an RCU grace period each.
+            deadline = time.monotonic() + 10
+            while held & _bpf_link_ids() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not held & _bpf_link_ids(), f"{what}: BPF links left"
+            assert not our_journals(), f"{what}: journal left"
+            # Killed processes can take a while to leave (uninterruptible
+            # while their mappings and uprobes go): bounded.
+            deadline = time.monotonic() + 10
+            while _in_cgroups_of(d.proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not _in_cgroups_of(d.proc.pid), f"{what}: processes left"
+            assert not (CGROUP_ROOT / str(d.proc.pid)).exists(), f"{what}: cgroups left"
+            dpdk = [p for p in pathlib.Path("/var/run/dpdk").glob("fd*")
+                    if not our_journals() and p.name[2:8] in d.log]
+            assert not dpdk, f"{what}: DPDK dirs left: {dpdk}"
+        finally:
+            assert d2.stop() == 0

@@ -120,6 +120,18 @@ void *ctl_conn_data(const struct ctl_conn *c)
 	return c->data;
 }
 
+json_t *ctl_request_parse(const char *line, size_t len, char *why, size_t whylen)
+{
+	json_error_t jerr;
+	json_t *req = json_loadb(line, len, 0, &jerr);
+
+	if (req && json_is_object(req))
+		return req;
+	snprintf(why, whylen, "%s", req ? "expected a JSON object" : jerr.text);
+	json_decref(req);
+	return NULL;
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct ctl_conn *c = arg;
@@ -128,14 +140,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 	char *line;
 
 	while (!c->closing && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
-		json_error_t jerr;
-		json_t *req = json_loadb(line, len, 0, &jerr);
+		char why[JSON_ERROR_TEXT_LENGTH];
+		json_t *req = ctl_request_parse(line, len, why, sizeof(why));
 
 		free(line);
-		if (!req || !json_is_object(req)) {
-			ctl_conn_error(c, "bad request: %s", req ? "expected a JSON object"
-								 : jerr.text);
-			json_decref(req);
+		if (!req) {
+			ctl_conn_error(c, "bad request: %s", why);
 			ctl_conn_close_after_flush(c);
 			return;
 		}
@@ -170,7 +180,12 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	(void)lev;
 	(void)sa;
 	(void)salen;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.uid != 0) {
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
+		log_warn("%s: SO_PEERCRED: %s; connection refused", __func__, strerror(errno));
+		close(fd);
+		return;
+	}
+	if (cred.uid != 0) {
 		static const char refuse[] =
 			"{\"ok\":false,\"error\":\"permission denied: faultd serves root only\"}\n";
 
@@ -255,11 +270,19 @@ struct ctl_server *ctl_server_open(struct event_base *base, const char *path,
 		err = -errno;
 		goto err_free;
 	}
-	/* A socket file left by a dead faultd: take it over if nobody answers
-	 * on it, refuse if somebody does. */
+	/* A socket file left by a dead faultd: take it over only if nobody
+	 * listens on it (refused) or it is gone. A live faultd too busy to
+	 * accept (EAGAIN: its backlog is full) is still serving it. */
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
 		log_err("%s: %s: another faultd is serving it", __func__, path);
 		err = -EADDRINUSE;
+		goto err_close;
+	}
+	if (errno != ECONNREFUSED && errno != ENOENT) {
+		err = -errno;
+		log_err("%s: %s: left alone, its owner may be alive: %s", __func__, path,
+			strerror(-err));
+		err = err == -EAGAIN ? -EADDRINUSE : err;
 		goto err_close;
 	}
 	close(fd);
@@ -400,6 +423,11 @@ static struct {
 
 json_t *ctl_client_recv(int fd)
 {
+	return ctl_client_recv_until(fd, NULL);
+}
+
+json_t *ctl_client_recv_until(int fd, volatile int *stop)
+{
 	json_error_t jerr;
 
 	if (rx.fd != fd) {
@@ -431,6 +459,8 @@ json_t *ctl_client_recv(int fd)
 			rx.cap = cap;
 		}
 		ssize_t n = recv(fd, rx.buf + rx.len, rx.cap - rx.len, 0);
+		if (n < 0 && errno == EINTR && stop && *stop)
+			return NULL;
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {

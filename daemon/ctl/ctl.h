@@ -24,6 +24,9 @@ struct ctl_server *ctl_server_open(struct event_base *base, const char *path,
 				   void *arg);
 void ctl_server_close(struct ctl_server *s);
 
+/* One request line (without its newline) as a JSON object (new reference),
+ * or NULL with why it is not one in @why. */
+json_t *ctl_request_parse(const char *line, size_t len, char *why, size_t whylen);
 /* Queue @msg (borrowed) as one line. 0 or -errno. */
 int ctl_conn_send(struct ctl_conn *c, const json_t *msg);
 /* {"ok": false, "error": "..."} */
@@ -39,5 +42,8 @@ int ctl_client_connect(const char *path);		/* fd or -errno */
 int ctl_client_send(int fd, const json_t *msg);		/* 0 or -errno */
 /* Read one line as JSON; NULL with errno set at EOF (0) or error. */
 json_t *ctl_client_recv(int fd);
+/* The same, but a signal that sets *@stop makes it return NULL with errno
+ * EINTR (install the handler without SA_RESTART). */
+json_t *ctl_client_recv_until(int fd, volatile int *stop);
 
 #endif

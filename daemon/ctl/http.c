@@ -1,9 +1,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -17,6 +19,9 @@
 #include "util.h"
 
 #define HTTP_DASH_RUNS 200	/* runs the dashboard lists */
+#define HTTP_MAX_HEADERS 8192	/* request line and headers, bytes */
+#define HTTP_MAX_BODY 1024	/* a GET has none; a little is tolerated */
+#define HTTP_TIMEOUT_S 10	/* a client that sends or reads slower is dropped */
 
 struct http_server {
 	struct evhttp *http;
@@ -172,18 +177,23 @@ static void serve_report_html(struct http_server *h, struct evhttp_request *req,
 {
 	char path[PATH_MAX];
 	struct evbuffer *b = evbuffer_new();
-	char *text = NULL;
-	size_t len = 0;
+	struct stat st;
+	int fd;
 
+	/* The file goes out as the socket drains (sendfile or mmap), not
+	 * read whole on the loop first. */
 	snprintf(path, sizeof(path), "%s/%s/report.html", h->src.runs_dir, id);
-	if (b && util_read_file(path, 64u << 20, &text, &len) == 0) {
-		evbuffer_add(b, text, len);
+	fd = b ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    evbuffer_add_file(b, fd, 0, st.st_size) == 0) {
+		fd = -1;	/* the buffer owns it now */
 		send_buf(req, 200, "text/html; charset=utf-8", b);
 	} else if (b) {
 		evbuffer_add_printf(b, "no HTML report for run %s\n", id);
 		send_buf(req, 404, "text/plain", b);
 	}
-	free(text);
+	if (fd >= 0)
+		close(fd);
 	if (b)
 		evbuffer_free(b);
 }
@@ -244,6 +254,11 @@ struct http_server *http__start(struct event_base *base, const char *addr, unsig
 		goto err_free;
 	}
 	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET);
+	/* Requests are GETs of a short path: anything bigger or slower is
+	 * refused or dropped rather than buffered on the loop. */
+	evhttp_set_max_headers_size(h->http, HTTP_MAX_HEADERS);
+	evhttp_set_max_body_size(h->http, HTTP_MAX_BODY);
+	evhttp_set_timeout(h->http, HTTP_TIMEOUT_S);
 	evhttp_set_gencb(h->http, on_request, h);
 	h->sock = evhttp_bind_socket_with_handle(h->http, addr, (ev_uint16_t)port);
 	if (!h->sock) {

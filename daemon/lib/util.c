@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -276,8 +277,11 @@ bool util_owner_alive(int pid)
 	char path[64], exe[PATH_MAX], *base;
 	ssize_t n;
 
+	/* Sweeps run before this process made anything: a journal or cgroup
+	 * naming our own pid is a dead predecessor's that had it (faultd as
+	 * PID 1 of a container, restarted). */
 	if (pid == (int)getpid())
-		return true;
+		return false;
 	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
 	n = readlink(path, exe, sizeof(exe) - 1);
 	if (n < 0)
@@ -329,20 +333,36 @@ unsigned long long util_rss_bytes(pid_t pid)
 	return rss * (unsigned long long)sysconf(_SC_PAGESIZE);
 }
 
+struct in_netns {
+	int ns_fd;
+	int (*fn)(void *arg);
+	void *arg;
+	int err;
+};
+
+static void *in_netns_thread(void *arg)
+{
+	struct in_netns *job = arg;
+
+	if (setns(job->ns_fd, CLONE_NEWNET) < 0)
+		job->err = -errno;
+	else
+		job->err = job->fn(job->arg);
+	return NULL;
+}
+
+/* @fn runs on a thread of its own that ends with it: setns() moves only the
+ * calling thread, so faultd's own threads never leave its namespace, and
+ * no failed way back can leave later netlink and undo work in the run's. */
 int util_in_netns(int ns_fd, int (*fn)(void *arg), void *arg)
 {
-	int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC), err;
+	struct in_netns job = {.ns_fd = ns_fd, .fn = fn, .arg = arg};
+	pthread_t t;
+	int err;
 
-	if (self < 0)
-		return -errno;
-	if (setns(ns_fd, CLONE_NEWNET) < 0) {
-		err = -errno;
-	} else {
-		err = fn(arg);
-		if (setns(self, CLONE_NEWNET) < 0)
-			log_err("%s: cannot return to faultd's namespace: %s", __func__,
-				strerror(errno));
-	}
-	close(self);
-	return err;
+	err = pthread_create(&t, NULL, in_netns_thread, &job);
+	if (err)
+		return -err;
+	pthread_join(t, NULL);
+	return job.err;
 }

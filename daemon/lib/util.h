@@ -32,8 +32,9 @@ int util_rm_tree(const char *path);
 int util_write_atomic(const char *path, const char *data, size_t len);
 /* Read a whole file of at most @max bytes; *out is NUL-terminated. */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);
-/* Run @fn(@arg) with this thread in the network namespace @ns_fd, then
- * return to faultd's. A socket made inside stays bound to that namespace.
+/* Run @fn(@arg) in the network namespace @ns_fd, on a short-lived thread
+ * (faultd's threads never leave its namespace). A socket made inside stays
+ * bound to that namespace; @fn must not touch thread-local state.
  * What @fn returned, or -errno if the namespace could not be entered. */
 int util_in_netns(int ns_fd, int (*fn)(void *arg), void *arg);
 /* Resident set of @pid (0: this process) in bytes; 0 if unknown. */
@@ -55,7 +56,9 @@ void util_sha256_hex(const void *data, size_t len, char out[65]);
  * finding build/harness next to build/faultd. */
 int util_self_dir(char *buf, size_t len);
 /* Is @pid a live faultd or faultctl? Owners of cgroups and journals are
- * named by pid; a reused pid running something else means the owner died. */
+ * named by pid; a reused pid running something else means the owner died.
+ * Our own pid is not alive: sweeps run before this process owns anything,
+ * so what names it is a predecessor's that had the same pid (PID 1). */
 bool util_owner_alive(int pid);
 
 /* A run id is 6 lowercase hex digits: checked before it becomes a path. */

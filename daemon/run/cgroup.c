@@ -19,7 +19,6 @@
 #include "log.h"
 #include "util.h"
 
-#define CG_EMPTY_WAIT_MS 2000	/* a killed tree takes a few ms to leave */
 #define CG_PROC_MAX (8 << 20)	/* mountinfo of a host with many thousand mounts */
 #define CG_DEFAULT_NAME "faultd"	/* the default root, below the mount */
 #define CG_DAEMON_LEAF "daemon"	/* delegated: where faultd itself lives */
@@ -102,7 +101,7 @@ static int cg_rmdir_tree(const char *dir)
 	return err;
 }
 
-int cg_destroy(const char *dir)
+static int cg_destroy_within(const char *dir, int wait_ms)
 {
 	struct timespec pause = {.tv_nsec = 5 * 1000000};
 	int err, waited = 0;
@@ -112,16 +111,33 @@ int cg_destroy(const char *dir)
 		return 0;
 	if (err > 0) {
 		cg_kill(dir);
-		while ((err = cg_populated(dir)) > 0 && waited < CG_EMPTY_WAIT_MS) {
+		while ((err = cg_populated(dir)) > 0 && waited < wait_ms) {
 			nanosleep(&pause, NULL);
 			waited += 5;
 		}
+		if (err > 0 && !wait_ms)
+			return -EBUSY;
 	}
 	err = cg_rmdir_tree(dir);
 	if (err)
 		log_warn("%s: %s: %s", __func__, dir, strerror(-err));
 	return err;
 }
+
+int cg_destroy(const char *dir)
+{
+	return cg_destroy_within(dir, CG_EMPTY_WAIT_MS);
+}
+
+int cg_destroy_nowait(const char *dir)
+{
+	return cg_destroy_within(dir, 0);
+}
+
+/* A sweep runs at start, before the loop: it may wait longer than a run's
+ * teardown for a dead owner's killed processes, which can spend seconds
+ * uninterruptible while their mappings and uprobes go. */
+#define CG_SWEEP_WAIT_MS 10000
 
 int cg_sweep(const char *root)
 {
@@ -143,7 +159,7 @@ int cg_sweep(const char *root)
 		    util_owner_alive(atoi(de->d_name)))
 			continue;
 		snprintf(child, sizeof(child), "%s/%s", root, de->d_name);
-		if (cg_destroy(child) == 0) {
+		if (cg_destroy_within(child, CG_SWEEP_WAIT_MS) == 0) {
 			log_info("%s: removed stale cgroup %s", __func__, child);
 			n++;
 		}

@@ -14,6 +14,10 @@ int cg_kill(const char *dir);			/* SIGKILL every process in it */
 int cg_populated(const char *dir);
 /* Kill what is left and remove @dir and its children; 0 or -errno. */
 int cg_destroy(const char *dir);
+/* The same without waiting (for the event loop): what is left is killed,
+ * and -EBUSY says it has not left yet. */
+int cg_destroy_nowait(const char *dir);
+#define CG_EMPTY_WAIT_MS 2000	/* a killed tree takes a few ms to leave */
 /* Run cgroups live in @root/OWNER_PID/RUN_ID, so a faultd and a
  * `faultctl --local` can run side by side. Remove every owner directory
  * whose owner is no longer a live faultd or faultctl (killed

@@ -277,12 +277,23 @@ static void on_reap_poll(evutil_socket_t fd, short what, void *arg)
 	if (populated > 0 || !run_wl_all_done(r, true)) {
 		if (t_ms < r->give_up_ms)
 			return;
-		log_warn("%s: run %s: processes still present %llums after stop; "
-			 "killing and moving on", __func__, r->id,
-			 (unsigned long long)(t_ms - r->stop_at_ms));
-		for (size_t i = 0; i < r->sc->n_wl; i++)
-			if (r->rw[i].child)
-				sup__kill(r->rw[i].child, SIGKILL);
+		/* Killed, and then given the time a killed tree takes to
+		 * leave, here rather than asleep in cg_destroy: the loop
+		 * serves the other runs meanwhile. */
+		if (!r->reap_killed) {
+			log_warn("%s: run %s: processes still present %llums after stop; "
+				 "killing them", __func__, r->id,
+				 (unsigned long long)(t_ms - r->stop_at_ms));
+			for (size_t i = 0; i < r->sc->n_wl; i++)
+				if (r->rw[i].child)
+					sup__kill(r->rw[i].child, SIGKILL);
+			cg_kill(r->cgroup);
+			r->reap_killed = true;
+			r->give_up_ms = t_ms + CG_EMPTY_WAIT_MS;
+			return;
+		}
+		log_warn("%s: run %s: processes still present after SIGKILL; moving on",
+			 __func__, r->id);
 	}
 	event_del(r->reap_ev);
 	finish(r);
@@ -395,7 +406,9 @@ static void finish(struct run *r)
 	probe_proc__destroy(r->proc);
 	r->proc = NULL;
 	run_probes_destroy(r);
-	cg_destroy(r->cgroup);
+	if (cg_destroy_nowait(r->cgroup) == -EBUSY)
+		log_warn("%s: run %s: %s still populated; the next sweep removes it", __func__,
+			 r->id, r->cgroup);
 	remove_owner_dir(r);
 	teardown_network(r);
 	v = run_judge_report(r);

@@ -106,20 +106,24 @@ int run_env_build(struct run *r, size_t i)
 {
 	const struct sc_workload *w = &r->sc->wl[i];
 	struct run_wl *rw = &r->rw[i];
+	const char *fixed[3][2] = {{"FAULTD_RUN_ID", r->id}, {"FAULTD_RUN_DIR", r->dir},
+				   {"FAULTD_WORKLOAD", w->name}};
 	size_t n = 0;
-	char *fixed[3];
 
 	while (w->env && w->env[n])
 		n++;
 	rw->env = calloc(n + 4 + 3 * r->sc->n_links, sizeof(*rw->env));
 	if (!rw->env)
 		return -ENOMEM;
-	if (asprintf(&fixed[0], "FAULTD_RUN_ID=%s", r->id) < 0 ||
-	    asprintf(&fixed[1], "FAULTD_RUN_DIR=%s", r->dir) < 0 ||
-	    asprintf(&fixed[2], "FAULTD_WORKLOAD=%s", w->name) < 0)
-		return -ENOMEM;
-	for (size_t j = 0; j < 3; j++)
-		rw->env[rw->n_env++] = fixed[j];
+	/* Each string belongs to rw->env (freed with the run) once made, so
+	 * a later failure leaks nothing. */
+	for (size_t j = 0; j < 3; j++) {
+		char *kv = NULL;
+
+		if (asprintf(&kv, "%s=%s", fixed[j][0], fixed[j][1]) < 0)
+			return -ENOMEM;
+		rw->env[rw->n_env++] = kv;
+	}
 	/* Kernel names are made up per run: tell the workload them. */
 	for (size_t l = 0; r->topo && l < r->sc->n_links; l++) {
 		const char *vals[3] = {topo__link_kernel_name(r->topo, (int)l),

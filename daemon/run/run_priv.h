@@ -90,6 +90,7 @@ struct run {
 	uint64_t cycle_start_ms;
 	uint64_t stop_at_ms;		/* UINT64_MAX until stopping */
 	uint64_t give_up_ms;
+	bool reap_killed;		/* the reap poll has SIGKILLed what was left */
 	bool stop_requested;		/* a user or a signal cut it short */
 	char stop_reason[128];
 	char error[512];

@@ -24,6 +24,9 @@ extern char **environ;
 /* A captured stream: the first half of the budget goes straight to the file,
  * the last half stays in a ring and is appended at the end, so both the start
  * of a log and a crash report at its end survive. */
+#define CAPTURE_READS_PER_CB	4	/* 64 KiB per wake-up, per stream */
+#define CAPTURE_CLOSE_READS	64	/* at close: a full pipe and then some */
+
 struct capture {
 	int pipe_fd;
 	int file_fd;
@@ -63,32 +66,51 @@ static void capture_take(struct capture *cap, const char *buf, size_t n)
 		buf += now;
 		n -= now;
 	}
-	for (size_t i = 0; i < n && cap->ring_max; i++) {
-		if (cap->ring_len == cap->ring_max)
-			cap->dropped++;
-		else
-			cap->ring_len++;
-		cap->ring[cap->ring_pos] = buf[i];
-		cap->ring_pos = (cap->ring_pos + 1) % cap->ring_max;
+	if (!cap->ring_max)
+		return;
+	/* Only the last ring_max bytes can stay; older ones are dropped. */
+	if (n > cap->ring_max) {
+		cap->dropped += n - cap->ring_max;
+		buf += n - cap->ring_max;
+		n = cap->ring_max;
+	}
+	if (cap->ring_len + n > cap->ring_max) {
+		cap->dropped += cap->ring_len + n - cap->ring_max;
+		cap->ring_len = cap->ring_max - n;
+	}
+	cap->ring_len += n;
+	while (n) {
+		size_t chunk = cap->ring_max - cap->ring_pos;
+
+		if (chunk > n)
+			chunk = n;
+		memcpy(cap->ring + cap->ring_pos, buf, chunk);
+		cap->ring_pos = (cap->ring_pos + chunk) % cap->ring_max;
+		buf += chunk;
+		n -= chunk;
 	}
 }
 
-/* Returns 1 at EOF or error, 0 if more may come. */
-static int capture_read(struct capture *cap)
+/* At most @max_reads reads: a workload writing flat out must not keep the
+ * loop here (the event is level-triggered, the rest comes next turn).
+ * Returns 1 at EOF or error, 0 if more may come. */
+static int capture_read(struct capture *cap, int max_reads)
 {
 	char buf[16384];
 	ssize_t n;
 
-	for (;;) {
+	for (int i = 0; i < max_reads;) {
 		n = read(cap->pipe_fd, buf, sizeof(buf));
 		if (n > 0) {
 			capture_take(cap, buf, (size_t)n);
+			i++;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		return (n < 0 && errno == EAGAIN) ? 0 : 1;
 	}
+	return 0;
 }
 
 static void capture_flush(struct capture *cap)
@@ -127,7 +149,8 @@ static void capture_close(struct capture *cap)
 		cap->ev = NULL;
 	}
 	if (cap->pipe_fd >= 0) {
-		capture_read(cap);
+		/* What is in the pipe now (a descendant may still write). */
+		capture_read(cap, CAPTURE_CLOSE_READS);
 		close(cap->pipe_fd);
 		cap->pipe_fd = -1;
 	}
@@ -145,7 +168,7 @@ static void on_capture(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (capture_read(cap)) {
+	if (capture_read(cap, CAPTURE_READS_PER_CB)) {
 		event_free(cap->ev);
 		cap->ev = NULL;
 		close(cap->pipe_fd);

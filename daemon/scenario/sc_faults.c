@@ -24,8 +24,9 @@ bool scenario_has_cyclic_fault(const struct scenario *sc)
 
 int scenario_ns_idx(const struct scenario *sc, const char *name)
 {
+	/* A name the parser rejected (missing, wrong type) is NULL here. */
 	for (size_t i = 0; i < sc->n_ns; i++)
-		if (!strcmp(sc->namespaces[i], name))
+		if (sc->namespaces[i] && name && !strcmp(sc->namespaces[i], name))
 			return (int)i;
 	return -1;
 }
@@ -33,7 +34,7 @@ int scenario_ns_idx(const struct scenario *sc, const char *name)
 int scenario_link_idx(const struct scenario *sc, const char *name)
 {
 	for (size_t i = 0; i < sc->n_links; i++)
-		if (!strcmp(sc->links[i].name, name))
+		if (sc->links[i].name && name && !strcmp(sc->links[i].name, name))
 			return (int)i;
 	return -1;
 }

@@ -104,7 +104,8 @@ static int parse_topo_links(struct sc_ctx *ctx, json_t *val, void *target)
 			e = -EINVAL;
 		}
 		for (size_t j = 0; !e && j < i; j++) {
-			if (!strcmp(sc->links[j].name, l->name)) {
+			/* A link whose name was rejected has none to compare. */
+			if (sc->links[j].name && l->name && !strcmp(sc->links[j].name, l->name)) {
 				jpath_push_key(&ctx->path, "name");
 				sc_error(ctx, false, "duplicate link name '%s'", l->name);
 				jpath_pop(&ctx->path);

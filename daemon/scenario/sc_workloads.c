@@ -211,7 +211,7 @@ static int check_wl_link(struct sc_ctx *ctx, struct scenario *sc, struct sc_work
 		err = -EINVAL;
 	} else if (!w->netns) {
 		w->netns = sc->links[w->link_idx].a;
-	} else if (strcmp(w->netns, sc->links[w->link_idx].a)) {
+	} else if (sc->links[w->link_idx].a && strcmp(w->netns, sc->links[w->link_idx].a)) {
 		sc_error(ctx, false, "link '%s' has its a end in namespace '%s' but the "
 			 "workload runs in '%s'", w->link, sc->links[w->link_idx].a, w->netns);
 		err = -EINVAL;

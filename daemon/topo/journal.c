@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,37 +96,137 @@ static int undo(const char *kind, const char *value)
 	return -EINVAL;
 }
 
-/* Replay the journal file @path (entries newest first) and remove it. */
+int journal_parse(char *text, char **owner, char ***lines, size_t *n)
+{
+	size_t cap = 0;
+	int err = 0;
+
+	*owner = NULL;
+	*lines = NULL;
+	*n = 0;
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(l, "owner ", 6)) {
+			if (!*owner)
+				*owner = l;
+			continue;
+		}
+		if (!strchr(l, ' '))
+			continue;	/* a torn last line: nothing to undo */
+		if (*n == cap) {
+			char **grown = realloc(*lines, (cap ? cap * 2 : 256) * sizeof(**lines));
+
+			if (!grown) {
+				err = -ENOMEM;
+				break;
+			}
+			*lines = grown;
+			cap = cap ? cap * 2 : 256;
+		}
+		(*lines)[(*n)++] = l;
+	}
+	if (err) {
+		free(*lines);
+		*lines = NULL;
+		*n = 0;
+	}
+	return err;
+}
+
+/* Write the entries of @lines still to undo (@keep[i]) back to @path under
+ * its owner line, atomically: a later sweep retries them. */
+static int keep_failed(const char *path, const char *owner, char **lines, const bool *keep,
+		       size_t n)
+{
+	char tmp[PATH_MAX + 8];
+	int fd, err = 0;
+	FILE *f;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	f = fdopen(fd, "w");
+	if (!f) {
+		err = -errno;
+		close(fd);
+		goto err_unlink;
+	}
+	fprintf(f, "%s\n", owner);
+	for (size_t i = 0; i < n; i++)
+		if (keep[i])
+			fprintf(f, "%s\n", lines[i]);
+	if (fflush(f) || fsync(fileno(f)) < 0)
+		err = -errno;
+	if (fclose(f) && !err)
+		err = -errno;
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (!err)
+		return 0;
+err_unlink:
+	unlink(tmp);
+	return err;
+}
+
+/* Replay the journal file @path (entries newest first) and remove it; the
+ * entries whose undo failed stay in it for the next sweep, and so do kinds
+ * this build does not know (a newer faultd's). An entry naming what is not
+ * faultd's (-EPERM) can never be undone and is dropped. */
 static int replay_file(const char *path, void (*say)(const char *, void *), void *arg)
 {
-	char *text = NULL, *lines[4096];
-	int n = 0, done = 0, err;
+	char *text = NULL, **lines = NULL, *owner = NULL;
+	size_t n = 0, failed = 0;
+	bool *keep = NULL;
+	int done = 0, err;
 
 	err = util_read_file(path, JOURNAL_MAX, &text, NULL);
 	if (err)
 		return err;
-	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && n < 4096;
-	     l = strtok_r(NULL, "\n", &save))
-		lines[n++] = l;
-	while (n-- > 0) {
-		char *sp = strchr(lines[n], ' ');
+	err = journal_parse(text, &owner, &lines, &n);
+	if (err)
+		goto out;
+	keep = calloc(n + 1, sizeof(*keep));
+	if (!keep) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = n; i-- > 0;) {
+		char *sp = strchr(lines[i], ' '), what[PATH_MAX + 32];
+		int e;
 
-		if (!sp || !strncmp(lines[n], "owner ", 6))
+		if (!sp)
 			continue;
 		*sp = '\0';
-		if (undo(lines[n], sp + 1) == 0) {
-			char what[PATH_MAX + 32];
-
-			snprintf(what, sizeof(what), "%s %s", lines[n], sp + 1);
+		e = undo(lines[i], sp + 1);
+		snprintf(what, sizeof(what), "%s %s", lines[i], sp + 1);
+		*sp = ' ';
+		if (e == 0) {
 			log_info("%s: undid %s", __func__, what);
 			if (say)
 				say(what, arg);
 			done++;
+		} else if (e != -EPERM) {
+			log_warn("%s: %s: cannot undo %s (kept for the next sweep): %s", __func__,
+				 path, what, strerror(-e));
+			keep[i] = true;
+			failed++;
 		}
 	}
+	if (!failed) {
+		unlink(path);
+	} else {
+		err = keep_failed(path, owner ? owner : "owner 0", lines, keep, n);
+		if (err)
+			log_err("%s: %s: cannot keep %zu entries to retry: %s", __func__, path,
+				failed, strerror(-err));
+	}
+out:
+	free(keep);
+	free(lines);
 	free(text);
-	unlink(path);
-	return done;
+	return err ? err : done;
 }
 
 int journal__replay(struct journal *j)

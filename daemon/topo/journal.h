@@ -25,6 +25,10 @@ void journal__free(struct journal *j);
 /* Undo of a "dpdkdir" entry: remove faultd's DPDK runtime directory @path
  * (JOURNAL_DPDK_DIR/fd...). Gone already is 0; a path not of ours -EPERM. */
 int journal_dpdk_dir_delete(const char *path);
+/* Split a journal's @text (changed in place) into its owner line ("owner
+ * PID", NULL if none) and its entries "KIND VALUE", oldest first, in a
+ * malloc'd array of pointers into @text. 0 or -ENOMEM. */
+int journal_parse(char *text, char **owner, char ***lines, size_t *n);
 int journal_sweep(const char *dir, void (*say)(const char *what, void *arg), void *arg);
 
 #endif

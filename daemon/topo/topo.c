@@ -31,6 +31,7 @@
 
 struct topo_ns {
 	char path[PATH_MAX];
+	const char *name;		/* the scenario's */
 	int fd;				/* open /run/netns/NAME */
 	struct nl_sock *sk;		/* NETLINK_ROUTE bound to that namespace */
 };
@@ -52,6 +53,29 @@ struct topo {
 	size_t n_bridges;
 	const struct scenario *sc;
 };
+
+/* libnl's -NLE_* code as -errno: this module returns -errno only, so its
+ * callers and its messages never mistake one code space for the other. */
+static int nl_errno(int nlerr)
+{
+	static const struct { int nle, err; } map[] = {
+		{NLE_INTR, EINTR}, {NLE_BAD_SOCK, EBADF}, {NLE_AGAIN, EAGAIN},
+		{NLE_NOMEM, ENOMEM}, {NLE_EXIST, EEXIST}, {NLE_INVAL, EINVAL},
+		{NLE_RANGE, ERANGE}, {NLE_MSGSIZE, EMSGSIZE}, {NLE_OPNOTSUPP, EOPNOTSUPP},
+		{NLE_AF_NOSUPPORT, EAFNOSUPPORT}, {NLE_OBJ_NOTFOUND, ENOENT},
+		{NLE_NOADDR, EADDRNOTAVAIL}, {NLE_BUSY, EBUSY}, {NLE_NOACCESS, EACCES},
+		{NLE_PERM, EPERM}, {NLE_NODEV, ENODEV}, {NLE_PARSE_ERR, EINVAL},
+	};
+	int code = nlerr < 0 ? -nlerr : nlerr;
+
+	if (!nlerr)
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+		if (map[i].nle == code)
+			return -map[i].err;
+	log_debug("%s: libnl: %s", __func__, nl_geterror(nlerr));
+	return -EIO;
+}
 
 /* /run/netns must be a shared mount, so a namespace bind-mounted there is
  * seen in every mount namespace (what iproute2 does). */
@@ -115,9 +139,10 @@ static int nl_open(void *arg)
 static struct nl_sock *nl_in(int fd)
 {
 	struct nl_sock *sk = NULL;
+	int err = util_in_netns(fd, nl_open, &sk);
 
-	if (util_in_netns(fd, nl_open, &sk) && !sk)
-		errno = EIO;
+	if (!sk)
+		errno = err ? -err : EIO;
 	return sk;
 }
 
@@ -140,11 +165,11 @@ static int set_up(struct nl_sock *sk, const char *name, bool up)
 
 	err = rtnl_link_get_kernel(sk, 0, name, &link);
 	if (err)
-		return err;
+		return nl_errno(err);
 	change = rtnl_link_alloc();
 	if (!change) {
 		rtnl_link_put(link);
-		return -NLE_NOMEM;
+		return -ENOMEM;
 	}
 	if (up)
 		rtnl_link_set_flags(change, IFF_UP);
@@ -153,7 +178,7 @@ static int set_up(struct nl_sock *sk, const char *name, bool up)
 	err = rtnl_link_change(sk, link, change, 0);
 	rtnl_link_put(change);
 	rtnl_link_put(link);
-	return err;
+	return nl_errno(err);
 }
 
 static int add_addr(struct nl_sock *sk, const char *name, const char *cidr)
@@ -165,7 +190,7 @@ static int add_addr(struct nl_sock *sk, const char *name, const char *cidr)
 
 	err = rtnl_link_get_kernel(sk, 0, name, &link);
 	if (err)
-		return err;
+		return nl_errno(err);
 	err = nl_addr_parse(cidr, AF_INET, &local);
 	addr = rtnl_addr_alloc();
 	if (!err && addr) {
@@ -174,10 +199,12 @@ static int add_addr(struct nl_sock *sk, const char *name, const char *cidr)
 		if (!err)
 			err = rtnl_addr_add(sk, addr, 0);
 	}
+	if (!err && !addr)
+		err = -NLE_NOMEM;
 	rtnl_addr_put(addr);
 	nl_addr_put(local);
 	rtnl_link_put(link);
-	return err;
+	return nl_errno(err);
 }
 
 static int make_veth(struct topo *t, struct topo_link *l)
@@ -188,7 +215,7 @@ static int make_veth(struct topo *t, struct topo_link *l)
 
 	sk = nl_socket_alloc();
 	if (!sk)
-		return -NLE_NOMEM;
+		return -ENOMEM;
 	err = nl_connect(sk, NETLINK_ROUTE);
 	veth = rtnl_link_veth_alloc();
 	if (!err && veth) {
@@ -201,10 +228,12 @@ static int make_veth(struct topo *t, struct topo_link *l)
 		rtnl_link_set_ns_fd(peer, t->ns[l->b_ns].fd);
 		err = rtnl_link_add(sk, veth, NLM_F_CREATE | NLM_F_EXCL);
 		rtnl_link_put(peer);
+	} else if (!err) {
+		err = -NLE_NOMEM;
 	}
 	rtnl_link_put(veth);
 	nl_socket_free(sk);
-	return err;
+	return nl_errno(err);
 }
 
 /* A persistent tap, made inside its namespace: a user-space stack (lwIP,
@@ -269,17 +298,17 @@ static int make_bridge(struct topo *t, const struct sc_bridge *b, const char *na
 	int err;
 
 	if (!br)
-		return -NLE_NOMEM;
+		return -ENOMEM;
 	rtnl_link_set_name(br, name);
-	err = rtnl_link_add(sk, br, NLM_F_CREATE | NLM_F_EXCL);
+	err = nl_errno(rtnl_link_add(sk, br, NLM_F_CREATE | NLM_F_EXCL));
 	if (!err)
-		err = rtnl_link_get_kernel(sk, 0, name, &master);
+		err = nl_errno(rtnl_link_get_kernel(sk, 0, name, &master));
 	for (size_t p = 0; !err && p < b->n_ports; p++) {
 		const struct topo_link *l = &t->links[b->port_link[p]];
 
-		err = rtnl_link_get_kernel(sk, 0, b->port_b[p] ? l->b : l->a, &port);
+		err = nl_errno(rtnl_link_get_kernel(sk, 0, b->port_b[p] ? l->b : l->a, &port));
 		if (!err)
-			err = rtnl_link_enslave(sk, master, port);
+			err = nl_errno(rtnl_link_enslave(sk, master, port));
 		rtnl_link_put(port);
 		port = NULL;
 	}
@@ -303,7 +332,7 @@ static int make_route(struct topo *t, const struct sc_route *rt)
 	int err;
 
 	if (!route || !nh) {
-		err = -NLE_NOMEM;
+		err = -NLE_NOMEM;	/* nl_errno() below makes it -ENOMEM */
 		goto out;
 	}
 	err = nl_addr_parse(strcmp(rt->dst, "default") ? rt->dst : "0.0.0.0/0", AF_INET, &dst);
@@ -323,7 +352,7 @@ out:
 	rtnl_route_put(route);
 	nl_addr_put(dst);
 	nl_addr_put(gw);
-	return err;
+	return nl_errno(err);
 }
 
 struct topo *topo__create(const struct scenario *sc, const char *run_id,
@@ -353,6 +382,7 @@ struct topo *topo__create(const struct scenario *sc, const char *run_id,
 	for (size_t i = 0; i < sc->n_ns; i++, t->n_ns++) {
 		struct topo_ns *ns = &t->ns[i];
 
+		ns->name = sc->namespaces[i];
 		snprintf(ns->path, sizeof(ns->path), "%s/fd%s-%s", TOPO_NETNS_DIR, run_id,
 			 sc->namespaces[i]);
 		err = journal__add(j, "netns", ns->path);
@@ -364,13 +394,11 @@ struct topo *topo__create(const struct scenario *sc, const char *run_id,
 		}
 		if (!err) {
 			ns->sk = nl_in(ns->fd);
-			err = ns->sk ? set_up(ns->sk, "lo", true) : -EIO;
-			if (err > 0 || (err < 0 && err != -EIO && !ns->sk))
-				err = -EIO;
+			err = ns->sk ? set_up(ns->sk, "lo", true) : -errno;
 		}
 		if (err) {
 			log_err("%s: namespace %s: %s", __func__, ns->path,
-				err < 0 && err > -200 ? strerror(-err) : nl_geterror(err));
+				strerror(-err));
 			err = -EIO;
 			goto err_free;
 		}
@@ -415,7 +443,7 @@ struct topo *topo__create(const struct scenario *sc, const char *run_id,
 			err = topo__link_set(t, (int)i, true);
 		if (err) {
 			log_err("%s: link %s (%s/%s): %s", __func__, sl->name, l->a, l->b,
-				err < 0 && err > -200 ? strerror(-err) : nl_geterror(err));
+				strerror(-err));
 			err = -EIO;
 			goto err_free;
 		}
@@ -433,8 +461,7 @@ struct topo *topo__create(const struct scenario *sc, const char *run_id,
 			err = make_bridge(t, &sc->bridges[i], t->bridges[i]);
 		if (err) {
 			log_err("%s: bridge %s (%s): %s", __func__, sc->bridges[i].name,
-				t->bridges[i], err < 0 && err > -200 ? strerror(-err) :
-				nl_geterror(err));
+				t->bridges[i], strerror(-err));
 			err = -EIO;
 			goto err_free;
 		}
@@ -443,7 +470,7 @@ struct topo *topo__create(const struct scenario *sc, const char *run_id,
 		err = make_route(t, &sc->routes[i]);
 		if (err) {
 			log_err("%s: route %s via %s in %s: %s", __func__, sc->routes[i].dst,
-				sc->routes[i].via, sc->routes[i].ns, nl_geterror(err));
+				sc->routes[i].via, sc->routes[i].ns, strerror(-err));
 			err = -EIO;
 			goto err_free;
 		}
@@ -496,7 +523,7 @@ int topo__link_set(struct topo *t, int idx, bool up)
 	if (!err && l->b_ns >= 0)
 		err = set_up(t->ns[l->b_ns].sk, l->b, up);
 	if (err)
-		log_warn("%s: %s %s: %s", __func__, l->name, up ? "up" : "down", nl_geterror(err));
+		log_warn("%s: %s %s: %s", __func__, l->name, up ? "up" : "down", strerror(-err));
 	return err ? -EIO : 0;
 }
 
@@ -505,8 +532,7 @@ json_t *topo__names(const struct topo *t)
 	json_t *obj = json_object(), *ns = json_object(), *links = json_object();
 
 	for (size_t i = 0; ns && i < t->n_ns; i++)
-		json_object_set_new(ns, strrchr(t->ns[i].path, '-') + 1,
-				    json_string(t->ns[i].path));
+		json_object_set_new(ns, t->ns[i].name, json_string(t->ns[i].path));
 	for (size_t i = 0; links && i < t->n_links; i++) {
 		const struct topo_link *l = &t->links[i];
 

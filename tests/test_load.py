@@ -1,0 +1,135 @@
+"""faultd under load (issue 19): four runs at once (-j 4), one workload
+writing to stdout flat out, 50 control clients asking status and list, and
+/metrics polled at 10 Hz. What a user would notice is asserted: every
+planned fault fired, within 20 ms of its plan (the reports' fault
+timelines), and after each round faultd's open fds and the memory it keeps
+between runs (rss_idle_bytes) are flat."""
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import FAULTCTL, Daemon, write_scenario
+from test_http_soak import http_port
+
+LATE_MS = 20
+RUNS = 4
+CLIENTS = 50
+ROUNDS = 3
+
+
+def scenario(tmp_path, i):
+    writer = ["cat", "/dev/zero"] if i == 0 else ["sleep", "30"]
+    doc = {"name": f"load-{i}", "duration_s": 3, "sample_ms": 250,
+           "topology": {"namespaces": ["c", "s"],
+                        "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
+           "workloads": [{"name": "w", "kind": "exec", "netns": "c", "cmd": writer,
+                          "output_max_kb": 64, "probes": ["fds"]}],
+           "faults": [{"type": "link_flap", "link": "l0", "start_ms": 300, "down_ms": 40,
+                       "up_ms": 60, "cycles": 20}],
+           "invariants": [{"name": "no_crash"}]}
+    return write_scenario(tmp_path / f"load-{i}.json", doc)
+
+
+def control_client(sock, stop, quiet, errors):
+    """One control connection per request, as faultctl does; none while
+    @quiet is set (faultd's fds are counted then)."""
+    while not stop.is_set():
+        if quiet.is_set():
+            stop.wait(0.05)
+            continue
+        for cmd in ("status", "list"):
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(10)
+                    s.connect(str(sock))
+                    s.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
+                    reply = s.makefile().readline()
+                if not json.loads(reply).get("ok", True):
+                    errors.append(reply)
+            except (OSError, ValueError) as e:
+                errors.append(repr(e))
+        stop.wait(0.1)
+
+
+def metrics_poller(port, stop, quiet, errors):
+    while not stop.is_set():
+        if quiet.is_set():
+            stop.wait(0.05)
+            continue
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                if r.status != 200:
+                    errors.append(r.status)
+        except OSError as e:
+            errors.append(repr(e))
+        stop.wait(0.1)
+
+
+def idle_status(d):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        st = json.loads(d.ctl("status").stdout)
+        if not st["running"] and not st["queued"]:
+            return st
+        time.sleep(0.1)
+    raise AssertionError("faultd never went idle")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 19, left open: a run's set-up (namespaces, links, BPF object loads, "
+    "probe attach) runs on the event loop, so with -j 4 the other runs' fault "
+    "timers come 2 to 6 s late on this 2-core host (with or without the 50 "
+    "clients); "
+    "the set-up has to move off the loop or be sliced"))
+def test_four_runs_fifty_clients_metrics_and_a_flat_out_writer(tmp_path):
+    d = Daemon(tmp_path, extra_args=("-j", str(RUNS), "--http", "0"))
+    try:
+        port = http_port(d)
+        paths = [scenario(tmp_path, i) for i in range(RUNS)]
+        stop, quiet, errors = threading.Event(), threading.Event(), []
+        load = [threading.Thread(target=control_client, args=(d.sock, stop, quiet, errors))
+                for _ in range(CLIENTS)]
+        load.append(threading.Thread(target=metrics_poller, args=(port, stop, quiet, errors)))
+        for t in load:
+            t.start()
+        kept, fds, late = [], [], []
+        try:
+            for rnd in range(ROUNDS):
+                clients = [subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run",
+                                             "--json", str(tmp_path / f"r{rnd}-{i}.json"),
+                                             "--quiet", str(p)],
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            text=True)
+                           for i, p in enumerate(paths)]
+                for c in clients:
+                    out, err = c.communicate(timeout=120)
+                    assert c.returncode == 0, (out, err)
+                for i in range(RUNS):
+                    rep = json.loads((tmp_path / f"r{rnd}-{i}.json").read_text())
+                    flaps = [f for f in rep["faults"] if f["action"] in ("link_down", "link_up")]
+                    assert len(flaps) == 40, (rnd, i, len(flaps))
+                    late += [(rnd, i, f["action"], f["t_planned_ms"],
+                              f["t_actual_ms"] - f["t_planned_ms"]) for f in flaps]
+                quiet.set()
+                time.sleep(0.5)  # the clients' last requests are answered
+                st = idle_status(d)
+                kept.append(st["rss_idle_bytes"])
+                fds.append(len(os.listdir(f"/proc/{d.proc.pid}/fd")))
+                quiet.clear()
+        finally:
+            stop.set()
+            for t in load:
+                t.join(timeout=30)
+        assert not errors, errors[:5]
+        assert all(ms <= LATE_MS for *_, ms in late), [x for x in late if x[-1] > LATE_MS]
+        # The first round warms caches (BTF, symbols); after it, flat.
+        assert fds[1:] == [fds[1]] * (ROUNDS - 1), fds
+        assert kept[-1] - kept[1] <= 1 << 20, kept
+    finally:
+        assert d.stop() == 0
