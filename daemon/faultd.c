@@ -16,7 +16,6 @@
 #include "check.h"
 #include "journal.h"
 #include "ctl.h"
-#include "faultd.h"
 #include "log.h"
 #include "paths.h"
 #include "report.h"

@@ -15,11 +15,59 @@
 #include "heap.h"
 #include "log.h"
 #include "probe_alloc.h"
-#include "probe_heap.h"
+#include "heap.h"
 #include "util.h"
 
 #define ALLOC_MAX_OBJS 128	/* objects of one program followed */
 #define ALLOC_DECODE_BYTES 32
+
+/* --- probe placement ---------------------------------------------------------- */
+
+int probe_alloc_offset(const unsigned char *code, size_t len, bool allow_skip,
+		      char *why, size_t why_len)
+{
+	size_t off = 0;
+	bool null_checked = false;
+
+	while (off < len) {
+		const unsigned char *c = code + off;
+		size_t left = len - off;
+
+		if (left >= 1 && (c[0] >= 0x50 && c[0] <= 0x57)) {
+			snprintf(why, why_len, "+%zu push: emulated", off);
+			return (int)off;
+		}
+		if (left >= 2 && c[0] == 0x41 && c[1] >= 0x50 && c[1] <= 0x57) {
+			snprintf(why, why_len, "+%zu push: emulated", off);
+			return (int)off;
+		}
+		if (left >= 5 && c[0] == 0x0f && c[1] == 0x1f && c[2] == 0x44 &&
+		    c[3] == 0x00 && c[4] == 0x00) {
+			snprintf(why, why_len, "+%zu nop5: optimisable", off);
+			return (int)off;
+		}
+		if (!allow_skip)
+			break;
+		/* Instructions that may be stepped over: they neither change
+		 * the first argument nor the stack, and only a null first
+		 * argument branches away (free(NULL) is nothing to see). */
+		if (left >= 4 && c[0] == 0xf3 && c[1] == 0x0f && c[2] == 0x1e && c[3] == 0xfa) {
+			off += 4;	/* endbr64 */
+		} else if (left >= 3 && c[0] == 0x48 && c[1] == 0x85 && c[2] == 0xff) {
+			off += 3;	/* test %rdi,%rdi */
+			null_checked = true;
+		} else if (null_checked && left >= 2 && c[0] == 0x74) {
+			off += 2;	/* je rel8 */
+		} else if (null_checked && left >= 6 && c[0] == 0x0f && c[1] == 0x84) {
+			off += 6;	/* je rel32 */
+		} else {
+			break;
+		}
+	}
+	snprintf(why, why_len, "+0 (%02x %02x %02x: single-stepped, slow)",
+		 len > 0 ? code[0] : 0, len > 1 ? code[1] : 0, len > 2 ? code[2] : 0);
+	return 0;
+}
 
 static const char *const default_dirs[] = {
 	"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
@@ -389,7 +437,7 @@ static void add_target(struct alloc_plan *plan, const struct elf_obj *o, const c
 	t->fn = fn;
 	t->sym_off = off;
 	if (pread(o->fd, code, sizeof(code), off) == (ssize_t)sizeof(code))
-		t->probe_off = heap_probe_offset(code, sizeof(code), movable, why, sizeof(why));
+		t->probe_off = probe_alloc_offset(code, sizeof(code), movable, why, sizeof(why));
 	else
 		snprintf(why, sizeof(why), "+0 (bytes unreadable)");
 	snprintf(plan->placement + used, sizeof(plan->placement) - used, "%s%s%s",

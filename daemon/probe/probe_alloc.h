@@ -56,4 +56,11 @@ json_t *alloc_plan_json(const struct alloc_plan *plan, const char *exe);
 const char *alloc_classify(bool (*has)(const char *sym, void *arg), void *arg,
 			   const char **prefix);
 
+/* Where to put a probe in the function at @code (its first bytes): past a
+ * leading null check of the first argument, on an instruction the kernel
+ * emulates (push) or a 5-byte nop. Returns the offset and says why in
+ * @why. Exposed for unit tests. */
+int probe_alloc_offset(const unsigned char *code, size_t len, bool allow_skip,
+		      char *why, size_t why_len);
+
 #endif

@@ -64,54 +64,6 @@ struct probe_heap {
 	void *arg;
 };
 
-/* --- probe placement ---------------------------------------------------------- */
-
-int heap_probe_offset(const unsigned char *code, size_t len, bool allow_skip,
-		      char *why, size_t why_len)
-{
-	size_t off = 0;
-	bool null_checked = false;
-
-	while (off < len) {
-		const unsigned char *c = code + off;
-		size_t left = len - off;
-
-		if (left >= 1 && (c[0] >= 0x50 && c[0] <= 0x57)) {
-			snprintf(why, why_len, "+%zu push: emulated", off);
-			return (int)off;
-		}
-		if (left >= 2 && c[0] == 0x41 && c[1] >= 0x50 && c[1] <= 0x57) {
-			snprintf(why, why_len, "+%zu push: emulated", off);
-			return (int)off;
-		}
-		if (left >= 5 && c[0] == 0x0f && c[1] == 0x1f && c[2] == 0x44 &&
-		    c[3] == 0x00 && c[4] == 0x00) {
-			snprintf(why, why_len, "+%zu nop5: optimisable", off);
-			return (int)off;
-		}
-		if (!allow_skip)
-			break;
-		/* Instructions that may be stepped over: they neither change
-		 * the first argument nor the stack, and only a null first
-		 * argument branches away (free(NULL) is nothing to see). */
-		if (left >= 4 && c[0] == 0xf3 && c[1] == 0x0f && c[2] == 0x1e && c[3] == 0xfa) {
-			off += 4;	/* endbr64 */
-		} else if (left >= 3 && c[0] == 0x48 && c[1] == 0x85 && c[2] == 0xff) {
-			off += 3;	/* test %rdi,%rdi */
-			null_checked = true;
-		} else if (null_checked && left >= 2 && c[0] == 0x74) {
-			off += 2;	/* je rel8 */
-		} else if (null_checked && left >= 6 && c[0] == 0x0f && c[1] == 0x84) {
-			off += 6;	/* je rel32 */
-		} else {
-			break;
-		}
-	}
-	snprintf(why, why_len, "+0 (%02x %02x %02x: single-stepped, slow)",
-		 len > 0 ? code[0] : 0, len > 1 ? code[1] : 0, len > 2 ? code[2] : 0);
-	return 0;
-}
-
 /* The plan for @exe with @preload (LD_PRELOAD's value, or NULL), made once
  * per distinct program. Its index, or -errno. */
 static int plan_index(struct probe_heap *p, const char *exe, const char *const *env)

@@ -88,11 +88,5 @@ const char *probe_heap__placement(const struct probe_heap *p);
 int probe_heap__live_fd(const struct probe_heap *p);
 void probe_heap__destroy(struct probe_heap *p);
 
-/* Where to put a probe in the function at @code (its first bytes): past a
- * leading null check of the first argument, on an instruction the kernel
- * emulates (push) or a 5-byte nop. Returns the offset and says why in
- * @why. Exposed for unit tests. */
-int heap_probe_offset(const unsigned char *code, size_t len, bool allow_skip,
-		      char *why, size_t why_len);
 
 #endif

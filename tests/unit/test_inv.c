@@ -7,6 +7,7 @@
 
 #include "inv.h"
 #include "jpos.h"
+#include "probe_alloc.h"
 #include "probe_heap.h"
 #include "scenario.h"
 #include "trend.h"
@@ -262,15 +263,15 @@ static void test_probe_offset(void)
 	const unsigned char endbr_push[] = {0xf3, 0x0f, 0x1e, 0xfa, 0x55};
 	char why[96];
 
-	CHECK(heap_probe_offset(free_code, sizeof(free_code), true, why, sizeof(why)) == 9);
+	CHECK(probe_alloc_offset(free_code, sizeof(free_code), true, why, sizeof(why)) == 9);
 	CHECK(strstr(why, "push"));
-	CHECK(heap_probe_offset(malloc_code, sizeof(malloc_code), false, why, sizeof(why)) == 0);
+	CHECK(probe_alloc_offset(malloc_code, sizeof(malloc_code), false, why, sizeof(why)) == 0);
 	CHECK(strstr(why, "emulated"));
-	CHECK(heap_probe_offset(cmp_code, sizeof(cmp_code), true, why, sizeof(why)) == 0);
+	CHECK(probe_alloc_offset(cmp_code, sizeof(cmp_code), true, why, sizeof(why)) == 0);
 	CHECK(strstr(why, "single-stepped"));
-	CHECK(heap_probe_offset(endbr_push, sizeof(endbr_push), true, why, sizeof(why)) == 4);
+	CHECK(probe_alloc_offset(endbr_push, sizeof(endbr_push), true, why, sizeof(why)) == 4);
 	/* Without leave to skip, a null check is not stepped over. */
-	CHECK(heap_probe_offset(free_code, sizeof(free_code), false, why, sizeof(why)) == 0);
+	CHECK(probe_alloc_offset(free_code, sizeof(free_code), false, why, sizeof(why)) == 0);
 }
 
 /* A heap probe that saw too little: INCONCLUSIVE with the reason, never
