@@ -228,8 +228,8 @@ static int cmd_cleanup(struct cli *cli, int argc, char **argv)
 		return strcmp(argv[1], "--help") ? EXIT_USAGE : 0;
 	}
 	journal_sweep(cli->journal_dir, say_removed, &n);
-	cg_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
-	cgroups = cg_sweep(cli->cgroup_root);
+	cgroup_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
+	cgroups = cgroup_sweep(cli->cgroup_root);
 	if (cgroups > 0)
 		printf("removed %d stale cgroup%s under %s\n", cgroups, cgroups == 1 ? "" : "s",
 		       cli->cgroup_root);

@@ -242,7 +242,7 @@ int main(int argc, char **argv)
 	};
 	struct faultd *d = &fd_state;
 	const char *once = NULL;
-	bool check = false, level_given = false, cg_delegated = false;
+	bool check = false, level_given = false, cgroup_delegated = false;
 	int opt, code = 0, lvl;
 
 	log_set_prefix("faultd");
@@ -270,7 +270,7 @@ int main(int argc, char **argv)
 			snprintf(d->cgroup_root, sizeof(d->cgroup_root), "%s", optarg);
 			break;
 		case 'D':
-			cg_delegated = true;
+			cgroup_delegated = true;
 			break;
 		case 'H':
 			snprintf(d->harness_dir, sizeof(d->harness_dir), "%s", optarg);
@@ -318,7 +318,7 @@ int main(int argc, char **argv)
 			return 3;
 		}
 	}
-	if (cg_delegated && d->cgroup_root[0]) {
+	if (cgroup_delegated && d->cgroup_root[0]) {
 		fprintf(stderr, "faultd: --cgroup-root and --cgroup-delegated exclude each other\n");
 		return 3;
 	}
@@ -344,10 +344,10 @@ int main(int argc, char **argv)
 	}
 	/* Without a usable cgroup root faultd still serves status and reports;
 	 * the caps table says why, and every run fails at setup saying so. */
-	cg_root_init(d->cgroup_root, sizeof(d->cgroup_root), cg_delegated);
+	cgroup_root_init(d->cgroup_root, sizeof(d->cgroup_root), cgroup_delegated);
 	/* Runs of a killed predecessor left cgroups (and maybe processes),
 	 * namespaces and links: its journals say what. */
-	cg_sweep(d->cgroup_root);
+	cgroup_sweep(d->cgroup_root);
 	journal_sweep(d->journal_dir, NULL, NULL);
 	if (once) {
 		code = run_once(d, once);

@@ -111,13 +111,13 @@ def test_pid_1_sweeps_its_dead_predecessors_journal(tmp_path):
     # In its own pid namespace every other faultd looks dead: the cleanup
     # gets a cgroup root of its own (an empty cgroup), so that it cannot
     # sweep the runs other tests have under the shared one.
-    cg_root = CGROUP_MOUNT / f"fd{run_id}-test"
-    cg_root.mkdir()
+    cgroup_root = CGROUP_MOUNT / f"fd{run_id}-test"
+    cgroup_root.mkdir()
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         (jdir / f"{run_id}.journal").write_text(f"owner 1\nnetns /run/netns/{ns}\n")
         res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", str(FAULTCTL),
-                              "--journal-dir", str(jdir), "--cgroup-root", str(cg_root),
+                              "--journal-dir", str(jdir), "--cgroup-root", str(cgroup_root),
                               "cleanup"],
                              capture_output=True, text=True, timeout=60)
         assert res.returncode == 0, res
@@ -125,7 +125,7 @@ def test_pid_1_sweeps_its_dead_predecessors_journal(tmp_path):
         assert not list(jdir.iterdir())
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        cg_root.rmdir()
+        cgroup_root.rmdir()
 
 
 def test_topology_names_keep_a_dash_and_errors_read_as_errno(tmp_path):

@@ -450,8 +450,8 @@ int cli_local_begin(struct cli *cli)
 		fprintf(stderr, "faultctl: cannot install signal events\n");
 		return -ENOMEM;
 	}
-	cg_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
-	cg_sweep(cli->cgroup_root);
+	cgroup_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
+	cgroup_sweep(cli->cgroup_root);
 	journal_sweep(cli->journal_dir, NULL, NULL);
 	return 0;
 }

@@ -57,7 +57,7 @@ struct cpuhog *cpuhog__start(const char *cgroup, const int *cpus, size_t n_cpus,
 	}
 	snprintf(h->cgroup, sizeof(h->cgroup), "%s", cgroup);
 	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgroup);
-	err = cg_create(cgroup);
+	err = cgroup_create(cgroup);
 	for (size_t c = 0; !err && c < n_cpus; c++) {
 		for (unsigned t = 0; !err && t < threads; t++) {
 			pid_t pid = fork();
@@ -88,7 +88,7 @@ void cpuhog__stop(struct cpuhog *h)
 	for (size_t i = 0; i < h->n; i++)
 		while (waitpid(h->pids[i], NULL, 0) < 0 && errno == EINTR)
 			;
-	cg_destroy(h->cgroup);
+	cgroup_destroy(h->cgroup);
 	free(h->pids);
 	free(h);
 }

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "fault_family.h"
-#include "supervise.h"
+#include "sup.h"
 #include "util.h"
 
 struct process_fault {

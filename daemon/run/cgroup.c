@@ -26,7 +26,7 @@
 #define CG_NO_MOUNT "no cgroup v2 mount in /proc/self/mountinfo; mount one: " \
 	"mount -t cgroup2 none /sys/fs/cgroup"
 
-static int cg_write(const char *dir, const char *file, const char *val)
+static int cgroup_write(const char *dir, const char *file, const char *val)
 {
 	char path[PATH_MAX];
 	int fd, err = 0;
@@ -41,7 +41,7 @@ static int cg_write(const char *dir, const char *file, const char *val)
 	return err;
 }
 
-int cg_create(const char *dir)
+int cgroup_create(const char *dir)
 {
 	int err;
 
@@ -58,12 +58,12 @@ out:
 	return err;
 }
 
-int cg_kill(const char *dir)
+int cgroup_kill(const char *dir)
 {
-	return cg_write(dir, "cgroup.kill", "1");
+	return cgroup_write(dir, "cgroup.kill", "1");
 }
 
-int cg_populated(const char *dir)
+int cgroup_populated(const char *dir)
 {
 	char path[PATH_MAX], *text = NULL;
 	int err;
@@ -77,7 +77,7 @@ int cg_populated(const char *dir)
 	return err;
 }
 
-static int cg_rmdir_tree(const char *dir)
+static int cgroup_rmdir_tree(const char *dir)
 {
 	char child[PATH_MAX];
 	struct dirent *de;
@@ -91,7 +91,7 @@ static int cg_rmdir_tree(const char *dir)
 		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;
 		snprintf(child, sizeof(child), "%s/%s", dir, de->d_name);
-		int e = cg_rmdir_tree(child);
+		int e = cgroup_rmdir_tree(child);
 		if (e && !err)
 			err = e;
 	}
@@ -101,37 +101,37 @@ static int cg_rmdir_tree(const char *dir)
 	return err;
 }
 
-static int cg_destroy_within(const char *dir, int wait_ms)
+static int cgroup_destroy_within(const char *dir, int wait_ms)
 {
 	struct timespec pause = {.tv_nsec = 5 * 1000000};
 	int err, waited = 0;
 
-	err = cg_populated(dir);
+	err = cgroup_populated(dir);
 	if (err == -ENOENT)
 		return 0;
 	if (err > 0) {
-		cg_kill(dir);
-		while ((err = cg_populated(dir)) > 0 && waited < wait_ms) {
+		cgroup_kill(dir);
+		while ((err = cgroup_populated(dir)) > 0 && waited < wait_ms) {
 			nanosleep(&pause, NULL);
 			waited += 5;
 		}
 		if (err > 0 && !wait_ms)
 			return -EBUSY;
 	}
-	err = cg_rmdir_tree(dir);
+	err = cgroup_rmdir_tree(dir);
 	if (err)
 		log_warn("%s: %s: %s", __func__, dir, strerror(-err));
 	return err;
 }
 
-int cg_destroy(const char *dir)
+int cgroup_destroy(const char *dir)
 {
-	return cg_destroy_within(dir, CG_EMPTY_WAIT_MS);
+	return cgroup_destroy_within(dir, CG_EMPTY_WAIT_MS);
 }
 
-int cg_destroy_nowait(const char *dir)
+int cgroup_destroy_nowait(const char *dir)
 {
-	return cg_destroy_within(dir, 0);
+	return cgroup_destroy_within(dir, 0);
 }
 
 /* A sweep runs at start, before the loop: it may wait longer than a run's
@@ -139,7 +139,7 @@ int cg_destroy_nowait(const char *dir)
  * uninterruptible while their mappings and uprobes go. */
 #define CG_SWEEP_WAIT_MS 10000
 
-int cg_sweep(const char *root)
+int cgroup_sweep(const char *root)
 {
 	char child[PATH_MAX];
 	struct dirent *de;
@@ -159,7 +159,7 @@ int cg_sweep(const char *root)
 		    util_owner_alive(atoi(de->d_name)))
 			continue;
 		snprintf(child, sizeof(child), "%s/%s", root, de->d_name);
-		if (cg_destroy_within(child, CG_SWEEP_WAIT_MS) == 0) {
+		if (cgroup_destroy_within(child, CG_SWEEP_WAIT_MS) == 0) {
 			log_info("%s: removed stale cgroup %s", __func__, child);
 			n++;
 		}
@@ -168,14 +168,14 @@ int cg_sweep(const char *root)
 	return n;
 }
 
-int cg_owner_dir(const char *root, char *buf, size_t len)
+int cgroup_owner_dir(const char *root, char *buf, size_t len)
 {
 	if ((size_t)snprintf(buf, len, "%s/%d", root, (int)getpid()) >= len)
 		return -ENAMETOOLONG;
 	return 0;
 }
 
-static bool cg_is_octal(char c)
+static bool cgroup_is_octal(char c)
 {
 	return c >= '0' && c <= '7';
 }
@@ -184,7 +184,7 @@ static bool cg_is_octal(char c)
  * escapes the kernel writes for a space, tab, newline or backslash in a
  * path (\040, \011, \012, \134). 0, -ENAMETOOLONG, or -EINVAL for an
  * escaped NUL (the path would end there). */
-static int cg_unescape(const char *s, size_t n, char *buf, size_t len)
+static int cgroup_unescape(const char *s, size_t n, char *buf, size_t len)
 {
 	size_t i = 0, o = 0;
 	int err = len ? 0 : -ENAMETOOLONG;
@@ -192,8 +192,8 @@ static int cg_unescape(const char *s, size_t n, char *buf, size_t len)
 	while (!err && i < n) {
 		char c = s[i++];
 
-		if (c == '\\' && i + 3 <= n && s[i] <= '3' && cg_is_octal(s[i]) &&
-		    cg_is_octal(s[i + 1]) && cg_is_octal(s[i + 2])) {
+		if (c == '\\' && i + 3 <= n && s[i] <= '3' && cgroup_is_octal(s[i]) &&
+		    cgroup_is_octal(s[i + 1]) && cgroup_is_octal(s[i + 2])) {
 			c = (char)((s[i] - '0') << 6 | (s[i + 1] - '0') << 3 | (s[i + 2] - '0'));
 			i += 3;
 		}
@@ -211,7 +211,7 @@ static int cg_unescape(const char *s, size_t n, char *buf, size_t len)
 
 #define CG_MI_FIELDS 32		/* 10 fields and the optional ones between */
 
-int cg_mountinfo_parse(const char *mountinfo, char *mnt, size_t mnt_len,
+int cgroup_mountinfo_parse(const char *mountinfo, char *mnt, size_t mnt_len,
 		       char *root, size_t root_len)
 {
 	const char *line = mountinfo, *f[CG_MI_FIELDS];
@@ -240,16 +240,16 @@ int cg_mountinfo_parse(const char *mountinfo, char *mnt, size_t mnt_len,
 				sep = i;
 		if (sep && sep + 1 < n && flen[sep + 1] == strlen("cgroup2") &&
 		    !memcmp(f[sep + 1], "cgroup2", flen[sep + 1])) {
-			err = cg_unescape(f[4], flen[4], mnt, mnt_len);
+			err = cgroup_unescape(f[4], flen[4], mnt, mnt_len);
 			if (!err && root)
-				err = cg_unescape(f[3], flen[3], root, root_len);
+				err = cgroup_unescape(f[3], flen[3], root, root_len);
 		}
 		line = *end ? end + 1 : NULL;
 	}
 	return err;
 }
 
-int cg_proc_cgroup_parse(const char *text, char *buf, size_t len)
+int cgroup_proc_cgroup_parse(const char *text, char *buf, size_t len)
 {
 	const char *line = text;
 	int err = -ENOENT;
@@ -275,7 +275,7 @@ int cg_proc_cgroup_parse(const char *text, char *buf, size_t len)
 
 /* The first cgroup2 mount of this process's mount namespace; without
  * one, the caps table says so (and logs it, once). */
-static int cg_mount(char *mnt, size_t mnt_len, char *root, size_t root_len)
+static int cgroup_mount(char *mnt, size_t mnt_len, char *root, size_t root_len)
 {
 	char *text = NULL;
 	int err;
@@ -286,7 +286,7 @@ static int cg_mount(char *mnt, size_t mnt_len, char *root, size_t root_len)
 				 strerror(-err));
 		goto out;
 	}
-	err = cg_mountinfo_parse(text, mnt, mnt_len, root, root_len);
+	err = cgroup_mountinfo_parse(text, mnt, mnt_len, root, root_len);
 	if (err == -ENOENT)
 		caps_set_missing(CAPS_CGROUP, CG_NO_MOUNT);
 	else if (err)
@@ -297,12 +297,12 @@ out:
 	return err;
 }
 
-int cg_default_root(char *buf, size_t len)
+int cgroup_default_root(char *buf, size_t len)
 {
 	char mnt[PATH_MAX];
 	int err;
 
-	err = cg_mount(mnt, sizeof(mnt), NULL, 0);
+	err = cgroup_mount(mnt, sizeof(mnt), NULL, 0);
 	if (err)
 		goto out;
 	if ((size_t)snprintf(buf, len, "%s/" CG_DEFAULT_NAME, mnt) >= len) {
@@ -323,7 +323,7 @@ out:
 /* systemd marks a cgroup it delegates with trusted.delegate (user.delegate
  * under a user manager); older versions set neither, so its absence is
  * worth a warning, not a refusal. */
-static bool cg_marked_delegated(const char *dir)
+static bool cgroup_marked_delegated(const char *dir)
 {
 	char v[8];
 	ssize_t n;
@@ -334,7 +334,7 @@ static bool cg_marked_delegated(const char *dir)
 	return n > 0 && v[0] == '1';
 }
 
-int cg_delegate(char *buf, size_t len)
+int cgroup_delegate(char *buf, size_t len)
 {
 	char mnt[PATH_MAX], mroot[PATH_MAX], own[PATH_MAX], base[PATH_MAX], leaf[PATH_MAX];
 	char pid[16], *text = NULL, *rel, *last;
@@ -342,12 +342,12 @@ int cg_delegate(char *buf, size_t len)
 	size_t n;
 	int err;
 
-	err = cg_mount(mnt, sizeof(mnt), mroot, sizeof(mroot));
+	err = cgroup_mount(mnt, sizeof(mnt), mroot, sizeof(mroot));
 	if (err)
 		goto out;
 	err = util_read_file("/proc/self/cgroup", CG_PROC_MAX, &text, NULL);
 	if (!err)
-		err = cg_proc_cgroup_parse(text, own, sizeof(own));
+		err = cgroup_proc_cgroup_parse(text, own, sizeof(own));
 	if (err) {
 		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: no cgroup v2 line (0::) in "
 				 "/proc/self/cgroup: %s", strerror(-err));
@@ -384,7 +384,7 @@ int cg_delegate(char *buf, size_t len)
 		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: %s: %s", base, strerror(-err));
 		goto out;
 	}
-	if (!cg_marked_delegated(base))
+	if (!cgroup_marked_delegated(base))
 		log_warn("%s: %s is not marked delegated (no trusted.delegate xattr): the unit "
 			 "needs Delegate=yes, or systemd may move or remove what faultd makes in it",
 			 __func__, base);
@@ -397,7 +397,7 @@ int cg_delegate(char *buf, size_t len)
 		goto out;
 	}
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	err = in_leaf ? 0 : cg_write(leaf, "cgroup.procs", pid);
+	err = in_leaf ? 0 : cgroup_write(leaf, "cgroup.procs", pid);
 	if (err) {
 		caps_set_missing(CAPS_CGROUP, "--cgroup-delegated: cannot move faultd into %s: %s",
 				 leaf, strerror(-err));
@@ -419,7 +419,7 @@ out:
 /* A root given by hand must lie in a cgroup2 file system (its nearest
  * existing ancestor does), or mkdir -p would make plain directories
  * wherever it points. */
-static int cg_check_given(const char *root)
+static int cgroup_check_given(const char *root)
 {
 	char path[PATH_MAX], *slash;
 	struct statfs st;
@@ -438,7 +438,7 @@ out:
 	return err;
 }
 
-int cg_root_init(char *root, size_t len, bool delegated)
+int cgroup_root_init(char *root, size_t len, bool delegated)
 {
 	int err;
 
@@ -447,11 +447,11 @@ int cg_root_init(char *root, size_t len, bool delegated)
 		caps_set_missing(CAPS_CGROUP, "--cgroup-root and --cgroup-delegated exclude "
 				 "each other");
 	} else if (delegated) {
-		err = cg_delegate(root, len);
+		err = cgroup_delegate(root, len);
 	} else if (!root[0]) {
-		err = cg_default_root(root, len);
+		err = cgroup_default_root(root, len);
 	} else {
-		err = cg_check_given(root);
+		err = cgroup_check_given(root);
 		if (!err)
 			err = util_mkdir_p(root, 0755);
 		if (err == -EMEDIUMTYPE)
@@ -463,7 +463,7 @@ int cg_root_init(char *root, size_t len, bool delegated)
 			caps_set_ok(CAPS_CGROUP, "--cgroup-root");
 	}
 	/* Unusable, the root still names where runs would have gone, for
-	 * their errors; cg_create and cg_sweep leave it alone. */
+	 * their errors; cgroup_create and cgroup_sweep leave it alone. */
 	if (err && !root[0])
 		snprintf(root, len, "/sys/fs/cgroup/" CG_DEFAULT_NAME);
 	return err;

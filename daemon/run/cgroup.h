@@ -8,50 +8,50 @@
 #include <stddef.h>
 
 /* mkdir -p; -ENODEV without a usable cgroup v2 root (caps says why). */
-int cg_create(const char *dir);
-int cg_kill(const char *dir);			/* SIGKILL every process in it */
+int cgroup_create(const char *dir);
+int cgroup_kill(const char *dir);			/* SIGKILL every process in it */
 /* 1 if a process is in @dir or below it, 0 if not, -errno. */
-int cg_populated(const char *dir);
+int cgroup_populated(const char *dir);
 /* Kill what is left and remove @dir and its children; 0 or -errno. */
-int cg_destroy(const char *dir);
+int cgroup_destroy(const char *dir);
 /* The same without waiting (for the event loop): what is left is killed,
  * and -EBUSY says it has not left yet. */
-int cg_destroy_nowait(const char *dir);
+int cgroup_destroy_nowait(const char *dir);
 #define CG_EMPTY_WAIT_MS 2000	/* a killed tree takes a few ms to leave */
 /* Run cgroups live in @root/OWNER_PID/RUN_ID, so a faultd and a
  * `faultctl --local` can run side by side. Remove every owner directory
  * whose owner is no longer a live faultd or faultctl (killed
  * predecessors), with whatever still runs in it; returns how many were
  * removed, or -errno. */
-int cg_sweep(const char *root);
+int cgroup_sweep(const char *root);
 /* @root/PID for this process. */
-int cg_owner_dir(const char *root, char *buf, size_t len);
+int cgroup_owner_dir(const char *root, char *buf, size_t len);
 
 /* The first cgroup2 mount in @mountinfo (the text of /proc/PID/mountinfo):
  * its mount point into @mnt and, if @root is not NULL, the cgroup it shows
  * (its root field, "/" unless a subtree is bind-mounted) into @root, both
  * with the kernel's octal escapes (\040 for a space) undone. 0, -ENOENT if
  * no line is a cgroup2 mount, -ENAMETOOLONG. Pure, for tests. */
-int cg_mountinfo_parse(const char *mountinfo, char *mnt, size_t mnt_len,
+int cgroup_mountinfo_parse(const char *mountinfo, char *mnt, size_t mnt_len,
 		       char *root, size_t root_len);
 /* The cgroup v2 path in @text (the text of /proc/PID/cgroup, its "0::"
  * line) into @buf. 0, -ENOENT without that line, -ENAMETOOLONG. Pure. */
-int cg_proc_cgroup_parse(const char *text, char *buf, size_t len);
+int cgroup_proc_cgroup_parse(const char *text, char *buf, size_t len);
 /* MOUNT/faultd, MOUNT the first cgroup2 mount in /proc/self/mountinfo,
  * created; the result goes into the caps table (CAPS_CGROUP). 0 or -errno,
  * -ENOENT when there is no cgroup v2 mount. */
-int cg_default_root(char *buf, size_t len);
+int cgroup_default_root(char *buf, size_t len);
 /* For a faultd that systemd started in a delegated cgroup (Delegate=yes):
  * it moves itself into OWN/daemon, OWN its cgroup from /proc/self/cgroup,
  * and @buf becomes OWN/runs, so runs are below the service and the
  * service's cgroup holds no process ("no internal processes"). Already in a
  * leaf named daemon (systemd's DelegateSubgroup=daemon), it stays. 0 or
  * -errno, recorded in the caps table. */
-int cg_delegate(char *buf, size_t len);
+int cgroup_delegate(char *buf, size_t len);
 /* The run cgroups' parent for faultd and faultctl: @root as given
- * (--cgroup-root), else cg_delegate() with @delegated, else
- * cg_default_root(). Either way the caps table says whether it is usable;
- * unusable, cg_create() refuses, so runs fail at setup and say why. */
-int cg_root_init(char *root, size_t len, bool delegated);
+ * (--cgroup-root), else cgroup_delegate() with @delegated, else
+ * cgroup_default_root(). Either way the caps table says whether it is usable;
+ * unusable, cgroup_create() refuses, so runs fail at setup and say why. */
+int cgroup_root_init(char *root, size_t len, bool delegated);
 
 #endif

@@ -19,7 +19,7 @@
 #include "report.h"
 #include "run.h"
 #include "run_priv.h"
-#include "supervise.h"
+#include "sup.h"
 #include "sym.h"
 #include "topo.h"
 #include "util.h"
@@ -174,7 +174,7 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 		run_error(r, "cannot write %s: %s", path, strerror(-err));
 		goto err_stop;
 	}
-	err = cg_create(r->cgroup);
+	err = cgroup_create(r->cgroup);
 	if (err && caps_state(CAPS_CGROUP) == CAPS_MISSING) {
 		run_error(r, "this host lacks cgroup v2, which every run needs: %s",
 			  caps_why(CAPS_CGROUP));
@@ -273,12 +273,12 @@ static void on_reap_poll(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	probe_proc__drain(r->proc);
-	populated = cg_populated(r->cgroup);
+	populated = cgroup_populated(r->cgroup);
 	if (populated > 0 || !run_wl_all_done(r, true)) {
 		if (t_ms < r->give_up_ms)
 			return;
 		/* Killed, and then given the time a killed tree takes to
-		 * leave, here rather than asleep in cg_destroy: the loop
+		 * leave, here rather than asleep in cgroup_destroy: the loop
 		 * serves the other runs meanwhile. */
 		if (!r->reap_killed) {
 			log_warn("%s: run %s: processes still present %llums after stop; "
@@ -287,7 +287,7 @@ static void on_reap_poll(evutil_socket_t fd, short what, void *arg)
 			for (size_t i = 0; i < r->sc->n_wl; i++)
 				if (r->rw[i].child)
 					sup__kill(r->rw[i].child, SIGKILL);
-			cg_kill(r->cgroup);
+			cgroup_kill(r->cgroup);
 			r->reap_killed = true;
 			r->give_up_ms = t_ms + CG_EMPTY_WAIT_MS;
 			return;
@@ -305,9 +305,9 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (cg_populated(r->cgroup) > 0) {
+	if (cgroup_populated(r->cgroup) > 0) {
 		log_info("%s: run %s: grace over; killing what is left", __func__, r->id);
-		cg_kill(r->cgroup);
+		cgroup_kill(r->cgroup);
 	}
 }
 
@@ -406,7 +406,7 @@ static void finish(struct run *r)
 	probe_proc__destroy(r->proc);
 	r->proc = NULL;
 	run_probes_destroy(r);
-	if (cg_destroy_nowait(r->cgroup) == -EBUSY)
+	if (cgroup_destroy_nowait(r->cgroup) == -EBUSY)
 		log_warn("%s: run %s: %s still populated; the next sweep removes it", __func__,
 			 r->id, r->cgroup);
 	remove_owner_dir(r);
@@ -499,7 +499,7 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 			opts->runs_dir, strerror(-err));
 		goto err_free;
 	}
-	err = cg_owner_dir(opts->cgroup_root, r->cgroup, sizeof(r->cgroup) - RUN_ID_LEN - 1);
+	err = cgroup_owner_dir(opts->cgroup_root, r->cgroup, sizeof(r->cgroup) - RUN_ID_LEN - 1);
 	if (err)
 		goto err_free;
 	strcat(r->cgroup, "/");
@@ -570,7 +570,7 @@ void run__free(struct run *r)
 		free(rw->env);
 	}
 	if (r->state != RUN_DONE && r->state != RUN_QUEUED && r->cgroup[0]) {
-		cg_destroy(r->cgroup);
+		cgroup_destroy(r->cgroup);
 		remove_owner_dir(r);
 	}
 	teardown_network(r);

@@ -16,7 +16,7 @@
 #include "residue.h"
 #include "run_priv.h"
 #include "sanitizer.h"
-#include "supervise.h"
+#include "sup.h"
 #include "fault_family.h"
 #include "util.h"
 

@@ -15,7 +15,7 @@
 #include "probe_proc.h"
 #include "run_priv.h"
 #include "secfault.h"
-#include "supervise.h"
+#include "sup.h"
 #include "topo.h"
 #include "util.h"
 
@@ -92,7 +92,7 @@ void run_wl_on_kill(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	cg_kill(rw->cgroup);
+	cgroup_kill(rw->cgroup);
 }
 
 static void on_wl_timeout(evutil_socket_t fd, short what, void *arg)
@@ -129,7 +129,7 @@ int run_wl_start(struct run *r, size_t i)
 	snprintf(rw->cgroup, sizeof(rw->cgroup), "%s/%s", r->cgroup, w->name);
 	snprintf(rw->out_path, sizeof(rw->out_path), "%s/%s.stdout", r->dir, w->name);
 	snprintf(rw->err_path, sizeof(rw->err_path), "%s/%s.stderr", r->dir, w->name);
-	err = cg_create(rw->cgroup);
+	err = cgroup_create(rw->cgroup);
 	if (err) {
 		run_error(r, "workload '%s': cgroup %s: %s", w->name, rw->cgroup,
 			  strerror(-err));

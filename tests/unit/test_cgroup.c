@@ -73,23 +73,23 @@ static void test_mountinfo(void)
 {
 	char mnt[PATH_MAX], root[PATH_MAX], small[8];
 
-	CHECK(cg_mountinfo_parse(pure_v2, mnt, sizeof(mnt), root, sizeof(root)) == 0);
+	CHECK(cgroup_mountinfo_parse(pure_v2, mnt, sizeof(mnt), root, sizeof(root)) == 0);
 	CHECK(!strcmp(mnt, "/sys/fs/cgroup"));
 	CHECK(!strcmp(root, "/"));
-	CHECK(cg_mountinfo_parse(hybrid, mnt, sizeof(mnt), NULL, 0) == 0);
+	CHECK(cgroup_mountinfo_parse(hybrid, mnt, sizeof(mnt), NULL, 0) == 0);
 	CHECK(!strcmp(mnt, "/sys/fs/cgroup/unified"));
-	CHECK(cg_mountinfo_parse(escaped, mnt, sizeof(mnt), root, sizeof(root)) == 0);
+	CHECK(cgroup_mountinfo_parse(escaped, mnt, sizeof(mnt), root, sizeof(root)) == 0);
 	CHECK(!strcmp(mnt, "/run/cg v2\tx\\y"));
 	CHECK(!strcmp(root, "/my jobs"));
-	CHECK(cg_mountinfo_parse(none, mnt, sizeof(mnt), root, sizeof(root)) == -ENOENT);
-	CHECK(cg_mountinfo_parse("", mnt, sizeof(mnt), NULL, 0) == -ENOENT);
-	CHECK(cg_mountinfo_parse(pure_v2, small, sizeof(small), NULL, 0) == -ENAMETOOLONG);
+	CHECK(cgroup_mountinfo_parse(none, mnt, sizeof(mnt), root, sizeof(root)) == -ENOENT);
+	CHECK(cgroup_mountinfo_parse("", mnt, sizeof(mnt), NULL, 0) == -ENOENT);
+	CHECK(cgroup_mountinfo_parse(pure_v2, small, sizeof(small), NULL, 0) == -ENAMETOOLONG);
 	/* An escape cut off at the end of the field is kept as written. */
-	CHECK(cg_mountinfo_parse("1 1 0:1 / /a\\04 rw - cgroup2 x rw\n", mnt, sizeof(mnt),
+	CHECK(cgroup_mountinfo_parse("1 1 0:1 / /a\\04 rw - cgroup2 x rw\n", mnt, sizeof(mnt),
 				 NULL, 0) == 0);
 	CHECK(!strcmp(mnt, "/a\\04"));
 	/* No NUL may come out of an escape: the path would be cut short. */
-	CHECK(cg_mountinfo_parse("1 1 0:1 / /a\\000b rw - cgroup2 x rw\n", mnt, sizeof(mnt),
+	CHECK(cgroup_mountinfo_parse("1 1 0:1 / /a\\000b rw - cgroup2 x rw\n", mnt, sizeof(mnt),
 				 NULL, 0) == -EINVAL);
 }
 
@@ -97,16 +97,16 @@ static void test_proc_cgroup(void)
 {
 	char path[PATH_MAX], small[4];
 
-	CHECK(cg_proc_cgroup_parse("0::/system.slice/faultd.service\n", path,
+	CHECK(cgroup_proc_cgroup_parse("0::/system.slice/faultd.service\n", path,
 				   sizeof(path)) == 0);
 	CHECK(!strcmp(path, "/system.slice/faultd.service"));
-	CHECK(cg_proc_cgroup_parse("9:name=systemd:/\n4:memory:/x\n0::/\n", path,
+	CHECK(cgroup_proc_cgroup_parse("9:name=systemd:/\n4:memory:/x\n0::/\n", path,
 				   sizeof(path)) == 0);
 	CHECK(!strcmp(path, "/"));
-	CHECK(cg_proc_cgroup_parse("0::/a:b/c", path, sizeof(path)) == 0);
+	CHECK(cgroup_proc_cgroup_parse("0::/a:b/c", path, sizeof(path)) == 0);
 	CHECK(!strcmp(path, "/a:b/c"));
-	CHECK(cg_proc_cgroup_parse("1:name=systemd:/\n", path, sizeof(path)) == -ENOENT);
-	CHECK(cg_proc_cgroup_parse("0::/long/path\n", small, sizeof(small)) == -ENAMETOOLONG);
+	CHECK(cgroup_proc_cgroup_parse("1:name=systemd:/\n", path, sizeof(path)) == -ENOENT);
+	CHECK(cgroup_proc_cgroup_parse("0::/long/path\n", small, sizeof(small)) == -ENAMETOOLONG);
 }
 
 int main(void)

@@ -1,8 +1,8 @@
 /* Workload processes: fork, hold the child until its probes are attached,
  * then exec; capture its output into bounded files; report its exit through
  * the event loop (a pidfd, so no SIGCHLD handler). */
-#ifndef FAULTD_SUPERVISE_H
-#define FAULTD_SUPERVISE_H
+#ifndef FAULTD_SUP_H
+#define FAULTD_SUP_H
 
 #include <stdbool.h>
 #include <stddef.h>

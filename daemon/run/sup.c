@@ -13,7 +13,7 @@
 #include <linux/seccomp.h>
 
 #include "log.h"
-#include "supervise.h"
+#include "sup.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
