@@ -17,7 +17,6 @@
 #include "journal.h"
 #include "ctl.h"
 #include "log.h"
-#include "paths.h"
 #include "replay.h"
 #include "soak.h"
 
@@ -187,7 +186,7 @@ static int cmd_report(struct cli *cli, int argc, char **argv)
 	} else {
 		char path[PATH_MAX + 32];
 
-		snprintf(path, sizeof(path), "%s/%s/report.json", cli->runs_dir, id);
+		snprintf(path, sizeof(path), "%s/%s/report.json", cli->paths.runs_dir, id);
 		report = json_load_file(path, 0, NULL);
 		if (!report) {
 			fprintf(stderr, "faultctl: no report for run %s (faultd not running, "
@@ -227,12 +226,12 @@ static int cmd_cleanup(struct cli *cli, int argc, char **argv)
 		       "a live faultd owns is left alone.\n", JOURNAL_DEFAULT_DIR);
 		return strcmp(argv[1], "--help") ? EXIT_USAGE : 0;
 	}
-	journal_sweep(cli->journal_dir, say_removed, &n);
-	cgroup_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
-	cgroups = cgroup_sweep(cli->cgroup_root);
+	journal_sweep(cli->paths.journal_dir, say_removed, &n);
+	cgroup_root_init(cli->paths.cgroup_root, sizeof(cli->paths.cgroup_root), false);
+	cgroups = cgroup_sweep(cli->paths.cgroup_root);
 	if (cgroups > 0)
 		printf("removed %d stale cgroup%s under %s\n", cgroups, cgroups == 1 ? "" : "s",
-		       cli->cgroup_root);
+		       cli->paths.cgroup_root);
 	if (n == 0 && cgroups <= 0)
 		printf("nothing to clean up\n");
 	return 0;
@@ -241,8 +240,7 @@ static int cmd_cleanup(struct cli *cli, int argc, char **argv)
 static int cmd_check(struct cli *cli, int argc, char **argv)
 {
 	struct run_opts opts = {
-		.cgroup_root = cli->cgroup_root, .harness_dir = cli->harness_dir,
-		.journal_dir = cli->journal_dir,
+		.paths = &cli->paths,
 	};
 	bool as_json = false;
 	json_t *caps = NULL;
@@ -430,7 +428,7 @@ static void runner_end(void *arg)
 static int cmd_replay_shrink(struct cli *cli, int argc, char **argv)
 {
 	const struct ctl_runner rn = {.run_one = soak_one, .begin = runner_begin,
-				      .end = runner_end, .arg = cli, .runs_dir = cli->runs_dir};
+				      .end = runner_end, .arg = cli, .runs_dir = cli->paths.runs_dir};
 
 	return !strcmp(argv[0], "replay") ? replay_main(argc, argv, &rn) : shrink_main(argc, argv, &rn);
 }
@@ -493,18 +491,16 @@ int main(int argc, char **argv)
 
 	log_set_prefix("faultctl");
 	log_set_level(LOG_WARN);
-	snprintf(cli.runs_dir, sizeof(cli.runs_dir), "%s", RUN_DEFAULT_DIR);
-	snprintf(cli.journal_dir, sizeof(cli.journal_dir), "%s", JOURNAL_DEFAULT_DIR);
-	paths_harness_dir(cli.harness_dir, sizeof(cli.harness_dir));
+	run_paths_default(&cli.paths);
 	if (getenv("FAULTD_SOCKET"))
 		cli.sock = getenv("FAULTD_SOCKET");
 	while ((opt = getopt_long(argc, argv, "+s:r:l:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': cli.sock = optarg; break;
-		case 'r': snprintf(cli.runs_dir, sizeof(cli.runs_dir), "%s", optarg); break;
-		case 'H': snprintf(cli.harness_dir, sizeof(cli.harness_dir), "%s", optarg); break;
-		case 'C': snprintf(cli.cgroup_root, sizeof(cli.cgroup_root), "%s", optarg); break;
-		case 'J': snprintf(cli.journal_dir, sizeof(cli.journal_dir), "%s", optarg); break;
+		case 'r': snprintf(cli.paths.runs_dir, sizeof(cli.paths.runs_dir), "%s", optarg); break;
+		case 'H': snprintf(cli.paths.harness_dir, sizeof(cli.paths.harness_dir), "%s", optarg); break;
+		case 'C': snprintf(cli.paths.cgroup_root, sizeof(cli.paths.cgroup_root), "%s", optarg); break;
+		case 'J': snprintf(cli.paths.journal_dir, sizeof(cli.paths.journal_dir), "%s", optarg); break;
 		case 'l':
 			lvl = log_parse_level(optarg);
 			if (lvl < 0)

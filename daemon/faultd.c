@@ -17,7 +17,6 @@
 #include "journal.h"
 #include "ctl.h"
 #include "log.h"
-#include "paths.h"
 #include "report.h"
 #include "serve.h"
 #include "run.h"
@@ -164,8 +163,7 @@ static void on_once_signal(evutil_socket_t sig, short what, void *arg)
 static int run_once(struct faultd *d, const char *file)
 {
 	struct run_opts opts = {
-		.runs_dir = d->runs_dir, .cgroup_root = d->cgroup_root,
-		.harness_dir = d->harness_dir, .journal_dir = d->journal_dir,
+		.paths = &d->paths,
 		.on_done = on_once_done,
 	};
 	struct event *sig[2] = {NULL, NULL};
@@ -207,8 +205,7 @@ out:
 static int run_check(struct faultd *d)
 {
 	struct run_opts opts = {
-		.cgroup_root = d->cgroup_root, .harness_dir = d->harness_dir,
-		.journal_dir = d->journal_dir,
+		.paths = &d->paths,
 	};
 	json_t *caps = NULL;
 	int err;
@@ -248,12 +245,7 @@ int main(int argc, char **argv)
 	log_set_prefix("faultd");
 	d->max_concurrent = 1;
 	snprintf(d->sock_path, sizeof(d->sock_path), "%s", CTL_DEFAULT_SOCK);
-	snprintf(d->runs_dir, sizeof(d->runs_dir), "%s", RUN_DEFAULT_DIR);
-	snprintf(d->journal_dir, sizeof(d->journal_dir), "%s", JOURNAL_DEFAULT_DIR);
-	/* The bundled workloads may come from another build than faultd's own
-	 * (a sanitized faultd driving the plain workloads, as the tests do):
-	 * FAULTD_HARNESS_DIR says which. */
-	paths_harness_dir(d->harness_dir, sizeof(d->harness_dir));
+	run_paths_default(&d->paths);
 	while ((opt = getopt_long(argc, argv, "s:r:j:l:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
@@ -264,19 +256,19 @@ int main(int argc, char **argv)
 			snprintf(d->sock_path, sizeof(d->sock_path), "%s", optarg);
 			break;
 		case 'r':
-			snprintf(d->runs_dir, sizeof(d->runs_dir), "%s", optarg);
+			snprintf(d->paths.runs_dir, sizeof(d->paths.runs_dir), "%s", optarg);
 			break;
 		case 'C':
-			snprintf(d->cgroup_root, sizeof(d->cgroup_root), "%s", optarg);
+			snprintf(d->paths.cgroup_root, sizeof(d->paths.cgroup_root), "%s", optarg);
 			break;
 		case 'D':
 			cgroup_delegated = true;
 			break;
 		case 'H':
-			snprintf(d->harness_dir, sizeof(d->harness_dir), "%s", optarg);
+			snprintf(d->paths.harness_dir, sizeof(d->paths.harness_dir), "%s", optarg);
 			break;
 		case 'J':
-			snprintf(d->journal_dir, sizeof(d->journal_dir), "%s", optarg);
+			snprintf(d->paths.journal_dir, sizeof(d->paths.journal_dir), "%s", optarg);
 			break;
 		case 'j':
 			d->max_concurrent = atoi(optarg);
@@ -318,7 +310,7 @@ int main(int argc, char **argv)
 			return 3;
 		}
 	}
-	if (cgroup_delegated && d->cgroup_root[0]) {
+	if (cgroup_delegated && d->paths.cgroup_root[0]) {
 		fprintf(stderr, "faultd: --cgroup-root and --cgroup-delegated exclude each other\n");
 		return 3;
 	}
@@ -344,11 +336,11 @@ int main(int argc, char **argv)
 	}
 	/* Without a usable cgroup root faultd still serves status and reports;
 	 * the caps table says why, and every run fails at setup saying so. */
-	cgroup_root_init(d->cgroup_root, sizeof(d->cgroup_root), cgroup_delegated);
+	cgroup_root_init(d->paths.cgroup_root, sizeof(d->paths.cgroup_root), cgroup_delegated);
 	/* Runs of a killed predecessor left cgroups (and maybe processes),
 	 * namespaces and links: its journals say what. */
-	cgroup_sweep(d->cgroup_root);
-	journal_sweep(d->journal_dir, NULL, NULL);
+	cgroup_sweep(d->paths.cgroup_root);
+	journal_sweep(d->paths.journal_dir, NULL, NULL);
 	if (once) {
 		code = run_once(d, once);
 		goto out_base;
@@ -378,7 +370,7 @@ int main(int argc, char **argv)
 	}
 	if (d->http_addr[0]) {
 		struct http_source src = {.status = serve_status, .runs = serve_runs,
-					  .report = serve_report, .runs_dir = d->runs_dir, .arg = d};
+					  .report = serve_report, .runs_dir = d->paths.runs_dir, .arg = d};
 
 		d->http = http__start(d->base, d->http_addr, d->http_port, &src);
 		if (!d->http) {

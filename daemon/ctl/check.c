@@ -54,6 +54,7 @@ int check__run(struct event_base *base, const struct run_opts *opts, json_t **ca
 	char dir[] = "/tmp/faultd-check-XXXXXX", *errors = NULL;
 	struct check_ctx ctx = {.base = base};
 	struct run_opts ro = *opts;
+	struct run_paths paths;
 	struct scenario *sc = NULL;
 	struct run *r;
 	int err;
@@ -67,7 +68,9 @@ int check__run(struct event_base *base, const struct run_opts *opts, json_t **ca
 		log_err("%s: the built-in scenario: %s", __func__, errors ? errors : strerror(-err));
 		goto out_dir;
 	}
-	ro.runs_dir = dir;
+	paths = *opts->paths;
+	snprintf(paths.runs_dir, sizeof(paths.runs_dir), "%s", dir);
+	ro.paths = &paths;
 	ro.on_cycle = NULL;
 	ro.on_done = on_done;
 	ro.arg = &ctx;

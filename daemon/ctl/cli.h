@@ -18,10 +18,7 @@
 
 struct cli {
 	const char *sock;
-	char runs_dir[PATH_MAX];
-	char cgroup_root[PATH_MAX];
-	char harness_dir[PATH_MAX];
-	char journal_dir[PATH_MAX];
+	struct run_paths paths;
 	bool local, expect, quiet, tty;
 	const char *json_path;
 	const char *junit_path, *html_path, *sarif_path;

@@ -120,8 +120,7 @@ static void local_on_signal(evutil_socket_t sig, short what, void *arg)
 int cli_local_run(struct cli *cli, const char *file, struct row *row)
 {
 	struct run_opts opts = {
-		.runs_dir = cli->runs_dir, .cgroup_root = cli->cgroup_root,
-		.harness_dir = cli->harness_dir, .journal_dir = cli->journal_dir,
+		.paths = &cli->paths,
 		.on_cycle = local_on_cycle,
 		.on_done = local_on_done, .arg = cli,
 		.suppressions = cli->suppressions[0] ? cli->suppressions : NULL,
@@ -450,9 +449,9 @@ int cli_local_begin(struct cli *cli)
 		fprintf(stderr, "faultctl: cannot install signal events\n");
 		return -ENOMEM;
 	}
-	cgroup_root_init(cli->cgroup_root, sizeof(cli->cgroup_root), false);
-	cgroup_sweep(cli->cgroup_root);
-	journal_sweep(cli->journal_dir, NULL, NULL);
+	cgroup_root_init(cli->paths.cgroup_root, sizeof(cli->paths.cgroup_root), false);
+	cgroup_sweep(cli->paths.cgroup_root);
+	journal_sweep(cli->paths.journal_dir, NULL, NULL);
 	return 0;
 }
 

@@ -252,8 +252,7 @@ static void req_validate(struct faultd *d, struct ctl_conn *c, const json_t *req
 static void req_run(struct faultd *d, struct ctl_conn *c, const json_t *req)
 {
 	struct run_opts opts = {
-		.runs_dir = d->runs_dir, .cgroup_root = d->cgroup_root,
-		.harness_dir = d->harness_dir, .journal_dir = d->journal_dir,
+		.paths = &d->paths,
 		.on_cycle = on_run_cycle, .on_done = on_run_done, .arg = d,
 	};
 	struct scenario *sc = NULL;
@@ -301,7 +300,7 @@ static json_t *disk_report(struct faultd *d, const char *id)
 
 	if (!util_valid_run_id(id))
 		return NULL;
-	snprintf(path, sizeof(path), "%s/%s/report.json", d->runs_dir, id);
+	snprintf(path, sizeof(path), "%s/%s/report.json", d->paths.runs_dir, id);
 	return json_load_file(path, 0, NULL);
 }
 
@@ -336,7 +335,7 @@ static json_t *daemon_status(struct faultd *d)
 			 "pid", (int)getpid(),
 			 "uptime_s", (double)(util_now_ns() - d->started_ns) / 1e9,
 			 "queued", queued, "running", running ? running : json_array(),
-			 "runs_dir", d->runs_dir, "socket", d->sock_path,
+			 "runs_dir", d->paths.runs_dir, "socket", d->sock_path,
 			 "rss_bytes", (json_int_t)util_rss_bytes(0),
 			 "rss_idle_bytes", (json_int_t)d->rss_idle,
 			 "capabilities", caps_json(false) ?: json_object(),
@@ -430,7 +429,7 @@ static json_t *runs_json(struct faultd *d)
 		if (row)
 			json_array_append_new(runs, row);
 	}
-	dir = opendir(d->runs_dir);
+	dir = opendir(d->paths.runs_dir);
 	while (dir && runs && rows && (de = readdir(dir)) && n < FAULTD_LIST_MAX) {
 		json_t *rep;
 

@@ -38,10 +38,7 @@ struct faultd {
 	json_t *disk_rows;		/* run id -> list row of a run read from disk */
 	json_t *totals;			/* runs since start: metrics_count_run() */
 	char sock_path[108];
-	char runs_dir[PATH_MAX];
-	char cgroup_root[PATH_MAX];
-	char harness_dir[PATH_MAX];
-	char journal_dir[PATH_MAX];
+	struct run_paths paths;
 	char http_addr[64];		/* empty: no HTTP */
 	unsigned http_port;
 	struct http_server *http;

@@ -15,6 +15,7 @@
 #include "cgroup.h"
 #include "journal.h"
 #include "log.h"
+#include "paths.h"
 #include "probe_proc.h"
 #include "report.h"
 #include "run.h"
@@ -23,6 +24,17 @@
 #include "sym.h"
 #include "topo.h"
 #include "util.h"
+
+void run_paths_default(struct run_paths *p)
+{
+	memset(p, 0, sizeof(*p));
+	snprintf(p->runs_dir, sizeof(p->runs_dir), "%s", RUN_DEFAULT_DIR);
+	snprintf(p->journal_dir, sizeof(p->journal_dir), "%s", JOURNAL_DEFAULT_DIR);
+	/* The bundled workloads may come from another build than faultd's own
+	 * (a sanitized faultd driving the plain workloads, as the tests do):
+	 * FAULTD_HARNESS_DIR says which. */
+	paths_harness_dir(p->harness_dir, sizeof(p->harness_dir));
+}
 
 uint64_t run_ms(const struct run *r)
 {
@@ -186,9 +198,9 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 	}
 	caps_set_ok(CAPS_CGROUP, NULL);
 	if (r->sc->n_ns) {
-		r->journal = journal__open(r->opts.journal_dir, r->id);
+		r->journal = journal__open(r->paths.journal_dir, r->id);
 		if (!r->journal) {
-			run_error(r, "cannot open the undo journal in %s: %s", r->opts.journal_dir,
+			run_error(r, "cannot open the undo journal in %s: %s", r->paths.journal_dir,
 				  strerror(errno));
 			goto err_stop;
 		}
@@ -443,6 +455,8 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 	r->base = base;
 	r->sc = sc;
 	r->opts = *opts;
+	r->paths = *opts->paths;
+	r->opts.paths = &r->paths;
 	r->opts.suppressions = opts->suppressions ? strdup(opts->suppressions) : NULL;
 	r->stop_at_ms = UINT64_MAX;
 	r->rw = calloc(sc->n_wl, sizeof(*r->rw));
@@ -481,25 +495,26 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 	err = run_faults_init(r);
 	if (err)
 		goto err_free;
-	err = strlen(opts->runs_dir) + 16 > RUN_PATH_MAX ||
-	      strlen(opts->cgroup_root) + 16 > RUN_PATH_MAX ? -ENAMETOOLONG : 0;
+	err = strlen(opts->paths->runs_dir) + 16 > RUN_PATH_MAX ||
+	      strlen(opts->paths->cgroup_root) + 16 > RUN_PATH_MAX ? -ENAMETOOLONG : 0;
 	if (!err)
-		err = util_mkdir_p(opts->runs_dir, 0755);
+		err = util_mkdir_p(opts->paths->runs_dir, 0755);
 	for (int tries = 0; !err && tries < 8; tries++) {
 		err = util_run_id(r->id);
 		if (err)
 			break;
-		snprintf(r->dir, sizeof(r->dir), "%s/%s", opts->runs_dir, r->id);
+		snprintf(r->dir, sizeof(r->dir), "%.*s/%s", RUN_PATH_MAX - 16, opts->paths->runs_dir,
+			 r->id);
 		err = mkdir(r->dir, 0755) < 0 ? -errno : 0;
 		if (err != -EEXIST)
 			break;
 	}
 	if (err) {
 		log_err("%s: cannot create a run directory in %s: %s", __func__,
-			opts->runs_dir, strerror(-err));
+			opts->paths->runs_dir, strerror(-err));
 		goto err_free;
 	}
-	err = cgroup_owner_dir(opts->cgroup_root, r->cgroup, sizeof(r->cgroup) - RUN_ID_LEN - 1);
+	err = cgroup_owner_dir(opts->paths->cgroup_root, r->cgroup, sizeof(r->cgroup) - RUN_ID_LEN - 1);
 	if (err)
 		goto err_free;
 	strcat(r->cgroup, "/");

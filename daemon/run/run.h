@@ -5,6 +5,8 @@
 #ifndef FAULTD_RUN_H
 #define FAULTD_RUN_H
 
+#include <limits.h>
+
 #include <jansson.h>
 #include <event2/event.h>
 
@@ -17,11 +19,21 @@ enum run_state { RUN_QUEUED, RUN_STARTING, RUN_RUNNING, RUN_STOPPING, RUN_DONE }
 
 struct run;
 
+/* Where runs keep what they make and find what they need. faultd and
+ * faultctl each fill one (run_paths_default, then their options). */
+struct run_paths {
+	char runs_dir[PATH_MAX];	/* reports and logs go to runs_dir/RUN_ID */
+	char cgroup_root[PATH_MAX];	/* cgroup v2 parent of run cgroups */
+	char harness_dir[PATH_MAX];	/* bundled workload binaries */
+	char journal_dir[PATH_MAX];	/* undo journals of runs that change the machine */
+};
+
+/* RUN_DEFAULT_DIR, JOURNAL_DEFAULT_DIR, the bundled workloads found from
+ * the running program (paths_harness_dir); no cgroup root yet. */
+void run_paths_default(struct run_paths *p);
+
 struct run_opts {
-	const char *runs_dir;		/* reports and logs go to runs_dir/RUN_ID */
-	const char *cgroup_root;	/* cgroup v2 parent of run cgroups */
-	const char *harness_dir;	/* bundled workload binaries */
-	const char *journal_dir;	/* undo journals of runs that change the machine */
+	const struct run_paths *paths;	/* copied by run__new */
 	const char *suppressions;	/* faultctl run --suppressions: absolute path, or NULL */
 	/* A cycle ended: @cycle is {"cycle", "t_ms", ...}; borrowed. */
 	void (*on_cycle)(struct run *r, const json_t *cycle, void *arg);

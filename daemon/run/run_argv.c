@@ -41,7 +41,7 @@ int run_argv_build(struct run *r, size_t i)
 {
 	const struct sc_workload *w = &r->sc->wl[i];
 	struct run_wl *rw = &r->rw[i];
-	static char harness_path[PATH_MAX];
+	static char harness_path[PATH_MAX + 64];
 	size_t n = 0, k = 0;
 
 	if (w->kind == WL_EXEC) {
@@ -59,13 +59,13 @@ int run_argv_build(struct run *r, size_t i)
 	rw->argv = calloc(n + 8, sizeof(*rw->argv));
 	if (!rw->argv)
 		return -ENOMEM;
-	snprintf(harness_path, sizeof(harness_path), "%s/%s", r->opts.harness_dir,
+	snprintf(harness_path, sizeof(harness_path), "%s/%s", r->paths.harness_dir,
 		 scenario_kind_name(w->kind));
 	/* The ASan build sits in the sanitized build tree beside ours
 	 * (build/harness -> build/san-address/harness), or is ours already. */
-	if (w->asan && !strstr(r->opts.harness_dir, "/san-address/"))
+	if (w->asan && !strstr(r->paths.harness_dir, "/san-address/"))
 		snprintf(harness_path, sizeof(harness_path), "%s/../san-address/harness/%s",
-			 r->opts.harness_dir, scenario_kind_name(w->kind));
+			 r->paths.harness_dir, scenario_kind_name(w->kind));
 	if (access(harness_path, X_OK) < 0) {
 		run_error(r, "workload '%s': %s: %s%s", w->name, harness_path, strerror(errno),
 			  w->asan ? " (build it: make SANITIZER=address harness)" : "");

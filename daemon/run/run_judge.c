@@ -132,7 +132,7 @@ enum verdict run_judge_report(struct run *r)
 	enum verdict v;
 	int err;
 
-	r->obs.residue = residue_scan(r->id, r->cgroup, r->opts.journal_dir);
+	r->obs.residue = residue_scan(r->id, r->cgroup, r->paths.journal_dir);
 	res = calloc(r->sc->n_inv ? r->sc->n_inv : 1, sizeof(*res));
 	if (!res)
 		run_error(r, "out of memory evaluating invariants");

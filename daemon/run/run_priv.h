@@ -72,6 +72,7 @@ struct run {
 	struct event_base *base;
 	struct scenario *sc;
 	struct run_opts opts;
+	struct run_paths paths;		/* opts.paths points here */
 	char id[RUN_ID_LEN];
 	char dir[RUN_PATH_MAX];
 	char cgroup[RUN_PATH_MAX];
