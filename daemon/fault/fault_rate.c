@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 #include "fault_window.h"
-#include "netrate_user.h"
+#include "netrate.h"
 #include "topo.h"
 
 struct rate_fault {

@@ -13,7 +13,7 @@
 
 #include "caps.h"
 #include "log.h"
-#include "netrate_user.h"
+#include "netrate.h"
 #include "topo.h"
 
 struct netrate {

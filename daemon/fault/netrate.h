@@ -4,8 +4,8 @@
  * goes with that namespace. The first tbf made (or refused for its kind)
  * records the "rate" capability. A delay on the same interface keeps to
  * NFQUEUE rather than a netem that would have to share the root with it. */
-#ifndef FAULTD_NETRATE_USER_H
-#define FAULTD_NETRATE_USER_H
+#ifndef FAULTD_NETRATE_H
+#define FAULTD_NETRATE_H
 
 struct netrate;
 
