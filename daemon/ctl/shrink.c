@@ -190,10 +190,11 @@ static json_t *pick(const json_t *units, const size_t *idx, size_t n)
 	return out;
 }
 
-static int try_units(struct shrink *s, json_t **cur, json_t *units, const char *what,
-		     bool *fails)
+/* Judge candidate @c (its reference is taken): if it still fails, it
+ * becomes *@cur. */
+static int try_candidate(struct shrink *s, json_t **cur, json_t *c, const char *what,
+			 bool *fails)
 {
-	json_t *c = shrink_cand_with_units(*cur, units);
 	int err = judge(s, c, fails, what);
 
 	if (!err && *fails) {
@@ -203,6 +204,12 @@ static int try_units(struct shrink *s, json_t **cur, json_t *units, const char *
 		json_decref(c);
 	}
 	return err;
+}
+
+static int try_units(struct shrink *s, json_t **cur, json_t *units, const char *what,
+		     bool *fails)
+{
+	return try_candidate(s, cur, shrink_cand_with_units(*cur, units), what, fails);
 }
 
 /* ddmin over the candidate's units: a failing chunk replaces the set, then
@@ -287,13 +294,9 @@ static int param_phase(struct shrink *s, json_t **cur)
 				snprintf(what, sizeof(what), "faults[%zu] (%s): %s", f, type,
 					 params[p].fn != shrink_p_shorter_outage ? params[p].name :
 					 strstr(type, "pause") ? "shorter pauses" : "shorter outages");
-				err = judge(s, c, &fails, what);
-				if (err || !fails) {
-					json_decref(c);
+				err = try_candidate(s, cur, c, what, &fails);
+				if (err || !fails)
 					break;
-				}
-				json_decref(*cur);
-				*cur = c;
 				json_array_append_new(s->params_log, json_string(what));
 			}
 		}
@@ -311,13 +314,9 @@ static int param_phase(struct shrink *s, json_t **cur)
 		json_object_set_new(c, "tail_ms", json_integer(tail));
 		snprintf(what, sizeof(what), "run ends %lld ms after the last action",
 			 (long long)tail);
-		err = judge(s, c, &fails, what);
-		if (err || !fails) {
-			json_decref(c);
+		err = try_candidate(s, cur, c, what, &fails);
+		if (err || !fails)
 			break;
-		}
-		json_decref(*cur);
-		*cur = c;
 		json_array_append_new(s->params_log, json_string(what));
 	}
 	return err;

@@ -64,10 +64,9 @@ int run_faults_attach(struct run *r)
 	return fault_families_attach(&r->fenv);
 }
 
+/* After teardown_network, which detached the families. */
 void run_faults_free(struct run *r)
 {
-	if (r->fenv.wl)
-		fault_families_detach(&r->fenv);
 	free(r->fenv.wl);
 	r->fenv.wl = NULL;
 }

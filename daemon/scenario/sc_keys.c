@@ -240,6 +240,41 @@ static int parse_value(struct sc_ctx *ctx, const struct sc_key *k, json_t *val,
 	return -EINVAL;
 }
 
+void *sc_parse_array(struct sc_ctx *ctx, json_t *val, const char *what,
+		     const struct sc_key *keys, size_t size, size_t *n,
+		     int (*check)(struct sc_ctx *ctx, void *elem, size_t i, void *arg), void *arg,
+		     int *err)
+{
+	char *elems = NULL;
+	json_t *item;
+	size_t i;
+
+	*err = 0;
+	if (!json_is_array(val)) {
+		sc_error(ctx, false, "expected an array of %s, got %s", what, sc_json_type_name(val));
+		*err = -EINVAL;
+		return NULL;
+	}
+	elems = sc_track(ctx, calloc(json_array_size(val) + 1, size));
+	if (!elems) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	*n = json_array_size(val);
+	json_array_foreach(val, i, item) {
+		int e;
+
+		jpath_push_idx(&ctx->path, i);
+		e = sc_parse_object(ctx, item, keys, elems + i * size);
+		if (!e && check)
+			e = check(ctx, elems + i * size, i, arg);
+		jpath_pop(&ctx->path);
+		if (e && !*err)
+			*err = e;
+	}
+	return elems;
+}
+
 int sc_parse_object(struct sc_ctx *ctx, json_t *obj, const struct sc_key *keys,
 		    void *target)
 {

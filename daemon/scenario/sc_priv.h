@@ -32,6 +32,16 @@ void *sc_track(struct sc_ctx *ctx, void *p);
 const char *sc_json_type_name(const json_t *v);	/* "an object", "a string", ... */
 int sc_parse_strv(struct sc_ctx *ctx, json_t *val, const char ***out);
 int sc_valid_name(const char *s);
+/* A JSON array of objects, each read by @keys into a new array of
+ * @size-byte elements (returned, *@n of them, one zeroed spare at the
+ * end). @check (optional) judges each element its keys read cleanly, at
+ * its index. Every element's errors are reported; *@err is 0 or the first
+ * one (NULL is returned only for a non-array or ENOMEM). @what names the
+ * elements in the error for a non-array: "routes". */
+void *sc_parse_array(struct sc_ctx *ctx, json_t *val, const char *what,
+		     const struct sc_key *keys, size_t size, size_t *n,
+		     int (*check)(struct sc_ctx *ctx, void *elem, size_t i, void *arg), void *arg,
+		     int *err);
 
 /* One parser per section, for scenario.c's key table. */
 int sc_parse_workloads(struct sc_ctx *ctx, json_t *val, void *target);

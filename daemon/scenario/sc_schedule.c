@@ -66,35 +66,23 @@ static int check_entry(struct sc_ctx *ctx, const struct scenario *sc, const stru
 	return err;
 }
 
+static int check_sched(struct sc_ctx *ctx, void *elem, size_t i, void *sc)
+{
+	(void)i;
+	return check_entry(ctx, sc, elem);
+}
+
 int sc_parse_schedule(struct sc_ctx *ctx, json_t *val, void *target)
 {
 	struct scenario *sc = target;
 	struct sc_sched *s;
-	json_t *item;
-	size_t i;
-	int err = 0;
+	int err;
 
-	if (!json_is_array(val)) {
-		sc_error(ctx, false, "expected an array of {at_ms, fault, action}, got %s",
-			 sc_json_type_name(val));
-		return -EINVAL;
-	}
-	s = sc_track(ctx, calloc(json_array_size(val) + 1, sizeof(*s)));
+	s = sc_parse_array(ctx, val, "{at_ms, fault, action}", sched_keys, sizeof(*s),
+			   &sc->n_schedule, check_sched, sc, &err);
 	if (!s)
-		return -ENOMEM;
-	json_array_foreach(val, i, item) {
-		int e;
-
-		jpath_push_idx(&ctx->path, i);
-		e = sc_parse_object(ctx, item, sched_keys, &s[i]);
-		if (!e)
-			e = check_entry(ctx, sc, &s[i]);
-		jpath_pop(&ctx->path);
-		if (e && !err)
-			err = e;
-	}
+		return err;
 	sc->schedule = s;
-	sc->n_schedule = json_array_size(val);
 	sc->has_schedule = true;
 	/* By time, ties in file order (an insertion sort is stable; a
 	 * file faultctl wrote is sorted already and costs one pass). */

@@ -206,32 +206,19 @@ static int check_bridge(struct sc_ctx *ctx, struct scenario *sc, struct sc_bridg
 	return err;
 }
 
+static int check_bridge_at(struct sc_ctx *ctx, void *elem, size_t i, void *sc)
+{
+	(void)i;
+	return check_bridge(ctx, sc, elem);
+}
+
 static int parse_bridges(struct sc_ctx *ctx, json_t *val, void *target)
 {
 	struct scenario *sc = target;
-	json_t *item;
-	size_t i;
-	int err = 0;
+	int err;
 
-	if (!json_is_array(val)) {
-		sc_error(ctx, false, "expected an array of bridges, got %s", sc_json_type_name(val));
-		return -EINVAL;
-	}
-	sc->n_bridges = json_array_size(val);
-	sc->bridges = sc_track(ctx, calloc(sc->n_bridges + 1, sizeof(*sc->bridges)));
-	if (!sc->bridges)
-		return -ENOMEM;
-	json_array_foreach(val, i, item) {
-		int e;
-
-		jpath_push_idx(&ctx->path, i);
-		e = sc_parse_object(ctx, item, bridge_keys, &sc->bridges[i]);
-		if (!e)
-			e = check_bridge(ctx, sc, &sc->bridges[i]);
-		jpath_pop(&ctx->path);
-		if (e && !err)
-			err = e;
-	}
+	sc->bridges = sc_parse_array(ctx, val, "bridges", bridge_keys, sizeof(*sc->bridges),
+				     &sc->n_bridges, check_bridge_at, sc, &err);
 	return err;
 }
 
@@ -243,50 +230,44 @@ static const struct sc_key route_keys[] = {
 	{NULL},
 };
 
+/* A route's namespace is declared, its destination and gateway are
+ * addresses. */
+static int check_route(struct sc_ctx *ctx, void *elem, size_t i, void *arg)
+{
+	const struct scenario *sc = arg;
+	struct sc_route *rt = elem;
+	int e = 0;
+
+	(void)i;
+	if ((rt->ns_idx = scenario_ns_idx(sc, rt->ns)) < 0) {
+		jpath_push_key(&ctx->path, "ns");
+		sc_error(ctx, false, "namespace '%s' is not declared in "
+			 "topology.namespaces", rt->ns);
+		jpath_pop(&ctx->path);
+		e = -EINVAL;
+	}
+	if (!e && strcmp(rt->dst, "default") && !valid_cidr(rt->dst)) {
+		jpath_push_key(&ctx->path, "dst");
+		sc_error(ctx, false, "'%s' is not A.B.C.D/LEN or \"default\"", rt->dst);
+		jpath_pop(&ctx->path);
+		e = -EINVAL;
+	}
+	if (!e && !valid_ip(rt->via)) {
+		jpath_push_key(&ctx->path, "via");
+		sc_error(ctx, false, "'%s' is not an IPv4 address", rt->via);
+		jpath_pop(&ctx->path);
+		e = -EINVAL;
+	}
+	return e;
+}
+
 static int parse_routes(struct sc_ctx *ctx, json_t *val, void *target)
 {
 	struct scenario *sc = target;
-	json_t *item;
-	size_t i;
-	int err = 0;
+	int err;
 
-	if (!json_is_array(val)) {
-		sc_error(ctx, false, "expected an array of routes, got %s", sc_json_type_name(val));
-		return -EINVAL;
-	}
-	sc->n_routes = json_array_size(val);
-	sc->routes = sc_track(ctx, calloc(sc->n_routes + 1, sizeof(*sc->routes)));
-	if (!sc->routes)
-		return -ENOMEM;
-	json_array_foreach(val, i, item) {
-		struct sc_route *rt = &sc->routes[i];
-		int e;
-
-		jpath_push_idx(&ctx->path, i);
-		e = sc_parse_object(ctx, item, route_keys, rt);
-		if (!e && (rt->ns_idx = scenario_ns_idx(sc, rt->ns)) < 0) {
-			jpath_push_key(&ctx->path, "ns");
-			sc_error(ctx, false, "namespace '%s' is not declared in "
-				 "topology.namespaces", rt->ns);
-			jpath_pop(&ctx->path);
-			e = -EINVAL;
-		}
-		if (!e && strcmp(rt->dst, "default") && !valid_cidr(rt->dst)) {
-			jpath_push_key(&ctx->path, "dst");
-			sc_error(ctx, false, "'%s' is not A.B.C.D/LEN or \"default\"", rt->dst);
-			jpath_pop(&ctx->path);
-			e = -EINVAL;
-		}
-		if (!e && !valid_ip(rt->via)) {
-			jpath_push_key(&ctx->path, "via");
-			sc_error(ctx, false, "'%s' is not an IPv4 address", rt->via);
-			jpath_pop(&ctx->path);
-			e = -EINVAL;
-		}
-		jpath_pop(&ctx->path);
-		if (e && !err)
-			err = e;
-	}
+	sc->routes = sc_parse_array(ctx, val, "routes", route_keys, sizeof(*sc->routes),
+				    &sc->n_routes, check_route, sc, &err);
 	return err;
 }
 

@@ -112,40 +112,35 @@ static const struct sc_key allocator_keys[] = {
 
 /* "allocators": [{"alloc": "pool_get", "size_arg": 2}, {"free": "pool_put",
  * "ptr_arg": 2}]: a program's own allocator, tracked like malloc. */
+/* One of alloc and free; a free's pointer is argument 1 unless named. */
+static int check_allocator(struct sc_ctx *ctx, void *elem, size_t i, void *arg)
+{
+	struct sc_allocator *a = elem;
+	int e = 0;
+
+	(void)i;
+	(void)arg;
+	if (!a->alloc == !a->free) {
+		sc_error(ctx, false, "name exactly one of \"alloc\" and \"free\"");
+		e = -EINVAL;
+	}
+	if (!e && a->free && !a->ptr_arg)
+		a->ptr_arg = 1;
+	if (!e && a->free && a->size_arg) {
+		sc_error(ctx, false, "\"size_arg\" is for \"alloc\"");
+		e = -EINVAL;
+	}
+	return e;
+}
+
 static int parse_allocators(struct sc_ctx *ctx, json_t *val, void *target)
 {
 	struct sc_workload *w = target;
-	json_t *item;
-	size_t i;
-	int err = 0;
+	int err;
 
-	if (!json_is_array(val)) {
-		sc_error(ctx, false, "expected an array of objects, got %s", sc_json_type_name(val));
-		return -EINVAL;
-	}
-	w->n_allocators = json_array_size(val);
-	w->allocators = sc_track(ctx, calloc(w->n_allocators + 1, sizeof(*w->allocators)));
-	if (!w->allocators)
-		return -ENOMEM;
-	json_array_foreach(val, i, item) {
-		struct sc_allocator *a = &w->allocators[i];
-		int e;
-
-		jpath_push_idx(&ctx->path, i);
-		e = sc_parse_object(ctx, item, allocator_keys, a);
-		if (!e && !a->alloc == !a->free) {
-			sc_error(ctx, false, "name exactly one of \"alloc\" and \"free\"");
-			e = -EINVAL;
-		}
-		if (!e && a->free && !a->ptr_arg)
-			a->ptr_arg = 1;
-		if (!e && a->free && a->size_arg) {
-			sc_error(ctx, false, "\"size_arg\" is for \"alloc\"");
-			e = -EINVAL;
-		}
-		err = err ? err : e;
-		jpath_pop(&ctx->path);
-	}
+	w->allocators = sc_parse_array(ctx, val, "objects", allocator_keys,
+				       sizeof(*w->allocators), &w->n_allocators, check_allocator,
+				       NULL, &err);
 	return err;
 }
 
