@@ -11,8 +11,9 @@ set -eu
 B=${FAULTD_BUILD:-build}
 MIN=${SOAK_MINUTES:-30}
 W=$(mktemp -d /tmp/faultd-soak.XXXXXX)
-SCEN="scenarios/exec-pass.json scenarios/echo-loopback.json scenarios/flap-recovers.json
-scenarios/lwip-flap.json scenarios/msgq.json scenarios/qpair.json"
+# SOAK_SCENARIOS: the files or directories to soak (default: the clean set).
+SCEN=${SOAK_SCENARIOS:-"scenarios/exec-pass.json scenarios/echo-loopback.json scenarios/flap-recovers.json
+scenarios/lwip-flap.json scenarios/msgq.json scenarios/qpair.json"}
 
 "$B/faultd" --socket "$W/s.sock" --runs-dir "$W/runs" --log-level warn \
 	--http 127.0.0.1:0 >"$W/faultd.log" 2>&1 &
