@@ -48,7 +48,7 @@ DAEMON_DIRS := lib scenario run topo fault probe inv report ctl
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Idaemon $(addprefix -Idaemon/,$(DAEMON_DIRS)) \
 	-I$(BUILD) -I/usr/include/libnl3
 LDFLAGS += $(SANFLAGS)
-LIBS    := -lbpf -lelf -ldw -lnl-route-3 -lnl-3 -lz -levent -ljansson -lcrypto -lm \
+LIBS    := -lbpf -lelf -ldw -lnl-route-3 -lnl-3 -lz -levent -levent_pthreads -ljansson -lcrypto -lm \
 	   -lnetfilter_queue -lnfnetlink
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \

@@ -18,6 +18,7 @@
 #include <openssl/sha.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "log.h"
 #include "util.h"
@@ -292,10 +293,22 @@ bool util_owner_alive(int pid)
 	return strncmp(base, "faultd", 6) == 0 || strncmp(base, "faultctl", 8) == 0;
 }
 
+/* Runs have threads and loops of their own (run_loop.c) and post to the
+ * caller's loop: libevent's locks are on before the first base is made. */
+static void util_evthread(void)
+{
+	if (evthread_use_pthreads() < 0)
+		log_warn("%s: libevent without threads", __func__);
+}
+
 struct event_base *util_event_base(void)
 {
-	struct event_config *cfg = event_config_new();
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct event_config *cfg;
 	struct event_base *base = NULL;
+
+	pthread_once(&once, util_evthread);
+	cfg = event_config_new();
 
 	if (cfg && event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER) == 0)
 		base = event_base_new_with_config(cfg);
