@@ -53,6 +53,10 @@ static void on_post(evutil_socket_t fd, short what, void *arg)
 		json_decref(p->cycle);
 		free(p);
 	}
+	/* Done only now, for the caller: a run it sees done it may free, and
+	 * this one's end has to be told first. */
+	if (done)
+		__atomic_store_n(&r->pub_state, (int)RUN_DONE, __ATOMIC_RELEASE);
 	if (done && r->opts.on_done)
 		r->opts.on_done(r, run__report(r), r->opts.arg);
 }
@@ -116,7 +120,7 @@ void run_loop_stop(struct run *r, const char *reason)
 	bool ask;
 
 	pthread_mutex_lock(&r->lock);
-	ask = !r->stop_asked[0] && r->pub_state != RUN_DONE;
+	ask = !r->stop_asked[0] && run__state(r) != RUN_DONE;
 	if (ask)
 		snprintf(r->stop_asked, sizeof(r->stop_asked), "%s", reason);
 	pthread_mutex_unlock(&r->lock);
@@ -260,7 +264,6 @@ void run_post_done(struct run *r)
 	pthread_mutex_lock(&r->lock);
 	r->pub_report = json_incref(r->report);
 	pthread_mutex_unlock(&r->lock);
-	__atomic_store_n(&r->pub_state, (int)RUN_DONE, __ATOMIC_RELEASE);
 	event_base_loopexit(r->base, NULL);
 	post(r, NULL);
 }
