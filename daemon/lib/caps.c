@@ -139,6 +139,18 @@ const char *caps_why(enum caps_id id)
 	return id < CAPS__MAX ? caps_rows[id].why : "";
 }
 
+bool caps_has_via(enum caps_id id)
+{
+	bool has = false;
+
+	if (id < CAPS__MAX) {
+		pthread_mutex_lock(&caps_lock);
+		has = caps_rows[id].via[0] != '\0';
+		pthread_mutex_unlock(&caps_lock);
+	}
+	return has;
+}
+
 const char *caps_via(enum caps_id id)
 {
 	return id < CAPS__MAX ? caps_rows[id].via : "";
