@@ -1,5 +1,5 @@
 # faultd build. Objects go out of tree into $(BUILD); `make V=1` shows
-# full commands; `make SANITIZER=address|undefined` builds into its own
+# full commands; `make SANITIZER=address|undefined|thread` builds into its own
 # directory so sanitized and plain objects never mix.
 
 .DELETE_ON_ERROR:
@@ -20,8 +20,13 @@ else ifeq ($(SANITIZER),undefined)
 BUILD ?= build/san-undefined
 BUILD_ASAN := build/san-address
 SANFLAGS := -fsanitize=undefined -fno-sanitize-recover=undefined
+else ifeq ($(SANITIZER),thread)
+# Runs have threads of their own (daemon/run/run_loop.c): data races.
+BUILD ?= build/san-thread
+BUILD_ASAN := build/san-address
+SANFLAGS := -fsanitize=thread
 else
-$(error SANITIZER must be empty, 'address' or 'undefined', not '$(SANITIZER)')
+$(error SANITIZER must be empty, 'address', 'undefined' or 'thread', not '$(SANITIZER)')
 endif
 
 ifeq ($(V),1)
@@ -48,7 +53,7 @@ DAEMON_DIRS := lib scenario run topo fault probe inv report ctl
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Idaemon $(addprefix -Idaemon/,$(DAEMON_DIRS)) \
 	-I$(BUILD) -I/usr/include/libnl3
 LDFLAGS += $(SANFLAGS)
-LIBS    := -lbpf -lelf -ldw -lnl-route-3 -lnl-3 -lz -levent -ljansson -lcrypto -lm \
+LIBS    := -lbpf -lelf -ldw -lnl-route-3 -lnl-3 -lz -levent -levent_pthreads -ljansson -lcrypto -lm \
 	   -lnetfilter_queue -lnfnetlink
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
@@ -110,7 +115,7 @@ help:
 	@echo "make install  DESTDIR= PREFIX=/usr/local: programs, workloads, unit, man pages, docs"
 	@echo "make uninstall  the same variables: removes what install put there"
 	@echo "make deb      a Debian package (dpkg-buildpackage) into $(BUILD)/deb/"
-	@echo "options: V=1  SANITIZER=address|undefined  BUILD=dir"
+	@echo "options: V=1  SANITIZER=address|undefined|thread  BUILD=dir"
 
 deps:
 	$(Q)sh scripts/deps.sh

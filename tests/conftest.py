@@ -321,7 +321,8 @@ class Daemon:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"faultd exited {self.proc.returncode}:\n{self.log}")
-            if self.sock.exists() and faultctl("version", socket=self.sock).returncode == 0:
+            # "version" answers without a daemon: "status" needs one.
+            if self.sock.exists() and faultctl("status", socket=self.sock).returncode == 0:
                 return
             time.sleep(0.05)
         raise AssertionError(f"faultd not ready in 10s:\n{self.log}")

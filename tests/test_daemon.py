@@ -4,6 +4,7 @@ import concurrent.futures
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import time
@@ -335,3 +336,68 @@ def test_kill_9_of_faultd_then_restart_sweeps_what_it_left(tmp_path, progs):
             client.kill()
             client.communicate()
         d.stop(sig=9)
+
+
+def test_faultd_in_its_own_pid_namespace_leaves_a_live_faultds_run_alone(tmp_path):
+    """A faultd in a pid namespace of its own (a container) that shares the
+    host's cgroup root and journal directory sees every host pid as dead.
+    Its start-up sweep must still leave a live host faultd's run alone (its
+    cgroup, journal and namespaces): the run ends PASS, its workload not
+    killed. Both faultds use a cgroup root and journal directory of this
+    test's only, so no other faultd's runs are in reach of the sweep."""
+    from conftest import CGROUP_MOUNT, FAULTD, Daemon, faultctl
+    cg_root = CGROUP_MOUNT / f"faultd-pidns-{os.getpid()}"
+    journals = tmp_path / "journal"
+    dirs = ("--cgroup-root", str(cg_root), "--journal-dir", str(journals))
+    cg_root.mkdir(exist_ok=True)
+    host = Daemon(tmp_path, extra_args=dirs)
+    inner = None
+    try:
+        doc = scenario("pidns", ["sleep", "4"], duration_s=8,
+                       topology={"namespaces": ["a", "b"],
+                                 "links": [{"name": "l0", "type": "veth", "a": "a", "b": "b"}]},
+                       invariants=[{"name": "exit_ok"}, {"name": "no_crash"}])
+        doc["workloads"][0]["netns"] = "a"
+        client = subprocess.Popen([str(FAULTCTL), "--socket", str(host.sock), "run", "--json",
+                                   str(tmp_path / "r.json"), "--quiet",
+                                   str(write_scenario(tmp_path / "p.json", doc))],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "workload 'w' started" not in host.log:
+            time.sleep(0.05)
+        owner = cg_root / str(host.proc.pid)
+        run_cgroups = list(owner.glob("*/w"))
+        assert len(run_cgroups) == 1 and list(journals.glob("*.journal")), host.log
+        run_id = run_cgroups[0].parent.name
+        sock = tmp_path / "inner.sock"
+        inner = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc",
+                                  "--kill-child=SIGTERM", str(FAULTD), "--socket", str(sock),
+                                  "--runs-dir", str(tmp_path / "inner-runs"), "--log-level",
+                                  "debug", *dirs],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and faultctl("status", socket=sock).returncode:
+            assert inner.poll() is None, inner.communicate()[0]
+            time.sleep(0.05)
+        # unshare ignores SIGTERM while it waits: the faultd (pid 1 inside) is told.
+        inner_faultd = int(pathlib.Path(f"/proc/{inner.pid}/task/{inner.pid}/children")
+                           .read_text().split()[0])
+        os.kill(inner_faultd, signal.SIGTERM)
+        inner_log = inner.communicate(timeout=30)[0]
+        assert "ready (pid 1)" in inner_log, inner_log
+        assert "removed stale cgroup" not in inner_log and "undid" not in inner_log, inner_log
+        assert run_cgroups[0].exists(), "the live run's cgroup was swept"
+        assert (journals / f"{run_id}.journal").exists(), "the live run's journal was swept"
+        assert f"fd{run_id}-a" in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                                 text=True).stdout
+        out, err = client.communicate(timeout=60)
+        rep = json.loads((tmp_path / "r.json").read_text())
+        assert client.returncode == 0 and rep["verdict"] == "PASS", (out, err, rep["verdict"])
+        assert rep["workloads"][0]["exit_code"] == 0 and not rep["workloads"][0]["signal"]
+    finally:
+        if inner and inner.poll() is None:
+            inner.kill()
+            inner.wait()
+        assert host.stop() == 0
+        if cg_root.exists():
+            cg_root.rmdir()

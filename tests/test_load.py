@@ -17,10 +17,15 @@ import pytest
 from conftest import FAULTCTL, Daemon, write_scenario
 from test_http_soak import http_port
 
-LATE_MS = 20
+# A sanitized faultd (ASan, TSan) runs several times slower on these 2
+# cores: the 20 ms holds for the build users run; sanitized builds are held
+# to finding memory errors and races here, with a looser bound on time and
+# none on kept memory (ASan's quarantine keeps what is freed).
+SANITIZED = "/san-" in os.environ.get("FAULTD_BUILD", "")
+LATE_MS = 1000 if SANITIZED else 20
 RUNS = 4
 CLIENTS = 50
-ROUNDS = 3
+ROUNDS = int(os.environ.get("FAULTD_LOAD_ROUNDS", "3"))  # more for a soak
 
 
 def scenario(tmp_path, i):
@@ -81,12 +86,11 @@ def idle_status(d):
     raise AssertionError("faultd never went idle")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 19, left open: a run's set-up (namespaces, links, BPF object loads, "
-    "probe attach) runs on the event loop, so with -j 4 the other runs' fault "
-    "timers come 2 to 6 s late on this 2-core host (with or without the 50 "
-    "clients); "
-    "the set-up has to move off the loop or be sliced"))
+@pytest.mark.xfail(strict=False, reason=(
+    "issue 19, left open: set-up and teardown are off the daemon's loop (each run "
+    "has its own thread and loop) and on a quiet host every fault fires <= 11 ms "
+    "late; while other tests load the 2 cores, mid-run faults still come 20-70 ms "
+    "late (CPU contention of the run threads, not set-up)"))
 def test_four_runs_fifty_clients_metrics_and_a_flat_out_writer(tmp_path):
     d = Daemon(tmp_path, extra_args=("-j", str(RUNS), "--http", "0"))
     try:
@@ -126,10 +130,12 @@ def test_four_runs_fifty_clients_metrics_and_a_flat_out_writer(tmp_path):
             stop.set()
             for t in load:
                 t.join(timeout=30)
+        print("rss_idle_bytes per round:", kept, "fds:", fds,
+              "latest fault (ms):", max(ms for *_, ms in late))
         assert not errors, errors[:5]
         assert all(ms <= LATE_MS for *_, ms in late), [x for x in late if x[-1] > LATE_MS]
         # The first round warms caches (BTF, symbols); after it, flat.
         assert fds[1:] == [fds[1]] * (ROUNDS - 1), fds
-        assert kept[-1] - kept[1] <= 1 << 20, kept
+        assert SANITIZED or kept[-1] - kept[1] <= 1 << 20, kept
     finally:
         assert d.stop() == 0

@@ -2,6 +2,7 @@
  * choice of mechanism per delay (netem in netdelay_netem.c, NFQUEUE in
  * netdelay_nfq.c). */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdbool.h>
@@ -211,21 +212,25 @@ static short nd_dist_entry(double x)
  * (i + 0.5) / NETDELAY_DIST_SIZE, scaled to mean 0 and standard deviation
  * 1. Pareto: alpha 3, x_m 1 (mean 1.5, standard deviation sqrt(3)/2), a
  * tail toward long delays. */
+static short nd_normal[NETDELAY_DIST_SIZE], nd_pareto[NETDELAY_DIST_SIZE];
+
+static void nd_dist_make(void)
+{
+	for (size_t i = 0; i < NETDELAY_DIST_SIZE; i++) {
+		double p = (i + 0.5) / NETDELAY_DIST_SIZE;
+
+		nd_normal[i] = nd_dist_entry(nd_normal_quantile(p));
+		nd_pareto[i] = nd_dist_entry((pow(1.0 - p, -1.0 / 3.0) - 1.5) / (sqrt(3.0) / 2));
+	}
+}
+
+/* Made once, by whichever run's thread comes first. */
 const short *netdelay_dist_table(enum netdelay_dist dist)
 {
-	static short normal[NETDELAY_DIST_SIZE], pareto[NETDELAY_DIST_SIZE];
-	static bool made;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-	if (!made) {
-		for (size_t i = 0; i < NETDELAY_DIST_SIZE; i++) {
-			double p = (i + 0.5) / NETDELAY_DIST_SIZE;
-
-			normal[i] = nd_dist_entry(nd_normal_quantile(p));
-			pareto[i] = nd_dist_entry((pow(1.0 - p, -1.0 / 3.0) - 1.5) / (sqrt(3.0) / 2));
-		}
-		made = true;
-	}
-	return dist == NETDELAY_NORMAL ? normal : dist == NETDELAY_PARETO ? pareto : NULL;
+	pthread_once(&once, nd_dist_make);
+	return dist == NETDELAY_NORMAL ? nd_normal : dist == NETDELAY_PARETO ? nd_pareto : NULL;
 }
 
 int netdelay__set(struct netdelay *d, const struct netdelay_conf *c)

@@ -16,6 +16,7 @@
  * Once tcx is found missing it stays missing for the process: later
  * attaches go straight to tc. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
@@ -63,8 +64,11 @@ struct netfault {
 	char ifname[IFNAMSIZ];
 };
 
-/* faultd runs on one thread: a plain list will do. */
+/* Runs attach from threads of their own (run_loop.c): the list, and the
+ * tcx state below, are under nf_lock. A hook is one namespace's interface,
+ * so only the run that owns it counts its refs. */
 static struct nf_hook *nf_hooks;
+static pthread_mutex_t nf_lock = PTHREAD_MUTEX_INITIALIZER;
 
 PROBE_SKEL_OPS_DEFINE(netfault);
 
@@ -95,8 +99,10 @@ static bool nf_tcx_refused(int err)
 /* From now on, for this process, packet faults go through tc. */
 static void nf_tcx_set_missing(const char *why)
 {
+	pthread_mutex_lock(&nf_lock);
 	nf_tcx_missing = true;
 	snprintf(nf_tcx_why, sizeof(nf_tcx_why), "%s", why);
+	pthread_mutex_unlock(&nf_lock);
 	log_info("%s: no tcx (%s): packet faults go through tc clsact", __func__, why);
 }
 
@@ -105,10 +111,16 @@ static void nf_tcx_set_missing(const char *why)
 static bool nf_tcx_usable(void)
 {
 	const char *v = getenv("FAULTD_NO_TCX");
+	bool missing;
 
-	if (!nf_tcx_missing && v && *v && strcmp(v, "0"))
+	pthread_mutex_lock(&nf_lock);
+	missing = nf_tcx_missing;
+	pthread_mutex_unlock(&nf_lock);
+	if (!missing && v && *v && strcmp(v, "0")) {
 		nf_tcx_set_missing("FAULTD_NO_TCX is set");
-	return !nf_tcx_missing;
+		missing = true;
+	}
+	return !missing;
 }
 
 static int nf_tcx_attach(struct nf_attach *at, int ifindex)
@@ -146,16 +158,19 @@ static struct nf_hook *nf_hook_get(const struct netfault *nf)
 {
 	struct nf_hook *h;
 
+	pthread_mutex_lock(&nf_lock);
 	for (h = nf_hooks; h; h = h->next)
 		if (!strcmp(h->netns_path, nf->netns_path) && !strcmp(h->ifname, nf->ifname))
-			return h;
+			goto out;
 	h = calloc(1, sizeof(*h));
 	if (!h)
-		return NULL;
+		goto out;
 	snprintf(h->netns_path, sizeof(h->netns_path), "%s", nf->netns_path);
 	snprintf(h->ifname, sizeof(h->ifname), "%s", nf->ifname);
 	h->next = nf_hooks;
 	nf_hooks = h;
+out:
+	pthread_mutex_unlock(&nf_lock);
 	return h;
 }
 
@@ -166,10 +181,12 @@ static bool nf_hook_release(struct nf_hook *h)
 
 	if (h->refs)
 		return false;
+	pthread_mutex_lock(&nf_lock);
 	for (pp = &nf_hooks; *pp && *pp != h; pp = &(*pp)->next)
 		;
 	if (*pp)
 		*pp = h->next;
+	pthread_mutex_unlock(&nf_lock);
 	free(h);
 	return true;
 }
@@ -243,12 +260,19 @@ static int nf_attach_in_ns(void *arg)
  * namespace is this run's problem. */
 static void nf_record(const struct netfault *nf, int err)
 {
+	char why[NF_WHY_MAX];
+	bool missing;
+
 	if (!err) {
 		caps_set_ok(CAPS_PACKET, nf->hook ? "tc clsact" : "tcx");
 		return;
 	}
-	if (nf_tcx_missing && (nf_tcx_refused(err) || err == -ENOENT || err == -EPERM))
-		caps_set_missing(CAPS_PACKET, "%s; clsact qdisc with cls_bpf: %s", nf_tcx_why,
+	pthread_mutex_lock(&nf_lock);
+	missing = nf_tcx_missing;
+	snprintf(why, sizeof(why), "%s", nf_tcx_why);
+	pthread_mutex_unlock(&nf_lock);
+	if (missing && (nf_tcx_refused(err) || err == -ENOENT || err == -EPERM))
+		caps_set_missing(CAPS_PACKET, "%s; clsact qdisc with cls_bpf: %s", why,
 				 strerror(-err));
 }
 

@@ -1,6 +1,7 @@
 /* The feature table: one row per feature, with what gives it; the state is
  * filled in by the probes and fault mechanisms as they are first tried. */
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,7 +53,12 @@ struct caps_row {
 	char why[512];
 };
 
+/* Runs write the table from threads of their own (run_loop.c) and the
+ * daemon's loop reads it: under caps_lock. A row's why is written once,
+ * when it goes missing, so the string caps_why hands out does not change
+ * under its reader. */
 static struct caps_row caps_rows[CAPS__MAX];
+static pthread_mutex_t caps_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const char *caps_name(enum caps_id id)
 {
@@ -81,16 +87,27 @@ const char *caps_needs(enum caps_id id)
 
 enum caps_state caps_state(enum caps_id id)
 {
-	return id < CAPS__MAX ? caps_rows[id].state : CAPS_MISSING;
+	enum caps_state st = CAPS_MISSING;
+
+	if (id < CAPS__MAX) {
+		pthread_mutex_lock(&caps_lock);
+		st = caps_rows[id].state;
+		pthread_mutex_unlock(&caps_lock);
+	}
+	return st;
 }
 
 void caps_set_ok(enum caps_id id, const char *via)
 {
-	if (id >= CAPS__MAX || caps_rows[id].state == CAPS_MISSING)
+	if (id >= CAPS__MAX)
 		return;
-	caps_rows[id].state = CAPS_OK;
-	if (via)
-		snprintf(caps_rows[id].via, sizeof(caps_rows[id].via), "%s", via);
+	pthread_mutex_lock(&caps_lock);
+	if (caps_rows[id].state != CAPS_MISSING) {
+		caps_rows[id].state = CAPS_OK;
+		if (via)
+			snprintf(caps_rows[id].via, sizeof(caps_rows[id].via), "%s", via);
+	}
+	pthread_mutex_unlock(&caps_lock);
 }
 
 void caps_set_missing(enum caps_id id, const char *fmt, ...)
@@ -98,14 +115,20 @@ void caps_set_missing(enum caps_id id, const char *fmt, ...)
 	struct caps_row *row;
 	va_list ap;
 
-	if (id >= CAPS__MAX || caps_rows[id].state == CAPS_MISSING)
+	if (id >= CAPS__MAX)
 		return;
+	pthread_mutex_lock(&caps_lock);
 	row = &caps_rows[id];
+	if (row->state == CAPS_MISSING) {
+		pthread_mutex_unlock(&caps_lock);
+		return;
+	}
 	row->state = CAPS_MISSING;
 	row->via[0] = '\0';
 	va_start(ap, fmt);
 	vsnprintf(row->why, sizeof(row->why), fmt, ap);
 	va_end(ap);
+	pthread_mutex_unlock(&caps_lock);
 	log_warn("%s: %s%s is missing on this host: %s (needs %s)", __func__,
 		 caps_defs[id].core ? "core feature " : "", caps_defs[id].name, row->why,
 		 caps_defs[id].needs);
@@ -114,6 +137,18 @@ void caps_set_missing(enum caps_id id, const char *fmt, ...)
 const char *caps_why(enum caps_id id)
 {
 	return id < CAPS__MAX ? caps_rows[id].why : "";
+}
+
+bool caps_has_via(enum caps_id id)
+{
+	bool has = false;
+
+	if (id < CAPS__MAX) {
+		pthread_mutex_lock(&caps_lock);
+		has = caps_rows[id].via[0] != '\0';
+		pthread_mutex_unlock(&caps_lock);
+	}
+	return has;
 }
 
 const char *caps_via(enum caps_id id)
@@ -126,6 +161,7 @@ json_t *caps_json(bool all)
 	static const char *const states[] = {"untried", "ok", "missing"};
 	json_t *o = json_object(), *row;
 
+	pthread_mutex_lock(&caps_lock);
 	for (int i = 0; o && i < CAPS__MAX; i++) {
 		const struct caps_row *c = &caps_rows[i];
 
@@ -143,10 +179,13 @@ json_t *caps_json(bool all)
 			o = NULL;
 		}
 	}
+	pthread_mutex_unlock(&caps_lock);
 	return o;
 }
 
 void caps_reset(void)
 {
+	pthread_mutex_lock(&caps_lock);
 	memset(caps_rows, 0, sizeof(caps_rows));
+	pthread_mutex_unlock(&caps_lock);
 }

@@ -51,6 +51,8 @@ void caps_set_missing(enum caps_id id, const char *fmt, ...)
 /* Why it is missing ("" if it is not), and the mechanism in use ("" if none). */
 const char *caps_why(enum caps_id id);
 const char *caps_via(enum caps_id id);
+/* Has a via been recorded (read under the table's lock)? */
+bool caps_has_via(enum caps_id id);
 
 /* {"proc": {"state": "ok", "via": "..."}, "heap": {"state": "missing",
  * "why": "...", "needs": "..."}, ...}: every feature tried so far, or all

@@ -163,11 +163,14 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
+	/* One line at a time: runs log from threads of their own. */
+	flockfile(stderr);
 	fprintf(stderr, "%s.%03ld %s[%s] ", stamp, ts.tv_nsec / 1000000,
 		log_prefix, level_names[level]);
 	vfprintf(stderr, fmt, ap);
 	if (fmt[0] && fmt[strlen(fmt) - 1] != '\n')
 		fputc('\n', stderr);
+	funlockfile(stderr);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

@@ -18,6 +18,7 @@
 #include <openssl/sha.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "log.h"
 #include "util.h"
@@ -272,16 +273,11 @@ int util_valid_run_id(const char *id)
 	return 1;
 }
 
-bool util_owner_alive(int pid)
+static bool util_is_faultd(int pid)
 {
 	char path[64], exe[PATH_MAX], *base;
 	ssize_t n;
 
-	/* Sweeps run before this process made anything: a journal or cgroup
-	 * naming our own pid is a dead predecessor's that had it (faultd as
-	 * PID 1 of a container, restarted). */
-	if (pid == (int)getpid())
-		return false;
 	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
 	n = readlink(path, exe, sizeof(exe) - 1);
 	if (n < 0)
@@ -292,10 +288,93 @@ bool util_owner_alive(int pid)
 	return strncmp(base, "faultd", 6) == 0 || strncmp(base, "faultctl", 8) == 0;
 }
 
+bool util_owner_alive(int pid)
+{
+	/* Sweeps run before this process made anything: a journal or cgroup
+	 * naming our own pid is a dead predecessor's that had it (faultd as
+	 * PID 1 of a container, restarted). */
+	if (pid == (int)getpid())
+		return false;
+	return util_is_faultd(pid);
+}
+
+static unsigned long util_pidns_of(const char *pid)
+{
+	char path[300];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%s/ns/pid", pid);
+	return stat(path, &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+unsigned long util_pidns(void)
+{
+	return util_pidns_of("self");
+}
+
+/* The pid of /proc/@pid in its own (innermost) namespace: the last field
+ * of NSpid. 0 if it cannot be read. */
+static int util_inner_pid(const char *pid)
+{
+	char path[300], *text = NULL, *line, *last;
+	int inner = 0;
+
+	snprintf(path, sizeof(path), "/proc/%s/status", pid);
+	if (util_read_file(path, 1 << 16, &text, NULL))
+		return 0;
+	line = strstr(text, "\nNSpid:");
+	if (line) {
+		line[strcspn(line + 1, "\n") + 1] = '\0';
+		last = strrchr(line, '\t');
+		last = last ? last : strrchr(line, ' ');
+		inner = last ? atoi(last + 1) : 0;
+	}
+	free(text);
+	return inner;
+}
+
+bool util_owner_alive_ns(int pid, unsigned long ns)
+{
+	unsigned long ours = util_pidns();
+	bool seen = false, alive = false;
+	struct dirent *de;
+	DIR *d;
+
+	if (ns == ours || (!ns && ours == UTIL_PIDNS_INIT))
+		return util_owner_alive(pid);
+	if (!ns || !ours)
+		return true;	/* another namespace's, unrecorded: not ours */
+	d = opendir("/proc");
+	if (!d)
+		return true;
+	while (!alive && (de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
+		    util_pidns_of(de->d_name) != ns)
+			continue;
+		seen = true;
+		alive = util_inner_pid(de->d_name) == pid && util_is_faultd(atoi(de->d_name));
+	}
+	closedir(d);
+	/* Unseen from the init namespace, which sees every process: gone. */
+	return alive || (!seen && ours != UTIL_PIDNS_INIT);
+}
+
+/* Runs have threads and loops of their own (run_loop.c) and post to the
+ * caller's loop: libevent's locks are on before the first base is made. */
+static void util_evthread(void)
+{
+	if (evthread_use_pthreads() < 0)
+		log_warn("%s: libevent without threads", __func__);
+}
+
 struct event_base *util_event_base(void)
 {
-	struct event_config *cfg = event_config_new();
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct event_config *cfg;
 	struct event_base *base = NULL;
+
+	pthread_once(&once, util_evthread);
+	cfg = event_config_new();
 
 	if (cfg && event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER) == 0)
 		base = event_base_new_with_config(cfg);

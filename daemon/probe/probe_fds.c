@@ -116,16 +116,16 @@ static struct bpf_link *iter_attach(struct probe_fds *p, pid_t pid)
 	linfo.task.pid = (__u32)pid;
 	opts.link_info = &linfo;
 	opts.link_info_len = sizeof(linfo);
-	if (iter_takes_pid) {
+	if (__atomic_load_n(&iter_takes_pid, __ATOMIC_RELAXED)) {
 		link = bpf_program__attach_iter(p->skel->progs.count_fds, &opts);
 		if (!link && (errno == E2BIG || errno == EINVAL)) {
 			log_info("%s: task iterators take no pid here (%s): every task is "
 				 "walked and filtered", __func__, strerror(errno));
-			iter_takes_pid = false;
+			__atomic_store_n(&iter_takes_pid, false, __ATOMIC_RELAXED);
 			caps_set_ok(CAPS_FDS, "iter/task_file (all tasks, filtered)");
 		}
 	}
-	if (!iter_takes_pid)
+	if (!__atomic_load_n(&iter_takes_pid, __ATOMIC_RELAXED))
 		link = bpf_program__attach_iter(p->skel->progs.count_fds, NULL);
 	return link;
 }

@@ -1,6 +1,7 @@
 /* User side of bpf/proc.bpf.c: load, attach, seed the tracked set, consume
  * the ring buffer on the event loop. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,19 +40,19 @@ static const struct probe_prog_cap proc_progs[] = {
  * -errno. libbpf-tools tell block_rq_issue's forms apart the same way.
  * The kernel does not change under a running faultd: read once, not at
  * every run's load (parsing vmlinux BTF takes tens of milliseconds). */
-static int exit_tp_args(void)
+static int exit_tp_n;
+
+static void exit_tp_read(void)
 {
-	static int n;
 	const struct btf_type *t;
 	struct btf *btf;
-	int id;
+	int id, n = -ENOENT;
 
-	if (n)
-		return n;
-	n = -ENOENT;
 	btf = btf__load_vmlinux_btf();
-	if (!btf)
-		return n = -errno;
+	if (!btf) {
+		exit_tp_n = -errno;
+		return;
+	}
 	id = btf__find_by_name_kind(btf, "btf_trace_sched_process_exit", BTF_KIND_TYPEDEF);
 	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
 	if (t)
@@ -61,7 +62,16 @@ static int exit_tp_args(void)
 	if (t && btf_is_func_proto(t))
 		n = btf_vlen(t) - 1;
 	btf__free(btf);
-	return n;
+	exit_tp_n = n;
+}
+
+/* Runs load from threads of their own: read once, by whichever is first. */
+static int exit_tp_args(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, exit_tp_read);
+	return exit_tp_n;
 }
 
 /* Keep the exit program whose arguments this kernel passes. */

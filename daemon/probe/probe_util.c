@@ -127,7 +127,7 @@ static void mark_loaded(struct bpf_object *obj, const struct probe_prog_cap *pro
 	bpf_object__for_each_program(prog, obj) {
 		pc = prog_cap(progs, n, bpf_program__name(prog));
 		if (pc && bpf_program__autoload(prog))
-			caps_set_ok(pc->cap, caps_via(pc->cap)[0] ? NULL :
+			caps_set_ok(pc->cap, caps_has_via(pc->cap) ? NULL :
 					     bpf_program__section_name(prog));
 	}
 }

@@ -153,10 +153,16 @@ int cgroup_sweep(const char *root)
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
+		size_t digits = strspn(de->d_name, "0123456789");
+		const char *at = de->d_name + digits;
+		unsigned long ns = 0;
+
 		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;
-		if (strspn(de->d_name, "0123456789") == strlen(de->d_name) &&
-		    util_owner_alive(atoi(de->d_name)))
+		/* PID, or PID@PIDNS of an owner outside the init namespace. */
+		if (digits && *at == '@' && at[1] && strspn(at + 1, "0123456789") == strlen(at + 1))
+			ns = strtoul(at + 1, NULL, 10);
+		if (digits && (!*at || ns) && util_owner_alive_ns(atoi(de->d_name), ns))
 			continue;
 		snprintf(child, sizeof(child), "%s/%s", root, de->d_name);
 		if (cgroup_destroy_within(child, CG_SWEEP_WAIT_MS) == 0) {
@@ -170,9 +176,16 @@ int cgroup_sweep(const char *root)
 
 int cgroup_owner_dir(const char *root, char *buf, size_t len)
 {
-	if ((size_t)snprintf(buf, len, "%s/%d", root, (int)getpid()) >= len)
-		return -ENAMETOOLONG;
-	return 0;
+	unsigned long ns = util_pidns();
+	int n;
+
+	/* Outside the init pid namespace the pid is named with its namespace:
+	 * a faultd in another one that shares this root can tell it apart. */
+	if (!ns || ns == UTIL_PIDNS_INIT)
+		n = snprintf(buf, len, "%s/%d", root, (int)getpid());
+	else
+		n = snprintf(buf, len, "%s/%d@%lu", root, (int)getpid(), ns);
+	return (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
 static bool cgroup_is_octal(char c)

@@ -18,13 +18,15 @@ int cgroup_destroy(const char *dir);
  * and -EBUSY says it has not left yet. */
 int cgroup_destroy_nowait(const char *dir);
 #define CG_EMPTY_WAIT_MS 2000	/* a killed tree takes a few ms to leave */
-/* Run cgroups live in @root/OWNER_PID/RUN_ID, so a faultd and a
- * `faultctl --local` can run side by side. Remove every owner directory
- * whose owner is no longer a live faultd or faultctl (killed
- * predecessors), with whatever still runs in it; returns how many were
- * removed, or -errno. */
+/* Run cgroups live in @root/OWNER/RUN_ID, so a faultd and a
+ * `faultctl --local` can run side by side; OWNER is the pid, with
+ * "@PIDNS" (the pid namespace's inode) outside the init namespace. Remove
+ * every owner directory whose owner is no longer a live faultd or faultctl
+ * (killed predecessors), with whatever still runs in it; an owner from
+ * another pid namespace stays unless provably dead (util_owner_alive_ns).
+ * Returns how many were removed, or -errno. */
 int cgroup_sweep(const char *root);
-/* @root/PID for this process. */
+/* @root/OWNER for this process. */
 int cgroup_owner_dir(const char *root, char *buf, size_t len);
 
 /* The first cgroup2 mount in @mountinfo (the text of /proc/PID/mountinfo):

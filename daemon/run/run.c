@@ -121,6 +121,7 @@ void run_close_cycle(struct run *r, uint64_t now_ms)
 			c->rss_kb += util_rss_bytes(r->obs.wl[i].pid) / 1024;
 	r->cycle_start_ms = now_ms;
 	run_probes_sample(r, r->obs.n_cycles - 1);
+	run_publish(r);
 	if (!r->opts.on_cycle)
 		return;
 	j = json_pack("{sssIsIsIsIsIso}", "run_id", r->id, "cycle", (json_int_t)c->n,
@@ -129,8 +130,7 @@ void run_close_cycle(struct run *r, uint64_t now_ms)
 		      "procs", (json_int_t)c->procs, "rss_kb", (json_int_t)c->rss_kb,
 		      "workloads", report_cycle_workloads(&r->obs, r->obs.n_cycles - 1));
 	if (j)
-		r->opts.on_cycle(r, j, r->opts.arg);
-	json_decref(j);
+		run_post_cycle(r, j);
 }
 
 /* Without a cyclic fault, cycle N ends N * sample_ms after t0, however
@@ -169,17 +169,16 @@ static void on_duration(evutil_socket_t fd, short what, void *arg)
 	run_begin_stop(arg, "duration elapsed");
 }
 
-static void do_start(evutil_socket_t fd, short what, void *arg)
+/* On the run's thread, which nothing else waits on: a stop asked
+ * meanwhile is looked at between the steps. */
+static void do_start(struct run *r)
 {
-	struct run *r = arg;
 	struct timeval tv;
 	char path[PATH_MAX + 32];
 	double left;
 	int err;
 
-	(void)fd;
-	(void)what;
-	r->state = RUN_STARTING;
+	run_set_state(r, RUN_STARTING);
 	snprintf(path, sizeof(path), "%s/scenario.json", r->dir);
 	err = util_write_atomic(path, r->sc->text, r->sc->text_len);
 	if (err) {
@@ -197,6 +196,8 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 		goto err_stop;
 	}
 	caps_set_ok(CAPS_CGROUP, NULL);
+	if (run_loop_cancelled(r))
+		goto err_stop;
 	if (r->sc->n_ns) {
 		r->journal = journal__open(r->paths.journal_dir, r->id);
 		if (!r->journal) {
@@ -214,11 +215,13 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 			caps_set_ok(r->sc->links[l].type == SC_LINK_TAP ? CAPS_TAP : CAPS_NETNS,
 				    r->sc->links[l].type == SC_LINK_TAP ? "/dev/net/tun" : "veth");
 	}
-	err = run_faults_attach(r);
+	err = run_loop_cancelled(r) ? 0 : run_faults_attach(r);
 	if (err) {
 		run_error(r, "cannot set up the faults: %s", strerror(-err));
 		goto err_stop;
 	}
+	if (run_loop_cancelled(r))
+		goto err_stop;
 	r->proc = probe_proc__open(r->base, run_on_proc_event, r);
 	if (!r->proc)
 		log_warn("%s: run %s: process probe unavailable (%s); child process "
@@ -226,12 +229,25 @@ static void do_start(evutil_socket_t fd, short what, void *arg)
 	r->obs.proc_probe = r->proc != NULL;
 	r->t0_ns = util_now_ns();
 	r->started_at_ms = util_realtime_ms();
-	r->state = RUN_RUNNING;
+	run_set_state(r, RUN_RUNNING);
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
-		err = run_wl_start(r, i);
+		err = run_loop_cancelled(r) ? 0 : run_wl_start(r, i);
 		if (err)
 			goto err_stop;
 	}
+	if (run_loop_cancelled(r))
+		goto err_stop;
+	/* The run's clock starts when its workloads are let go, together:
+	 * holding them while probes attach (tens of ms each, more while
+	 * other runs load theirs) does not eat into the fault timeline. */
+	r->t0_ns = util_now_ns();
+	r->started_at_ms = util_realtime_ms();
+	for (size_t i = 0; i < r->sc->n_wl; i++) {
+		err = run_wl_release(r, i);
+		if (err)
+			goto err_stop;
+	}
+	run_publish(r);
 	r->duration_ev = evtimer_new(r->base, on_duration, r);
 	r->cycle_ev = evtimer_new(r->base, on_cycle_tick, r);
 	if (!r->duration_ev || !r->cycle_ev) {
@@ -268,8 +284,33 @@ err_stop:
 		r->t0_ns = util_now_ns();
 		r->started_at_ms = util_realtime_ms();
 	}
-	r->state = RUN_RUNNING;
-	run_begin_stop(r, "setup failed");
+	run_set_state(r, RUN_RUNNING);
+	if (r->error[0]) {
+		run_begin_stop(r, "setup failed");
+	} else {
+		char reason[sizeof(r->stop_asked)];
+
+		run_loop_stop_reason(r, reason, sizeof(reason));
+		r->stop_requested = true;
+		run_begin_stop(r, reason);
+	}
+}
+
+void run_begin(struct run *r)
+{
+	char reason[sizeof(r->stop_asked)];
+
+	if (!run_loop_cancelled(r)) {
+		do_start(r);
+		return;
+	}
+	/* Stopped before it started: it ends without running anything. */
+	run_loop_stop_reason(r, reason, sizeof(reason));
+	r->stop_requested = true;
+	r->t0_ns = util_now_ns();
+	r->started_at_ms = util_realtime_ms();
+	run_set_state(r, RUN_RUNNING);
+	run_begin_stop(r, reason);
 }
 
 /* --- stop and finish ---------------------------------------------------------- */
@@ -331,7 +372,7 @@ void run_begin_stop(struct run *r, const char *reason)
 
 	if (r->state != RUN_RUNNING)
 		return;
-	r->state = RUN_STOPPING;
+	run_set_state(r, RUN_STOPPING);
 	t_ms = run_ms(r);
 	r->stop_at_ms = t_ms;
 	snprintf(r->stop_reason, sizeof(r->stop_reason), "%s", reason);
@@ -434,8 +475,7 @@ static void finish(struct run *r)
 	r->state = RUN_DONE;
 	log_info("%s: run %s: %s (%s)", __func__, r->id, verdict_name(v),
 		 r->stop_reason);
-	if (r->opts.on_done)
-		r->opts.on_done(r, r->report, r->opts.arg);
+	run_post_done(r);
 }
 
 /* --- public ------------------------------------------------------------------- */
@@ -452,13 +492,15 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 		errno = ENOMEM;
 		return NULL;
 	}
-	r->base = base;
 	r->sc = sc;
 	r->opts = *opts;
 	r->paths = *opts->paths;
 	r->opts.paths = &r->paths;
 	r->opts.suppressions = opts->suppressions ? strdup(opts->suppressions) : NULL;
 	r->stop_at_ms = UINT64_MAX;
+	err = run_loop_init(r, base);
+	if (err)
+		goto err_free;
 	r->rw = calloc(sc->n_wl, sizeof(*r->rw));
 	r->obs.wl = calloc(sc->n_wl, sizeof(*r->obs.wl));
 	r->obs.probes = calloc(sc->n_wl, sizeof(*r->obs.probes));
@@ -471,7 +513,7 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 	r->obs.faults = json_array();
 	r->obs.life_events = json_array();
 	r->obs.crashes = json_array();
-	r->snapshot_ev = evtimer_new(base, on_snapshot, r);
+	r->snapshot_ev = evtimer_new(r->base, on_snapshot, r);
 	r->obs.life_alive = json_array();
 	r->obs.msg_events = json_array();
 	r->obs.msg_lost = json_array();
@@ -486,7 +528,7 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 		r->obs.wl[i].sc = &sc->wl[i];
 		r->rw[i].run = r;
 		r->rw[i].idx = i;
-		r->rw[i].kill_ev = evtimer_new(base, run_wl_on_kill, &r->rw[i]);
+		r->rw[i].kill_ev = evtimer_new(r->base, run_wl_on_kill, &r->rw[i]);
 		if (!r->rw[i].kill_ev) {
 			err = -ENOMEM;
 			goto err_free;
@@ -528,6 +570,7 @@ struct run *run__new(struct event_base *base, struct scenario *sc,
 			s = (unsigned int)util_now_ns();
 		r->seed = s;
 	}
+	run_publish(r);
 	return r;
 err_free:
 	run__free(r);
@@ -537,28 +580,22 @@ err_free:
 
 void run__start(struct run *r)
 {
-	r->start_ev = evtimer_new(r->base, do_start, r);
-	if (!r->start_ev || evtimer_add(r->start_ev, &(struct timeval){0}) < 0) {
-		run_error(r, "out of memory");
-		r->t0_ns = util_now_ns();
-		r->state = RUN_RUNNING;
-		run_begin_stop(r, "setup failed");
-	}
+	if (r->thread_started || run__state(r) != RUN_QUEUED)
+		return;
+	run_loop_start(r);
 }
 
 void run__stop(struct run *r, const char *reason)
 {
+	run_loop_stop(r, reason);
+}
+
+/* On the run's thread: a stop the caller asked for. */
+void run_stop_now(struct run *r, const char *reason)
+{
 	if (r->state == RUN_DONE || r->state == RUN_STOPPING)
 		return;
 	r->stop_requested = true;
-	if (r->state == RUN_QUEUED || r->state == RUN_STARTING) {
-		/* Not started yet: end it without running anything. */
-		if (r->start_ev)
-			evtimer_del(r->start_ev);
-		r->t0_ns = util_now_ns();
-		r->started_at_ms = util_realtime_ms();
-		r->state = RUN_RUNNING;
-	}
 	run_begin_stop(r, reason);
 }
 
@@ -566,6 +603,8 @@ void run__free(struct run *r)
 {
 	if (!r)
 		return;
+	/* The run's thread is gone before anything of the run is. */
+	run_loop_join(r);
 	for (size_t i = 0; r->rw && i < r->sc->n_wl; i++) {
 		struct run_wl *rw = &r->rw[i];
 
@@ -625,8 +664,6 @@ void run__free(struct run *r)
 	json_decref(r->obs.life_alive);
 	json_decref(r->obs.msg_events);
 	json_decref(r->obs.msg_lost);
-	if (r->start_ev)
-		event_free(r->start_ev);
 	if (r->duration_ev)
 		event_free(r->duration_ev);
 	if (r->cycle_ev)
@@ -643,6 +680,9 @@ void run__free(struct run *r)
 	free(r->obs.wl);
 	free(r->rw);
 	scenario_free(r->sc);
+	run_loop_free(r);
+	if (r->base)
+		event_base_free(r->base);
 	free(r);
 }
 
@@ -651,19 +691,9 @@ const char *run__id(const struct run *r)
 	return r->id;
 }
 
-enum run_state run__state(const struct run *r)
-{
-	return r->state;
-}
-
 const struct scenario *run__scenario(const struct run *r)
 {
 	return r->sc;
-}
-
-const json_t *run__report(const struct run *r)
-{
-	return r->report;
 }
 
 const char *run__dir(const struct run *r)
@@ -671,7 +701,7 @@ const char *run__dir(const struct run *r)
 	return r->dir;
 }
 
-json_t *run__status(const struct run *r)
+json_t *run_status_build(const struct run *r)
 {
 	json_t *st, *wls;
 

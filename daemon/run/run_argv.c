@@ -41,7 +41,7 @@ int run_argv_build(struct run *r, size_t i)
 {
 	const struct sc_workload *w = &r->sc->wl[i];
 	struct run_wl *rw = &r->rw[i];
-	static char harness_path[PATH_MAX + 64];
+	char harness_path[PATH_MAX + 64];
 	size_t n = 0, k = 0;
 
 	if (w->kind == WL_EXEC) {

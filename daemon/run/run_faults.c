@@ -109,6 +109,7 @@ static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 			json_object_set_new(entry, "error", json_string(strerror(-err)));
 		json_array_append_new(r->obs.faults, entry);
 	}
+	run_publish(r);
 	log_info("%s: run %s: %s %s%s", __func__, r->id, fault_act_name(a), target,
 		 err ? " failed" : "");
 }

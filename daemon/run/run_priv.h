@@ -4,6 +4,7 @@
 #define FAULTD_RUN_PRIV_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -68,8 +69,11 @@ struct run_wl {
 	char link_addr[32];
 };
 
+struct run_post;
+
 struct run {
-	struct event_base *base;
+	struct event_base *base;	/* the run's own loop, on its own thread (run_loop.c) */
+	struct event_base *loop;	/* the caller's: on_cycle and on_done are called there */
 	struct scenario *sc;
 	struct run_opts opts;
 	struct run_paths paths;		/* opts.paths points here */
@@ -87,7 +91,7 @@ struct run {
 	size_t cap_procs, cap_cycles, cap_samples;
 	unsigned long long procs_seen;
 
-	struct event *start_ev, *duration_ev, *cycle_ev, *grace_ev, *reap_ev;
+	struct event *duration_ev, *cycle_ev, *grace_ev, *reap_ev;
 	uint64_t cycle_start_ms;
 	uint64_t stop_at_ms;		/* UINT64_MAX until stopping */
 	uint64_t give_up_ms;
@@ -105,9 +109,52 @@ struct run {
 	bool cyclic;			/* faults define the cycles */
 	struct fault_env fenv;		/* what the fault families see of the run */
 	struct event *snapshot_ev;	/* maps of new processes, once mapped */
+
+	/* Between the run's thread and the caller's (run_loop.c). */
+	pthread_t thread;
+	bool thread_started;		/* the caller's: set when it made the thread */
+	struct event *post_ev;		/* on the caller's loop: takes the posts */
+	struct event *stop_ev;		/* on the run's loop: a stop was asked */
+	bool lock_ready;
+	pthread_mutex_t lock;		/* guards the fields below */
+	struct run_post *posts, **posts_tail;	/* cycles, then the end */
+	json_t *pub_status;		/* the last status the run published */
+	json_t *pub_report;		/* the report, once done */
+	char stop_asked[128];		/* the reason of a stop the caller asked for */
+	bool cancel;			/* atomic: a stop was asked; set-up checks it */
+	int pub_state;			/* atomic: enum run_state, as the caller sees it */
+	uint64_t pub_t0_ns;		/* atomic */
 };
 
 uint64_t run_ms(const struct run *r);
+
+/* run_loop.c: the run's thread and what crosses to the caller's. init
+ * (in run__new, on the caller's thread) makes the run's loop; start makes
+ * the thread, which runs run_loop_body: run_begin, then the run's loop
+ * until the run is done; stop asks for a stop (the caller's thread);
+ * join waits for the thread (stopping the run first if it is not done);
+ * free releases what init made, except r->base. */
+int run_loop_init(struct run *r, struct event_base *loop);
+void run_loop_start(struct run *r);
+void run_loop_stop(struct run *r, const char *reason);
+void run_loop_join(struct run *r);
+void run_loop_free(struct run *r);
+void run_loop_body(struct run *r);
+/* On the run's thread: was a stop asked, and why. */
+bool run_loop_cancelled(const struct run *r);
+void run_loop_stop_reason(struct run *r, char *buf, size_t len);
+/* On the run's thread: r->state = @s, published with the status. */
+void run_set_state(struct run *r, enum run_state s);
+void run_publish(struct run *r);
+/* A cycle (owned) for on_cycle; the end for on_done, after which the
+ * run's thread leaves the run alone. */
+void run_post_cycle(struct run *r, json_t *cycle);
+void run_post_done(struct run *r);
+/* run.c, on the run's thread: the status now (new reference); the start
+ * (or, when a stop came first, the end without starting); a stop. */
+json_t *run_status_build(const struct run *r);
+void run_begin(struct run *r);
+void run_stop_now(struct run *r, const char *reason);
 
 /* The run's error: the first one is the cause, later ones are only logged
  * by their callers. The run then ends with verdict ERROR. */
@@ -138,10 +185,11 @@ int run_env_build(struct run *r, size_t i);
 void run_close_cycle(struct run *r, uint64_t now_ms);
 void run_begin_stop(struct run *r, const char *reason);
 
-/* run_wl.c: start workload @i held in its cgroup (0 or -errno, after
- * run_error); the timer callback that SIGKILLs a workload's cgroup once
- * its grace is over. */
+/* run_wl.c: start workload @i held in its cgroup with its probes
+ * attached, then let it exec (release); 0 or -errno, after run_error. The
+ * timer callback that SIGKILLs a workload's cgroup once its grace is over. */
 int run_wl_start(struct run *r, size_t i);
+int run_wl_release(struct run *r, size_t i);
 /* Has every started workload exited (services too, if @services_too)? */
 bool run_wl_all_done(const struct run *r, bool services_too);
 void run_wl_on_kill(evutil_socket_t fd, short what, void *arg);

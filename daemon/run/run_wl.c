@@ -61,6 +61,7 @@ static void on_wl_exit(struct sup_child *c, int status, void *arg)
 	else
 		log_info("%s: run %s: workload '%s' (pid %d) exited %d", __func__,
 			 r->id, w->sc->name, (int)w->pid, w->exit_status);
+	run_publish(r);
 	if (r->state == RUN_RUNNING && run_wl_all_done(r, false))
 		run_begin_stop(r, run_wl_all_done(r, true) ? "every workload exited"
 						 : "every non-service workload exited");
@@ -206,6 +207,20 @@ int run_wl_start(struct run *r, size_t i)
 			  strerror(-err));
 		return err;
 	}
+	return 0;
+}
+
+int run_wl_release(struct run *r, size_t i)
+{
+	const struct sc_workload *w = &r->sc->wl[i];
+	struct obs_workload *ow = &r->obs.wl[i];
+	struct run_wl *rw = &r->rw[i];
+	struct obs_proc *p = run_proc_find(r, ow->pid);
+	int err;
+
+	ow->t_start_ms = run_ms(r);
+	if (p)
+		p->t_start_ms = ow->t_start_ms;
 	err = sup__release(rw->child);
 	if (err) {
 		run_error(r, "workload '%s': cannot run '%s': %s", w->name, rw->argv[0],

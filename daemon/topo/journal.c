@@ -41,7 +41,9 @@ struct journal *journal__open(const char *dir, const char *run_id)
 		err = -errno;
 		goto err_free;
 	}
-	n = snprintf(head, sizeof(head), "owner %d\n", (int)getpid());
+	/* The pid means something only in its namespace: a faultd in another
+	 * pid namespace (a container sharing this directory) tells them apart. */
+	n = snprintf(head, sizeof(head), "owner %d pidns %lu\n", (int)getpid(), util_pidns());
 	if (write(j->fd, head, (size_t)n) != n || fsync(j->fd) < 0) {
 		err = -errno;
 		close(j->fd);
@@ -260,6 +262,7 @@ int journal_sweep(const char *dir, void (*say)(const char *what, void *arg), voi
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
 		char path[PATH_MAX], *text = NULL;
+		unsigned long ns = 0;
 		int owner = 0, n;
 
 		n = (int)strlen(de->d_name);
@@ -267,9 +270,9 @@ int journal_sweep(const char *dir, void (*say)(const char *what, void *arg), voi
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (util_read_file(path, JOURNAL_MAX, &text, NULL) == 0)
-			sscanf(text, "owner %d", &owner);
+			sscanf(text, "owner %d pidns %lu", &owner, &ns);
 		free(text);
-		if (owner > 0 && util_owner_alive(owner))
+		if (owner > 0 && util_owner_alive_ns(owner, ns))
 			continue;
 		n = replay_file(path, say, arg);
 		if (n > 0)
