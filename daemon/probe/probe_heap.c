@@ -138,8 +138,9 @@ static int heap_prepare(void *skel, void *arg)
 	s->rodata->trap_only = prep->opts->trap_only;
 	s->rodata->stop_on_bad_free = prep->opts->stop_on_bad_free;
 	/* Tests: a stack map this small makes its buckets collide in every
-	 * run, so the spill map (HEAP_SPILL_STACKS) is seen to catch them. */
-	if (buckets && atoi(buckets) > 0)
+	 * run, so the spill map (HEAP_SPILL_STACKS) is seen to catch them.
+	 * Never larger: ids from HEAP_MAX_SITES on are the spill map's. */
+	if (buckets && atoi(buckets) > 0 && atoi(buckets) <= HEAP_MAX_SITES)
 		bpf_map__set_max_entries(s->maps.stacks, (__u32)atoi(buckets));
 	if (libc[0] && stat(libc, &st) == 0) {
 		s->rodata->libc_ino = st.st_ino;
