@@ -13,6 +13,8 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+#define EEXIST 17	/* bpf_get_stackid: the bucket holds another stack */
+
 /* Tunables, set through the skeleton's rodata before load. */
 const volatile bool capture_stacks = true;	/* allocation and free stacks */
 const volatile bool remember_frees = true;	/* tell double from never-allocated */
@@ -84,6 +86,14 @@ struct {
 	__uint(value_size, HEAP_STACK_DEPTH * sizeof(__u64));
 } stacks SEC(".maps");
 
+/* The stacks whose bucket in the map above was taken by another stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, HEAP_SPILL_STACKS);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, HEAP_STACK_DEPTH * sizeof(__u64));
+} spill_stacks SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
@@ -118,16 +128,28 @@ static __always_inline __u64 caller_of(struct pt_regs *ctx)
 	return ret;
 }
 
-static __always_inline __s32 stack_of(struct pt_regs *ctx)
+/* The user stack's id: in the stack map, or, if its bucket there holds
+ * another stack, in the spill map (HEAP_MAX_SITES + its id there). */
+static __always_inline __s32 stack_id_of(struct pt_regs *ctx, __u64 flags)
 {
 	__s32 id;
 
 	if (!capture_stacks)
 		return -1;
-	id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP);
+	id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK | flags);
+	if (id == -EEXIST) {
+		id = bpf_get_stackid(ctx, &spill_stacks, BPF_F_USER_STACK | flags);
+		if (id >= 0)
+			id += HEAP_MAX_SITES;
+	}
 	if (id < 0)
 		count(HEAP_C_LOST_STACK, 1);
 	return id;
+}
+
+static __always_inline __s32 stack_of(struct pt_regs *ctx)
+{
+	return stack_id_of(ctx, BPF_F_FAST_STACK_CMP);
 }
 
 /* The site of @caller, made (with its stack) on first sight. */
@@ -154,7 +176,8 @@ static __always_inline __s32 free_stack_of(struct pt_regs *ctx, __u64 caller)
 	if (known)
 		return *known;
 	id = stack_of(ctx);
-	bpf_map_update_elem(&free_sites, &caller, &id, BPF_ANY);
+	if (id >= 0)	/* a stack not taken now may be the next time */
+		bpf_map_update_elem(&free_sites, &caller, &id, BPF_ANY);
 	return id;
 }
 
@@ -284,7 +307,7 @@ static __always_inline void report_bad_free(struct pt_regs *ctx, struct heap_key
 	ev->addr = k->addr;
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->caller = caller;
-	ev->stack_id = capture_stacks ? bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK) : -1;
+	ev->stack_id = stack_id_of(ctx, 0);
 	ev->prev_stack_id = -1;
 	ev->alloc_stack_id = -1;
 	if (prev) {

@@ -13,6 +13,11 @@
 #define HEAP_MAX_LIVE (1u << 20)	/* live allocations per run */
 #define HEAP_MAX_RECENT (1u << 16)	/* recently freed addresses remembered */
 #define HEAP_MAX_SITES 16384		/* distinct allocation stacks */
+/* The stack map's buckets are its hash of the frames modulo its size: a
+ * second stack whose hash lands on a taken bucket is refused (-EEXIST;
+ * about one stack in 16384 per stack already kept). Those go to a small
+ * second map, whose ids follow the first's (HEAP_MAX_SITES + its id). */
+#define HEAP_SPILL_STACKS 1024
 #define HEAP_MAX_CHILDREN 4096		/* forked processes followed */
 #define HEAP_STACK_DEPTH 32
 #define HEAP_COMM_LEN 16

@@ -129,6 +129,7 @@ static int heap_prepare(void *skel, void *arg)
 {
 	const struct heap_prep *prep = arg;
 	const char *libc = prep->p->plans[0].plan.libc;
+	const char *buckets = getenv("FAULTD_HEAP_STACK_BUCKETS");
 	struct heap_bpf *s = skel;
 	struct stat st;
 
@@ -136,6 +137,11 @@ static int heap_prepare(void *skel, void *arg)
 	s->rodata->remember_frees = prep->opts->remember_frees;
 	s->rodata->trap_only = prep->opts->trap_only;
 	s->rodata->stop_on_bad_free = prep->opts->stop_on_bad_free;
+	/* Tests: a stack map this small makes its buckets collide in every
+	 * run, so the spill map (HEAP_SPILL_STACKS) is seen to catch them.
+	 * Never larger: ids from HEAP_MAX_SITES on are the spill map's. */
+	if (buckets && atoi(buckets) > 0 && atoi(buckets) <= HEAP_MAX_SITES)
+		bpf_map__set_max_entries(s->maps.stacks, (__u32)atoi(buckets));
 	if (libc[0] && stat(libc, &st) == 0) {
 		s->rodata->libc_ino = st.st_ino;
 		/* The kernel's s_dev encoding (MKDEV: major << 20 | minor). */
@@ -525,10 +531,12 @@ int probe_heap__sites(struct probe_heap *p, probe_heap_site_cb cb, void *arg)
 int probe_heap__stack(struct probe_heap *p, __s32 stack_id, __u64 *ips, int max)
 {
 	__u64 frames[HEAP_STACK_DEPTH] = {0};
-	__u32 id = (__u32)stack_id;
+	bool spilled = stack_id >= HEAP_MAX_SITES;	/* see HEAP_SPILL_STACKS */
+	__u32 id = (__u32)(spilled ? stack_id - HEAP_MAX_SITES : stack_id);
+	struct bpf_map *map = spilled ? p->skel->maps.spill_stacks : p->skel->maps.stacks;
 	int n = 0;
 
-	if (stack_id < 0 || bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.stacks), &id, frames))
+	if (stack_id < 0 || bpf_map_lookup_elem(bpf_map__fd(map), &id, frames))
 		return 0;
 	while (n < max && n < HEAP_STACK_DEPTH && frames[n]) {
 		ips[n] = frames[n];

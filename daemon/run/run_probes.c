@@ -636,10 +636,12 @@ void run_probes_sample(struct run *r, size_t c)
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
 		struct obs_sample *s = &r->obs.samples[c * r->sc->n_wl + i];
 
-		if (r->rw[i].heap)
-			sample_heap(r, i, s, c);
 		/* A tree that is gone has no fds open, which says nothing about
-		 * whether it closed them. */
+		 * whether it closed them; and its heap is what its way out left
+		 * (a program frees its pool's slab, not the chunks it lost in
+		 * it): no_leak judges that, not the trend of the cycles. */
+		if (r->rw[i].heap && !r->obs.wl[i].exited)
+			sample_heap(r, i, s, c);
 		if (r->rw[i].fds && !r->obs.wl[i].exited)
 			sample_fds(r, i, s);
 		if (r->rw[i].life && r->obs.probes[i].life &&
