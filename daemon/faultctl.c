@@ -17,6 +17,7 @@
 #include "journal.h"
 #include "ctl.h"
 #include "log.h"
+#include "probe_util.h"
 #include "replay.h"
 #include "soak.h"
 
@@ -525,6 +526,8 @@ int main(int argc, char **argv)
 
 			optind = 1;	/* each command parses its own options */
 			code = cmds[i].fn(&cli, subc, sub);
+			/* A local run's uprobe links still being let go. */
+			probe_links_settle(PROBE_SETTLE_MS);
 			libevent_global_shutdown();
 			return code;
 		}

@@ -17,6 +17,7 @@
 #include "journal.h"
 #include "ctl.h"
 #include "log.h"
+#include "probe_util.h"
 #include "report.h"
 #include "serve.h"
 #include "run.h"
@@ -408,6 +409,9 @@ out_ctl:
 	if (d->watchdog_ev)
 		event_free(d->watchdog_ev);
 out_base:
+	/* Runs' uprobe links still being let go: side by side here, not one
+	 * by one in the kernel's exit. */
+	probe_links_settle(PROBE_SETTLE_MS);
 	event_base_free(d->base);
 	libevent_global_shutdown();
 	return code;

@@ -177,13 +177,18 @@ def _link_owners():
     return owners
 
 
-def bpf_links_of_ours():
+def bpf_links_of_ours(wait_s=5):
     """Links of faultd's programs held by this test session's processes (or
     by nobody): a faultd another session or a person runs is not ours. A
-    link seen without an owner is looked at again: another session's
-    process may have been exiting while we read."""
+    link seen is looked at again until @wait_s has passed: another
+    session's process may have been exiting while we read, and a daemon
+    lets a finished run's uprobe links go on its closer threads, each
+    close waiting for the kernel's grace periods (about 0.1 s for the
+    heap probe's uprobe_multi links, 1 to 2 s for perf-event uprobes on a
+    kernel older than 6.6)."""
     ours = _bpf_links_of_ours_once()
-    if ours:
+    deadline = time.monotonic() + wait_s
+    while ours and time.monotonic() < deadline:
         time.sleep(0.3)
         again = {link["id"] for link in _bpf_links_of_ours_once()}
         ours = [link for link in ours if link["id"] in again]

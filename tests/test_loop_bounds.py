@@ -2,12 +2,16 @@
 to stdout flat out does not make faults late, and HTTP requests are
 bounded to what a GET needs. What is asserted is what a user reads: the
 report's fault timeline (planned against actual), and HTTP answers."""
+import datetime
 import json
 import socket
 import subprocess
 import time
 
-from conftest import FAULTCTL, Daemon, faultctl, only_report, write_scenario
+import pytest
+
+from conftest import (FAULTCTL, PROGS, Daemon, assert_nothing_left, faultctl, invariant,
+                      only_report, write_scenario)
 
 LATE_MS = 20
 
@@ -40,6 +44,107 @@ def test_faults_fire_on_time_beside_workloads_writing_flat_out(tmp_path, runs_di
     # The writers really wrote flat out, and their logs stayed bounded.
     assert all(w["output_bytes"] > 64 << 20 for w in rep["workloads"]), rep["workloads"]
     assert all(w["output_dropped_bytes"] > 0 for w in rep["workloads"])
+
+
+def _flap_run(name, cycles):
+    return {"name": name, "duration_s": 1 + cycles // 10, "sample_ms": 250,
+            "topology": {"namespaces": ["c", "s"],
+                         "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
+            "workloads": [{"name": "w", "kind": "exec", "cmd": ["sleep", "60"]}],
+            "faults": [{"type": "link_flap", "link": "l0", "start_ms": 300, "down_ms": 40,
+                        "up_ms": 60, "cycles": cycles}],
+            "invariants": [{"name": "no_crash"}]}
+
+
+def _utc(stamp):
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _beside_a_heap_run(tmp_path, programs):
+    """faultd -j 2: a run under the heap probe whose workload runs
+    @programs one after the other, over and over, 100 ms apart; once a few
+    have started, a second run flaps a link every 100 ms. The heap run's
+    exit code and the reports of both."""
+    d = Daemon(tmp_path, extra_args=("-j", "2"))
+    try:
+        heap = {"name": "heap-churn", "duration_s": 14, "sample_ms": 500,
+                "workloads": [{"name": "w", "kind": "exec",
+                               "cmd": [str(PROGS / "respawn"), "-i", "100",
+                                       *map(str, programs)],
+                               "probes": ["heap"], "stop_grace_ms": 500}],
+                "invariants": [{"name": "no_invalid_free"}]}
+        hp = write_scenario(tmp_path / "heap.json", heap)
+        fp = write_scenario(tmp_path / "flap.json", _flap_run("flap-beside-heap", 40))
+        hc = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", "--json",
+                               str(tmp_path / "heap-rep.json"), "--quiet", str(hp)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and d.log.count("allocator probes attached") < 3:
+            time.sleep(0.05)
+        assert d.log.count("allocator probes attached") >= 3, d.log[-3000:]
+        fr = faultctl("--socket", str(d.sock), "run", "--json", str(tmp_path / "flap-rep.json"),
+                      "--quiet", str(fp), timeout=120)
+        out, err = hc.communicate(timeout=120)
+        assert fr.returncode == 0, fr
+        flap = json.loads((tmp_path / "flap-rep.json").read_text())
+        rep = json.loads((tmp_path / "heap-rep.json").read_text())
+        # The heap run churned all through the flap run.
+        assert _utc(rep["ended_at"]) > _utc(flap["ended_at"]), (rep["ended_at"],
+                                                               flap["ended_at"])
+        assert_nothing_left(rep)
+        assert_nothing_left(flap)
+        return hc.returncode, rep, flap
+    finally:
+        assert d.stop() == 0
+
+
+def test_heap_probe_churn_of_another_run_does_not_make_flaps_late(tmp_path):
+    """Every process of the heap run gets about 20 uprobe links at its
+    start and lets them go at its exit; closing one waits for the kernel's
+    grace periods (50 to 100 ms each here). That used to run on the event
+    loop, one link after the other: the loop fell seconds behind, and the
+    heap probe missed most processes. Each flap within 20 ms of its plan;
+    the heap run PASSes with the allocations of most processes seen."""
+    code, rep, flap = _beside_a_heap_run(tmp_path, [PROGS / "exit_code"])
+    late = fault_lateness(flap)
+    assert len(late) == 80, late
+    assert all(ms <= LATE_MS for _, _, ms in late), [x for x in late if x[2] > LATE_MS]
+    inv = invariant(rep, "no_invalid_free")
+    assert code == 0 and inv["verdict"] == "PASS", inv
+    # The probe followed them: each run of exit_code allocates its stdout
+    # buffer. (faultd that closed links on the loop attached to few: by the
+    # time it read a fork, the child had long exited.)
+    heap = rep["probes"]["workloads"]["w"]["heap"]
+    assert len(rep["processes"]) > 40, len(rep["processes"])
+    assert heap["allocs"] >= len(rep["processes"]) // 2, (heap["allocs"], len(rep["processes"]))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 19, left open: each bad free's stacks are named on the event loop "
+    "(sym__frames builds a libdwfl session per process: 0.1 to 0.8 s here), so "
+    "the other run's flaps come that late; the wait for the held process to stop "
+    "and the search of the freed blocks run on the heap probe's worker"))
+def test_bad_frees_of_another_run_do_not_make_flaps_late(tmp_path):
+    """The heap run's programs free a pointer read from freed memory and
+    double-free, over and over: each bad free holds its process while faultd
+    waits for it to stop and searches the freed blocks for the pointer
+    (up to 200 ms and 65,536 reads). The evidence is what a run alone gives
+    (tests/test_probes.py); every flap within 20 ms of its plan."""
+    code, rep, flap = _beside_a_heap_run(tmp_path, [PROGS / "stale_free",
+                                                    PROGS / "double_free_tolerated"])
+    assert code == 1
+    evs = invariant(rep, "no_invalid_free")["evidence"]
+    stale = [e for e in evs if e["kind"] == "invalid_free"]
+    doubles = [e for e in evs if e["kind"] == "double_free"]
+    assert len(stale) >= 2 and len(doubles) >= 2, [e["kind"] for e in evs]
+    src = stale[0]["read_from_freed"]
+    assert src["size"] == 64 and src["offset"] == 16, src
+    assert any("session_free" in f for f in src["stack"]), src
+    assert any("name_new" in f for f in src["reallocated_at"]), src
+    assert "double_free_tolerated.c:30" in " | ".join(doubles[0]["first_free"]["stack"])
+    late = fault_lateness(flap)
+    assert len(late) == 80, late
+    assert all(ms <= LATE_MS for _, _, ms in late), [x for x in late if x[2] > LATE_MS]
 
 
 def _http_get(port, raw, timeout=10):

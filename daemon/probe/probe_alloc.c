@@ -206,6 +206,19 @@ static long obj_sym(const struct elf_obj *o, const char *sym, bool dyn_only)
 	return -1;
 }
 
+long alloc_sym_offset(const char *path, const char *sym)
+{
+	struct elf_obj o;
+	long off;
+	int err = obj_open(&o, path);
+
+	if (err)
+		return err;
+	off = obj_sym(&o, sym, false);
+	obj_close(&o);
+	return off < 0 ? -ENOENT : off;
+}
+
 /* A program with an interpreter loads shared objects; one without is static. */
 static bool obj_dynamic(const struct elf_obj *o)
 {

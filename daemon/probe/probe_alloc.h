@@ -63,4 +63,8 @@ const char *alloc_classify(bool (*has)(const char *sym, void *arg), void *arg,
 int probe_alloc_offset(const unsigned char *code, size_t len, bool allow_skip,
 		      char *why, size_t why_len);
 
+/* The file offset of the function @sym in the ELF file @path (its dynamic
+ * or full symbol table), or -errno. */
+long alloc_sym_offset(const char *path, const char *sym);
+
 #endif

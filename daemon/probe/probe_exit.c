@@ -1,6 +1,7 @@
 /* User side of bpf/leak.bpf.c: attach the _exit hold by pid, read its
  * events from the event loop. */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "leak.skel.h"
 #include "leakregs.skel.h"
 #include "log.h"
+#include "probe_alloc.h"
 #include "probe_exit.h"
 #include "probe_util.h"
 #include "util.h"
@@ -21,7 +23,8 @@
 
 struct exit_pid {
 	pid_t pid;
-	struct bpf_link *link;
+	struct bpf_link *link;		/* a perf-event uprobe's, or NULL */
+	int fd;				/* else a uprobe_multi link's */
 };
 
 struct probe_exit {
@@ -31,6 +34,8 @@ struct probe_exit {
 	struct exit_pid *pids;
 	size_t n_pids;
 	char libc[256];
+	long exit_off;			/* _exit's file offset in @libc, for uprobe_multi */
+	bool multi;			/* links are uprobe_multi links */
 	probe_exit_cb cb;
 	void *arg;
 };
@@ -52,6 +57,31 @@ static int on_exit_sample(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+static int exit_prepare(void *skel, void *arg)
+{
+	const struct probe_exit *p = arg;
+
+	if (p->multi)
+		bpf_program__set_expected_attach_type(((struct leak_bpf *)skel)->progs.exit_enter,
+						      PROBE_ATTACH_UPROBE_MULTI);
+	return 0;
+}
+
+/* With uprobe_multi links (their release does not hold up the kernel's
+ * other uprobe work), _exit is found here rather than by libbpf: the C
+ * library @libc names, or the daemon's own. */
+static void choose_links(struct probe_exit *p, const char *libc)
+{
+	Dl_info info;
+
+	p->multi = probe_uprobe_multi();
+	if (p->multi && !libc && dladdr((void *)_exit, &info) && info.dli_fname &&
+	    info.dli_fname[0] == '/')
+		snprintf(p->libc, sizeof(p->libc), "%s", info.dli_fname);
+	p->exit_off = p->multi && p->libc[0] == '/' ? alloc_sym_offset(p->libc, "_exit") : -1;
+	p->multi = p->exit_off >= 0;
+}
+
 struct probe_exit *probe_exit__open(struct event_base *base, const char *libc,
 				    probe_exit_cb cb, void *arg)
 {
@@ -66,9 +96,10 @@ struct probe_exit *probe_exit__open(struct event_base *base, const char *libc,
 	p->arg = arg;
 	/* libbpf finds "libc.so.6" where the dynamic linker would. */
 	snprintf(p->libc, sizeof(p->libc), "%s", libc ? libc : "libc.so.6");
+	choose_links(p, libc);
 	p->pids = calloc(EXIT_MAX_PIDS, sizeof(*p->pids));
 	p->skel = p->pids ? probe_load(&leak_ops, exit_progs, ARRAY_SIZE(exit_progs), CAPS_HEAP,
-				       NULL, NULL) : NULL;
+				       exit_prepare, p) : NULL;
 	if (!p->skel) {
 		err = p->pids ? -errno : -ENOMEM;
 		log_warn("%s: load: %s", __func__, strerror(-err));
@@ -94,20 +125,25 @@ err_free:
 int probe_exit__attach(struct probe_exit *p, pid_t pid)
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = "_exit");
-	struct bpf_link *link;
+	struct bpf_link *link = NULL;
+	int fd = -1, err = 0;
 
 	if (p->n_pids >= EXIT_MAX_PIDS)
 		return -ENOSPC;
-	link = bpf_program__attach_uprobe_opts(p->skel->progs.exit_enter, pid, p->libc, 0, &uo);
-	if (!link) {
-		int err = -errno;
-
+	if (p->multi)
+		fd = err = probe_uprobe_multi_attach(bpf_program__fd(p->skel->progs.exit_enter), pid,
+						     p->libc, (size_t)p->exit_off, 0, false);
+	else
+		link = bpf_program__attach_uprobe_opts(p->skel->progs.exit_enter, pid, p->libc,
+						       0, &uo);
+	if (!p->multi && !link)
+		err = -errno;
+	if (err < 0) {
 		log_warn("%s: pid %d: _exit in %s: %s", __func__, (int)pid, p->libc,
 			 strerror(-err));
 		return err;
 	}
-	p->pids[p->n_pids].pid = pid;
-	p->pids[p->n_pids++].link = link;
+	p->pids[p->n_pids++] = (struct exit_pid){pid, link, fd};
 	return 0;
 }
 
@@ -116,7 +152,7 @@ void probe_exit__detach(struct probe_exit *p, pid_t pid)
 	for (size_t i = 0; p && i < p->n_pids; i++) {
 		if (p->pids[i].pid != pid)
 			continue;
-		bpf_link__destroy(p->pids[i].link);
+		probe_link_release(p->pids[i].link, p->pids[i].fd);
 		p->pids[i] = p->pids[--p->n_pids];
 		return;
 	}
@@ -139,7 +175,7 @@ void probe_exit__destroy(struct probe_exit *p)
 	if (!p)
 		return;
 	for (size_t i = 0; i < p->n_pids; i++)
-		bpf_link__destroy(p->pids[i].link);
+		probe_link_release(p->pids[i].link, p->pids[i].fd);
 	/* A process stopped by a program whose event is still queued would
 	 * stay stopped: deliver the events (the callback lets each go on). */
 	probe_ring_drain(&p->ring);
@@ -209,7 +245,7 @@ out:
 
 /* Is every thread of @pid stopped (or gone)? A group stop reaches each
  * thread on its own way back to user space. */
-static bool all_stopped(pid_t pid)
+bool probe_all_stopped(pid_t pid)
 {
 	char path[320], *text = NULL, *state;
 	struct dirent *de;
@@ -238,7 +274,7 @@ static bool all_stopped(pid_t pid)
 void probe_wait_stopped(pid_t pid, int max_ms)
 {
 	for (int waited = 0; waited < max_ms; waited++) {
-		if (all_stopped(pid))
+		if (probe_all_stopped(pid))
 			return;
 		usleep(1000);
 	}

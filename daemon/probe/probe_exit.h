@@ -39,5 +39,8 @@ void probe_exit__destroy(struct probe_exit *p);
  * probe sends lands on the way back to user space, maybe after the event
  * is read, and a SIGCONT sent before it would be lost. */
 void probe_wait_stopped(pid_t pid, int max_ms);
+/* Is every thread of @pid stopped (or gone)? Logs nothing (worker threads
+ * call it). */
+bool probe_all_stopped(pid_t pid);
 
 #endif

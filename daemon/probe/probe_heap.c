@@ -6,10 +6,13 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
@@ -20,6 +23,7 @@
 #include "heap.skel.h"
 #include "log.h"
 #include "probe_alloc.h"
+#include "probe_exit.h"
 #include "probe_heap.h"
 #include "probe_util.h"
 #include "util.h"
@@ -29,9 +33,18 @@
 #define HEAP_COVERAGE_PIDS 16	/* pids listed per program in the coverage */
 
 struct heap_link {
-	struct bpf_link *link;
+	struct bpf_link *link;		/* a perf-event uprobe's, or NULL */
+	int fd;				/* else a uprobe_multi link's */
 	const struct alloc_target *t;	/* in a plan, kept until destroy */
 	bool ret;
+};
+
+/* A bad free being looked into by the worker, or looked into. */
+struct heap_job {
+	struct heap_job *next;
+	struct heap_event ev;
+	bool search;			/* for the pointer's source */
+	struct heap_finding found;
 };
 
 struct heap_pid {
@@ -60,8 +73,23 @@ struct probe_heap {
 	size_t n_plans;
 	const struct sc_allocator *user;	/* the scenario's own allocators */
 	size_t n_user;
+	bool multi;			/* links are uprobe_multi links */
+	bool stop_on_bad_free;
+	unsigned searches_left;
 	probe_heap_cb cb;
 	void *arg;
+	/* Bad frees are looked into by a worker thread, started at the first:
+	 * the loop hands it jobs and takes back what it found, in order. */
+	struct event_base *base;
+	pthread_t worker;
+	bool worker_up;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;		/* a job queued, one done, or stopping */
+	struct heap_job *todo, **todo_tail, *done, **done_tail;
+	bool stopping;
+	unsigned pending;		/* handed over and not yet delivered (loop's) */
+	int wake_fd;			/* eventfd: the worker finished a job */
+	struct event *wake_ev;
 };
 
 /* The plan for @exe with @preload (LD_PRELOAD's value, or NULL), made once
@@ -94,6 +122,8 @@ static int plan_index(struct probe_heap *p, const char *exe, const char *const *
 
 /* --- events --------------------------------------------------------------------- */
 
+static void take_bad_free(struct probe_heap *p, const struct heap_event *ev);
+
 static int on_sample(void *ctx, void *data, size_t len)
 {
 	struct probe_heap *p = ctx;
@@ -103,7 +133,7 @@ static int on_sample(void *ctx, void *data, size_t len)
 		return 0;
 	memcpy(&ev, data, sizeof(ev));
 	ev.comm[HEAP_COMM_LEN - 1] = '\0';
-	p->cb(&ev, p->arg);
+	take_bad_free(p, &ev);
 	return 0;
 }
 
@@ -142,6 +172,13 @@ static int heap_prepare(void *skel, void *arg)
 	 * Never larger: ids from HEAP_MAX_SITES on are the spill map's. */
 	if (buckets && atoi(buckets) > 0 && atoi(buckets) <= HEAP_MAX_SITES)
 		bpf_map__set_max_entries(s->maps.stacks, (__u32)atoi(buckets));
+	for (size_t i = 0; prep->p->multi && i < ARRAY_SIZE(heap_progs); i++) {
+		struct bpf_program *prog = bpf_object__find_program_by_name(s->obj,
+									    heap_progs[i].prog);
+
+		if (prog)
+			bpf_program__set_expected_attach_type(prog, PROBE_ATTACH_UPROBE_MULTI);
+	}
 	if (libc[0] && stat(libc, &st) == 0) {
 		s->rodata->libc_ino = st.st_ino;
 		/* The kernel's s_dev encoding (MKDEV: major << 20 | minor). */
@@ -170,6 +207,15 @@ struct probe_heap *probe_heap__open(struct event_base *base,
 	p->arg = arg;
 	p->user = opts->user;
 	p->n_user = opts->n_user;
+	p->base = base;
+	p->stop_on_bad_free = opts->stop_on_bad_free;
+	p->searches_left = opts->source_searches;
+	p->multi = probe_uprobe_multi();
+	p->wake_fd = -1;
+	p->todo_tail = &p->todo;
+	p->done_tail = &p->done;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
 	/* Without a program named, the daemon's own (the C library). */
 	err = plan_index(p, opts->exe ? opts->exe : "/proc/self/exe", opts->env);
 	if (err < 0) {
@@ -185,6 +231,9 @@ struct probe_heap *probe_heap__open(struct event_base *base,
 		log_warn("%s: load: %s", __func__, strerror(-err));
 		goto err_free;
 	}
+	/* Which link the heap probe is attached with: both work; the
+	 * multi link is let go in a fraction of the time. */
+	caps_set_ok(CAPS_HEAP, p->multi ? "uprobe_multi" : "uprobe");
 	err = probe_ring_open(&p->ring, base, bpf_map__fd(p->skel->maps.events), on_sample, p);
 	if (err)
 		goto err_destroy;
@@ -192,6 +241,8 @@ struct probe_heap *probe_heap__open(struct event_base *base,
 err_destroy:
 	heap_bpf__destroy(p->skel);
 err_free:
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
 	free(p->plans);
 	free(p);
 	errno = -err;
@@ -226,11 +277,13 @@ static bool is_free_fn(unsigned fn)
 /* With the function's file offset known (decoded once per program), an
  * attach needs no symbol lookup: cheap enough to do for every child at its
  * fork. */
-static int attach_one(struct heap_pid *hp, struct bpf_program *prog,
+static int attach_one(struct probe_heap *p, struct heap_pid *hp, struct bpf_program *prog,
 		      const struct alloc_target *t, bool ret)
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = ret);
-	struct bpf_link *link;
+	size_t off = (size_t)(t->sym_off + (ret ? 0 : t->probe_off));
+	struct bpf_link *link = NULL;
+	int fd = -1;
 
 	if (hp->n_links == hp->cap_links) {
 		int cap = hp->cap_links ? hp->cap_links * 2 : 32;
@@ -243,18 +296,32 @@ static int attach_one(struct heap_pid *hp, struct bpf_program *prog,
 	}
 	if (t->user)
 		uo.bpf_cookie = HEAP_COOKIE(t->size_arg, t->ptr_arg);
-	link = bpf_program__attach_uprobe_opts(prog, hp->pid, t->path,
-					       (size_t)(t->sym_off + (ret ? 0 : t->probe_off)), &uo);
-	if (!link)
-		return -errno;
-	hp->links[hp->n_links++] = (struct heap_link){link, t, ret};
+	if (p->multi) {
+		fd = probe_uprobe_multi_attach(bpf_program__fd(prog), hp->pid, t->path, off,
+					       uo.bpf_cookie, ret);
+		if (fd < 0)
+			return fd;
+	} else {
+		link = bpf_program__attach_uprobe_opts(prog, hp->pid, t->path, off, &uo);
+		if (!link)
+			return -errno;
+	}
+	hp->links[hp->n_links++] = (struct heap_link){link, fd, t, ret};
 	return 0;
+}
+
+/* Let a link go off the loop: its close waits for grace periods. */
+static void drop_link(struct heap_link *l)
+{
+	probe_link_release(l->link, l->fd);
+	l->link = NULL;
+	l->fd = -1;
 }
 
 static void drop_links(struct heap_pid *hp)
 {
 	for (int k = 0; k < hp->n_links; k++)
-		bpf_link__destroy(hp->links[k].link);
+		drop_link(&hp->links[k]);
 	free(hp->links);
 	hp->links = NULL;
 	hp->n_links = hp->cap_links = 0;
@@ -289,7 +356,7 @@ static void drop_other_links(struct probe_heap *p, struct heap_pid *hp, int plan
 		if (keep)
 			hp->links[kept++] = hp->links[k];
 		else
-			bpf_link__destroy(hp->links[k].link);
+			drop_link(&hp->links[k]);
 	}
 	hp->n_links = kept;
 }
@@ -313,9 +380,9 @@ static int attach_plan(struct probe_heap *p, struct heap_pid *hp, int plan)
 			attached++;
 			continue;
 		}
-		e = attach_one(hp, entry_prog(p, t->fn), t, false);
+		e = attach_one(p, hp, entry_prog(p, t->fn), t, false);
 		if (!e && !is_free_fn(t->fn))
-			e = attach_one(hp, t->fn == HEAP_FN_USER_ALLOC ?
+			e = attach_one(p, hp, t->fn == HEAP_FN_USER_ALLOC ?
 					   p->skel->progs.user_alloc_return :
 					   p->skel->progs.alloc_return, t, true);
 		if (e) {
@@ -565,8 +632,17 @@ static long block_holds(pid_t tgid, __u64 addr, __u64 size, __u64 value, __u64 *
 	return found;
 }
 
-int probe_heap__pointer_source(struct probe_heap *p, pid_t tgid, __u64 value,
-			       struct heap_source *out)
+static bool stopping(struct probe_heap *p)
+{
+	return __atomic_load_n(&p->stopping, __ATOMIC_RELAXED);
+}
+
+/* Search the recently freed blocks of @tgid (held stopped at the bad free)
+ * for the word @value; the most recently freed holder wins. 0, -ENOENT if
+ * none holds it, -ECANCELED if the probe is going, or -errno. The worker's:
+ * up to 65,536 reads of 64 KiB. */
+static int pointer_source(struct probe_heap *p, pid_t tgid, __u64 value,
+			  struct heap_source *out)
 {
 	int fd = bpf_map__fd(p->skel->maps.recent);
 	struct heap_key *keys = calloc(HEAP_SOURCE_BATCH, sizeof(*keys)), k;
@@ -580,7 +656,7 @@ int probe_heap__pointer_source(struct probe_heap *p, pid_t tgid, __u64 value,
 		err = -ENOMEM;
 		goto out;
 	}
-	while (more) {
+	while (more && !err) {
 		LIBBPF_OPTS(bpf_map_batch_opts, bo);
 		__u32 n = HEAP_SOURCE_BATCH;
 
@@ -592,10 +668,14 @@ int probe_heap__pointer_source(struct probe_heap *p, pid_t tgid, __u64 value,
 			more = false;
 		}
 		first = false;
-		for (__u32 i = 0; i < n; i++) {
+		for (__u32 i = 0; i < n && !err; i++) {
 			__u64 size = vals[i].size;
 			long off;
 
+			if (i % 256 == 0 && stopping(p)) {
+				err = -ECANCELED;
+				break;
+			}
 			if (keys[i].tgid != (__u32)tgid || size < 8)
 				continue;
 			if (size > HEAP_SOURCE_MAX_BLOCK)
@@ -615,10 +695,10 @@ int probe_heap__pointer_source(struct probe_heap *p, pid_t tgid, __u64 value,
 			out->freed = vals[i];
 		}
 	}
-	if (!found) {
+	if (!err && !found)
 		err = -ENOENT;
+	if (err)
 		goto out;
-	}
 	k = (struct heap_key){.tgid = (__u32)tgid, .addr = out->block};
 	out->reused = bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.live), &k, &out->now) == 0;
 out:
@@ -626,6 +706,198 @@ out:
 	free(vals);
 	free(keys);
 	return err;
+}
+
+/* --- bad frees, looked into off the loop ------------------------------------------ */
+
+/* The worker's part of a bad free (it logs nothing: see closer_main). */
+static void look_into(struct probe_heap *p, struct heap_job *j)
+{
+	pid_t pid = (pid_t)j->ev.tgid;
+
+	j->found.stopped = true;
+	if (p->stop_on_bad_free) {
+		/* The SIGSTOP lands on the way back to user space, maybe after
+		 * the event was read; a SIGCONT sent before would be lost. */
+		j->found.stopped = false;
+		for (int waited = 0; waited < HEAP_STOP_WAIT_MS && !stopping(p); waited++) {
+			j->found.stopped = probe_all_stopped(pid);
+			if (j->found.stopped)
+				break;
+			usleep(1000);
+		}
+	}
+	j->found.source_err = j->search ? pointer_source(p, pid, j->ev.addr, &j->found.source)
+					: -EAGAIN;
+}
+
+static void *heap_worker(void *arg)
+{
+	struct probe_heap *p = arg;
+	struct heap_job *j;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->stopping) {
+		if (!p->todo) {
+			pthread_cond_wait(&p->cv, &p->mu);
+			continue;
+		}
+		j = p->todo;
+		p->todo = j->next;
+		if (!p->todo)
+			p->todo_tail = &p->todo;
+		pthread_mutex_unlock(&p->mu);
+		look_into(p, j);
+		pthread_mutex_lock(&p->mu);
+		j->next = NULL;
+		*p->done_tail = j;
+		p->done_tail = &j->next;
+		pthread_cond_broadcast(&p->cv);
+		eventfd_write(p->wake_fd, 1);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* Hand what the worker found to the callback, in the order seen. */
+static void deliver_done(struct probe_heap *p)
+{
+	struct heap_job *j;
+
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		j = p->done;
+		if (j) {
+			p->done = j->next;
+			if (!p->done)
+				p->done_tail = &p->done;
+		}
+		pthread_mutex_unlock(&p->mu);
+		if (!j)
+			break;
+		p->pending--;
+		p->cb(&j->ev, &j->found, p->arg);
+		free(j);
+	}
+}
+
+static void on_found(evutil_socket_t fd, short what, void *arg)
+{
+	eventfd_t n;
+
+	(void)what;
+	eventfd_read(fd, &n);
+	deliver_done(arg);
+}
+
+static int worker_start(struct probe_heap *p)
+{
+	sigset_t all, old;
+	int err;
+
+	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->wake_fd < 0)
+		return -errno;
+	p->wake_ev = event_new(p->base, p->wake_fd, EV_READ | EV_PERSIST, on_found, p);
+	if (!p->wake_ev || event_add(p->wake_ev, NULL) < 0)
+		return -ENOMEM;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);	/* signals stay the loop's */
+	err = -pthread_create(&p->worker, NULL, heap_worker, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	p->worker_up = !err;
+	return err;
+}
+
+/* A bad free from the ring: to the worker when the process must be waited
+ * for or the pointer searched; straight to the callback when neither is
+ * needed and nothing earlier is still being looked into. */
+static void take_bad_free(struct probe_heap *p, const struct heap_event *ev)
+{
+	bool search = ev->type != HEAP_EV_DOUBLE_FREE && p->searches_left > 0;
+	struct heap_job *j;
+	int err = 0;
+
+	if (search)
+		p->searches_left--;
+	if (!search && !p->stop_on_bad_free && !p->pending) {
+		struct heap_finding f = {.stopped = true, .source_err = -EAGAIN};
+
+		p->cb(ev, &f, p->arg);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		err = -ENOMEM;
+	if (!err && !p->worker_up)
+		err = worker_start(p);
+	if (err) {
+		/* Looked into here, as before the worker: the loop waits. */
+		log_warn("%s: no worker (%s): looking into pid %u's bad free on the loop",
+			 __func__, strerror(-err), ev->tgid);
+		if (j) {
+			j->ev = *ev;
+			j->search = search;
+			look_into(p, j);
+			p->cb(ev, &j->found, p->arg);
+		} else {
+			struct heap_finding f = {.stopped = false, .source_err = -ENOMEM};
+
+			p->cb(ev, &f, p->arg);
+		}
+		free(j);
+		return;
+	}
+	j->ev = *ev;
+	j->search = search;
+	p->pending++;
+	pthread_mutex_lock(&p->mu);
+	*p->todo_tail = j;
+	p->todo_tail = &j->next;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void probe_heap__settle(struct probe_heap *p)
+{
+	if (!p)
+		return;
+	probe_ring_drain(&p->ring);
+	while (p->pending) {
+		pthread_mutex_lock(&p->mu);
+		while (!p->done)
+			pthread_cond_wait(&p->cv, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+		deliver_done(p);
+	}
+}
+
+/* The worker goes; what it had not delivered is dropped, and a process
+ * held at one of those bad frees goes on. */
+static void worker_stop(struct probe_heap *p)
+{
+	struct heap_job *lists[2], *j;
+
+	if (p->worker_up) {
+		pthread_mutex_lock(&p->mu);
+		__atomic_store_n(&p->stopping, true, __ATOMIC_RELAXED);
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(p->worker, NULL);
+	}
+	lists[0] = p->todo;
+	lists[1] = p->done;
+	for (int l = 0; l < 2; l++)
+		while ((j = lists[l])) {
+			lists[l] = j->next;
+			if (p->stop_on_bad_free)
+				kill((pid_t)j->ev.tgid, SIGCONT);
+			free(j);
+		}
+	if (p->wake_ev)
+		event_free(p->wake_ev);
+	if (p->wake_fd >= 0)
+		close(p->wake_fd);
 }
 
 const char *probe_heap__placement(const struct probe_heap *p)
@@ -638,15 +910,20 @@ int probe_heap__live_fd(const struct probe_heap *p)
 	return bpf_map__fd(p->skel->maps.live);
 }
 
+/* The links go to the closers (a second or more of grace periods on a
+ * kernel without uprobe_multi), the rest at once. */
 void probe_heap__destroy(struct probe_heap *p)
 {
 	if (!p)
 		return;
+	worker_stop(p);
 	for (size_t i = 0; i < p->n_pids; i++)
 		drop_links(&p->pids[i]);
 	free(p->pids);
 	free(p->plans);
 	probe_ring_close(&p->ring);
 	heap_bpf__destroy(p->skel);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
 	free(p);
 }

@@ -15,7 +15,36 @@
 
 struct probe_heap;
 
-typedef void (*probe_heap_cb)(const struct heap_event *ev, void *arg);
+/* Where a bad free's pointer came from: a recently freed block of the
+ * process whose memory still holds the pointer. The pointer was most likely
+ * read from that block after it was freed (a use after free), and the
+ * block's free is "the free that released it". */
+struct heap_source {
+	__u64 block;			/* the freed block holding the pointer */
+	__u64 offset;			/* where in it */
+	struct heap_freed freed;	/* its free: stack, caller, thread, time */
+	bool reused;			/* allocated again since, by @now */
+	struct heap_block now;
+	unsigned int others;		/* other freed blocks holding it too */
+};
+
+/* What was learnt about a bad free before its callback, off the event loop
+ * (waiting for the held process to stop takes up to HEAP_STOP_WAIT_MS, the
+ * search up to 65,536 reads of 64 KiB). */
+struct heap_finding {
+	bool stopped;			/* every thread stopped (or gone) in time */
+	int source_err;			/* 0: @source is where the pointer was read;
+					 * -ENOENT: no freed block holds it;
+					 * -EAGAIN: not searched; or -errno */
+	struct heap_source source;
+};
+
+#define HEAP_STOP_WAIT_MS 200	/* for the SIGSTOP sent at a bad free to land */
+
+/* A bad free, in the order seen; with stop_on_bad_free the process is
+ * still held and the callback must let it go on (SIGCONT). */
+typedef void (*probe_heap_cb)(const struct heap_event *ev, const struct heap_finding *f,
+			      void *arg);
 typedef void (*probe_heap_site_cb)(const struct heap_site *site, __s32 stack_id,
 				   void *arg);
 
@@ -24,6 +53,8 @@ struct probe_heap_opts {
 	bool remember_frees;		/* double free vs never allocated */
 	bool trap_only;			/* benchmarks: programs do nothing */
 	bool stop_on_bad_free;		/* SIGSTOP at a bad free; the callback must SIGCONT */
+	unsigned source_searches;	/* frees of a pointer never allocated whose
+					 * source is searched for (a storm is not) */
 	const char *exe;		/* the program the held child will exec;
 					 * NULL: the daemon's own C library */
 	const char *const *env;		/* its extra environment (LD_PRELOAD), or NULL */
@@ -57,7 +88,12 @@ json_t *probe_heap__coverage(const struct probe_heap *p);
 const char *probe_heap__unknown(const struct probe_heap *p);
 /* Drop a process's probes (it exited). */
 void probe_heap__detach(struct probe_heap *p, pid_t pid);
+/* Read the ring now; bad frees that need looking into go to the worker
+ * and reach the callback from the loop when done. */
 int probe_heap__drain(struct probe_heap *p);
+/* Drain, then wait for every bad free being looked into and deliver it (a
+ * run's end: its processes are gone, so this takes no wait). */
+void probe_heap__settle(struct probe_heap *p);
 /* Sums of the per-CPU counters, by enum heap_counter. */
 void probe_heap__counters(const struct probe_heap *p,
 			  unsigned long long out[HEAP_C__MAX]);
@@ -65,23 +101,6 @@ void probe_heap__counters(const struct probe_heap *p,
 int probe_heap__sites(struct probe_heap *p, probe_heap_site_cb cb, void *arg);
 /* The frames of a stack id; returns how many (0 if unknown). */
 int probe_heap__stack(struct probe_heap *p, __s32 stack_id, __u64 *ips, int max);
-/* Where a bad free's pointer came from: a recently freed block of the
- * process whose memory still holds the pointer. The pointer was most likely
- * read from that block after it was freed (a use after free), and the
- * block's free is "the free that released it". */
-struct heap_source {
-	__u64 block;			/* the freed block holding the pointer */
-	__u64 offset;			/* where in it */
-	struct heap_freed freed;	/* its free: stack, caller, thread, time */
-	bool reused;			/* allocated again since, by @now */
-	struct heap_block now;
-	unsigned int others;		/* other freed blocks holding it too */
-};
-/* Search the recently freed blocks of @tgid (held stopped at the bad free)
- * for the word @value; the most recently freed holder wins. 0, -ENOENT if
- * none holds it, or -errno. */
-int probe_heap__pointer_source(struct probe_heap *p, pid_t tgid, __u64 value,
-			       struct heap_source *out);
 /* Which offset each probe uses and why, e.g. "free+9 (push: emulated)". */
 const char *probe_heap__placement(const struct probe_heap *p);
 /* The live map: no_leak's scan reads it. */

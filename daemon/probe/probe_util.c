@@ -1,11 +1,17 @@
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 
 #include <bpf/bpf.h>
 
 #include "log.h"
 #include "probe_util.h"
+#include "util.h"
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
@@ -229,4 +235,223 @@ int probe_attach_auto(void *skel, const struct probe_skel_ops *ops,
 			err = 0;
 	}
 	return err;
+}
+
+/* --- uprobe links ------------------------------------------------------------------ */
+
+/* BPF_LINK_CREATE's uprobe_multi arguments (Linux 6.6), which the uapi
+ * headers of Debian 12 do not have yet. */
+struct uprobe_multi_create {
+	__u32 prog_fd;
+	__u32 target_fd;
+	__u32 attach_type;
+	__u32 flags;
+	__aligned_u64 path;
+	__aligned_u64 offsets;
+	__aligned_u64 ref_ctr_offsets;
+	__aligned_u64 cookies;
+	__u32 cnt;
+	__u32 multi_flags;
+	__u32 pid;
+};
+
+#define UPROBE_MULTI_RETURN 1u	/* BPF_F_UPROBE_MULTI_RETURN */
+
+static int link_create_multi(int prog_fd, pid_t pid, const char *path, __u64 off,
+			     __u64 cookie, bool ret)
+{
+	union {
+		union bpf_attr attr;
+		struct uprobe_multi_create um;
+	} a;
+	int fd;
+
+	memset(&a, 0, sizeof(a));
+	a.um.prog_fd = (__u32)prog_fd;
+	a.um.attach_type = PROBE_ATTACH_UPROBE_MULTI;
+	a.um.path = (__u64)(uintptr_t)path;
+	a.um.offsets = (__u64)(uintptr_t)&off;
+	a.um.cookies = (__u64)(uintptr_t)&cookie;
+	a.um.cnt = 1;
+	a.um.multi_flags = ret ? UPROBE_MULTI_RETURN : 0;
+	a.um.pid = (__u32)pid;
+	fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, &a, sizeof(a.attr));
+	return fd < 0 ? -errno : fd;
+}
+
+int probe_uprobe_multi_attach(int prog_fd, pid_t pid, const char *path, size_t off,
+			      __u64 cookie, bool ret)
+{
+	return link_create_multi(prog_fd, pid, path, (__u64)off, cookie, ret);
+}
+
+/* As libbpf 1.3 asks: a program that expects uprobe_multi, linked to a
+ * directory. A kernel with uprobe_multi refuses the path (EBADF); one
+ * without it refuses the attach type (EINVAL). */
+static bool uprobe_multi_probe(void)
+{
+	struct bpf_insn insns[] = {
+		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0},
+		{.code = BPF_JMP | BPF_EXIT},
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, lo, .expected_attach_type = PROBE_ATTACH_UPROBE_MULTI);
+	int prog, link, err;
+
+	prog = bpf_prog_load(BPF_PROG_TYPE_KPROBE, "faultd_probe", "GPL", insns,
+			     ARRAY_SIZE(insns), &lo);
+	if (prog < 0)
+		return false;
+	link = link_create_multi(prog, 0, "/", 0, 0, false);
+	err = link;
+	if (link >= 0)
+		close(link);
+	close(prog);
+	return err == -EBADF;
+}
+
+bool probe_uprobe_multi(void)
+{
+	static int known = -1;
+	const char *off = getenv("FAULTD_NO_UPROBE_MULTI");
+
+	if (off && *off && strcmp(off, "0"))
+		return false;
+	if (known < 0)
+		known = uprobe_multi_probe();
+	return known;
+}
+
+/* Links waiting to be closed, and the threads that close them. */
+#define PROBE_CLOSERS 8
+
+struct closing {
+	struct closing *next;
+	struct bpf_link *link;
+	int fd;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t work;		/* a link queued */
+	pthread_cond_t idle;		/* the queue emptied and no close runs */
+	struct closing *head, **tail;
+	unsigned busy;			/* closes running */
+	unsigned threads;
+} closers = {
+	.mu = PTHREAD_MUTEX_INITIALIZER,
+	.work = PTHREAD_COND_INITIALIZER,
+	.idle = PTHREAD_COND_INITIALIZER,
+};
+
+static void close_one(struct closing *c)
+{
+	if (c->link)
+		bpf_link__destroy(c->link);
+	else if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+}
+
+/* These threads never log: a fork of the daemon while one held the log's
+ * lock would leave the child (before its exec) waiting on it. */
+static void *closer_main(void *arg)
+{
+	struct closing *c;
+
+	(void)arg;
+	pthread_mutex_lock(&closers.mu);
+	for (;;) {
+		while (!closers.head)
+			pthread_cond_wait(&closers.work, &closers.mu);
+		c = closers.head;
+		closers.head = c->next;
+		if (!closers.head)
+			closers.tail = &closers.head;
+		closers.busy++;
+		pthread_mutex_unlock(&closers.mu);
+		close_one(c);
+		pthread_mutex_lock(&closers.mu);
+		closers.busy--;
+		if (!closers.head && !closers.busy)
+			pthread_cond_broadcast(&closers.idle);
+	}
+	return NULL;
+}
+
+/* Start one more closer if fewer than PROBE_CLOSERS run and every one is
+ * busy. Called with the lock held. false if none can run at all. */
+static bool closer_grow(void)
+{
+	sigset_t all, old;
+	pthread_attr_t at;
+	pthread_t th;
+	bool ok;
+
+	if (closers.threads >= PROBE_CLOSERS || closers.busy < closers.threads)
+		return true;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);	/* signals stay the loop's */
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 64 * 1024);
+	ok = pthread_create(&th, &at, closer_main, NULL) == 0;
+	pthread_attr_destroy(&at);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ok)
+		closers.threads++;
+	return ok || closers.threads > 0;
+}
+
+void probe_link_release(struct bpf_link *link, int fd)
+{
+	struct closing *c = calloc(1, sizeof(*c));
+	bool queued = false;
+
+	if (!link && fd < 0) {
+		free(c);
+		return;
+	}
+	if (c) {
+		c->link = link;
+		c->fd = fd;
+		pthread_mutex_lock(&closers.mu);
+		if (!closers.tail)
+			closers.tail = &closers.head;
+		queued = closer_grow();
+		if (queued) {
+			*closers.tail = c;
+			closers.tail = &c->next;
+			pthread_cond_signal(&closers.work);
+		}
+		pthread_mutex_unlock(&closers.mu);
+	}
+	if (!queued) {
+		/* No memory or no thread: close it here, slowly. */
+		free(c);
+		if (link)
+			bpf_link__destroy(link);
+		else
+			close(fd);
+	}
+}
+
+bool probe_links_settle(int max_ms)
+{
+	struct timespec until;
+	bool idle;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += max_ms / 1000;
+	until.tv_nsec += (long)(max_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&closers.mu);
+	while ((closers.head || closers.busy) &&
+	       pthread_cond_timedwait(&closers.idle, &closers.mu, &until) == 0)
+		;
+	idle = !closers.head && !closers.busy;
+	pthread_mutex_unlock(&closers.mu);
+	return idle;
 }

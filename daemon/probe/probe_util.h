@@ -1,5 +1,6 @@
 /* What every probe's user side does the same way: a BPF ring buffer read
- * from the event loop, and per-CPU counters summed. */
+ * from the event loop, per-CPU counters summed, uprobe links made and
+ * released without holding up the loop. */
 #ifndef FAULTD_PROBE_UTIL_H
 #define FAULTD_PROBE_UTIL_H
 
@@ -75,5 +76,31 @@ int probe_attach_auto(void *skel, const struct probe_skel_ops *ops,
 
 /* Is @prog of a loaded object loaded? */
 bool probe_prog_loaded(const struct bpf_program *prog);
+
+/* --- uprobe links ------------------------------------------------------------------ */
+
+/* Can this kernel attach uprobes as uprobe_multi links (Linux 6.6)? Asked
+ * once. Such a link's release waits for its grace periods without the
+ * kernel's global trace-event lock, so releases on parallel threads
+ * overlap; a perf-event uprobe's do not (about 50 ms each, one after the
+ * other). FAULTD_NO_UPROBE_MULTI=1 (tests) answers no. */
+bool probe_uprobe_multi(void);
+/* What a program loaded for probe_uprobe_multi_attach must expect. */
+#define PROBE_ATTACH_UPROBE_MULTI 48	/* BPF_TRACE_UPROBE_MULTI (Linux 6.6 uapi) */
+/* Attach @prog_fd to @path at file offset @off in process @pid as a
+ * uprobe_multi link (a return probe with @ret). The link's fd, or -errno. */
+int probe_uprobe_multi_attach(int prog_fd, pid_t pid, const char *path, size_t off,
+			      __u64 cookie, bool ret);
+
+/* Release a uprobe link (a libbpf @link, or a bare link @fd when @link is
+ * NULL) off the event loop: closing one waits for the kernel's grace
+ * periods, 50 to 100 ms here. A few threads close them side by side; the
+ * link keeps its program loaded until then. */
+void probe_link_release(struct bpf_link *link, int fd);
+/* Wait up to @max_ms for the released links to be closed (before the
+ * process exits: an exiting process closes what is left one by one).
+ * true if none is left. */
+bool probe_links_settle(int max_ms);
+#define PROBE_SETTLE_MS 10000	/* at exit: 20 perf-event links take 1 to 2 s */
 
 #endif

@@ -52,7 +52,6 @@ struct run_wl {
 	struct fault_wl *fw;		/* what its faults see; kill_sent_ms there */
 	unsigned long long out_seen, out_dropped;
 	struct probe_heap *heap;	/* NULL unless "heap" was asked for */
-	int heap_searches;		/* bad frees whose pointer was looked for */
 	/* Anonymous memory of the tree and the probed live bytes, at the first
 	 * and the last cycle: growth the probed calls do not explain is an
 	 * allocator the probe does not see. */

@@ -13,7 +13,6 @@
 #include "caps.h"
 #include "inv_params.h"
 #include "log.h"
-#include "probe_exit.h"
 #include "probe_fds.h"
 #include "probe_heap.h"
 #include "probe_lifecycle.h"
@@ -67,27 +66,22 @@ json_t *run_heap_stack(struct run *r, size_t wl, pid_t pid, int32_t stack_id,
 
 /* --- heap -------------------------------------------------------------------------- */
 
-#define RUN_STOP_WAIT_MS 200	/* for the SIGSTOP sent at a bad free to land */
-
 #define RUN_MAX_SOURCE_SEARCHES 4	/* per workload: a storm of bad frees is not searched */
 
 /* A pointer never allocated is often one read from freed memory: the
  * block that held it was freed (by "the free that released it") and
  * maybe handed out again, and a stale reference read the word that is
- * there now. While the process is held, look for the word in the recently
- * freed blocks and name that block's free, allocation and new owner. */
+ * there now. While the process was held, the probe looked for the word in
+ * the recently freed blocks: name that block's free, allocation and new
+ * owner. */
 static void add_pointer_source(struct run *r, struct run_wl *rw, const struct heap_event *ev,
-			       json_t *j)
+			       const struct heap_finding *f, json_t *j)
 {
 	pid_t pid = (pid_t)ev->tgid;
-	struct heap_source src;
+	const struct heap_source src = f->source;
 	json_t *o = NULL;
-	int err = -EAGAIN;
+	int err = f->source_err;
 
-	if (rw->heap_searches < RUN_MAX_SOURCE_SEARCHES) {
-		rw->heap_searches++;
-		err = probe_heap__pointer_source(rw->heap, pid, ev->addr, &src);
-	}
 	if (err && err != -ENOENT && err != -EAGAIN)
 		log_warn("%s: run %s: pid %d: %s", __func__, r->id, (int)pid, strerror(-err));
 	if (!err)
@@ -113,7 +107,7 @@ static void add_pointer_source(struct run *r, struct run_wl *rw, const struct he
 	}
 }
 
-static void on_heap_event(const struct heap_event *ev, void *arg)
+static void on_heap_event(const struct heap_event *ev, const struct heap_finding *f, void *arg)
 {
 	struct run_wl *rw = arg;
 	struct run *r = rw->run;
@@ -123,7 +117,9 @@ static void on_heap_event(const struct heap_event *ev, void *arg)
 
 	/* The process is held (SIGSTOP) at the bad free: its maps can be read
 	 * now even if the C library will abort it once it goes on. */
-	probe_wait_stopped((pid_t)ev->tgid, RUN_STOP_WAIT_MS);
+	if (!f->stopped)
+		log_warn("%s: run %s: pid %u did not stop in %dms", __func__, r->id, ev->tgid,
+			 HEAP_STOP_WAIT_MS);
 	sym__snapshot(r->sym, (pid_t)ev->tgid);
 	j = json_pack("{sssssisissss}", "kind", is_double ? "double_free" : "invalid_free",
 		      "workload", wname, "pid", (int)ev->tgid, "tid", (int)ev->tid,
@@ -145,7 +141,7 @@ static void on_heap_event(const struct heap_event *ev, void *arg)
 				(pid_t)ev->tgid, ev->alloc_stack_id, 0, false));
 		}
 		if (!is_double)
-			add_pointer_source(r, rw, ev, j);
+			add_pointer_source(r, rw, ev, f, j);
 		json_array_append_new(r->obs.heap_events, j);
 	}
 	log_warn("%s: run %s: %s of 0x%llx in pid %u (%s) of '%s'", __func__, r->id,
@@ -159,6 +155,7 @@ static int attach_heap(struct run *r, size_t i, pid_t pid)
 	struct run_wl *rw = &r->rw[i];
 	struct probe_heap_opts opts = {
 		.stacks = true, .remember_frees = true, .stop_on_bad_free = true,
+		.source_searches = RUN_MAX_SOURCE_SEARCHES,
 		.exe = rw->exe, .env = rw->env,
 		.user = r->sc->wl[i].allocators, .n_user = r->sc->wl[i].n_allocators,
 	};
@@ -707,6 +704,7 @@ void run_probes_finish(struct run *r)
 {
 	run_probes_drain(r);
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
+		probe_heap__settle(r->rw[i].heap);
 		if (r->rw[i].heap)
 			finish_heap(r, i);
 		if (r->rw[i].fds) {

@@ -12,8 +12,9 @@
 #include "log.h"
 #include "probe_heap.h"
 
-static void on_event(const struct heap_event *ev, void *arg)
+static void on_event(const struct heap_event *ev, const struct heap_finding *f, void *arg)
 {
+	(void)f;
 	(void)arg;
 	printf("event type %u addr 0x%llx\n", ev->type, (unsigned long long)ev->addr);
 }

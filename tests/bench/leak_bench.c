@@ -33,9 +33,10 @@ static long long now_ns(void)
 	return (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
-static void on_heap(const struct heap_event *ev, void *arg)
+static void on_heap(const struct heap_event *ev, const struct heap_finding *f, void *arg)
 {
 	(void)ev;
+	(void)f;
 	(void)arg;
 }
 
