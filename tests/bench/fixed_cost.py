@@ -1,11 +1,14 @@
 """A run's fixed cost (issue 19): a program that exits at once, alone, under
 valgrind, and under `faultctl run --local` with no probe, the fds probe, and
-the heap and fds probes. For faultd two figures: the whole command's wall
-time, and the time from the workload's exit to the run's "finish" (the
+the heap and fds probes (the heap probe's uprobes as uprobe_multi links,
+where the kernel has them, and as perf-event uprobes, as on kernels before
+6.6: FAULTD_NO_UPROBE_MULTI=1). For faultd two figures: the whole command's
+wall time, and the time from the workload's exit to the run's "finish" (the
 report written), read from faultctl's own log. Medians of N runs.
 
 usage: fixed_cost.py BUILD [N]"""
 import json
+import os
 import pathlib
 import shutil
 import statistics
@@ -31,7 +34,7 @@ def stamp(line):
     return int(h) * 3600 + int(m) * 60 + float(s)
 
 
-def faultd_run(probes, tmp):
+def faultd_run(probes, tmp, env=None):
     doc = {"name": "fixed-cost", "duration_s": 30,
            "workloads": [{"name": "w", "kind": "exec", "probes": probes, "cmd": [PROG]}],
            "invariants": [{"name": "no_crash"}, {"name": "exit_ok"}]}
@@ -40,7 +43,8 @@ def faultd_run(probes, tmp):
     runs = tmp / "runs"
     t = time.monotonic()
     res = subprocess.run([str(BUILD / "faultctl"), "--runs-dir", str(runs), "-l", "info", "run",
-                          "--local", "--quiet", str(sc)], capture_output=True, text=True)
+                          "--local", "--quiet", str(sc)], capture_output=True, text=True,
+                         env={**os.environ, **(env or {})})
     total = time.monotonic() - t
     shutil.rmtree(runs, ignore_errors=True)
     exited = [stamp(l) for l in res.stderr.splitlines() if "on_wl_exit" in l]
@@ -60,12 +64,15 @@ def main():
         rows.append(("valgrind memcheck", vg, None))
     with tempfile.TemporaryDirectory() as d:
         tmp = pathlib.Path(d)
-        for name, probes in (("faultd, no probe", []), ("faultd, fds", ["fds"]),
-                             ("faultd, heap+fds", ["heap", "fds"])):
-            got = [faultd_run(probes, tmp) for _ in range(N)]
+        perf = {"FAULTD_NO_UPROBE_MULTI": "1"}
+        for name, probes, env in (("faultd, no probe", [], None), ("faultd, fds", ["fds"], None),
+                                  ("faultd, heap+fds", ["heap", "fds"], None),
+                                  ("  perf-event uprobes", ["heap", "fds"], perf)):
+            got = [faultd_run(probes, tmp, env) for _ in range(N)]
             rows.append((name, statistics.median(g[0] for g in got),
                          statistics.median(g[1] for g in got)))
-    print(f"{'':20s} {'wall':>9s} {'x alone':>9s} {'exit->report':>13s}   ({PROG}, median of {N})")
+    print(f"{'':20s} {'wall':>9s} {'x alone':>9s} {'exit->report':>13s}   ({PROG}, median of {N}, "
+          f"load average {os.getloadavg()[0]:.1f})")
     for name, w, tail in rows:
         print(f"{name:20s} {w * 1000:7.0f}ms {w / alone:8.0f}x "
               f"{'' if tail is None else f'{tail * 1000:11.0f}ms'}")
