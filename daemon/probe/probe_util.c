@@ -309,16 +309,23 @@ static bool uprobe_multi_probe(void)
 	return err == -EBADF;
 }
 
+static bool uprobe_multi_ok;
+
+static void uprobe_multi_read(void)
+{
+	uprobe_multi_ok = uprobe_multi_probe();
+}
+
+/* Runs load from threads of their own: asked once, by whichever is first. */
 bool probe_uprobe_multi(void)
 {
-	static int known = -1;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	const char *off = getenv("FAULTD_NO_UPROBE_MULTI");
 
 	if (off && *off && strcmp(off, "0"))
 		return false;
-	if (known < 0)
-		known = uprobe_multi_probe();
-	return known;
+	pthread_once(&once, uprobe_multi_read);
+	return uprobe_multi_ok;
 }
 
 /* Links waiting to be closed, and the threads that close them. */
