@@ -1,0 +1,86 @@
+/* probe_heap.c and probe_heap_bad.c: the heap probe's state, shared by
+ * the probe (attach, events, sites) and its bad-free worker. */
+#ifndef FAULTD_PROBE_HEAP_PRIV_H
+#define FAULTD_PROBE_HEAP_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include <event2/event.h>
+
+#include "heap.skel.h"
+#include "probe_alloc.h"
+#include "probe_heap.h"
+#include "probe_util.h"
+
+#define HEAP_MAX_PIDS 4096	/* processes followed at once */
+#define HEAP_MAX_PLANS 32	/* distinct programs (exe, LD_PRELOAD) of one workload */
+#define HEAP_COVERAGE_PIDS 16	/* pids listed per program in the coverage */
+
+struct heap_link {
+	struct bpf_link *link;		/* a perf-event uprobe's, or NULL */
+	int fd;				/* else a uprobe_multi link's */
+	const struct alloc_target *t;	/* in a plan, kept until destroy */
+	bool ret;
+};
+
+/* A bad free being looked into by the worker, or looked into. */
+struct heap_job {
+	struct heap_job *next;
+	struct heap_event ev;
+	bool search;			/* for the pointer's source */
+	struct heap_finding found;
+};
+
+struct heap_pid {
+	pid_t pid;
+	struct heap_link *links;
+	int n_links, cap_links;
+	int plan;			/* index into probe_heap.plans */
+	bool held;			/* attached before its exec: that exec is planned */
+};
+
+/* One program's allocator and the processes that ran it. */
+struct heap_plan {
+	char key[ALLOC_PATH_MAX * 2];	/* exe and LD_PRELOAD */
+	char exe[ALLOC_PATH_MAX];
+	struct alloc_plan plan;
+	pid_t pids[HEAP_COVERAGE_PIDS];
+	unsigned n_procs;
+};
+
+struct probe_heap {
+	struct heap_bpf *skel;
+	struct probe_ring ring;
+	struct heap_pid *pids;		/* the processes attached, with their links */
+	size_t n_pids;
+	struct heap_plan *plans;	/* [HEAP_MAX_PLANS] */
+	size_t n_plans;
+	const struct sc_allocator *user;	/* the scenario's own allocators */
+	size_t n_user;
+	bool multi;			/* links are uprobe_multi links */
+	bool stop_on_bad_free;
+	unsigned searches_left;
+	probe_heap_cb cb;
+	void *arg;
+	/* Bad frees are looked into by a worker thread, started at the first:
+	 * the loop hands it jobs and takes back what it found, in order. */
+	struct event_base *base;
+	pthread_t worker;
+	bool worker_up;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;		/* a job queued, one done, or stopping */
+	struct heap_job *todo, **todo_tail, *done, **done_tail;
+	bool stopping;
+	unsigned pending;		/* handed over and not yet delivered (loop's) */
+	int wake_fd;			/* eventfd: the worker finished a job */
+	struct event *wake_ev;
+};
+
+/* probe_heap_bad.c: a bad free from the ring, to the callback at once or
+ * through the worker (the wait for the stop, the pointer's source). */
+void heap_bad_free(struct probe_heap *p, const struct heap_event *ev);
+/* The worker goes; a process held at an undelivered bad free goes on. */
+void heap_worker_stop(struct probe_heap *p);
+
+#endif
