@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -41,10 +42,12 @@ struct journal *journal__open(const char *dir, const char *run_id)
 		err = -errno;
 		goto err_free;
 	}
-	/* The pid means something only in its namespace: a faultd in another
-	 * pid namespace (a container sharing this directory) tells them apart. */
+	/* The lock, held while the file is open, says the owner lives to any
+	 * faultd sharing this directory, whatever its pid namespace (a
+	 * container's); the pid and namespace are for people. */
 	n = snprintf(head, sizeof(head), "owner %d pidns %lu\n", (int)getpid(), util_pidns());
-	if (write(j->fd, head, (size_t)n) != n || fsync(j->fd) < 0) {
+	if (flock(j->fd, LOCK_EX) < 0 || write(j->fd, head, (size_t)n) != n ||
+	    fsync(j->fd) < 0) {
 		err = -errno;
 		close(j->fd);
 		unlink(j->path);
@@ -231,15 +234,20 @@ out:
 	return err ? err : done;
 }
 
+/* Replayed under the lock, so that no sweep replays it too; the lock goes
+ * with the file. */
 int journal__replay(struct journal *j)
 {
+	int n;
+
 	if (!j)
 		return 0;
+	n = replay_file(j->path, NULL, NULL);
 	if (j->fd >= 0) {
 		close(j->fd);
 		j->fd = -1;
 	}
-	return replay_file(j->path, NULL, NULL);
+	return n;
 }
 
 void journal__free(struct journal *j)
@@ -249,6 +257,28 @@ void journal__free(struct journal *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	free(j);
+}
+
+/* Is the journal at @path a live owner's? Its owner holds the file's lock
+ * (journal__open) until it replays it or dies; a journal with no pid
+ * namespace is a faultd's from before the lock, judged by its pid. On false
+ * the lock is ours in *@fd until the caller closes it. */
+static bool journal_owned(const char *path, int *fd)
+{
+	char *text = NULL;
+	unsigned long ns = 0;
+	int owner = 0;
+	bool alive;
+
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return true;	/* gone, or not ours to read: left alone */
+	alive = flock(*fd, LOCK_EX | LOCK_NB) < 0;
+	if (!alive && util_read_file(path, JOURNAL_MAX, &text, NULL) == 0 &&
+	    sscanf(text, "owner %d pidns %lu", &owner, &ns) == 1)
+		alive = owner > 0 && util_owner_alive(owner);
+	free(text);
+	return alive;
 }
 
 int journal_sweep(const char *dir, void (*say)(const char *what, void *arg), void *arg)
@@ -261,22 +291,20 @@ int journal_sweep(const char *dir, void (*say)(const char *what, void *arg), voi
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
-		char path[PATH_MAX], *text = NULL;
-		unsigned long ns = 0;
-		int owner = 0, n;
+		char path[PATH_MAX];
+		int n, fd;
 
 		n = (int)strlen(de->d_name);
 		if (n < 9 || strcmp(de->d_name + n - 8, ".journal"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (util_read_file(path, JOURNAL_MAX, &text, NULL) == 0)
-			sscanf(text, "owner %d pidns %lu", &owner, &ns);
-		free(text);
-		if (owner > 0 && util_owner_alive_ns(owner, ns))
-			continue;
-		n = replay_file(path, say, arg);
-		if (n > 0)
-			total += n;
+		if (!journal_owned(path, &fd)) {
+			n = replay_file(path, say, arg);
+			if (n > 0)
+				total += n;
+		}
+		if (fd >= 0)
+			close(fd);
 	}
 	closedir(d);
 	return total;
