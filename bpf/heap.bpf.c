@@ -223,6 +223,18 @@ static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size, __u6
 	return 0;
 }
 
+/* Whose heap the current task works on: its own process's, or, in a
+ * vfork child before its exec (vfork_done set; dash spawns commands so),
+ * the parent's, whose memory it shares and whose probes fire for it. */
+static __always_inline __u32 heap_tgid(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+
+	if (BPF_CORE_READ(t, vfork_done))
+		return BPF_CORE_READ(t, real_parent, tgid);
+	return bpf_get_current_pid_tgid() >> 32;
+}
+
 /* At the return: @site is the caller's, made on first sight. A stale
  * "recently freed" entry for a reused address is harmless: it is read only
  * when a free finds no live block. */
@@ -230,7 +242,7 @@ static __always_inline void track_alloc(__u64 addr, const struct heap_pending *p
 					struct heap_site *site)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct heap_key k = {.tgid = id >> 32, .space = p->fn == HEAP_FN_USER_ALLOC, .addr = addr};
+	struct heap_key k = {.tgid = heap_tgid(), .space = p->fn == HEAP_FN_USER_ALLOC, .addr = addr};
 	struct heap_block b = {
 		.size = p->size, .ts_ns = bpf_ktime_get_ns(), .caller = p->caller,
 		.stack_id = site ? site->stack_id : -1, .tid = (__u32)id,
@@ -330,7 +342,7 @@ static __always_inline void track_free(struct pt_regs *ctx, __u64 addr, __u32 fn
 				       __u64 caller, __s32 stack_id)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct heap_key k = {.tgid = id >> 32, .space = fn == HEAP_FN_USER_FREE, .addr = addr};
+	struct heap_key k = {.tgid = heap_tgid(), .space = fn == HEAP_FN_USER_FREE, .addr = addr};
 	struct heap_block *b;
 	struct heap_site *s;
 	struct heap_freed f;
@@ -364,7 +376,7 @@ static __always_inline void track_free(struct pt_regs *ctx, __u64 addr, __u32 fn
 /* Drop @addr from the live map without judging the free. */
 static __always_inline void free_if_live(__u64 addr)
 {
-	struct heap_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .addr = addr};
+	struct heap_key k = {.tgid = heap_tgid(), .addr = addr};
 	struct heap_block *b = bpf_map_lookup_elem(&live, &k);
 	struct heap_site *s;
 

@@ -183,9 +183,8 @@ def bpf_links_of_ours(wait_s=5):
     link seen is looked at again until @wait_s has passed: another
     session's process may have been exiting while we read, and a daemon
     lets a finished run's uprobe links go on its closer threads, each
-    close waiting for the kernel's grace periods (about 0.1 s for the
-    heap probe's uprobe_multi links, 1 to 2 s for perf-event uprobes on a
-    kernel older than 6.6)."""
+    close waiting for the kernel's grace periods (1 to 2 s for the heap
+    probe's perf-event uprobes, about 0.1 s as uprobe_multi links)."""
     ours = _bpf_links_of_ours_once()
     deadline = time.monotonic() + wait_s
     while ours and time.monotonic() < deadline:

@@ -316,13 +316,18 @@ static void uprobe_multi_read(void)
 	uprobe_multi_ok = uprobe_multi_probe();
 }
 
-/* Runs load from threads of their own: asked once, by whichever is first. */
+/* Runs load from threads of their own: asked once, by whichever is first.
+ * Only when FAULTD_UPROBE_MULTI=1 asks: since Linux 6.10 a uprobe_multi
+ * link's pid filter drops the calls of a vfork child, which runs on its
+ * parent's heap until its exec (dash spawns every command so), and the
+ * parent's later free of what the child allocated would read as a pointer
+ * never allocated. A perf-event uprobe filters by memory and sees them. */
 bool probe_uprobe_multi(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	const char *off = getenv("FAULTD_NO_UPROBE_MULTI");
+	const char *on = getenv("FAULTD_UPROBE_MULTI");
 
-	if (off && *off && strcmp(off, "0"))
+	if (!on || !*on || !strcmp(on, "0"))
 		return false;
 	pthread_once(&once, uprobe_multi_read);
 	return uprobe_multi_ok;

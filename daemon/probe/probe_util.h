@@ -83,7 +83,8 @@ bool probe_prog_loaded(const struct bpf_program *prog);
  * once. Such a link's release waits for its grace periods without the
  * kernel's global trace-event lock, so releases on parallel threads
  * overlap; a perf-event uprobe's do not (about 50 ms each, one after the
- * other). FAULTD_NO_UPROBE_MULTI=1 (tests) answers no. */
+ * other). Asked only with FAULTD_UPROBE_MULTI=1: such a link does not see
+ * a vfork child's calls on its parent's heap (probe_util.c). */
 bool probe_uprobe_multi(void);
 /* What a program loaded for probe_uprobe_multi_attach must expect. */
 #define PROBE_ATTACH_UPROBE_MULTI 48	/* BPF_TRACE_UPROBE_MULTI (Linux 6.6 uapi) */

@@ -1,8 +1,8 @@
 """A run's fixed cost (issue 19): a program that exits at once, alone, under
 valgrind, and under `faultctl run --local` with no probe, the fds probe, and
-the heap and fds probes (the heap probe's uprobes as uprobe_multi links,
-where the kernel has them, and as perf-event uprobes, as on kernels before
-6.6: FAULTD_NO_UPROBE_MULTI=1). For faultd two figures: the whole command's
+the heap and fds probes (the heap probe's uprobes as perf-event uprobes,
+the default, and as uprobe_multi links where the kernel has them:
+FAULTD_UPROBE_MULTI=1). For faultd two figures: the whole command's
 wall time, and the time from the workload's exit to the run's "finish" (the
 report written), read from faultctl's own log. Medians of N runs.
 
@@ -64,10 +64,10 @@ def main():
         rows.append(("valgrind memcheck", vg, None))
     with tempfile.TemporaryDirectory() as d:
         tmp = pathlib.Path(d)
-        perf = {"FAULTD_NO_UPROBE_MULTI": "1"}
+        multi = {"FAULTD_UPROBE_MULTI": "1"}
         for name, probes, env in (("faultd, no probe", [], None), ("faultd, fds", ["fds"], None),
                                   ("faultd, heap+fds", ["heap", "fds"], None),
-                                  ("  perf-event uprobes", ["heap", "fds"], perf)):
+                                  ("  uprobe_multi links", ["heap", "fds"], multi)):
             got = [faultd_run(probes, tmp, env) for _ in range(N)]
             rows.append((name, statistics.median(g[0] for g in got),
                          statistics.median(g[1] for g in got)))
