@@ -321,7 +321,9 @@ class Daemon:
                                      env=sanitizer_env())
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + 10
+        # Its start sweeps a killed predecessor's runs first, waiting up to
+        # 10 s for their dying processes.
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"faultd exited {self.proc.returncode}:\n{self.log}")
@@ -329,7 +331,8 @@ class Daemon:
             if self.sock.exists() and faultctl("status", socket=self.sock).returncode == 0:
                 return
             time.sleep(0.05)
-        raise AssertionError(f"faultd not ready in 10s:\n{self.log}")
+        self.stop(sig=signal.SIGKILL)  # not left serving after the test
+        raise AssertionError(f"faultd not ready in 30s:\n{self.log}")
 
     def _read(self):
         for line in self.proc.stdout:
