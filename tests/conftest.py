@@ -308,9 +308,10 @@ def progs():
 
 
 class Daemon:
-    def __init__(self, tmp_path, extra_args=(), sock=None, prefix=()):
+    def __init__(self, tmp_path, extra_args=(), sock=None, prefix=(), env=None):
         """@prefix: a command that ends by exec'ing faultd (its pid stays
-        faultd's), e.g. a shell that first moves itself into a cgroup."""
+        faultd's), e.g. a shell that first moves itself into a cgroup.
+        @env: variables added to faultd's environment."""
         self.sock = pathlib.Path(sock) if sock else tmp_path / "faultd.sock"
         self.runs_dir = tmp_path / "daemon-runs"
         self.log_lines = []
@@ -318,7 +319,7 @@ class Daemon:
                "--log-level", "debug", *extra_args]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True,
-                                     env=sanitizer_env())
+                                     env={**sanitizer_env(), **(env or {})})
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         # Its start sweeps a killed predecessor's runs first, waiting up to
