@@ -139,8 +139,6 @@ struct probe_heap *probe_heap__open(struct event_base *base,
 	p->searches_left = opts->source_searches;
 	p->multi = probe_uprobe_multi();
 	p->wake_fd = -1;
-	p->todo_tail = &p->todo;
-	p->done_tail = &p->done;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	/* Without a program named, the daemon's own (the C library). */

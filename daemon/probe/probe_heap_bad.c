@@ -145,20 +145,15 @@ static void *heap_worker(void *arg)
 
 	pthread_mutex_lock(&p->mu);
 	while (!p->stopping) {
-		if (!p->todo) {
+		j = fifo_pop(&p->todo);
+		if (!j) {
 			pthread_cond_wait(&p->cv, &p->mu);
 			continue;
 		}
-		j = p->todo;
-		p->todo = j->next;
-		if (!p->todo)
-			p->todo_tail = &p->todo;
 		pthread_mutex_unlock(&p->mu);
 		look_into(p, j);
 		pthread_mutex_lock(&p->mu);
-		j->next = NULL;
-		*p->done_tail = j;
-		p->done_tail = &j->next;
+		fifo_push(&p->done, &j->node);
 		pthread_cond_broadcast(&p->cv);
 		eventfd_write(p->wake_fd, 1);
 	}
@@ -173,12 +168,7 @@ static void deliver_done(struct probe_heap *p)
 
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		j = p->done;
-		if (j) {
-			p->done = j->next;
-			if (!p->done)
-				p->done_tail = &p->done;
-		}
+		j = fifo_pop(&p->done);
 		pthread_mutex_unlock(&p->mu);
 		if (!j)
 			break;
@@ -259,8 +249,7 @@ void heap_bad_free(struct probe_heap *p, const struct heap_event *ev)
 	j->search = search;
 	p->pending++;
 	pthread_mutex_lock(&p->mu);
-	*p->todo_tail = j;
-	p->todo_tail = &j->next;
+	fifo_push(&p->todo, &j->node);
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 }
@@ -272,7 +261,7 @@ void probe_heap__settle(struct probe_heap *p)
 	probe_ring_drain(&p->ring);
 	while (p->pending) {
 		pthread_mutex_lock(&p->mu);
-		while (!p->done)
+		while (fifo_empty(&p->done))
 			pthread_cond_wait(&p->cv, &p->mu);
 		pthread_mutex_unlock(&p->mu);
 		deliver_done(p);
@@ -283,7 +272,8 @@ void probe_heap__settle(struct probe_heap *p)
  * held at one of those bad frees goes on. */
 void heap_worker_stop(struct probe_heap *p)
 {
-	struct heap_job *lists[2], *j;
+	struct fifo *lists[2] = {&p->todo, &p->done};
+	struct heap_job *j;
 
 	if (p->worker_up) {
 		pthread_mutex_lock(&p->mu);
@@ -292,11 +282,8 @@ void heap_worker_stop(struct probe_heap *p)
 		pthread_mutex_unlock(&p->mu);
 		pthread_join(p->worker, NULL);
 	}
-	lists[0] = p->todo;
-	lists[1] = p->done;
 	for (int l = 0; l < 2; l++)
-		while ((j = lists[l])) {
-			lists[l] = j->next;
+		while ((j = fifo_pop(lists[l]))) {
 			if (p->stop_on_bad_free)
 				kill((pid_t)j->ev.tgid, SIGCONT);
 			free(j);

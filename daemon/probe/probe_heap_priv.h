@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 
+#include "fifo.h"
 #include "heap.skel.h"
 #include "probe_alloc.h"
 #include "probe_heap.h"
@@ -26,7 +27,7 @@ struct heap_link {
 
 /* A bad free being looked into by the worker, or looked into. */
 struct heap_job {
-	struct heap_job *next;
+	struct fifo_node node;
 	struct heap_event ev;
 	bool search;			/* for the pointer's source */
 	struct heap_finding found;
@@ -70,7 +71,7 @@ struct probe_heap {
 	bool worker_up;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;		/* a job queued, one done, or stopping */
-	struct heap_job *todo, **todo_tail, *done, **done_tail;
+	struct fifo todo, done;		/* struct heap_job: handed over, looked into */
 	bool stopping;
 	unsigned pending;		/* handed over and not yet delivered (loop's) */
 	int wake_fd;			/* eventfd: the worker finished a job */

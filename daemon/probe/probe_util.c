@@ -9,6 +9,7 @@
 
 #include <bpf/bpf.h>
 
+#include "fifo.h"
 #include "log.h"
 #include "probe_util.h"
 #include "util.h"
@@ -337,7 +338,7 @@ bool probe_uprobe_multi(void)
 #define PROBE_CLOSERS 8
 
 struct closing {
-	struct closing *next;
+	struct fifo_node node;
 	struct bpf_link *link;
 	int fd;
 };
@@ -346,7 +347,7 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t work;		/* a link queued */
 	pthread_cond_t idle;		/* the queue emptied and no close runs */
-	struct closing *head, **tail;
+	struct fifo queue;		/* struct closing */
 	unsigned busy;			/* closes running */
 	unsigned threads;
 } closers = {
@@ -373,18 +374,14 @@ static void *closer_main(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&closers.mu);
 	for (;;) {
-		while (!closers.head)
+		while (!(c = fifo_pop(&closers.queue)))
 			pthread_cond_wait(&closers.work, &closers.mu);
-		c = closers.head;
-		closers.head = c->next;
-		if (!closers.head)
-			closers.tail = &closers.head;
 		closers.busy++;
 		pthread_mutex_unlock(&closers.mu);
 		close_one(c);
 		pthread_mutex_lock(&closers.mu);
 		closers.busy--;
-		if (!closers.head && !closers.busy)
+		if (fifo_empty(&closers.queue) && !closers.busy)
 			pthread_cond_broadcast(&closers.idle);
 	}
 	return NULL;
@@ -427,12 +424,9 @@ void probe_link_release(struct bpf_link *link, int fd)
 		c->link = link;
 		c->fd = fd;
 		pthread_mutex_lock(&closers.mu);
-		if (!closers.tail)
-			closers.tail = &closers.head;
 		queued = closer_grow();
 		if (queued) {
-			*closers.tail = c;
-			closers.tail = &c->next;
+			fifo_push(&closers.queue, &c->node);
 			pthread_cond_signal(&closers.work);
 		}
 		pthread_mutex_unlock(&closers.mu);
@@ -460,10 +454,10 @@ bool probe_links_settle(int max_ms)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&closers.mu);
-	while ((closers.head || closers.busy) &&
+	while ((!fifo_empty(&closers.queue) || closers.busy) &&
 	       pthread_cond_timedwait(&closers.idle, &closers.mu, &until) == 0)
 		;
-	idle = !closers.head && !closers.busy;
+	idle = fifo_empty(&closers.queue) && !closers.busy;
 	pthread_mutex_unlock(&closers.mu);
 	return idle;
 }

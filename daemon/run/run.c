@@ -171,13 +171,15 @@ static void on_duration(evutil_socket_t fd, short what, void *arg)
 
 /* On the run's thread, which nothing else waits on: a stop asked
  * meanwhile is looked at between the steps. */
-static void do_start(struct run *r)
+void run_begin(struct run *r)
 {
 	struct timeval tv;
 	char path[PATH_MAX + 32];
 	double left;
 	int err;
 
+	if (run_loop_cancelled(r))
+		goto err_stop;	/* stopped before it started: nothing is run */
 	run_set_state(r, RUN_STARTING);
 	snprintf(path, sizeof(path), "%s/scenario.json", r->dir);
 	err = util_write_atomic(path, r->sc->text, r->sc->text_len);
@@ -215,7 +217,9 @@ static void do_start(struct run *r)
 			caps_set_ok(r->sc->links[l].type == SC_LINK_TAP ? CAPS_TAP : CAPS_NETNS,
 				    r->sc->links[l].type == SC_LINK_TAP ? "/dev/net/tun" : "veth");
 	}
-	err = run_loop_cancelled(r) ? 0 : run_faults_attach(r);
+	if (run_loop_cancelled(r))
+		goto err_stop;
+	err = run_faults_attach(r);
 	if (err) {
 		run_error(r, "cannot set up the faults: %s", strerror(-err));
 		goto err_stop;
@@ -230,13 +234,9 @@ static void do_start(struct run *r)
 	r->t0_ns = util_now_ns();
 	r->started_at_ms = util_realtime_ms();
 	run_set_state(r, RUN_RUNNING);
-	for (size_t i = 0; i < r->sc->n_wl; i++) {
-		err = run_loop_cancelled(r) ? 0 : run_wl_start(r, i);
-		if (err)
+	for (size_t i = 0; i < r->sc->n_wl; i++)
+		if (run_loop_cancelled(r) || run_wl_start(r, i))
 			goto err_stop;
-	}
-	if (run_loop_cancelled(r))
-		goto err_stop;
 	/* The run's clock starts when its workloads are let go, together:
 	 * holding them while probes attach (tens of ms each, more while
 	 * other runs load theirs) does not eat into the fault timeline. */
@@ -296,22 +296,6 @@ err_stop:
 	}
 }
 
-void run_begin(struct run *r)
-{
-	char reason[sizeof(r->stop_asked)];
-
-	if (!run_loop_cancelled(r)) {
-		do_start(r);
-		return;
-	}
-	/* Stopped before it started: it ends without running anything. */
-	run_loop_stop_reason(r, reason, sizeof(reason));
-	r->stop_requested = true;
-	r->t0_ns = util_now_ns();
-	r->started_at_ms = util_realtime_ms();
-	run_set_state(r, RUN_RUNNING);
-	run_begin_stop(r, reason);
-}
 
 /* --- stop and finish ---------------------------------------------------------- */
 

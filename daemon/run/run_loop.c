@@ -20,7 +20,7 @@
 #include "util.h"
 
 struct run_post {
-	struct run_post *next;
+	struct fifo_node node;
 	json_t *cycle;			/* owned; NULL for the end */
 };
 
@@ -38,12 +38,7 @@ static void on_post(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	while (!done) {
 		pthread_mutex_lock(&r->lock);
-		p = r->posts;
-		if (p) {
-			r->posts = p->next;
-			if (!r->posts)
-				r->posts_tail = &r->posts;
-		}
+		p = fifo_pop(&r->posts);
 		pthread_mutex_unlock(&r->lock);
 		if (!p)
 			break;
@@ -78,7 +73,6 @@ int run_loop_init(struct run *r, struct event_base *loop)
 
 	pthread_mutex_init(&r->lock, NULL);
 	r->lock_ready = true;
-	r->posts_tail = &r->posts;
 	r->loop = loop;
 	r->base = util_event_base();
 	r->post_ev = event_new(loop, -1, 0, on_post, r);
@@ -152,8 +146,7 @@ void run_loop_free(struct run *r)
 	if (r->stop_ev)
 		event_free(r->stop_ev);
 	r->post_ev = r->stop_ev = NULL;
-	while ((p = r->posts)) {
-		r->posts = p->next;
+	while ((p = fifo_pop(&r->posts))) {
 		json_decref(p->cycle);
 		free(p);
 	}
@@ -245,8 +238,7 @@ static void post(struct run *r, json_t *cycle)
 	}
 	p->cycle = cycle;
 	pthread_mutex_lock(&r->lock);
-	*r->posts_tail = p;
-	r->posts_tail = &p->next;
+	fifo_push(&r->posts, &p->node);
 	pthread_mutex_unlock(&r->lock);
 	event_active(r->post_ev, EV_READ, 0);
 }

@@ -15,6 +15,7 @@
 
 #include "caps.h"
 #include "fault_family.h"
+#include "fifo.h"
 #include "inv.h"
 #include "run.h"
 #include "util.h"
@@ -116,7 +117,7 @@ struct run {
 	struct event *stop_ev;		/* on the run's loop: a stop was asked */
 	bool lock_ready;
 	pthread_mutex_t lock;		/* guards the fields below */
-	struct run_post *posts, **posts_tail;	/* cycles, then the end */
+	struct fifo posts;		/* struct run_post: cycles, then the end */
 	json_t *pub_status;		/* the last status the run published */
 	json_t *pub_report;		/* the report, once done */
 	char stop_asked[128];		/* the reason of a stop the caller asked for */
