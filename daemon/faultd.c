@@ -241,7 +241,7 @@ int main(int argc, char **argv)
 	struct faultd *d = &fd_state;
 	const char *once = NULL;
 	bool check = false, level_given = false, cgroup_delegated = false;
-	int opt, code = 0, lvl;
+	int opt, code = 0, lvl, err;
 
 	log_set_prefix("faultd");
 	d->max_concurrent = 1;
@@ -335,6 +335,11 @@ int main(int argc, char **argv)
 		log_err("%s: event_base_new failed", __func__);
 		return 3;
 	}
+	/* A slow reader of the log must not hold a run's fault timers. */
+	err = log_writer_start();
+	if (err)
+		log_warn("%s: no log writer thread (%s): lines are written as they are logged",
+			 __func__, strerror(-err));
 	/* Without a usable cgroup root faultd still serves status and reports;
 	 * the caps table says why, and every run fails at setup saying so. */
 	cgroup_root_init(d->paths.cgroup_root, sizeof(d->paths.cgroup_root), cgroup_delegated);
@@ -414,5 +419,6 @@ out_base:
 	probe_links_settle(PROBE_SETTLE_MS);
 	event_base_free(d->base);
 	libevent_global_shutdown();
+	log_writer_stop();
 	return code;
 }

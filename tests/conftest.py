@@ -315,6 +315,10 @@ class Daemon:
         self.sock = pathlib.Path(sock) if sock else tmp_path / "faultd.sock"
         self.runs_dir = tmp_path / "daemon-runs"
         self.log_lines = []
+        # Cleared, faultd's log is not read: its pipe fills, as a paused
+        # terminal's would.
+        self.reading = threading.Event()
+        self.reading.set()
         cmd = [*prefix, str(FAULTD), "--socket", str(self.sock), "--runs-dir", str(self.runs_dir),
                "--log-level", "debug", *extra_args]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE,
@@ -337,6 +341,7 @@ class Daemon:
 
     def _read(self):
         for line in self.proc.stdout:
+            self.reading.wait()
             self.log_lines.append(line)
             print(f"[faultd] {line}", end="")
 
@@ -348,6 +353,7 @@ class Daemon:
         return faultctl(*args, socket=self.sock, **kw)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
+        self.reading.set()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:

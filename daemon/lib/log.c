@@ -19,6 +19,7 @@
 #undef LOG_DEBUG
 
 #include "log.h"
+#include "log_priv.h"
 
 static enum log_level log_level = LOG_INFO;
 static const char *log_prefix = "faultd";
@@ -135,42 +136,46 @@ out:
 	free(text);
 }
 
+void log_write(enum log_level level, const char *text)
+{
+	if (log_to != LOG_TO_STDERR) {
+		journal_msg(level, text);
+	} else {
+		/* One line at a time: runs log from threads of their own. */
+		flockfile(stderr);
+		fputs(text, stderr);
+		fputc('\n', stderr);
+		funlockfile(stderr);
+	}
+}
+
 static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
+	char stamp[32], *msg = NULL, *line = NULL;
 	struct timespec ts;
 	struct tm tm;
-	char stamp[32];
-	char *msg = NULL;
 	size_t len;
-	va_list copy;
-	int n;
 
-	if (level > log_level)
+	if (level > log_level || vasprintf(&msg, fmt, ap) < 0)
 		return;
-	if (log_to != LOG_TO_STDERR) {
-		va_copy(copy, ap);
-		n = vasprintf(&msg, fmt, copy);
-		va_end(copy);
-		if (n >= 0) {
-			len = strlen(msg);
-			while (len && msg[len - 1] == '\n')
-				msg[--len] = '\0';
-			journal_msg(level, msg);
-			free(msg);
-			return;
-		}
+	len = strlen(msg);
+	while (len && msg[len - 1] == '\n')
+		msg[--len] = '\0';
+	if (log_to == LOG_TO_STDERR) {
+		/* Stamped now, whenever the writer gets to it. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
+		if (asprintf(&line, "%s.%03ld %s[%s] %s", stamp, ts.tv_nsec / 1000000,
+			     log_prefix, level_names[level], msg) < 0)
+			line = NULL;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
-	/* One line at a time: runs log from threads of their own. */
-	flockfile(stderr);
-	fprintf(stderr, "%s.%03ld %s[%s] ", stamp, ts.tv_nsec / 1000000,
-		log_prefix, level_names[level]);
-	vfprintf(stderr, fmt, ap);
-	if (fmt[0] && fmt[strlen(fmt) - 1] != '\n')
-		fputc('\n', stderr);
-	funlockfile(stderr);
+	if (log_to != LOG_TO_STDERR || line) {
+		if (!log_writer_take(level, line ? line : msg))
+			log_write(level, line ? line : msg);
+	}
+	free(line);
+	free(msg);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

@@ -31,6 +31,13 @@ struct log_bpf_capture {
 };
 void log_capture_libbpf(struct log_bpf_capture *cap);	/* NULL ends it */
 
+/* From log_writer_start on, lines are written by a thread of their own, so
+ * a slow reader of the log holds no other thread; past 1 MiB waiting they
+ * are dropped and counted. log_writer_stop writes what waits, and lines
+ * are written where they are logged again. */
+int log_writer_start(void);	/* 0 or -errno */
+void log_writer_stop(void);
+
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
