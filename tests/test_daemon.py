@@ -401,3 +401,83 @@ def test_faultd_in_its_own_pid_namespace_leaves_a_live_faultds_run_alone(tmp_pat
         assert host.stop() == 0
         if cg_root.exists():
             cg_root.rmdir()
+
+
+def _faultd_in_own_pidns(tmp_path, name, dirs):
+    """A faultd as PID 1 of a pid namespace of its own (a container), once it
+    answers: (unshare's Popen, socket, faultd's host pid)."""
+    from conftest import FAULTD, faultctl
+    sock = tmp_path / f"{name}.sock"
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc",
+                             "--kill-child=SIGTERM", str(FAULTD), "--socket", str(sock),
+                             "--runs-dir", str(tmp_path / f"{name}-runs"), "--log-level",
+                             "debug", *dirs],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and faultctl("status", socket=sock).returncode:
+        assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.05)
+    pid = int(pathlib.Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
+    return proc, sock, pid
+
+
+def _stop_in_own_pidns(proc, pid):
+    """unshare ignores SIGTERM while it waits: the faultd (PID 1 inside) is
+    told. Its log."""
+    os.kill(pid, signal.SIGTERM)
+    return proc.communicate(timeout=30)[0]
+
+
+def test_containers_faultd_sweeps_a_dead_containers_cgroups_not_a_live_ones(tmp_path):
+    """Two containers' faultds share a cgroup root, each in a pid namespace
+    of its own, which cannot see the other's processes. One died and left
+    its owner directory (PID@PIDNS) with a run cgroup and a process in it;
+    the other runs a scenario. A third starts: the dead one's cgroups are
+    swept and the process killed; the live one's run is left alone and
+    ends PASS. A live owner holds its directory locked (flock); a dead
+    one's lock went with it."""
+    from conftest import CGROUP_MOUNT
+    cg_root = CGROUP_MOUNT / f"faultd-cont-{os.getpid()}"
+    dirs = ("--cgroup-root", str(cg_root), "--journal-dir", str(tmp_path / "journal"))
+    cg_root.mkdir(exist_ok=True)
+    dead = cg_root / "1@4026599999" / "abc123"   # a namespace that is no more
+    live = third = client = orphan = None
+    try:
+        live, live_sock, _ = _faultd_in_own_pidns(tmp_path, "live", dirs)
+        doc = scenario("cont", ["sleep", "4"], duration_s=8,
+                       invariants=[{"name": "exit_ok"}, {"name": "no_crash"}])
+        client = subprocess.Popen([str(FAULTCTL), "--socket", str(live_sock), "run", "--json",
+                                   str(tmp_path / "r.json"), "--quiet",
+                                   str(write_scenario(tmp_path / "c.json", doc))],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        ours = []
+        while time.monotonic() < deadline and not ours:
+            ours = [p for p in cg_root.glob("1@*/*/w") if "4026599999" not in str(p)]
+            time.sleep(0.05)
+        assert len(ours) == 1, list(cg_root.rglob("*"))
+        dead.mkdir(parents=True)
+        orphan = subprocess.Popen(["sleep", "600"])
+        (dead / "cgroup.procs").write_text(str(orphan.pid))
+        third, _, third_pid = _faultd_in_own_pidns(tmp_path, "third", dirs)
+        log = _stop_in_own_pidns(third, third_pid)
+        assert f"removed stale cgroup {cg_root}/1@4026599999" in log, log
+        assert not (cg_root / "1@4026599999").exists()
+        assert orphan.wait(timeout=10) == -signal.SIGKILL
+        assert ours[0].exists(), "the live container's run cgroup was swept"
+        out, err = client.communicate(timeout=60)
+        rep = json.loads((tmp_path / "r.json").read_text())
+        assert client.returncode == 0 and rep["verdict"] == "PASS", (out, err, rep["verdict"])
+        assert rep["workloads"][0]["exit_code"] == 0 and not rep["workloads"][0]["signal"]
+    finally:
+        for p in (client, third, live):
+            if p and p.poll() is None:
+                p.kill()
+                p.communicate()
+        if orphan and orphan.poll() is None:
+            orphan.kill()
+            orphan.wait()
+        for p in sorted(cg_root.rglob("*"), key=lambda p: -len(p.parts)):
+            if p.is_dir():
+                p.rmdir()
+        cg_root.rmdir()

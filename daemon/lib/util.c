@@ -312,53 +312,6 @@ unsigned long util_pidns(void)
 	return util_pidns_of("self");
 }
 
-/* The pid of /proc/@pid in its own (innermost) namespace: the last field
- * of NSpid. 0 if it cannot be read. */
-static int util_inner_pid(const char *pid)
-{
-	char path[300], *text = NULL, *line, *last;
-	int inner = 0;
-
-	snprintf(path, sizeof(path), "/proc/%s/status", pid);
-	if (util_read_file(path, 1 << 16, &text, NULL))
-		return 0;
-	line = strstr(text, "\nNSpid:");
-	if (line) {
-		line[strcspn(line + 1, "\n") + 1] = '\0';
-		last = strrchr(line, '\t');
-		last = last ? last : strrchr(line, ' ');
-		inner = last ? atoi(last + 1) : 0;
-	}
-	free(text);
-	return inner;
-}
-
-bool util_owner_alive_ns(int pid, unsigned long ns)
-{
-	unsigned long ours = util_pidns();
-	bool seen = false, alive = false;
-	struct dirent *de;
-	DIR *d;
-
-	if (ns == ours || (!ns && ours == UTIL_PIDNS_INIT))
-		return util_owner_alive(pid);
-	if (!ns || !ours)
-		return true;	/* another namespace's, unrecorded: not ours */
-	d = opendir("/proc");
-	if (!d)
-		return true;
-	while (!alive && (de = readdir(d))) {
-		if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
-		    util_pidns_of(de->d_name) != ns)
-			continue;
-		seen = true;
-		alive = util_inner_pid(de->d_name) == pid && util_is_faultd(atoi(de->d_name));
-	}
-	closedir(d);
-	/* Unseen from the init namespace, which sees every process: gone. */
-	return alive || (!seen && ours != UTIL_PIDNS_INIT);
-}
-
 /* Runs have threads and loops of their own (run_loop.c) and post to the
  * caller's loop: libevent's locks are on before the first base is made. */
 static void util_evthread(void)

@@ -65,13 +65,6 @@ bool util_owner_alive(int pid);
 /* The inode of our pid namespace (/proc/self/ns/pid): an owner's pid means
  * something only with it. 0 if it cannot be read. */
 unsigned long util_pidns(void);
-/* Is the owner @pid of pid namespace @ns (0: not recorded, as older faultds
- * wrote) alive, or not ours to judge? An owner from another namespace is
- * taken as alive unless provably dead: its namespace is visible from ours
- * (we are its ancestor, or the init namespace, which sees every process)
- * and no faultd or faultctl in it has that pid. An unrecorded namespace is
- * ours in the init namespace and another's elsewhere. */
-bool util_owner_alive_ns(int pid, unsigned long ns);
 
 /* A run id is 6 lowercase hex digits: checked before it becomes a path. */
 int util_valid_run_id(const char *id);

@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/xattr.h>
@@ -134,6 +136,91 @@ int cgroup_destroy_nowait(const char *dir)
 	return cgroup_destroy_within(dir, 0);
 }
 
+/* The owner directory this process holds locked (flock) for as long as it
+ * lives: the lock goes with its last fd, at its death, so a sweep that can
+ * take it knows the owner is gone, whatever pid namespace it ran in. */
+static struct {
+	pthread_mutex_t lock;
+	int fd;
+	dev_t dev;
+	ino_t ino;
+} cg_owner = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+
+int cgroup_owner_hold(const char *run_cgroup)
+{
+	char owner[PATH_MAX], *slash;
+	struct stat st;
+	int fd = -1, err;
+
+	snprintf(owner, sizeof(owner), "%s", run_cgroup);
+	slash = strrchr(owner, '/');
+	if (slash)
+		*slash = '\0';
+	err = slash ? util_mkdir_p(owner, 0755) : -EINVAL;
+	if (!err) {
+		fd = open(owner, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		err = fd < 0 || fstat(fd, &st) < 0 ? -errno : 0;
+	}
+	pthread_mutex_lock(&cg_owner.lock);
+	if (!err && (cg_owner.fd < 0 || cg_owner.dev != st.st_dev || cg_owner.ino != st.st_ino)) {
+		/* A sweep holds it for a moment only. */
+		err = flock(fd, LOCK_EX) < 0 ? -errno : 0;
+		if (!err) {
+			if (cg_owner.fd >= 0)
+				close(cg_owner.fd);	/* the directory of an earlier run */
+			cg_owner.fd = fd;
+			cg_owner.dev = st.st_dev;
+			cg_owner.ino = st.st_ino;
+			fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&cg_owner.lock);
+	if (fd >= 0)
+		close(fd);
+	if (err)
+		log_warn("%s: %s: %s", __func__, owner, strerror(-err));
+	return err;
+}
+
+/* Held by a live faultd or faultctl (cgroup_owner_hold). */
+static bool cgroup_owner_locked(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool locked = false;
+
+	if (fd >= 0) {
+		locked = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+		close(fd);	/* and the lock with it */
+	}
+	return locked;
+}
+
+/* Whether the owner of @root/@name (PID, or PID@PIDNS) may be alive. */
+static bool cgroup_owner_alive(const char *root, const char *name)
+{
+	size_t digits = strspn(name, "0123456789");
+	const char *at = name + digits;
+	unsigned long ns = 0, ours = util_pidns();
+	char dir[PATH_MAX];
+
+	if (!digits)
+		return true;	/* not an owner's: not ours to remove */
+	if (*at == '@' && at[1] && strspn(at + 1, "0123456789") == strlen(at + 1))
+		ns = strtoul(at + 1, NULL, 10);
+	if (*at && !ns)
+		return true;
+	snprintf(dir, sizeof(dir), "%s/%s", root, name);
+	if (cgroup_owner_locked(dir))
+		return true;
+	/* Unlocked. In our own namespace the pid tells (a faultd older than
+	 * the lock); an owner named with another namespace held the lock
+	 * while it lived; a bare pid seen from inside a container is the
+	 * host's to judge. */
+	if (ns == ours || (!ns && ours == UTIL_PIDNS_INIT))
+		return util_owner_alive(atoi(name));
+	return !ns;
+}
+
 /* A sweep runs at start, before the loop: it may wait longer than a run's
  * teardown for a dead owner's killed processes, which can spend seconds
  * uninterruptible while their mappings and uprobes go. */
@@ -153,16 +240,8 @@ int cgroup_sweep(const char *root)
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
-		size_t digits = strspn(de->d_name, "0123456789");
-		const char *at = de->d_name + digits;
-		unsigned long ns = 0;
-
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		/* PID, or PID@PIDNS of an owner outside the init namespace. */
-		if (digits && *at == '@' && at[1] && strspn(at + 1, "0123456789") == strlen(at + 1))
-			ns = strtoul(at + 1, NULL, 10);
-		if (digits && (!*at || ns) && util_owner_alive_ns(atoi(de->d_name), ns))
+		if (de->d_type != DT_DIR || de->d_name[0] == '.' ||
+		    cgroup_owner_alive(root, de->d_name))
 			continue;
 		snprintf(child, sizeof(child), "%s/%s", root, de->d_name);
 		if (cgroup_destroy_within(child, CG_SWEEP_WAIT_MS) == 0) {

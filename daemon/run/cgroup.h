@@ -22,10 +22,14 @@ int cgroup_destroy_nowait(const char *dir);
  * `faultctl --local` can run side by side; OWNER is the pid, with
  * "@PIDNS" (the pid namespace's inode) outside the init namespace. Remove
  * every owner directory whose owner is no longer a live faultd or faultctl
- * (killed predecessors), with whatever still runs in it; an owner from
- * another pid namespace stays unless provably dead (util_owner_alive_ns).
+ * (killed predecessors), with whatever still runs in it. A live owner holds
+ * its directory locked (cgroup_owner_hold); an unlocked one is judged by
+ * its pid in our own pid namespace, and is gone if it names another.
  * Returns how many were removed, or -errno. */
 int cgroup_sweep(const char *root);
+/* Make @run_cgroup's owner directory and hold it locked (flock) while this
+ * process lives. Before the run's own directory is made. 0 or -errno. */
+int cgroup_owner_hold(const char *run_cgroup);
 /* @root/OWNER for this process. */
 int cgroup_owner_dir(const char *root, char *buf, size_t len);
 

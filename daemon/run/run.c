@@ -187,7 +187,9 @@ void run_begin(struct run *r)
 		run_error(r, "cannot write %s: %s", path, strerror(-err));
 		goto err_stop;
 	}
-	err = cgroup_create(r->cgroup);
+	err = caps_state(CAPS_CGROUP) == CAPS_MISSING ? 0 : cgroup_owner_hold(r->cgroup);
+	if (!err)
+		err = cgroup_create(r->cgroup);
 	if (err && caps_state(CAPS_CGROUP) == CAPS_MISSING) {
 		run_error(r, "this host lacks cgroup v2, which every run needs: %s",
 			  caps_why(CAPS_CGROUP));
