@@ -126,6 +126,8 @@ def test_four_runs_fifty_clients_metrics_and_a_flat_out_writer(tmp_path):
                     rep = json.loads((tmp_path / f"r{rnd}-{i}.json").read_text())
                     flaps = [f for f in rep["faults"] if f["action"] in ("link_down", "link_up")]
                     assert len(flaps) == 40, (rnd, i, len(flaps))
+                    # How long the kernel took to make each change.
+                    assert all(f["apply_ms"] >= 0 for f in flaps), flaps
                     late += [(rnd, i, f["action"], f["t_planned_ms"],
                               f["t_actual_ms"] - f["t_planned_ms"]) for f in flaps]
                 quiet.set()

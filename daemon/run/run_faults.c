@@ -86,6 +86,7 @@ static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 					  a->act < a->family->n_acts ? &a->family->acts[a->act]
 								     : NULL;
 	const char *target = def ? target_name(r, a, def->target) : "";
+	uint64_t t_ns;
 	json_t *entry;
 	int err;
 
@@ -93,10 +94,16 @@ static void fire(struct run *r, const struct fault_action *a, uint64_t now)
 		run_close_cycle(r, now);
 		return;
 	}
+	t_ns = util_now_ns();
 	err = fault_fire(&r->fenv, a, now);
-	entry = json_pack("{sIsIssssss}", "t_planned_ms", (json_int_t)a->t_ms,
-			  "t_actual_ms", (json_int_t)now, "action", fault_act_name(a),
-			  "target", target, "fault", r->sc->faults[a->fault]->type->name);
+	/* How long the kernel took: a link set down waits for an RCU grace
+	 * period under the rtnl lock, which a loaded host can stretch to
+	 * tens of ms, and the next action waits for it. */
+	t_ns = util_now_ns() - t_ns;
+	entry = json_pack("{sIsIsIssssss}", "t_planned_ms", (json_int_t)a->t_ms,
+			  "t_actual_ms", (json_int_t)now, "apply_ms", (json_int_t)(t_ns / 1000000),
+			  "action", fault_act_name(a), "target", target,
+			  "fault", r->sc->faults[a->fault]->type->name);
 	if (entry) {
 		if (a->cycle)
 			json_object_set_new(entry, "cycle", json_integer(a->cycle));
