@@ -91,12 +91,37 @@ static void *writer(void *arg)
 	return NULL;
 }
 
+/* A child forked while the writer held the lock would wait for it for
+ * ever; it has no writer thread either, so it writes its lines itself. */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&lw.lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&lw.lock);
+}
+
+static void fork_child(void)
+{
+	lw.running = false;
+	pthread_mutex_unlock(&lw.lock);
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 int log_writer_start(void)
 {
+	static pthread_once_t atfork = PTHREAD_ONCE_INIT;
 	const char *kb = getenv("FAULTD_LOG_QUEUE_KB");	/* tests: smaller only */
 	sigset_t all, old;
 	int err;
 
+	pthread_once(&atfork, register_atfork);
 	pthread_mutex_lock(&lw.lock);
 	err = lw.running ? -EALREADY : 0;
 	if (!err) {
