@@ -8,7 +8,9 @@
 # `MATRIX key value...`) become one row per key, one column per kernel.
 # Env: KERNELS (default "bullseye bookworm trixie"), KERNELS_ALLOW_FAIL
 # (suites whose failure is reported but does not fail the run),
-# KERNELS_TIMEOUT (seconds per boot, default 1200), plus boot.sh's BOOT_*.
+# KERNELS_TIMEOUT (seconds per boot, default 1200), KERNELS_PARALLEL (set:
+# boot the kernels side by side, each's output prefixed by its suite), plus
+# boot.sh's BOOT_*.
 # Exit 0 only if every kernel not in KERNELS_ALLOW_FAIL returned 0.
 set -eu
 
@@ -39,11 +41,31 @@ table() {
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", b - a }'; }
 
 fail=0
-trap 'echo "test-kernels: interrupted" >&2; exit 130' INT TERM HUP
+# shellcheck disable=SC2317  # called by the trap
+interrupted() {
+	local f
+	for f in "$BASE"/*.boot; do	# each boot.sh ends the qemu it started
+		[ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null
+	done
+	echo "test-kernels: interrupted" >&2
+	exit 130
+}
+trap interrupted INT TERM HUP
 SUMMARY=""
 MATRIXES=$(mktemp)
 trap 'rm -f "$MATRIXES"' EXIT
-for s in $KERNELS; do
+
+# One boot of the guest, its boot.sh's pid kept for the trap.
+boot() {
+	scripts/kernels/boot.sh "$2" "$GUEST" "$2/out" "$TMO" &
+	echo $! > "$BASE/$1.boot"
+	wait "$!"
+}
+
+# One kernel: fetch, boot (again after a guest panic), and its summary row,
+# matrix lines and failure in $BASE/SUITE.{row,matrix,fail}.
+one_kernel() {
+	local s=$1 dir t0 t1 rc ver fsec bsec boot script note
 	KERNEL_SUITE=$s
 	dir=$BASE/$s
 	echo "=== $s" >&2
@@ -58,7 +80,7 @@ for s in $KERNELS; do
 		t1=$(now)
 		fsec=$(secs "$t0" "$t1")
 		ver=$(cat "$dir/version")
-		scripts/kernels/boot.sh "$dir" "$GUEST" "$dir/out" "$TMO" || rc=$?
+		boot "$s" "$dir" || rc=$?
 		[ "$rc" = 130 ] && { echo "test-kernels: interrupted" >&2; exit 130; }
 		# A guest kernel that panics before `faultctl check` has told
 		# anything (once in 6.12, an int3 of a live code patch hit in
@@ -71,7 +93,7 @@ for s in $KERNELS; do
 			     "told anything (console: $dir/console.panic.log); booting it again" >&2
 			cp "$dir/out/console.log" "$dir/console.panic.log"
 			rc=0
-			scripts/kernels/boot.sh "$dir" "$GUEST" "$dir/out" "$TMO" || rc=$?
+			boot "$s" "$dir" || rc=$?
 			[ "$rc" = 130 ] && { echo "test-kernels: interrupted" >&2; exit 130; }
 			echo "MATRIX boot.retried_after_guest_panic=1" >> "$dir/out/out.log"
 		fi
@@ -79,21 +101,41 @@ for s in $KERNELS; do
 		boot=$(sed -n 's/.*boot_to_script=\([^ ]*\).*/\1/p' "$dir/out/times" 2>/dev/null || true)
 		script=$(sed -n 's/.* script=\([^ ]*\).*/\1/p' "$dir/out/times" 2>/dev/null || true)
 		[ -f "$dir/out/out.log" ] && grep '^MATRIX ' "$dir/out/out.log" |
-			sed "s/^MATRIX /$s /" >> "$MATRIXES" || true
+			sed "s/^MATRIX /$s /" > "$BASE/$s.matrix" || true
 	else
 		rc=$?
 		echo "test-kernels: fetch $s failed (rc=$rc)" >&2
 		rc="fetch:$rc"
 	fi
 	note=""
+	echo 0 > "$BASE/$s.fail"
 	if [ "$rc" != 0 ]; then
 		case "$ALLOW" in
 		*" $s "*) note="(allowed)" ;;
-		*) note="FAIL"; fail=1 ;;
+		*) note="FAIL"; echo 1 > "$BASE/$s.fail" ;;
 		esac
 	fi
-	SUMMARY="$SUMMARY$s|$ver|$rc $note|${fsec}|${boot:--}|${script:--}|${bsec}
+	echo "$s|$ver|$rc $note|${fsec}|${boot:--}|${script:--}|${bsec}" > "$BASE/$s.row"
+}
+
+rm -f "$BASE"/*.row "$BASE"/*.matrix "$BASE"/*.fail "$BASE"/*.boot
+if [ -n "${KERNELS_PARALLEL:-}" ]; then
+	# The guests side by side: most of a guest's time is its scenarios'
+	# wall-clock durations, not CPU.
+	JOBS=""
+	for s in $KERNELS; do
+		one_kernel "$s" 2>&1 | sed "s/^/[$s] /" >&2 &
+		JOBS="$JOBS $!"
+	done
+	for j in $JOBS; do wait "$j" || true; done
+else
+	for s in $KERNELS; do one_kernel "$s"; done
+fi
+for s in $KERNELS; do
+	SUMMARY="$SUMMARY$(cat "$BASE/$s.row" 2>/dev/null || echo "$s|-|no result|-|-|-|-")
 "
+	cat "$BASE/$s.matrix" >> "$MATRIXES" 2>/dev/null || true
+	[ "$(cat "$BASE/$s.fail" 2>/dev/null || echo 1)" = 0 ] || fail=1
 done
 
 {
