@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "ctl.h"
 #include "journal.h"
+#include "log.h"
 #include "suppress.h"
 
 volatile int cli_stop_flag;
@@ -449,6 +450,10 @@ int cli_local_begin(struct cli *cli)
 		fprintf(stderr, "faultctl: cannot install signal events\n");
 		return -ENOMEM;
 	}
+	/* A terminal or pager that stops reading must not hold the runs. */
+	if (log_writer_start())
+		log_warn("%s: no log writer thread: lines are written as they are logged",
+			 __func__);
 	cgroup_root_init(cli->paths.cgroup_root, sizeof(cli->paths.cgroup_root), false);
 	cgroup_sweep(cli->paths.cgroup_root);
 	journal_sweep(cli->paths.journal_dir, NULL, NULL);
@@ -464,6 +469,7 @@ void cli_local_end(struct cli *cli)
 		event_base_free(cli->base);
 		cli->base = NULL;
 	}
+	log_writer_stop();	/* what the log still holds is written */
 }
 
 int cli_cmd_run(struct cli *cli, int argc, char **argv)
