@@ -4,6 +4,7 @@ bounded to what a GET needs. What is asserted is what a user reads: the
 report's fault timeline (planned against actual), and HTTP answers."""
 import datetime
 import json
+import re
 import socket
 import subprocess
 import time
@@ -14,6 +15,7 @@ from conftest import (FAULTCTL, PROGS, Daemon, assert_nothing_left, faultctl, in
                       only_report, write_scenario)
 
 LATE_MS = 20
+ATTACHED = re.compile(r"pid \d+: [1-9]\d* allocator probes attached")
 
 
 def fault_lateness(report):
@@ -78,10 +80,18 @@ def _beside_a_heap_run(tmp_path, programs, env=None):
         hc = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", "--json",
                                str(tmp_path / "heap-rep.json"), "--quiet", str(hp)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Three processes with their probes really attached (a program that
+        # is not there gets "0 allocator probes attached", and its run ends
+        # at set-up: waiting on would only hide why).
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and d.log.count("allocator probes attached") < 3:
+        while (time.monotonic() < deadline and hc.poll() is None and
+               len(ATTACHED.findall(d.log)) < 3):
             time.sleep(0.05)
-        assert d.log.count("allocator probes attached") >= 3, d.log[-3000:]
+        if hc.poll() is not None:
+            out, err = hc.communicate()
+            raise AssertionError(f"heap run ended at exit {hc.returncode} before 3 processes "
+                                 f"were probed:\n{out}{err}\n{d.log[-3000:]}")
+        assert len(ATTACHED.findall(d.log)) >= 3, d.log[-3000:]
         fr = faultctl("--socket", str(d.sock), "run", "--json", str(tmp_path / "flap-rep.json"),
                       "--quiet", str(fp), timeout=120)
         out, err = hc.communicate(timeout=120)
