@@ -27,7 +27,7 @@ FAULTCTL = BUILD / "faultctl"
 # The test programs are built without sanitizers in every build directory:
 # a sanitized faultd runs the plain build's, as it does the harness (`make
 # SANITIZER=address daemon` builds no programs of its own, and a run of a
-# program that is not there ends at set-up: docs/ci.md).
+# program that is not there ends at set-up: README.md, Building).
 PLAIN_BUILD = BUILD.parent if BUILD.name.startswith("san-") else BUILD
 PROGS = PLAIN_BUILD / "tests" / "progs"
 if BUILD.name.startswith("san-"):
