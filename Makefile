@@ -98,7 +98,7 @@ $(BUILD)/version.o: $(BUILD)/version.c
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-.PHONY: all deps ext-schemas daemon harness harness-asan tests run test bench soak-smoke test-kernels clean help \
+.PHONY: all deps ext-schemas daemon harness harness-asan progs tests run test bench soak-smoke test-kernels clean help \
 	fuzz fuzz-build fuzzers
 all: daemon harness tests
 
@@ -127,7 +127,8 @@ ext-schemas: deps
 
 daemon: $(BINS)
 harness: $(HARNESS_BINS)
-tests: $(PROG_BINS) $(UNIT_BINS) $(BENCH_BINS)
+progs: $(PROG_BINS)
+tests: progs $(UNIT_BINS) $(BENCH_BINS)
 
 # --- BPF chain: vmlinux.h -> .bpf.o -> .skel.h ------------------------------
 $(BUILD)/vmlinux.h: | $(BUILD)
@@ -356,7 +357,7 @@ run: deps
 test: deps ext-schemas
 	$(Q)$(MAKE) --no-print-directory all harness-asan fuzz-build
 ifneq ($(SANITIZER),)
-	$(Q)$(MAKE) --no-print-directory SANITIZER= BUILD=$(BUILD:/san-$(SANITIZER)=) harness
+	$(Q)$(MAKE) --no-print-directory SANITIZER= BUILD=$(BUILD:/san-$(SANITIZER)=) harness progs
 endif
 	$(Q)FAULTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/
 

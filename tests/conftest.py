@@ -21,12 +21,17 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 BUILD = (REPO / os.environ.get("FAULTD_BUILD", "build")).resolve()
 FAULTD = BUILD / "faultd"
 FAULTCTL = BUILD / "faultctl"
-PROGS = BUILD / "tests" / "progs"
 # A sanitized faultd drives the plain workloads: a workload's bug must show
 # as it does in the field (glibc's abort, a SIGSEGV), not as its own
 # sanitizer's report. Scenarios with "asan": true still get the ASan build.
+# The test programs are built without sanitizers in every build directory:
+# a sanitized faultd runs the plain build's, as it does the harness (`make
+# SANITIZER=address daemon` builds no programs of its own, and a run of a
+# program that is not there ends at set-up: README.md, Building).
+PLAIN_BUILD = BUILD.parent if BUILD.name.startswith("san-") else BUILD
+PROGS = PLAIN_BUILD / "tests" / "progs"
 if BUILD.name.startswith("san-"):
-    os.environ.setdefault("FAULTD_HARNESS_DIR", str(BUILD.parent / "harness"))
+    os.environ.setdefault("FAULTD_HARNESS_DIR", str(PLAIN_BUILD / "harness"))
 
 
 def cgroup2_mounts():
