@@ -162,8 +162,12 @@ def test_bad_frees_of_another_run_do_not_make_flaps_late(tmp_path):
     assert code == 1
     evs = invariant(rep, "no_invalid_free")["evidence"]
     assert len(evs) >= 3 and {e["kind"] for e in evs} == {"double_free"}, evs[:3]
-    assert "double_free_tolerated.c:32" in " | ".join(evs[0]["stack"]), evs[0]
-    assert "double_free_tolerated.c:30" in " | ".join(evs[0]["first_free"]["stack"]), evs[0]
+    # A program respawn starts is followed from its exec: one whose probes
+    # came after its first malloc (a loaded host: up to 0.1 s) has its
+    # first free's stack as the caller alone. Those attached in time name both.
+    named = [e for e in evs if "double_free_tolerated.c:30" in " | ".join(e["first_free"]["stack"])]
+    assert named, evs[:3]
+    assert "double_free_tolerated.c:32" in " | ".join(named[0]["stack"]), named[0]
     late = fault_lateness(flap)
     assert len(late) == 80, late
     assert all(ms <= LATE_MS for _, _, ms in late), [x for x in late if x[2] > LATE_MS]
