@@ -70,7 +70,8 @@ static json_t *groups(struct sym *s, struct probe_heap *h, pid_t pid, struct lea
 	*unlisted = 0;
 	if (!g || !out)
 		goto out;
-	qsort(b, n, sizeof(*b), cmp_site);
+	if (n)			/* b is NULL when there are no blocks */
+		qsort(b, n, sizeof(*b), cmp_site);
 	for (size_t k = 0; k < n; k++) {
 		if (b[k].state != state)
 			continue;
