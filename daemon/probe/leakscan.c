@@ -400,7 +400,8 @@ int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const struct leak_t
 
 	memset(st, 0, sizeof(*st));
 	st->blocks = n;
-	qsort(b, n, sizeof(*b), cmp_block);
+	if (n)			/* b is NULL when there are no blocks */
+		qsort(b, n, sizeof(*b), cmp_block);
 	for (size_t k = 0; k < n; k++)
 		b[k].state = LEAK_UNSEEN;
 	c.work = malloc((n ? n : 1) * sizeof(*c.work));

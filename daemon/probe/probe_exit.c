@@ -18,6 +18,7 @@
 #include "probe_exit.h"
 #include "probe_util.h"
 #include "util.h"
+#include "worker.h"
 
 #define EXIT_MAX_PIDS 4096
 
@@ -271,12 +272,13 @@ bool probe_all_stopped(pid_t pid)
 	return stopped;
 }
 
-void probe_wait_stopped(pid_t pid, int max_ms)
+bool probe_wait_stopped(pid_t pid, int max_ms, const struct worker *w)
 {
-	for (int waited = 0; waited < max_ms; waited++) {
-		if (probe_all_stopped(pid))
-			return;
+	bool stopped = probe_all_stopped(pid);
+
+	for (int waited = 0; !stopped && waited < max_ms && !(w && worker_stopping(w)); waited++) {
 		usleep(1000);
+		stopped = probe_all_stopped(pid);
 	}
-	log_warn("%s: pid %d did not stop in %dms", __func__, (int)pid, max_ms);
+	return stopped;
 }

@@ -3,6 +3,7 @@
 #ifndef FAULTD_PROBE_EXIT_H
 #define FAULTD_PROBE_EXIT_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include <event2/event.h>
@@ -10,6 +11,7 @@
 #include "leak.h"
 
 struct probe_exit;
+struct worker;
 
 /* Called with the process stopped (SIGSTOP on its way, see
  * probe_exit_wait_stopped); the callback must let it go on (SIGCONT). */
@@ -35,10 +37,11 @@ void probe_exit__counters(const struct probe_exit *p, unsigned long long *held,
 /* Drains pending events first: no process is left stopped. */
 void probe_exit__destroy(struct probe_exit *p);
 
-/* Wait (at most @max_ms) until @pid is stopped or gone: the SIGSTOP a
- * probe sends lands on the way back to user space, maybe after the event
- * is read, and a SIGCONT sent before it would be lost. */
-void probe_wait_stopped(pid_t pid, int max_ms);
+/* Wait (at most @max_ms, less once worker @w, if any, is stopping) until
+ * @pid is stopped or gone: the SIGSTOP a probe sends lands on the way back
+ * to user space, maybe after the event is read, and a SIGCONT sent before
+ * it would be lost. Did it stop? Logs nothing (worker threads call it). */
+bool probe_wait_stopped(pid_t pid, int max_ms, const struct worker *w);
 /* Is every thread of @pid stopped (or gone)? Logs nothing (worker threads
  * call it). */
 bool probe_all_stopped(pid_t pid);

@@ -134,13 +134,12 @@ struct probe_heap *probe_heap__open(struct event_base *base,
 	p->arg = arg;
 	p->user = opts->user;
 	p->n_user = opts->n_user;
-	p->base = base;
 	p->stop_on_bad_free = opts->stop_on_bad_free;
 	p->searches_left = opts->source_searches;
 	p->multi = probe_uprobe_multi();
-	p->wake_fd = -1;
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
+	err = heap_worker_init(p, base);
+	if (err)
+		goto err_free;
 	/* Without a program named, the daemon's own (the C library). */
 	err = plan_index(p, opts->exe ? opts->exe : "/proc/self/exe", opts->env);
 	if (err < 0) {
@@ -166,8 +165,7 @@ struct probe_heap *probe_heap__open(struct event_base *base,
 err_destroy:
 	heap_bpf__destroy(p->skel);
 err_free:
-	pthread_cond_destroy(&p->cv);
-	pthread_mutex_destroy(&p->mu);
+	worker_free(p->worker);
 	free(p->plans);
 	free(p);
 	errno = -err;
@@ -553,14 +551,12 @@ void probe_heap__destroy(struct probe_heap *p)
 {
 	if (!p)
 		return;
-	heap_worker_stop(p);
+	worker_free(p->worker);	/* before the maps its searches read */
 	for (size_t i = 0; i < p->n_pids; i++)
 		drop_links(&p->pids[i]);
 	free(p->pids);
 	free(p->plans);
 	probe_ring_close(&p->ring);
 	heap_bpf__destroy(p->skel);
-	pthread_cond_destroy(&p->cv);
-	pthread_mutex_destroy(&p->mu);
 	free(p);
 }

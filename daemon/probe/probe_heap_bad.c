@@ -1,14 +1,11 @@
 /* The heap probe's bad frees, looked into off the event loop: a worker
  * thread waits for the process to stop at the bad free and searches the
  * recently freed blocks for where the bad pointer came from; the loop takes
- * back what it found, in the order the frees happened. */
+ * back what it found, in the order the frees happened (worker.h). */
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/eventfd.h>
 #include <sys/uio.h>
 
 #include <bpf/bpf.h>
@@ -37,11 +34,6 @@ static long block_holds(pid_t tgid, __u64 addr, __u64 size, __u64 value, __u64 *
 		if (buf[i] == value)
 			found = (long)i * 8;
 	return found;
-}
-
-static bool stopping(struct probe_heap *p)
-{
-	return __atomic_load_n(&p->stopping, __ATOMIC_RELAXED);
 }
 
 /* Search the recently freed blocks of @tgid (held stopped at the bad free)
@@ -79,7 +71,7 @@ static int pointer_source(struct probe_heap *p, pid_t tgid, __u64 value,
 			__u64 size = vals[i].size;
 			long off;
 
-			if (i % 256 == 0 && stopping(p)) {
+			if (i % 256 == 0 && worker_stopping(p->worker)) {
 				err = -ECANCELED;
 				break;
 			}
@@ -117,93 +109,51 @@ out:
 
 /* --- bad frees, looked into off the loop ------------------------------------------ */
 
-/* The worker's part of a bad free (it logs nothing: see closer_main). */
+/* The worker's part of a bad free (the callback logs what it found). */
 static void look_into(struct probe_heap *p, struct heap_job *j)
 {
 	pid_t pid = (pid_t)j->ev.tgid;
 
-	j->found.stopped = true;
-	if (p->stop_on_bad_free) {
-		/* The SIGSTOP lands on the way back to user space, maybe after
-		 * the event was read; a SIGCONT sent before would be lost. */
-		j->found.stopped = false;
-		for (int waited = 0; waited < HEAP_STOP_WAIT_MS && !stopping(p); waited++) {
-			j->found.stopped = probe_all_stopped(pid);
-			if (j->found.stopped)
-				break;
-			usleep(1000);
-		}
-	}
+	/* The SIGSTOP lands on the way back to user space, maybe after the
+	 * event was read; a SIGCONT sent before would be lost. */
+	j->found.stopped = !p->stop_on_bad_free ||
+			   probe_wait_stopped(pid, HEAP_STOP_WAIT_MS, p->worker);
 	j->found.source_err = j->search ? pointer_source(p, pid, j->ev.addr, &j->found.source)
 					: -EAGAIN;
 }
 
-static void *heap_worker(void *arg)
+static void job_work(struct fifo_node *n, void *arg)
+{
+	look_into(arg, (struct heap_job *)n);
+}
+
+/* What the worker found, to the callback, in the order seen. */
+static void job_done(struct fifo_node *n, void *arg)
 {
 	struct probe_heap *p = arg;
-	struct heap_job *j;
+	struct heap_job *j = (struct heap_job *)n;
 
-	pthread_mutex_lock(&p->mu);
-	while (!p->stopping) {
-		j = fifo_pop(&p->todo);
-		if (!j) {
-			pthread_cond_wait(&p->cv, &p->mu);
-			continue;
-		}
-		pthread_mutex_unlock(&p->mu);
-		look_into(p, j);
-		pthread_mutex_lock(&p->mu);
-		fifo_push(&p->done, &j->node);
-		pthread_cond_broadcast(&p->cv);
-		eventfd_write(p->wake_fd, 1);
-	}
-	pthread_mutex_unlock(&p->mu);
-	return NULL;
+	p->cb(&j->ev, &j->found, p->arg);
+	free(j);
 }
 
-/* Hand what the worker found to the callback, in the order seen. */
-static void deliver_done(struct probe_heap *p)
+/* Not delivered when the probe goes: a process held at it goes on. */
+static void job_drop(struct fifo_node *n, void *arg)
 {
-	struct heap_job *j;
+	struct probe_heap *p = arg;
+	struct heap_job *j = (struct heap_job *)n;
 
-	for (;;) {
-		pthread_mutex_lock(&p->mu);
-		j = fifo_pop(&p->done);
-		pthread_mutex_unlock(&p->mu);
-		if (!j)
-			break;
-		p->pending--;
-		p->cb(&j->ev, &j->found, p->arg);
-		free(j);
-	}
+	if (p->stop_on_bad_free)
+		kill((pid_t)j->ev.tgid, SIGCONT);
+	free(j);
 }
 
-static void on_found(evutil_socket_t fd, short what, void *arg)
+static const struct worker_ops heap_worker_ops = {job_work, job_done, job_drop};
+
+int heap_worker_init(struct probe_heap *p, struct event_base *base)
 {
-	eventfd_t n;
-
-	(void)what;
-	eventfd_read(fd, &n);
-	deliver_done(arg);
-}
-
-static int worker_start(struct probe_heap *p)
-{
-	sigset_t all, old;
-	int err;
-
-	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (p->wake_fd < 0)
-		return -errno;
-	p->wake_ev = event_new(p->base, p->wake_fd, EV_READ | EV_PERSIST, on_found, p);
-	if (!p->wake_ev || event_add(p->wake_ev, NULL) < 0)
-		return -ENOMEM;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);	/* signals stay the loop's */
-	err = -pthread_create(&p->worker, NULL, heap_worker, p);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	p->worker_up = !err;
-	return err;
+	p->worker = worker_new(base, &heap_worker_ops, p);
+	return p->worker ? 0 : -errno;
 }
 
 /* A bad free from the ring: to the worker when the process must be waited
@@ -217,7 +167,7 @@ void heap_bad_free(struct probe_heap *p, const struct heap_event *ev)
 
 	if (search)
 		p->searches_left--;
-	if (!search && !p->stop_on_bad_free && !p->pending) {
+	if (!search && !p->stop_on_bad_free && !worker_pending(p->worker)) {
 		struct heap_finding f = {.stopped = true, .source_err = -EAGAIN};
 
 		p->cb(ev, &f, p->arg);
@@ -226,32 +176,25 @@ void heap_bad_free(struct probe_heap *p, const struct heap_event *ev)
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		err = -ENOMEM;
-	if (!err && !p->worker_up)
-		err = worker_start(p);
-	if (err) {
-		/* Looked into here, as before the worker: the loop waits. */
-		log_warn("%s: no worker (%s): looking into pid %u's bad free on the loop",
-			 __func__, strerror(-err), ev->tgid);
-		if (j) {
-			j->ev = *ev;
-			j->search = search;
-			look_into(p, j);
-			p->cb(ev, &j->found, p->arg);
-		} else {
-			struct heap_finding f = {.stopped = false, .source_err = -ENOMEM};
-
-			p->cb(ev, &f, p->arg);
-		}
-		free(j);
-		return;
+	if (j) {
+		j->ev = *ev;
+		j->search = search;
+		err = worker_post(p->worker, &j->node);
 	}
-	j->ev = *ev;
-	j->search = search;
-	p->pending++;
-	pthread_mutex_lock(&p->mu);
-	fifo_push(&p->todo, &j->node);
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
+	if (!err)
+		return;
+	/* Looked into here, as before the worker: the loop waits. */
+	log_warn("%s: no worker (%s): looking into pid %u's bad free on the loop", __func__,
+		 strerror(-err), ev->tgid);
+	if (j) {
+		look_into(p, j);
+		p->cb(ev, &j->found, p->arg);
+	} else {
+		struct heap_finding f = {.stopped = false, .source_err = -ENOMEM};
+
+		p->cb(ev, &f, p->arg);
+	}
+	free(j);
 }
 
 void probe_heap__settle(struct probe_heap *p)
@@ -259,37 +202,5 @@ void probe_heap__settle(struct probe_heap *p)
 	if (!p)
 		return;
 	probe_ring_drain(&p->ring);
-	while (p->pending) {
-		pthread_mutex_lock(&p->mu);
-		while (fifo_empty(&p->done))
-			pthread_cond_wait(&p->cv, &p->mu);
-		pthread_mutex_unlock(&p->mu);
-		deliver_done(p);
-	}
-}
-
-/* The worker goes; what it had not delivered is dropped, and a process
- * held at one of those bad frees goes on. */
-void heap_worker_stop(struct probe_heap *p)
-{
-	struct fifo *lists[2] = {&p->todo, &p->done};
-	struct heap_job *j;
-
-	if (p->worker_up) {
-		pthread_mutex_lock(&p->mu);
-		__atomic_store_n(&p->stopping, true, __ATOMIC_RELAXED);
-		pthread_cond_broadcast(&p->cv);
-		pthread_mutex_unlock(&p->mu);
-		pthread_join(p->worker, NULL);
-	}
-	for (int l = 0; l < 2; l++)
-		while ((j = fifo_pop(lists[l]))) {
-			if (p->stop_on_bad_free)
-				kill((pid_t)j->ev.tgid, SIGCONT);
-			free(j);
-		}
-	if (p->wake_ev)
-		event_free(p->wake_ev);
-	if (p->wake_fd >= 0)
-		close(p->wake_fd);
+	worker_settle(p->worker);
 }

@@ -3,7 +3,6 @@
 #ifndef FAULTD_PROBE_HEAP_PRIV_H
 #define FAULTD_PROBE_HEAP_PRIV_H
 
-#include <pthread.h>
 #include <stdbool.h>
 
 #include <event2/event.h>
@@ -13,6 +12,7 @@
 #include "probe_alloc.h"
 #include "probe_heap.h"
 #include "probe_util.h"
+#include "worker.h"
 
 #define HEAP_MAX_PIDS 4096	/* processes followed at once */
 #define HEAP_MAX_PLANS 32	/* distinct programs (exe, LD_PRELOAD) of one workload */
@@ -64,24 +64,16 @@ struct probe_heap {
 	unsigned searches_left;
 	probe_heap_cb cb;
 	void *arg;
-	/* Bad frees are looked into by a worker thread, started at the first:
-	 * the loop hands it jobs and takes back what it found, in order. */
-	struct event_base *base;
-	pthread_t worker;
-	bool worker_up;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;		/* a job queued, one done, or stopping */
-	struct fifo todo, done;		/* struct heap_job: handed over, looked into */
-	bool stopping;
-	unsigned pending;		/* handed over and not yet delivered (loop's) */
-	int wake_fd;			/* eventfd: the worker finished a job */
-	struct event *wake_ev;
+	/* Bad frees are looked into by a worker thread (worker.h), started at
+	 * the first: the loop hands it jobs and takes back what it found. */
+	struct worker *worker;
 };
 
 /* probe_heap_bad.c: a bad free from the ring, to the callback at once or
  * through the worker (the wait for the stop, the pointer's source). */
 void heap_bad_free(struct probe_heap *p, const struct heap_event *ev);
-/* The worker goes; a process held at an undelivered bad free goes on. */
-void heap_worker_stop(struct probe_heap *p);
+/* The worker, on the probe's loop; 0 or -errno. worker_free(p->worker)
+ * lets a process held at an undelivered bad free go on. */
+int heap_worker_init(struct probe_heap *p, struct event_base *base);
 
 #endif

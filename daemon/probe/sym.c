@@ -219,6 +219,14 @@ json_t *sym__frame(struct sym *s, pid_t pid, uint64_t ip, bool is_return)
 	return name_one(p ? proc_dwfl(p) : NULL, ip, is_return);
 }
 
+void sym__forget(struct sym *s, pid_t pid)
+{
+	struct sym_proc *p = proc_find(s, pid);
+
+	if (p)
+		proc_clear(p);
+}
+
 void sym__free(struct sym *s)
 {
 	if (!s)

@@ -1,6 +1,7 @@
 /* Symbolization of user addresses with libdw, from a snapshot of the
  * process's /proc/PID/maps, so frames of a process that has since died can
- * still be named. */
+ * still be named. A struct sym is not shared between threads: each user
+ * has its own. */
 #ifndef FAULTD_SYM_H
 #define FAULTD_SYM_H
 
@@ -22,6 +23,8 @@ json_t *sym__frames(struct sym *s, pid_t pid, const uint64_t *ips, int n,
 		    bool first_is_ip);
 /* One frame, for a single address (a caller). */
 json_t *sym__frame(struct sym *s, pid_t pid, uint64_t ip, bool is_return);
+/* Let @pid's snapshot go (its frames are named, and it is gone). */
+void sym__forget(struct sym *s, pid_t pid);
 void sym__free(struct sym *s);
 
 #endif

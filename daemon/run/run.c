@@ -344,6 +344,8 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (run_leak_defer_kill(r, r->grace_ev, r->give_up_ms))
+		return;
 	if (cgroup_populated(r->cgroup) > 0) {
 		log_info("%s: run %s: grace over; killing what is left", __func__, r->id);
 		cgroup_kill(r->cgroup);

@@ -2,7 +2,14 @@
  * is held at the C library's _exit (probe_exit.c), its live heap blocks
  * are judged by the reachability scan (leakscan.c) while it is stopped,
  * and the leaks, grouped by allocation stack, go into r->obs.leaks; then
- * it goes on exiting. */
+ * it goes on exiting.
+ *
+ * The wait for the stop, the scan and the naming of the stacks are done by
+ * the run's leak worker (worker.h), never on the run's loop, whose fault
+ * timers would wait meanwhile: the loop posts the exit and later takes
+ * back the result, in the order of the exits, records it and lets the
+ * process go on. The worker names frames with a symbolizer of its own
+ * (r->leak_sym); the loop's (r->sym) is never touched by it. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -14,6 +21,8 @@
 #include "probe_heap.h"
 #include "run_priv.h"
 #include "sym.h"
+#include "util.h"
+#include "worker.h"
 
 #define LEAK_STOP_WAIT_MS 200
 #define LEAK_MAX_GROUPS 50	/* allocation stacks listed per kind and process */
@@ -49,17 +58,20 @@ static int cmp_bytes(const void *a, const void *b)
 	return x->bytes > y->bytes ? -1 : x->bytes < y->bytes;
 }
 
-/* The blocks in @state, one row per allocation stack, largest first. */
-static json_t *groups(struct run *r, struct run_wl *rw, pid_t pid, struct leak_block *b,
-		      size_t n, uint8_t state)
+/* The blocks in @state, one row per allocation stack, largest first, named
+ * by @s; the rows past LEAK_MAX_GROUPS are counted in *unlisted. */
+static json_t *groups(struct sym *s, struct probe_heap *h, pid_t pid, struct leak_block *b,
+		      size_t n, uint8_t state, size_t *unlisted)
 {
 	struct leak_group *g = calloc(n ? n : 1, sizeof(*g));
 	json_t *out = json_array();
 	size_t ng = 0;
 
+	*unlisted = 0;
 	if (!g || !out)
 		goto out;
-	qsort(b, n, sizeof(*b), cmp_site);
+	if (n)			/* b is NULL when there are no blocks */
+		qsort(b, n, sizeof(*b), cmp_site);
 	for (size_t k = 0; k < n; k++) {
 		if (b[k].state != state)
 			continue;
@@ -78,11 +90,10 @@ static json_t *groups(struct run *r, struct run_wl *rw, pid_t pid, struct leak_b
 		snprintf(ex, sizeof(ex), "0x%llx", (unsigned long long)g[i].example);
 		json_array_append_new(out, json_pack("{sIsIssso}", "bytes", (json_int_t)g[i].bytes,
 			"blocks", (json_int_t)g[i].count, "example", ex,
-			"stack", run_heap_stack(r, rw->idx, pid, g[i].stack_id, g[i].caller)));
+			"stack", run_heap_stack(s, h, pid, g[i].stack_id, g[i].caller)));
 	}
 	if (ng > LEAK_MAX_GROUPS)
-		log_info("%s: run %s: pid %d: %zu more allocation stacks not listed", __func__,
-			 r->id, (int)pid, ng - LEAK_MAX_GROUPS);
+		*unlisted = ng - LEAK_MAX_GROUPS;
 out:
 	free(g);
 	return out;
@@ -123,50 +134,145 @@ static int scan(struct probe_exit *hold, const struct leak_exit_event *ev,
 	return err;
 }
 
+/* A process held at its exit: what the worker found, for the loop. */
+struct leak_job {
+	struct fifo_node node;
+	struct run_wl *rw;
+	struct leak_exit_event ev;
+	bool stopped;
+	int err;
+	struct leakscan_stats st;
+	json_t *kinds[2];		/* the direct and indirect groups, named */
+	size_t unlisted[2];		/* their allocation stacks not listed */
+	uint64_t done_ns;		/* when the scan and naming were over */
+};
+
+static const uint8_t kind_state[2] = {LEAK_DIRECT, LEAK_INDIRECT};
+static const char *const kind_name[2] = {"direct", "indirect"};
+
+/* The worker's part (job_done logs what it found): wait for the stop,
+ * take the maps, read the blocks, scan, name the leaks' stacks. */
+static void job_work(struct fifo_node *n, void *arg)
+{
+	struct run *r = arg;
+	struct leak_job *j = (struct leak_job *)n;
+	struct run_wl *rw = j->rw;
+	pid_t pid = (pid_t)j->ev.tgid;
+	struct leak_block *b = NULL;
+	size_t nb = 0;
+
+	j->stopped = probe_wait_stopped(pid, LEAK_STOP_WAIT_MS, r->leak_worker);
+	sym__snapshot(r->leak_sym, pid);
+	/* The heap probe's events up to the exit are in its maps already: the
+	 * uprobes ran in this process's context before it stopped. */
+	j->err = leakscan_blocks(probe_heap__live_fd(rw->heap), pid, &b, &nb);
+	if (!j->err)
+		j->err = scan(rw->exit_hold, &j->ev, b, nb, &j->st);
+	for (int k = 0; k < 2 && !j->err; k++)
+		j->kinds[k] = groups(r->leak_sym, rw->heap, pid, b, nb, kind_state[k],
+				     &j->unlisted[k]);
+	sym__forget(r->leak_sym, pid);	/* named: the process is on its way out */
+	free(b);
+	j->done_ns = util_now_ns();
+}
+
+static void job_free(struct leak_job *j)
+{
+	json_decref(j->kinds[0]);
+	json_decref(j->kinds[1]);
+	free(j);
+}
+
+/* On the loop, in the order of the exits: record what the worker found and
+ * let the process go on. */
+static void job_done(struct fifo_node *n, void *arg)
+{
+	struct run *r = arg;
+	struct leak_job *j = (struct leak_job *)n;
+	struct run_wl *rw = j->rw;
+	const struct leak_exit_event *ev = &j->ev;
+	const struct leakscan_stats *st = &j->st;
+	pid_t pid = (pid_t)ev->tgid;
+	json_t *o;
+
+	if (!j->stopped)
+		log_warn("%s: run %s: pid %d did not stop in %dms", __func__, r->id, (int)pid,
+			 LEAK_STOP_WAIT_MS);
+	/* The loop's symbolizer keeps the maps at exit too, as it did when
+	 * the scan ran here: later names of this pid (its sites) use them. */
+	sym__snapshot(r->sym, pid);
+	o = json_pack("{sssisisissso}", "workload", r->sc->wl[rw->idx].name, "pid", (int)pid,
+		      "tid", (int)ev->tid, "exit_status", ev->status, "comm", ev->comm,
+		      "scan", scan_json(st));
+	if (o && j->err) {
+		json_object_set_new(o, "error", json_string(strerror(-j->err)));
+	} else if (o) {
+		json_object_set_new(o, "direct_bytes", json_integer((json_int_t)st->direct_bytes));
+		json_object_set_new(o, "direct_blocks", json_integer((json_int_t)st->direct));
+		json_object_set_new(o, "indirect_bytes", json_integer((json_int_t)st->indirect_bytes));
+		json_object_set_new(o, "indirect_blocks", json_integer((json_int_t)st->indirect));
+		for (int k = 0; k < 2; k++) {
+			json_object_set_new(o, kind_name[k], j->kinds[k] ? j->kinds[k] : json_array());
+			j->kinds[k] = NULL;
+			if (j->unlisted[k])
+				log_info("%s: run %s: pid %d: %zu more allocation stacks not listed",
+					 __func__, r->id, (int)pid, j->unlisted[k]);
+		}
+	}
+	if (o) {
+		json_object_set_new(o, "at_ms", json_integer((json_int_t)(
+			j->done_ns > r->t0_ns ? (j->done_ns - r->t0_ns) / 1000000ull : 0)));
+		if (!r->obs.leaks)
+			r->obs.leaks = json_array();
+		json_array_append_new(r->obs.leaks, o);
+	}
+	log_info("%s: run %s: pid %d (%s) of '%s' at exit: %zu blocks, %zu direct leaks "
+		 "(%llu bytes), %zu indirect, scanned in %.1f ms%s%s", __func__, r->id, (int)pid,
+		 ev->comm, r->sc->wl[rw->idx].name, st->blocks, st->direct,
+		 (unsigned long long)st->direct_bytes, st->indirect, st->ms, j->err ? ": " : "",
+		 j->err ? strerror(-j->err) : "");
+	kill(pid, SIGCONT);
+	job_free(j);
+}
+
+/* Never delivered (worker_free): the process goes on. */
+static void job_drop(struct fifo_node *n, void *arg)
+{
+	struct leak_job *j = (struct leak_job *)n;
+
+	(void)arg;
+	kill((pid_t)j->ev.tgid, SIGCONT);
+	job_free(j);
+}
+
+static const struct worker_ops leak_worker_ops = {job_work, job_done, job_drop};
+
+/* A process stopped at its _exit: to the worker; done here, the loop
+ * waiting, only when there is no worker (none could start, or the run is
+ * being torn down). */
 static void on_exit_hold(const struct leak_exit_event *ev, void *arg)
 {
 	struct run_wl *rw = arg;
 	struct run *r = rw->run;
-	pid_t pid = (pid_t)ev->tgid;
-	struct leakscan_stats st = {0};
-	struct leak_block *b = NULL;
-	size_t n = 0;
-	json_t *j;
-	int err;
+	struct leak_job *j = calloc(1, sizeof(*j));
+	int err = j ? 0 : -ENOMEM;
 
-	probe_wait_stopped(pid, LEAK_STOP_WAIT_MS);
-	sym__snapshot(r->sym, pid);
-	/* The heap probe's events up to the exit are in its maps already: the
-	 * uprobes ran in this process's context before it stopped. */
-	err = leakscan_blocks(probe_heap__live_fd(rw->heap), pid, &b, &n);
+	if (!j) {
+		log_warn("%s: run %s: pid %u: %s; not scanned", __func__, r->id, ev->tgid,
+			 strerror(-err));
+		kill((pid_t)ev->tgid, SIGCONT);
+		return;
+	}
+	j->rw = rw;
+	j->ev = *ev;
+	err = r->leak_worker ? worker_post(r->leak_worker, &j->node) : -ESRCH;
 	if (!err)
-		err = scan(rw->exit_hold, ev, b, n, &st);
-	j = json_pack("{sssisisissso}", "workload", r->sc->wl[rw->idx].name, "pid", (int)pid,
-		      "tid", (int)ev->tid, "exit_status", ev->status, "comm", ev->comm,
-		      "scan", scan_json(&st));
-	if (j && err) {
-		json_object_set_new(j, "error", json_string(strerror(-err)));
-	} else if (j) {
-		json_object_set_new(j, "direct_bytes", json_integer((json_int_t)st.direct_bytes));
-		json_object_set_new(j, "direct_blocks", json_integer((json_int_t)st.direct));
-		json_object_set_new(j, "indirect_bytes", json_integer((json_int_t)st.indirect_bytes));
-		json_object_set_new(j, "indirect_blocks", json_integer((json_int_t)st.indirect));
-		json_object_set_new(j, "direct", groups(r, rw, pid, b, n, LEAK_DIRECT));
-		json_object_set_new(j, "indirect", groups(r, rw, pid, b, n, LEAK_INDIRECT));
-	}
-	if (j) {
-		json_object_set_new(j, "at_ms", json_integer((json_int_t)run_ms(r)));
-		if (!r->obs.leaks)
-			r->obs.leaks = json_array();
-		json_array_append_new(r->obs.leaks, j);
-	}
-	log_info("%s: run %s: pid %d (%s) of '%s' at exit: %zu blocks, %zu direct leaks "
-		 "(%llu bytes), %zu indirect, scanned in %.1f ms%s%s", __func__, r->id, (int)pid,
-		 ev->comm, r->sc->wl[rw->idx].name, st.blocks, st.direct,
-		 (unsigned long long)st.direct_bytes, st.indirect, st.ms, err ? ": " : "",
-		 err ? strerror(-err) : "");
-	free(b);
-	kill(pid, SIGCONT);
+		return;
+	if (err != -ESRCH)
+		log_warn("%s: run %s: no worker (%s): scanning pid %u on the loop", __func__,
+			 r->id, strerror(-err), ev->tgid);
+	job_work(&j->node, r);
+	job_done(&j->node, r);
 }
 
 int run_leak_attach(struct run *r, size_t i, pid_t pid)
@@ -175,6 +281,12 @@ int run_leak_attach(struct run *r, size_t i, pid_t pid)
 
 	if (!rw->heap || !wants_leak_check(r, i))
 		return 0;
+	if (!r->leak_worker)
+		r->leak_worker = worker_new(r->base, &leak_worker_ops, r);
+	if (!r->leak_sym)
+		r->leak_sym = sym__new();
+	if (!r->leak_worker || !r->leak_sym)
+		return -ENOMEM;
 	rw->exit_hold = probe_exit__open(r->base, NULL, on_exit_hold, rw);
 	if (!rw->exit_hold)
 		return -errno;
@@ -204,10 +316,35 @@ void run_leak_drain(struct run *r)
 		probe_exit__drain(r->rw[i].exit_hold);
 }
 
+void run_leak_settle(struct run *r)
+{
+	run_leak_drain(r);
+	worker_settle(r->leak_worker);
+}
+
+bool run_leak_defer_kill(struct run *r, struct event *ev, uint64_t limit_ms)
+{
+	struct timeval tv = {.tv_usec = RUN_REAP_POLL_MS * 1000};
+
+	if (!worker_pending(r->leak_worker) || run_ms(r) >= limit_ms)
+		return false;
+	evtimer_add(ev, &tv);
+	return true;
+}
+
+/* The scans in flight are waited for (each process is let go on as its
+ * result is taken); the exits the probes' last drain finds are scanned
+ * here, on the loop, with the worker gone. */
 void run_leak_destroy(struct run *r)
 {
+	if (r->rw)
+		run_leak_settle(r);
+	worker_free(r->leak_worker);
+	r->leak_worker = NULL;
 	for (size_t i = 0; r->rw && i < r->sc->n_wl; i++) {
 		probe_exit__destroy(r->rw[i].exit_hold);
 		r->rw[i].exit_hold = NULL;
 	}
+	sym__free(r->leak_sym);
+	r->leak_sym = NULL;
 }

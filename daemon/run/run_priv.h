@@ -27,6 +27,7 @@ struct probe_exit;
 struct probe_proc;
 struct sup_child;
 struct sym;
+struct worker;
 struct journal;
 struct topo;
 struct fault_action;
@@ -100,7 +101,11 @@ struct run {
 	char stop_reason[128];
 	char error[512];
 	json_t *report;
-	struct sym *sym;		/* maps snapshots for naming frames */
+	struct sym *sym;		/* maps snapshots for naming frames, the loop's */
+	/* no_leak's scans at exit (run_leak.c), on a thread of their own with
+	 * a symbolizer of their own. */
+	struct worker *leak_worker;
+	struct sym *leak_sym;
 	struct journal *journal;	/* undo records, when the run changes the machine */
 	struct topo *topo;
 	struct fault_action *plan;	/* the fault timeline, sorted */
@@ -229,16 +234,25 @@ void run_probes_exit(struct run *r, size_t wl, pid_t pid);
 /* After the last cycle: sites, losses, what is left alive. */
 void run_probes_finish(struct run *r);
 void run_probes_destroy(struct run *r);
-/* An allocation stack of workload @wl's process @pid, as frame names. */
-json_t *run_heap_stack(struct run *r, size_t wl, pid_t pid, int32_t stack_id,
+/* An allocation stack of @pid, from heap probe @h's stacks, as frame names
+ * by @s (any thread's: it touches nothing of the run's). */
+json_t *run_heap_stack(struct sym *s, struct probe_heap *h, pid_t pid, int32_t stack_id,
 		       uint64_t caller);
 
 /* run_leak.c: no_leak's hold at exit, called by run_probes.c for a
- * workload with the heap probe; attach: 0 or -errno. */
+ * workload with the heap probe; attach: 0 or -errno. drain reads the
+ * exits (their scans go to the worker); settle also waits until every
+ * scan's result is in r->obs.leaks; destroy waits for the scans, then lets
+ * the probes go. defer_kill: while a held process is being scanned (a kill
+ * would cut its scan short, as none could when the scan held the loop),
+ * re-arm the kill's timer @ev for RUN_REAP_POLL_MS and say so; not past
+ * @limit_ms (run time). */
 int run_leak_attach(struct run *r, size_t i, pid_t pid);
 void run_leak_fork(struct run *r, size_t wl, pid_t child);
 void run_leak_exit(struct run *r, size_t wl, pid_t pid);
 void run_leak_drain(struct run *r);
+void run_leak_settle(struct run *r);
+bool run_leak_defer_kill(struct run *r, struct event *ev, uint64_t limit_ms);
 void run_leak_destroy(struct run *r);
 
 #endif

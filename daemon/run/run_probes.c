@@ -40,8 +40,8 @@ static json_t *hex(uint64_t v)
  * the rest. Older kernels' frame-pointer walk misses the caller of a
  * function probed before its frame is set up; newer ones (6.18 here)
  * already add it, so it is inserted only when missing. */
-static json_t *stack_names(struct run *r, struct probe_heap *h, pid_t pid,
-			   __s32 stack_id, uint64_t caller, bool frame0_is_ip)
+static json_t *names_with(struct sym *s, struct probe_heap *h, pid_t pid, __s32 stack_id,
+			  uint64_t caller, bool frame0_is_ip)
 {
 	__u64 ips[HEAP_STACK_DEPTH + 1];
 	int n = probe_heap__stack(h, stack_id, ips, HEAP_STACK_DEPTH);
@@ -55,13 +55,19 @@ static json_t *stack_names(struct run *r, struct probe_heap *h, pid_t pid,
 		n = 1;
 		frame0_is_ip = false;
 	}
-	return sym__frames(r->sym, pid, (const uint64_t *)ips, n, frame0_is_ip);
+	return sym__frames(s, pid, (const uint64_t *)ips, n, frame0_is_ip);
 }
 
-json_t *run_heap_stack(struct run *r, size_t wl, pid_t pid, int32_t stack_id,
+static json_t *stack_names(struct run *r, struct probe_heap *h, pid_t pid,
+			   __s32 stack_id, uint64_t caller, bool frame0_is_ip)
+{
+	return names_with(r->sym, h, pid, stack_id, caller, frame0_is_ip);
+}
+
+json_t *run_heap_stack(struct sym *s, struct probe_heap *h, pid_t pid, int32_t stack_id,
 		       uint64_t caller)
 {
-	return stack_names(r, r->rw[wl].heap, pid, stack_id, caller, false);
+	return names_with(s, h, pid, stack_id, caller, false);
 }
 
 /* --- heap -------------------------------------------------------------------------- */
@@ -703,6 +709,7 @@ void run_probes_drain(struct run *r)
 void run_probes_finish(struct run *r)
 {
 	run_probes_drain(r);
+	run_leak_settle(r);
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
 		probe_heap__settle(r->rw[i].heap);
 		if (r->rw[i].heap)

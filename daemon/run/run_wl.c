@@ -90,10 +90,13 @@ static void on_wl_output(void *arg, size_t bytes)
 void run_wl_on_kill(evutil_socket_t fd, short what, void *arg)
 {
 	struct run_wl *rw = arg;
+	struct run *r = rw->run;
 
 	(void)fd;
 	(void)what;
-	cgroup_kill(rw->cgroup);
+	if (!run_leak_defer_kill(r, rw->kill_ev, rw->fw->kill_sent_ms +
+				 (uint64_t)r->obs.wl[rw->idx].sc->stop_grace_ms + RUN_REAP_EXTRA_MS))
+		cgroup_kill(rw->cgroup);
 }
 
 static void on_wl_timeout(evutil_socket_t fd, short what, void *arg)

@@ -46,7 +46,7 @@ static void on_exit_ev(const struct leak_exit_event *ev, void *arg)
 	struct leak_block *blocks = NULL;
 	size_t n = 0;
 
-	probe_wait_stopped((pid_t)ev->tgid, 200);
+	probe_wait_stopped((pid_t)ev->tgid, 200, NULL);
 	struct leak_thread self = {.tid = ev->tid, .nregs = ev->nregs, .sp = ev->sp};
 
 	memcpy(self.regs, ev->regs, sizeof(self.regs));

@@ -1,0 +1,60 @@
+/* A process tree whose processes exit all the time, each with a big heap
+ * and one leak: usage exit_churn [MB [COUNT [GAP_MS]]] (default 32 MB, 1000
+ * children, 100 ms). The parent forks COUNT children one after the other,
+ * GAP_MS apart; each child waits 150 ms (faultd follows it from its fork
+ * on), allocates MB MiB in 4 KiB blocks a global keeps reachable, drops
+ * one 77-byte block (lose_one) and exits. no_leak holds each one at its
+ * exit and scans its whole heap. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BLOCK 4096
+
+static void **kept;
+
+static void lose_one(void)
+{
+	char *p = malloc(77);
+
+	memset(p, 0x45, 77);
+	p = NULL;
+}
+
+static void child(long mb)
+{
+	size_t n = (size_t)mb * (1u << 20) / BLOCK;
+
+	usleep(150 * 1000);
+	kept = calloc(n, sizeof(*kept));
+	for (size_t i = 0; kept && i < n; i++) {
+		kept[i] = malloc(BLOCK);
+		if (kept[i])
+			memset(kept[i], (int)(i & 0x7f), BLOCK);
+	}
+	lose_one();
+	exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	long mb = argc > 1 ? atol(argv[1]) : 32;
+	long count = argc > 2 ? atol(argv[2]) : 1000;
+	long gap = argc > 3 ? atol(argv[3]) : 100;
+	struct timespec ts = {gap / 1000, (gap % 1000) * 1000000L};
+
+	for (long k = 0; k < count; k++) {
+		pid_t pid = fork();
+
+		if (pid == 0)
+			child(mb);
+		if (pid < 0 || waitpid(pid, NULL, 0) < 0)
+			return 1;
+		nanosleep(&ts, NULL);
+	}
+	printf("%ld children\n", count);
+	return 0;
+}
