@@ -391,8 +391,42 @@ static void ls_debug(const struct ls_ctx *c)
 			  c->r[i].heap ? "heap" : "root", c->r[i].stack ? " (a stack, from its sp)" : "");
 }
 
+/* A process whose tracking began after its first allocations (a forked
+ * child, a program it exec'd): blocks allocated before are unknown, and
+ * what they hold (a pointer array, say) would be read by nobody. The heap
+ * mappings' bytes outside the known blocks are scanned as roots too: no
+ * block they point to is called leaked. */
+static void scan_gaps(struct ls_ctx *c)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < c->n_r; i++) {
+		struct ls_region *r = &c->r[i];
+		uint64_t at = r->start;
+
+		if (!r->heap || !r->buf)
+			continue;
+		while (k < c->n && c->b[k].addr < r->start)
+			k++;
+		for (; at < r->end; k++) {
+			uint64_t to = k < c->n && c->b[k].addr < r->end ? c->b[k].addr : r->end;
+
+			at = (at + 7) & ~7ull;
+			if (to > at) {
+				scan_words(c, r->buf + (at - r->buf_from), (size_t)(to - at),
+					   LEAK_UNSEEN, LEAK_REACHABLE, -1);
+				c->st->gap_root_bytes += (size_t)(to - at);
+			}
+			if (to == r->end)
+				break;
+			at = c->b[k].addr + c->b[k].size;
+		}
+	}
+	drain_work(c, LEAK_UNSEEN, LEAK_REACHABLE, true);
+}
+
 int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const struct leak_thread *th,
-		 size_t n_th, struct leakscan_stats *st)
+		 size_t n_th, bool partial, struct leakscan_stats *st)
 {
 	struct ls_ctx c = {.tgid = tgid, .b = b, .n = n, .st = st};
 	double t0 = now_ms();
@@ -441,6 +475,8 @@ int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const struct leak_t
 		st->root_bytes += (size_t)(r->end - r->root_from);
 		drain_work(&c, LEAK_UNSEEN, LEAK_REACHABLE, true);
 	}
+	if (partial)
+		scan_gaps(&c);
 	/* What is left is leaked. A leaked block that another leaked block
 	 * points to is indirect; the others are direct. One pass: each root
 	 * of the walk is direct until a later walk reaches it. */

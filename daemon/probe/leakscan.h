@@ -9,6 +9,7 @@
 #define FAULTD_LEAKSCAN_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -35,6 +36,7 @@ struct leakscan_stats {
 	size_t skipped_regions;		/* larger than 4 GiB: not read */
 	size_t root_bytes;		/* scanned as roots */
 	size_t heap_bytes;		/* mappings holding blocks, read */
+	size_t gap_root_bytes;		/* partial: heap outside known blocks, as roots */
 	size_t scanned_block_bytes;	/* block contents scanned */
 	size_t threads;			/* stacks scanned from their pointer */
 	size_t threads_no_sp;		/* whose stack pointer was unreadable */
@@ -53,9 +55,11 @@ int leakscan_blocks(int map_fd, pid_t tgid, struct leak_block **out, size_t *n);
  * state. @th are threads whose registers and stack pointer are known (from
  * bpf/leakregs.bpf.c, or the exiting thread's from the _exit hold); the
  * others' stack pointers are read from /proc/PID/task/TID/syscall. A
- * mapping that holds a stack pointer is scanned from it up. Sorts @b by
- * address. 0 or -errno (nothing judged). */
+ * mapping that holds a stack pointer is scanned from it up. @partial:
+ * tracking began after the process's first allocations, so the heap
+ * mappings' bytes outside @b are roots too. Sorts @b by address. 0 or
+ * -errno (nothing judged). */
 int leakscan_run(pid_t tgid, struct leak_block *b, size_t n, const struct leak_thread *th,
-		 size_t n_th, struct leakscan_stats *st);
+		 size_t n_th, bool partial, struct leakscan_stats *st);
 
 #endif

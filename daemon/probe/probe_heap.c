@@ -365,6 +365,15 @@ static int mark_partial(struct probe_heap *p, pid_t pid)
 	return 0;
 }
 
+bool probe_heap__partial(struct probe_heap *p, pid_t pid)
+{
+	__u32 key = (__u32)pid;
+	__u8 one;
+
+	return bpf_map__lookup_elem(p->skel->maps.partial, &key, sizeof(key), &one, sizeof(one),
+				    0) == 0;
+}
+
 int probe_heap__add_child(struct probe_heap *p, pid_t pid, pid_t ppid)
 {
 	struct heap_pid *hp;

@@ -75,6 +75,9 @@ int probe_heap__attach(struct probe_heap *p, pid_t pid);
  * block: it is counted (HEAP_C_CHILD_UNJUDGED), never called invalid, and
  * remembered, so freeing it again is still a double free. */
 int probe_heap__add_child(struct probe_heap *p, pid_t pid, pid_t ppid);
+/* Was @pid's tracking begun after its first allocations (a forked child, a
+ * program exec'd), so that some of its blocks are unknown? Thread-safe. */
+bool probe_heap__partial(struct probe_heap *p, pid_t pid);
 /* @pid (followed) exec'ed a new program: probe that program's allocator
  * (read from /proc/PID/exe and its environment). Its first frees may be
  * of blocks allocated before: counted, never judged. 0 or -errno. */

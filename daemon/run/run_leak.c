@@ -101,12 +101,13 @@ out:
 
 static json_t *scan_json(const struct leakscan_stats *st)
 {
-	return json_pack("{sfsIsIsIsIsIsIsIsIsIsIsI}", "ms", st->ms,
+	return json_pack("{sfsIsIsIsIsIsIsIsIsIsIsIsI}", "ms", st->ms,
 			 "threads_registers", (json_int_t)st->threads_regs,
 			 "regions", (json_int_t)st->regions,
 			 "skipped_regions", (json_int_t)st->skipped_regions,
 			 "root_bytes", (json_int_t)st->root_bytes,
 			 "heap_bytes", (json_int_t)st->heap_bytes,
+			 "heap_gap_root_bytes", (json_int_t)st->gap_root_bytes,
 			 "block_bytes_scanned", (json_int_t)st->scanned_block_bytes,
 			 "threads", (json_int_t)st->threads,
 			 "threads_without_sp", (json_int_t)st->threads_no_sp,
@@ -118,7 +119,7 @@ static json_t *scan_json(const struct leakscan_stats *st)
 /* Every thread's registers if the kernel gives them, else the exiting
  * thread's (the others' stacks are still scanned). */
 static int scan(struct probe_exit *hold, const struct leak_exit_event *ev,
-		struct leak_block *b, size_t n, struct leakscan_stats *st)
+		struct leak_block *b, size_t n, bool partial, struct leakscan_stats *st)
 {
 	struct leak_thread *th = NULL, self = {.tid = ev->tid, .nregs = ev->nregs, .sp = ev->sp};
 	size_t n_th = 0;
@@ -129,7 +130,7 @@ static int scan(struct probe_exit *hold, const struct leak_exit_event *ev,
 		free(th);
 		th = NULL;
 	}
-	err = leakscan_run((pid_t)ev->tgid, b, n, th ? th : &self, th ? n_th : 1, st);
+	err = leakscan_run((pid_t)ev->tgid, b, n, th ? th : &self, th ? n_th : 1, partial, st);
 	free(th);
 	return err;
 }
@@ -167,7 +168,8 @@ static void job_work(struct fifo_node *n, void *arg)
 	 * uprobes ran in this process's context before it stopped. */
 	j->err = leakscan_blocks(probe_heap__live_fd(rw->heap), pid, &b, &nb);
 	if (!j->err)
-		j->err = scan(rw->exit_hold, &j->ev, b, nb, &j->st);
+		j->err = scan(rw->exit_hold, &j->ev, b, nb, probe_heap__partial(rw->heap, pid),
+			      &j->st);
 	for (int k = 0; k < 2 && !j->err; k++)
 		j->kinds[k] = groups(r->leak_sym, rw->heap, pid, b, nb, kind_state[k],
 				     &j->unlisted[k]);

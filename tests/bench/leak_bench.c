@@ -52,7 +52,7 @@ static void on_exit_ev(const struct leak_exit_event *ev, void *arg)
 	memcpy(self.regs, ev->regs, sizeof(self.regs));
 	b->err = leakscan_blocks(probe_heap__live_fd(b->heap), (pid_t)ev->tgid, &blocks, &n);
 	if (!b->err)
-		b->err = leakscan_run((pid_t)ev->tgid, blocks, n, &self, 1, &b->st);
+		b->err = leakscan_run((pid_t)ev->tgid, blocks, n, &self, 1, false, &b->st);
 	free(blocks);
 	b->done = true;
 	kill((pid_t)ev->tgid, SIGCONT);

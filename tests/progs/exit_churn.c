@@ -4,7 +4,9 @@
  * GAP_MS apart; each child waits 150 ms (faultd follows it from its fork
  * on), allocates MB MiB in 4 KiB blocks a global keeps reachable, drops
  * one 77-byte block (lose_one) and exits. no_leak holds each one at its
- * exit and scans its whole heap. */
+ * exit and scans its whole heap. With EARLY (a fourth argument, 1) each
+ * child allocates its pointer array at once, before faultd can have
+ * followed it, and waits 1 s before the blocks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +26,15 @@ static void lose_one(void)
 	p = NULL;
 }
 
-static void child(long mb)
+static void child(long mb, int early)
 {
 	size_t n = (size_t)mb * (1u << 20) / BLOCK;
 
-	usleep(150 * 1000);
-	kept = calloc(n, sizeof(*kept));
+	if (early)
+		kept = calloc(n, sizeof(*kept));
+	usleep(early ? 1000 * 1000 : 150 * 1000);
+	if (!early)
+		kept = calloc(n, sizeof(*kept));
 	for (size_t i = 0; kept && i < n; i++) {
 		kept[i] = malloc(BLOCK);
 		if (kept[i])
@@ -44,13 +49,14 @@ int main(int argc, char **argv)
 	long mb = argc > 1 ? atol(argv[1]) : 32;
 	long count = argc > 2 ? atol(argv[2]) : 1000;
 	long gap = argc > 3 ? atol(argv[3]) : 100;
+	int early = argc > 4 && atoi(argv[4]);
 	struct timespec ts = {gap / 1000, (gap % 1000) * 1000000L};
 
 	for (long k = 0; k < count; k++) {
 		pid_t pid = fork();
 
 		if (pid == 0)
-			child(mb);
+			child(mb, early);
 		if (pid < 0 || waitpid(pid, NULL, 0) < 0)
 			return 1;
 		nanosleep(&ts, NULL);

@@ -133,7 +133,7 @@ static void test_scan(void)
 	CHECK(waitpid(pid, &status, WUNTRACED) == pid && WIFSTOPPED(status));
 	for (int i = 0; i < N_BLOCKS; i++)
 		blocks[i] = (struct leak_block){.addr = addr[i], .size = sizes[i], .stack_id = i};
-	CHECK(leakscan_run(pid, blocks, N_BLOCKS, NULL, 0, &st) == 0);
+	CHECK(leakscan_run(pid, blocks, N_BLOCKS, NULL, 0, false, &st) == 0);
 	for (int i = 0; i < N_BLOCKS; i++) {
 		static const uint8_t want[N_BLOCKS] = {
 			LEAK_REACHABLE, LEAK_REACHABLE, LEAK_DIRECT, LEAK_DIRECT, LEAK_INDIRECT,
@@ -153,6 +153,79 @@ static void test_scan(void)
 	CHECK(st.reachable == 3 && st.direct == 3 && st.indirect == 3);
 	CHECK(st.direct_bytes == 200 + 48 + 40);
 	CHECK(st.threads == 1 && st.threads_no_sp == 0 && st.stale == 0);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+}
+
+/* A process followed from after its first allocations: an array faultd
+ * never saw holds the blocks it did see. Judged as fully followed, they
+ * are all leaked; as partial, the heap outside the known blocks is a root
+ * and only the one block nothing holds is. */
+#define N_GAP 5
+static void **volatile g_unknown;
+
+static void build_gap(int wfd)
+{
+	void **array = calloc(64, sizeof(void *));	/* before the probes */
+	uint64_t out[N_GAP];
+	void *b[N_GAP];
+
+	for (int i = 0; i < N_GAP; i++) {
+		b[i] = calloc(1, 48);
+		out[i] = (uint64_t)(uintptr_t)b[i];
+	}
+	for (int i = 0; i < N_GAP - 1; i++)
+		array[i] = b[i];
+	g_unknown = array;
+	if (write(wfd, out, sizeof(out)) != (ssize_t)sizeof(out))
+		_exit(1);
+	explicit_bzero(out, sizeof(out));
+	explicit_bzero(b, sizeof(b));
+}
+
+/* What build_gap left on the stack below main's frame goes. */
+static void __attribute__((noinline)) scrub_stack(void)
+{
+	volatile char pad[16384];
+
+	memset((char *)pad, 0, sizeof(pad));
+}
+
+static void test_scan_partial(void)
+{
+	struct leak_block blocks[N_GAP];
+	uint64_t addr[N_GAP];
+	struct leakscan_stats st;
+	int p[2], status, held_direct;
+	pid_t pid;
+
+	CHECK(pipe(p) == 0);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		build_gap(p[1]);
+		scrub_stack();
+		raise(SIGSTOP);
+		_exit(0);
+	}
+	close(p[1]);
+	CHECK(read(p[0], addr, sizeof(addr)) == (ssize_t)sizeof(addr));
+	close(p[0]);
+	CHECK(waitpid(pid, &status, WUNTRACED) == pid && WIFSTOPPED(status));
+	for (int i = 0; i < N_GAP; i++)
+		blocks[i] = (struct leak_block){.addr = addr[i], .size = 48, .stack_id = i};
+	/* The C library's own pointers (the arena's top, the last chunk
+	 * used) may reach a block or two: what is asserted is what the
+	 * unknown array holds, blocks 0 to N_GAP - 2. */
+	CHECK(leakscan_run(pid, blocks, N_GAP, NULL, 0, false, &st) == 0);
+	held_direct = 0;
+	for (int i = 0; i < N_GAP; i++)
+		held_direct += blocks[i].stack_id < N_GAP - 1 && blocks[i].state == LEAK_DIRECT;
+	CHECK(held_direct > 0 && st.gap_root_bytes == 0);
+	CHECK(leakscan_run(pid, blocks, N_GAP, NULL, 0, true, &st) == 0);
+	CHECK(st.gap_root_bytes > 0);
+	for (int i = 0; i < N_GAP; i++)
+		CHECK(blocks[i].stack_id == N_GAP - 1 || blocks[i].state == LEAK_REACHABLE);
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
 }
@@ -218,6 +291,7 @@ int main(void)
 	test_file();
 #ifndef __SANITIZE_ADDRESS__
 	test_scan();
+	test_scan_partial();
 #endif
 	printf("test_leakscan: %d failures\n", failures);
 	return failures ? 1 : 0;
