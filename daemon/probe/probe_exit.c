@@ -2,6 +2,7 @@
  * events from the event loop. */
 #include <dirent.h>
 #include <dlfcn.h>
+#include <gnu/libc-version.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -76,7 +77,10 @@ static void choose_links(struct probe_exit *p, const char *libc)
 	Dl_info info;
 
 	p->multi = probe_uprobe_multi();
-	if (p->multi && !libc && dladdr((void *)_exit, &info) && info.dli_fname &&
+	/* The C library faultd itself runs on, found by a function of its
+	 * own: a sanitizer's runtime intercepts _exit, and dladdr would name
+	 * the runtime, whose _exit no workload calls. */
+	if (p->multi && !libc && dladdr((void *)gnu_get_libc_version, &info) && info.dli_fname &&
 	    info.dli_fname[0] == '/')
 		snprintf(p->libc, sizeof(p->libc), "%s", info.dli_fname);
 	p->exit_off = p->multi && p->libc[0] == '/' ? alloc_sym_offset(p->libc, "_exit") : -1;
