@@ -1,7 +1,10 @@
 /* User side of bpf/fds.bpf.c: per-process fd snapshots by type through a
  * task_file iterator, and counts of the calls that make and close fds. */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -130,8 +133,53 @@ static struct bpf_link *iter_attach(struct probe_fds *p, pid_t pid)
 	return link;
 }
 
+#define PF_EXITING 0x4	/* the kernel's task flag: in do_exit */
+
+/* Is task @path (/proc/PID/task/TID/stat) alive and not in do_exit? */
+static bool task_live(const char *path)
+{
+	unsigned long flags = 0;
+	char *text = NULL, *p;
+	bool live = false;
+
+	if (util_read_file(path, 4096, &text, NULL))
+		return false;
+	p = strrchr(text, ')');
+	/* ") S ppid pgrp session tty tpgid flags" */
+	if (p && p[1] == ' ' && p[2] && !strchr("ZX", p[2]) &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %lu", &flags) == 1)
+		live = !(flags & PF_EXITING);
+	free(text);
+	return live;
+}
+
+/* Dead, or every thread a zombie or on its way out (the fds are closed
+ * early in do_exit, before anyone can see the process has exited): its
+ * count now says nothing of a leak. A main thread that ended with others
+ * running is a zombie in a live process. */
+static bool exiting(pid_t pid)
+{
+	char path[320];
+	struct dirent *de;
+	bool live = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	while (d && !live && (de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, de->d_name);
+		live = task_live(path);
+	}
+	if (d)
+		closedir(d);
+	return !live;
+}
+
 int probe_fds__snapshot(struct probe_fds *p, pid_t pid, long long counts[FD_T__MAX])
 {
+	long long mine[FD_T__MAX] = {0};
 	struct bpf_link *link;
 	char buf[64];
 	int fd, err = 0;
@@ -154,7 +202,12 @@ int probe_fds__snapshot(struct probe_fds *p, pid_t pid, long long counts[FD_T__M
 		;
 	close(fd);
 	for (__u32 t = 0; t < FD_T__MAX; t++)
-		counts[t] += (long long)probe_percpu_sum(p->skel->maps.counts, t);
+		mine[t] = (long long)probe_percpu_sum(p->skel->maps.counts, t);
+	/* Looked at after the count: a process that began its exit during it
+	 * may have closed its fds already. */
+	err = exiting(pid) ? -ESRCH : 0;
+	for (__u32 t = 0; !err && t < FD_T__MAX; t++)
+		counts[t] += mine[t];
 out_link:
 	bpf_link__destroy(link);
 	return err;

@@ -382,15 +382,17 @@ static void sample_fds(struct run *r, size_t i, struct obs_sample *s)
 {
 	struct run_wl *rw = &r->rw[i];
 
-	s->fds = true;
 	/* Every live process of the workload's tree: a shell wrapper's fds
-	 * are constant; its child's are what leaks. */
+	 * are constant; its child's are what leaks. No sample when none was
+	 * alive to count: a process in its exit has closed its fds, and a 0
+	 * at the end would read as a leak that came back. */
 	for (size_t k = 0; k < r->obs.n_procs; k++) {
 		const struct obs_proc *p = &r->obs.procs[k];
 
 		if (p->workload != (int)i || p->exited)
 			continue;
-		probe_fds__snapshot(rw->fds, p->pid, s->fd_types);
+		if (probe_fds__snapshot(rw->fds, p->pid, s->fd_types) == 0)
+			s->fds = true;
 	}
 	for (int t = 0; t < FD_T__MAX; t++) {
 		s->fds_total += s->fd_types[t];
