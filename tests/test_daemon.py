@@ -345,7 +345,7 @@ def test_faultd_in_its_own_pid_namespace_leaves_a_live_faultds_run_alone(tmp_pat
     cgroup, journal and namespaces): the run ends PASS, its workload not
     killed. Both faultds use a cgroup root and journal directory of this
     test's only, so no other faultd's runs are in reach of the sweep."""
-    from conftest import CGROUP_MOUNT, FAULTD, Daemon, faultctl
+    from conftest import CGROUP_MOUNT, Daemon
     cg_root = CGROUP_MOUNT / f"faultd-pidns-{os.getpid()}"
     journals = tmp_path / "journal"
     dirs = ("--cgroup-root", str(cg_root), "--journal-dir", str(journals))
@@ -369,21 +369,8 @@ def test_faultd_in_its_own_pid_namespace_leaves_a_live_faultds_run_alone(tmp_pat
         run_cgroups = list(owner.glob("*/w"))
         assert len(run_cgroups) == 1 and list(journals.glob("*.journal")), host.log
         run_id = run_cgroups[0].parent.name
-        sock = tmp_path / "inner.sock"
-        inner = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc",
-                                  "--kill-child=SIGTERM", str(FAULTD), "--socket", str(sock),
-                                  "--runs-dir", str(tmp_path / "inner-runs"), "--log-level",
-                                  "debug", *dirs],
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and faultctl("status", socket=sock).returncode:
-            assert inner.poll() is None, inner.communicate()[0]
-            time.sleep(0.05)
-        # unshare ignores SIGTERM while it waits: the faultd (pid 1 inside) is told.
-        inner_faultd = int(pathlib.Path(f"/proc/{inner.pid}/task/{inner.pid}/children")
-                           .read_text().split()[0])
-        os.kill(inner_faultd, signal.SIGTERM)
-        inner_log = inner.communicate(timeout=30)[0]
+        inner, _, inner_faultd = _faultd_in_own_pidns(tmp_path, "inner", dirs)
+        inner_log = _stop_in_own_pidns(inner, inner_faultd)
         assert "ready (pid 1)" in inner_log, inner_log
         assert "removed stale cgroup" not in inner_log and "undid" not in inner_log, inner_log
         assert run_cgroups[0].exists(), "the live run's cgroup was swept"

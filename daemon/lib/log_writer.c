@@ -21,6 +21,7 @@
 struct log_item {
 	struct fifo_node node;
 	enum log_level level;
+	size_t len;			/* of text, with its NUL */
 	char text[];
 };
 
@@ -47,16 +48,16 @@ bool log_writer_take(enum log_level level, const char *text)
 
 	pthread_mutex_lock(&lw.lock);
 	taken = lw.running;
-	if (taken && lw.queued + len > lw.max)
-		lw.dropped++;
-	else if (taken && (it = malloc(sizeof(*it) + len))) {
+	if (taken && lw.queued + len <= lw.max && (it = malloc(sizeof(*it) + len))) {
 		it->level = level;
+		it->len = len;
 		memcpy(it->text, text, len);
 		fifo_push(&lw.queue, &it->node);
 		lw.queued += len;
 		pthread_cond_signal(&lw.more);
-	} else if (taken)
-		lw.dropped++;
+	} else if (taken) {
+		lw.dropped++;	/* no room, or no memory */
+	}
 	pthread_mutex_unlock(&lw.lock);
 	return taken;
 }
@@ -72,7 +73,7 @@ static void *writer(void *arg)
 		while (fifo_empty(&lw.queue) && !lw.dropped && !lw.stopping)
 			pthread_cond_wait(&lw.more, &lw.lock);
 		if ((it = fifo_pop(&lw.queue))) {
-			lw.queued -= strlen(it->text) + 1;
+			lw.queued -= it->len;
 			pthread_mutex_unlock(&lw.lock);
 			log_write(it->level, it->text);
 			free(it);

@@ -179,7 +179,7 @@ static bool exiting(pid_t pid)
 
 int probe_fds__snapshot(struct probe_fds *p, pid_t pid, long long counts[FD_T__MAX])
 {
-	long long mine[FD_T__MAX] = {0};
+	long long mine[FD_T__MAX] = {0}, total = 0;
 	struct bpf_link *link;
 	char buf[64];
 	int fd, err = 0;
@@ -201,11 +201,13 @@ int probe_fds__snapshot(struct probe_fds *p, pid_t pid, long long counts[FD_T__M
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
 	close(fd);
-	for (__u32 t = 0; t < FD_T__MAX; t++)
+	for (__u32 t = 0; t < FD_T__MAX; t++) {
 		mine[t] = (long long)probe_percpu_sum(p->skel->maps.counts, t);
-	/* Looked at after the count: a process that began its exit during it
-	 * may have closed its fds already. */
-	err = exiting(pid) ? -ESRCH : 0;
+		total += mine[t];
+	}
+	/* No fd at all is what a process in its exit shows (its fd table
+	 * goes early in do_exit): only then is it looked at, after the count. */
+	err = !total && exiting(pid) ? -ESRCH : 0;
 	for (__u32 t = 0; !err && t < FD_T__MAX; t++)
 		counts[t] += mine[t];
 out_link:

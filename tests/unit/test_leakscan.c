@@ -111,11 +111,18 @@ static __attribute__((noinline)) void build(int wfd)
 	explicit_bzero(b, sizeof(b));
 }
 
-static void test_scan(void)
+/* What the builder left on the stack below main's frame goes. */
+static void __attribute__((noinline)) scrub_stack(void)
 {
-	struct leak_block blocks[N_BLOCKS];
-	uint64_t addr[N_BLOCKS];
-	struct leakscan_stats st;
+	volatile char pad[16384];
+
+	memset((char *)pad, 0, sizeof(pad));
+}
+
+/* A child that runs @build (which writes the @len bytes of its blocks'
+ * addresses into @addr through a pipe) and stops itself: its pid, stopped. */
+static pid_t stopped_child(void (*build)(int wfd), uint64_t *addr, size_t len)
+{
 	int p[2], status;
 	pid_t pid;
 
@@ -124,13 +131,26 @@ static void test_scan(void)
 	if (pid == 0) {
 		close(p[0]);
 		build(p[1]);
+		scrub_stack();
 		raise(SIGSTOP);
 		_exit(0);
 	}
 	close(p[1]);
-	CHECK(read(p[0], addr, sizeof(addr)) == (ssize_t)sizeof(addr));
+	CHECK(read(p[0], addr, len) == (ssize_t)len);
 	close(p[0]);
 	CHECK(waitpid(pid, &status, WUNTRACED) == pid && WIFSTOPPED(status));
+	return pid;
+}
+
+static void test_scan(void)
+{
+	struct leak_block blocks[N_BLOCKS];
+	uint64_t addr[N_BLOCKS];
+	struct leakscan_stats st;
+	int status;
+	pid_t pid;
+
+	pid = stopped_child(build, addr, sizeof(addr));
 	for (int i = 0; i < N_BLOCKS; i++)
 		blocks[i] = (struct leak_block){.addr = addr[i], .size = sizes[i], .stack_id = i};
 	CHECK(leakscan_run(pid, blocks, N_BLOCKS, NULL, 0, false, &st) == 0);
@@ -159,8 +179,8 @@ static void test_scan(void)
 
 /* A process followed from after its first allocations: an array faultd
  * never saw holds the blocks it did see. Judged as fully followed, they
- * are all leaked; as partial, the heap outside the known blocks is a root
- * and only the one block nothing holds is. */
+ * are leaked; as partial, the heap outside the known blocks is a root and
+ * every block the array holds is reachable. */
 #define N_GAP 5
 static void **volatile g_unknown;
 
@@ -183,35 +203,15 @@ static void build_gap(int wfd)
 	explicit_bzero(b, sizeof(b));
 }
 
-/* What build_gap left on the stack below main's frame goes. */
-static void __attribute__((noinline)) scrub_stack(void)
-{
-	volatile char pad[16384];
-
-	memset((char *)pad, 0, sizeof(pad));
-}
-
 static void test_scan_partial(void)
 {
 	struct leak_block blocks[N_GAP];
 	uint64_t addr[N_GAP];
 	struct leakscan_stats st;
-	int p[2], status, held_direct;
+	int status, held_direct;
 	pid_t pid;
 
-	CHECK(pipe(p) == 0);
-	pid = fork();
-	if (pid == 0) {
-		close(p[0]);
-		build_gap(p[1]);
-		scrub_stack();
-		raise(SIGSTOP);
-		_exit(0);
-	}
-	close(p[1]);
-	CHECK(read(p[0], addr, sizeof(addr)) == (ssize_t)sizeof(addr));
-	close(p[0]);
-	CHECK(waitpid(pid, &status, WUNTRACED) == pid && WIFSTOPPED(status));
+	pid = stopped_child(build_gap, addr, sizeof(addr));
 	for (int i = 0; i < N_GAP; i++)
 		blocks[i] = (struct leak_block){.addr = addr[i], .size = 48, .stack_id = i};
 	/* The C library's own pointers (the arena's top, the last chunk
