@@ -4,6 +4,7 @@ instruction."""
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 
@@ -270,15 +271,35 @@ DIRECTORY_SET = ["echo-loopback", "exec-child-crash", "exec-pass", "exec-timeout
 
 def test_directory_argument_runs_the_set_it_holds(tmp_path):
     """What `make run` does with scenarios/: every file of the directory,
-    each verdict as expected, and the tally."""
+    each verdict as expected, and the tally; here two at a time (-j 2),
+    the summary and the reports in the files' order whichever ends first,
+    and nothing of any run left."""
     for name in DIRECTORY_SET:
         shutil.copy(REPO / "scenarios" / f"{name}.json", tmp_path)
-    res = faultctl("run", "--local", "--expect", str(tmp_path), timeout=900)
+    out = tmp_path / "reports.json"
+    res = faultctl("run", "--local", "-j", "2", "--expect", "--json", out, str(tmp_path),
+                   timeout=900)
     assert res.returncode == 0, res
     n = len(DIRECTORY_SET)
     assert f"{n} of {n} scenarios gave the expected verdict" in res.stdout
-    for name in DIRECTORY_SET:
-        assert name in res.stdout
+    table = res.stdout.split("VERDICT", 1)[1]
+    assert [l.split()[2] for l in table.splitlines()[1:n + 1]] == DIRECTORY_SET, table
+    reps = json.loads(out.read_text())
+    assert [r["scenario"]["name"] for r in reps] == DIRECTORY_SET
+    # msgq and qpair (60 s each) ran side by side.
+    span = {r["scenario"]["name"]: (r["started_at"], r["ended_at"]) for r in reps}
+    assert span["qpair"][0] < span["msgq"][1] and span["msgq"][0] < span["qpair"][1], span
+    for rep in reps:
+        assert_nothing_left(rep)
+
+
+def test_jobs_needs_local_and_a_count(tmp_path):
+    path = REPO / "scenarios" / "exec-pass.json"
+    for args, says in ((("-j", "2", path), "-j needs --local"),
+                       (("--local", "-j", "0", path), "-j 0: a number of runs at once"),
+                       (("--local", "-j", "x", path), "-j x: a number of runs at once")):
+        res = faultctl("run", *args)
+        assert res.returncode == 3 and says in res.stderr, res
 
 
 def test_every_bundled_scenario_is_run_as_it_is_by_a_test():
@@ -352,3 +373,48 @@ def test_json_to_a_device_is_written_in_place_not_replaced(tmp_path, runs_dir, p
     assert res.returncode == 0, res
     assert json.loads(out)["verdict"] == "PASS"
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_ctrl_c_of_jobs_stops_every_run_and_starts_no_more(tmp_path, runs_dir):
+    """`run --local -j 2` of three long scenarios: Ctrl-C stops both runs
+    going on (each still reported, nothing of it left) and the third is not
+    started: the table says so."""
+    import signal
+    import threading
+    import time
+    from conftest import FAULTCTL, our_links, our_netns, sanitizer_env
+    for i in range(3):
+        doc = scenario(f"long-{i}", [{"name": "w", "kind": "exec", "netns": "c",
+                                       "cmd": ["sleep", "60"]}], duration_s=60)
+        doc["topology"] = {"namespaces": ["c", "s"],
+                           "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]}
+        write_scenario(tmp_path / f"long-{i}.json", doc)
+    out = tmp_path / "reports.json"
+    proc = subprocess.Popen([str(FAULTCTL), "--runs-dir", str(runs_dir), "run", "--local",
+                             "-j", "2", "--json", str(out), str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=sanitizer_env())
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and \
+                len({l.split("]")[0] for l in lines if "] cycle" in l}) < 2:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=5)
+    text = "".join(lines)
+    reps = json.loads(out.read_text())
+    assert [r["scenario"]["name"] for r in reps] == ["long-0", "long-1"], text
+    for rep in reps:
+        assert rep["stop_reason"] == "faultctl received SIGINT", rep["stop_reason"]
+        assert not [n for n in our_netns() + our_links() if rep["run_id"] in n]
+        assert_nothing_left(rep, links=False)
+    assert re.search(r"ERROR .*/long-2\.json +0\.0s  not run: stopped", text), text
+    assert proc.returncode == 3, text

@@ -15,6 +15,17 @@
 #include "util.h"
 
 #define EXIT_USAGE 3
+#define CLI_MAX_JOBS 64
+
+struct cli;
+
+struct cli_slot {			/* run --local -j: one run at a time */
+	struct cli *cli;
+	struct run *run;
+	json_t *report;			/* owned once done */
+	int file;			/* the index of its scenario file */
+	bool done;
+};
 
 struct cli {
 	const char *sock;
@@ -31,6 +42,9 @@ struct cli {
 	struct run *run;
 	json_t *report;
 	struct event *sig_ev[2];
+	int jobs;			/* run -j */
+	struct cli_slot *slots;		/* run -j: the runs going on */
+	int n_slots;
 };
 
 struct row {				/* one line of the summary table */

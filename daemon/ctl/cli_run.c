@@ -116,17 +116,25 @@ static void local_on_signal(evutil_socket_t sig, short what, void *arg)
 	cli->soak_stop = 1;
 	if (cli->run)
 		run__stop(cli->run, reason);
+	for (int i = 0; i < cli->n_slots; i++)
+		if (cli->slots[i].run)
+			run__stop(cli->slots[i].run, reason);
 }
 
-int cli_local_run(struct cli *cli, const char *file, struct row *row)
+/* The run of one scenario file, started on cli->base with @cb's callbacks
+ * (cb->paths and cb->suppressions are filled in); NULL with row->note
+ * saying why. */
+static struct run *local_start(struct cli *cli, const char *file, struct row *row,
+			       const struct run_opts *cb)
 {
 	struct run_opts opts = {
 		.paths = &cli->paths,
-		.on_cycle = local_on_cycle,
-		.on_done = local_on_done, .arg = cli,
+		.on_cycle = cb->on_cycle,
+		.on_done = cb->on_done, .arg = cb->arg,
 		.suppressions = cli->suppressions[0] ? cli->suppressions : NULL,
 	};
 	struct scenario *sc = NULL;
+	struct run *r = NULL;
 	char *errors = NULL;
 
 	if (scenario_load(file, &sc, &errors)) {
@@ -134,23 +142,104 @@ int cli_local_run(struct cli *cli, const char *file, struct row *row)
 		fputs(errors ? errors : "invalid scenario\n", stderr);
 		snprintf(row->note, sizeof(row->note), "invalid scenario");
 		free(errors);
-		return -EINVAL;
+		goto out;
 	}
 	snprintf(row->name, sizeof(row->name), "%s", sc->name);
 	snprintf(row->expect, sizeof(row->expect), "%s", scenario_expect_name(sc->expect));
 	cli->duration_s = sc->duration_s;
-	cli->run = run__new(cli->base, sc, &opts);
-	if (!cli->run) {
+	r = run__new(cli->base, sc, &opts);
+	if (!r) {
 		snprintf(row->note, sizeof(row->note), "cannot create run: %s", strerror(errno));
-		return -errno;
+		goto out;
 	}
 	if (!cli->quiet)
-		printf("run %s: %s (%s)\n", run__id(cli->run), sc->name, file);
-	run__start(cli->run);
+		printf("run %s: %s (%s)\n", run__id(r), sc->name, file);
+	fflush(stdout);
+	run__start(r);
+out:
+	return r;
+}
+
+int cli_local_run(struct cli *cli, const char *file, struct row *row)
+{
+	const struct run_opts cb = {.on_cycle = local_on_cycle, .on_done = local_on_done,
+				    .arg = cli};
+
+	cli->run = local_start(cli, file, row, &cb);
+	if (!cli->run)
+		return -EINVAL;
 	event_base_dispatch(cli->base);
 	run__free(cli->run);
 	cli->run = NULL;
 	return cli->report ? 0 : -EIO;
+}
+
+/* --- --local -j N: several runs at once ----------------------------------------- */
+
+static void slot_on_cycle(struct run *r, const json_t *cycle, void *arg)
+{
+	struct cli_slot *slot = arg;
+
+	(void)r;
+	show_cycle(slot->cli, cycle);
+}
+
+/* On cli->base, from a run's end: its slot is done. */
+static void slot_on_done(struct run *r, const json_t *report, void *arg)
+{
+	struct cli_slot *slot = arg;
+
+	(void)r;
+	slot->report = report ? json_incref((json_t *)report) : NULL;
+	slot->done = true;
+	event_base_loopbreak(slot->cli->base);
+}
+
+/* Files @files[0..n) into @rows and @reps (each run's report, or NULL), at
+ * most cli->jobs at a time; none is started once a signal asked to stop. */
+static void local_run_all(struct cli *cli, char **files, int n, struct row *rows, json_t **reps)
+{
+	int next = 0, running = 0;
+
+	cli->slots = calloc((size_t)cli->jobs, sizeof(*cli->slots));
+	if (!cli->slots) {
+		for (int i = 0; i < n; i++)
+			snprintf(rows[i].note, sizeof(rows[i].note), "out of memory");
+		return;
+	}
+	cli->n_slots = cli->jobs;
+	while (next < n || running) {
+		for (int k = 0; k < cli->n_slots; k++) {
+			struct cli_slot *slot = &cli->slots[k];
+
+			if (slot->run && slot->done) {
+				run__free(slot->run);
+				slot->run = NULL;
+				running--;
+				reps[slot->file] = slot->report;
+				if (slot->report && !cli->quiet) {
+					report_text_line(stdout, slot->report);
+					fflush(stdout);
+				}
+			}
+			while (!slot->run && next < n && !cli->soak_stop) {
+				const struct run_opts cb = {.on_cycle = slot_on_cycle,
+							    .on_done = slot_on_done, .arg = slot};
+
+				*slot = (struct cli_slot){.cli = cli, .file = next};
+				slot->run = local_start(cli, files[next], &rows[next], &cb);
+				next++;
+				running += slot->run != NULL;
+			}
+		}
+		for (; cli->soak_stop && next < n; next++)
+			snprintf(rows[next].note, sizeof(rows[next].note), "not run: stopped");
+		if (running)
+			event_base_dispatch(cli->base);
+	}
+	free(cli->slots);
+	cli->slots = NULL;
+	cli->n_slots = 0;
 }
 
 /* --- talking to faultd ----------------------------------------------------------- */
@@ -479,19 +568,27 @@ int cli_cmd_run(struct cli *cli, int argc, char **argv)
 		{"json", required_argument, NULL, 'J'}, {"quiet", no_argument, NULL, 'q'},
 		{"junit", required_argument, NULL, 'U'}, {"html", required_argument, NULL, 'T'},
 		{"sarif", required_argument, NULL, 'F'},
-		{"suppressions", required_argument, NULL, 'S'},
+		{"suppressions", required_argument, NULL, 'S'}, {"jobs", required_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
 	struct suppress *supp = NULL;
+	char *end;
 	char supp_err[512];
-	json_t *reports;
+	json_t *reports, **reps;
 	char **files = NULL;
 	struct row *rows;
 	int opt, n = 0, code = 0, mismatches = 0, errors = 0, err;
 	int worst_rank = 0;
 
-	while ((opt = getopt_long(argc, argv, "+eq", longopts, NULL)) != -1) {
+	cli->jobs = 1;
+	while ((opt = getopt_long(argc, argv, "+eqj:", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'j':
+			errno = 0;
+			cli->jobs = (int)strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || cli->jobs < 1 || cli->jobs > CLI_MAX_JOBS)
+				cli_die_usage("run: -j %s: a number of runs at once, 1 to 64", optarg);
+			break;
 		case 'L': cli->local = true; break;
 		case 'e': cli->expect = true; break;
 		case 'J': cli->json_path = optarg; break;
@@ -510,11 +607,12 @@ int cli_cmd_run(struct cli *cli, int argc, char **argv)
 			supp = NULL;
 			break;
 		case 'h':
-			printf("usage: faultctl run [--local] [--expect] [--json PATH] [--junit PATH]\n"
+			printf("usage: faultctl run [--local [-j N]] [--expect] [--json PATH] [--junit PATH]\n"
 			       "                    [--html PATH] [--sarif PATH] [--suppressions FILE]\n"
 			       "                    [--quiet] FILE|DIR...\n"
-			       "Run scenarios in turn and print one summary table.\n"
+			       "Run scenarios (in turn, or -j at once) and print one summary table.\n"
 			       "  --local     run the engine in this process (no daemon needed)\n"
+			       "  -j, --jobs N  with --local: up to N runs at once (default 1)\n"
 			       "  --expect    exit 0 when every verdict matches the scenario's \"expect\"\n"
 			       "  --json PATH write the report there (an array for several runs; - is stdout)\n"
 			       "  --junit PATH  JUnit XML: a testsuite per run, a testcase per invariant\n"
@@ -538,37 +636,51 @@ int cli_cmd_run(struct cli *cli, int argc, char **argv)
 	if (err)
 		cli_die_usage("run: no scenario files in %s", argv[optind]);
 	rows = calloc((size_t)n, sizeof(*rows));
+	reps = calloc((size_t)n, sizeof(*reps));
 	reports = json_array();
-	if (!rows || !reports) {
+	if (!rows || !reps || !reports) {
 		fprintf(stderr, "faultctl: out of memory\n");
 		return EXIT_USAGE;
 	}
-	cli->tty = isatty(STDERR_FILENO) && !cli->quiet;
+	if (cli->jobs > 1 && !cli->local)
+		cli_die_usage("run: -j needs --local (through faultd, its own -j says how many "
+			      "runs go at once)%s", "");
+	/* One bar cannot show several runs: their cycle lines name them. */
+	cli->tty = isatty(STDERR_FILENO) && !cli->quiet && cli->jobs <= 1;
 	if (cli->local && cli_local_begin(cli)) {
 		cli_local_end(cli);
 		return EXIT_USAGE;
 	}
 	for (int i = 0; i < n; i++) {
-		struct row *row = &rows[i];
-		int err;
-
-		snprintf(row->file, sizeof(row->file), "%s", files[i]);
-		snprintf(row->expect, sizeof(row->expect), "PASS");
-		row->verdict = V_ERROR;
-		cli->report = NULL;
-		err = cli->local ? cli_local_run(cli, files[i], row) : cli_daemon_run(cli, files[i], row);
-		cli_bar_clear(cli);
-		if (!err && cli->report) {
-			cli_row_from_report(row, cli->report);
-			json_array_append(reports, cli->report);
-			if (!cli->quiet) {
+		snprintf(rows[i].file, sizeof(rows[i].file), "%s", files[i]);
+		snprintf(rows[i].expect, sizeof(rows[i].expect), "PASS");
+		rows[i].verdict = V_ERROR;
+	}
+	if (cli->local) {
+		local_run_all(cli, files, n, rows, reps);
+	} else {
+		for (int i = 0; i < n; i++) {
+			cli->report = NULL;
+			err = cli_daemon_run(cli, files[i], &rows[i]);
+			cli_bar_clear(cli);
+			if (!err && cli->report && !cli->quiet) {
 				report_text_line(stdout, cli->report);
 				fflush(stdout);
 			}
-			json_decref(cli->report);
+			reps[i] = err ? NULL : cli->report;
+			if (err)
+				json_decref(cli->report);
 			cli->report = NULL;
 		}
 	}
+	/* In the files' order, whichever ended first. */
+	for (int i = 0; i < n; i++) {
+		if (!reps[i])
+			continue;
+		cli_row_from_report(&rows[i], reps[i]);
+		json_array_append_new(reports, reps[i]);
+	}
+	free(reps);
 	/* The summary table. */
 	printf("\n%-13s %-13s %-32s %-7s %7s  %s\n", "VERDICT", "EXPECTED", "SCENARIO",
 	       "RUN", "TIME", "FIRST FAILURE / NOTE");
