@@ -115,7 +115,7 @@ help:
 	@echo "make install  DESTDIR= PREFIX=/usr/local: programs, workloads, unit, man pages, docs"
 	@echo "make uninstall  the same variables: removes what install put there"
 	@echo "make deb      a Debian package (dpkg-buildpackage) into $(BUILD)/deb/"
-	@echo "options: V=1  SANITIZER=address|undefined|thread  BUILD=dir"
+	@echo "options: V=1  SANITIZER=address|undefined|thread  BUILD=dir  TEST_JOBS=2 (make test)"
 
 deps:
 	$(Q)sh scripts/deps.sh
@@ -354,12 +354,19 @@ run: deps
 	$(Q)$(BUILD)/faultctl check || true
 	$(Q)$(BUILD)/faultctl run --local --expect scenarios/
 
+# Two passes: most tests TEST_JOBS at a time (pytest-xdist; 0 for one at a
+# time), then those conftest.ALONE names, each with the machine to itself.
+TEST_JOBS ?= 2
 test: deps ext-schemas
 	$(Q)$(MAKE) --no-print-directory all harness-asan fuzz-build
 ifneq ($(SANITIZER),)
 	$(Q)$(MAKE) --no-print-directory SANITIZER= BUILD=$(BUILD:/san-$(SANITIZER)=) harness progs
 endif
-	$(Q)FAULTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/
+	$(Q)status=0; \
+	FAULTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -n $(TEST_JOBS) --dist loadfile -m "not alone" \
+		tests/ || status=$$?; \
+	FAULTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -m alone tests/ || status=$$?; \
+	exit $$status
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -7,7 +7,7 @@ PKGS="gcc make pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
 libevent-dev libjansson-dev libssl-dev liburing-dev systemtap-sdt-dev
 libdw-dev libnl-3-dev libnl-route-3-dev iproute2 procps liblwip-dev
 iptables libnetfilter-queue-dev libmnl-dev iputils-ping chromium libdpdk-dev
-iperf3 curl python3-pytest python3-jsonschema python3-pytest-timeout
+iperf3 curl python3-pytest python3-jsonschema python3-pytest-timeout python3-pytest-xdist
 libsystemd-dev scdoc debhelper dpkg-dev man-db bash-completion prometheus libxml2-utils
 libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev libfuzzer-14-dev libclang-rt-14-dev"
 # npm installs the schemas the tests use (scripts/ext-schemas.sh). Debian's

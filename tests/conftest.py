@@ -282,6 +282,53 @@ def our_links():
     return [n for n in names if OUR_LINK.match(n) and not _foreign(n)]
 
 
+# `make test` runs the suite in two passes (Makefile, TEST_JOBS): the tests
+# below one at a time with the machine to themselves, the rest two at a
+# time (pytest-xdist). Alone, by file or by test, because they
+# - hold faults to a few ms, or reconnects to a window, under load made on
+#   purpose (test_load, test_loop_bounds, the mid-run rate and delay
+#   changes, lwIP's recovers);
+# - kill -9 a faultd and look for what the next start sweeps: any other
+#   faultd starting then sweeps the same dead owner, racing the look;
+# - use the host's own faultd service, or both cores (qemu guests, the four
+#   fuzzers).
+ALONE = {
+    "test_load.py": "*", "test_loop_bounds.py": "*", "test_kernels.py": "*",
+    "test_fuzz.py": "*", "test_install.py": "*", "test_systemd.py": "*",
+    "test_cgroup_host.py": "*", "test_review_defects.py": "*", "test_lwip.py": "*",
+    "test_faults.py": {
+        "test_kill_9_mid_run_then_restart_removes_namespaces_and_links",
+        "test_faultctl_cleanup_by_hand",
+        "test_kill_9_with_tc_filters_then_restart_frees_them",
+        "test_rate_change_mid_run_takes_effect_within_100ms",
+        "test_kill_9_at_ten_random_points_leaves_nothing",
+        "test_delay_change_mid_run_takes_effect_within_100ms",
+        "test_kill_9_with_tap_rate_and_delay_then_restart_leaves_nothing",
+        "test_dpdk_runtime_dirs_of_dead_runs_are_swept",
+        "test_bridge_joins_link_ends_and_routes_are_installed",
+        "test_kill_9_at_twenty_random_points_of_every_fault_family_and_probe"},
+    "test_daemon.py": {
+        "test_kill_9_of_faultd_then_restart_sweeps_what_it_left",
+        "test_faultd_in_its_own_pid_namespace_leaves_a_live_faultds_run_alone",
+        "test_containers_faultd_sweeps_a_dead_containers_cgroups_not_a_live_ones"},
+    "test_dpdk.py": {
+        "test_kill_9_of_the_client_leaves_no_eal_directory",
+        "test_kill_9_of_faultd_then_restart_removes_the_eal_directory"},
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "alone: run with the machine to itself "
+                                       "(conftest.ALONE; make test's second pass)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        alone = ALONE.get(item.path.name, ())
+        if alone == "*" or item.originalname in alone:
+            item.add_marker(pytest.mark.alone)
+
+
 @pytest.fixture(autouse=True)
 def nothing_left_behind():
     """After every test: no namespace, link or journal of faultd's may

@@ -60,3 +60,16 @@ def test_no_source_file_past_the_limit():
     big = {str(f.relative_to(REPO)): n for f in list(DAEMON.rglob("*.c")) + list(
         (REPO / "bpf").glob("*.c")) if (n := len(f.read_text().splitlines())) > MAX_LINES}
     assert not big, f"files over {MAX_LINES} lines: {big}"
+
+
+def test_every_test_named_alone_exists():
+    """conftest.ALONE keeps tests off the parallel pass of `make test`: a
+    name that no longer matches a test would quietly let it run beside
+    others."""
+    from conftest import ALONE
+    for name, tests in ALONE.items():
+        path = REPO / "tests" / name
+        assert path.exists(), name
+        if tests != "*":
+            defined = set(re.findall(r"^def (test_\w+)\(", path.read_text(), re.M))
+            assert tests <= defined, (name, tests - defined)

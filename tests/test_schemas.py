@@ -84,9 +84,17 @@ def test_runs_list_matches_its_schema(tmp_path):
         client = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", "--quiet",
                                    path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
-        time.sleep(1.5)
-        with urllib.request.urlopen(url, timeout=10) as r:
-            during = json.loads(r.read())
+        # Until the workload runs and its counters are read (set-up takes
+        # longer on a loaded host; the run's 3 s start after it).
+        deadline = time.monotonic() + 30
+        while True:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                during = json.loads(r.read())
+            run = during[0] if during else {}
+            if ("counters" in (run.get("workloads") or [{}])[0] or
+                    run.get("state") in ("stopping", "done") or time.monotonic() > deadline):
+                break
+            time.sleep(0.1)
         client.communicate(timeout=60)
         assert client.returncode == 0, client.stderr
         with urllib.request.urlopen(url, timeout=10) as r:
