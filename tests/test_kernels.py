@@ -16,11 +16,12 @@ from conftest import BUILD, REPO
 @pytest.mark.skipif(BUILD.name.startswith("san-"),
                     reason="the guest runs the plain build; a sanitized one adds nothing here")
 def test_debian_12_and_13_kernels_give_every_expected_verdict():
-    # The two guests boot side by side (scripts/test-kernels.sh): emulated
-    # without KVM, one guest leaves much of the two cores idle while it
-    # waits on its disk and console.
+    # One guest after the other: side by side (KERNELS_PARALLEL), each
+    # emulated guest ran slower and Debian 13's panicked once on a stray
+    # int3 in __schedule while faultctl's attach patched a static key
+    # (qemu's TCG and cross-CPU code patching; no KVM here).
     env = {**os.environ, "KERNELS": "bookworm trixie", "KERNELS_ALLOW_FAIL": "",
-           "KERNELS_PARALLEL": "1", "SMOKE_QUICK": "1", "FAULTD_BUILD": str(BUILD),
+           "SMOKE_QUICK": "1", "FAULTD_BUILD": str(BUILD),
            "BOOT_ENV": "FAULTD_BUILD SMOKE_QUICK"}
     res = subprocess.run(["bash", str(REPO / "scripts" / "test-kernels.sh")], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=1500)

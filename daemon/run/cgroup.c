@@ -182,14 +182,16 @@ int cgroup_owner_hold(const char *run_cgroup)
 	return err;
 }
 
-/* Held by a live faultd or faultctl (cgroup_owner_hold). */
+/* Held by a live faultd or faultctl (cgroup_owner_hold, LOCK_EX). A sweep
+ * looks with a shared lock: two sweeps looking at once (faultds started
+ * together) do not take each other for the owner. */
 static bool cgroup_owner_locked(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	bool locked = false;
 
 	if (fd >= 0) {
-		locked = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+		locked = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
 		close(fd);	/* and the lock with it */
 	}
 	return locked;

@@ -1,12 +1,18 @@
 /* cgroup.c: the cgroup v2 mount found in mountinfo text (pure v2, hybrid,
- * escaped, none) and the v2 path in /proc/PID/cgroup text. */
+ * escaped, none) and the v2 path in /proc/PID/cgroup text; a dead owner's
+ * cgroups swept while another sweep looks at them. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cgroup.h"
 #include "unit_check.h"
+#include "util.h"
 
 /* Debian 12, Fedora, Ubuntu: the unified hierarchy alone, at /sys/fs/cgroup. */
 static const char pure_v2[] =
@@ -109,10 +115,43 @@ static void test_proc_cgroup(void)
 	CHECK(cgroup_proc_cgroup_parse("0::/long/path\n", small, sizeof(small)) == -ENAMETOOLONG);
 }
 
+/* Two faultds start at once after a third was killed: each sweep looks at
+ * the dead owner's directory by taking its lock for a moment. The sweep
+ * that found it taken by the other sweep took the owner for alive, went
+ * on to replay the dead run's journal while its processes lived, and a
+ * DPDK client still starting made its runtime directory again (left
+ * behind, found by test_kill_9_at_twenty_random_points). */
+static void test_sweep_beside_another_sweep(void)
+{
+	char root[PATH_MAX], owner[PATH_MAX + 16], run[PATH_MAX + 32];
+	size_t n;
+	int fd;
+
+	/* A root of its own: no other owner's directory is in reach. */
+	CHECK(cgroup_default_root(root, sizeof(root) - 16) == 0);
+	n = strlen(root);
+	snprintf(root + n, sizeof(root) - n, "-unit%d", (int)getpid());
+	CHECK(util_mkdir_p(root, 0755) == 0);
+	/* A pid that cannot be alive: above pid_max's largest. */
+	snprintf(owner, sizeof(owner), "%s/%d", root, 4194305);
+	snprintf(run, sizeof(run), "%s/fdunit", owner);
+	CHECK(mkdir(owner, 0755) == 0);
+	CHECK(mkdir(run, 0755) == 0);
+	fd = open(owner, O_RDONLY | O_DIRECTORY);
+	CHECK(fd >= 0 && flock(fd, LOCK_SH) == 0);	/* the other sweep's look */
+	CHECK(cgroup_sweep(root) == 1);
+	CHECK(access(owner, F_OK) < 0);
+	close(fd);
+	rmdir(run);
+	rmdir(owner);
+	CHECK(rmdir(root) == 0);
+}
+
 int main(void)
 {
 	test_mountinfo();
 	test_proc_cgroup();
+	test_sweep_beside_another_sweep();
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
 	else
