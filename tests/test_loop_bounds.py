@@ -153,11 +153,12 @@ def test_heap_probe_churn_of_another_run_does_not_make_flaps_late(tmp_path):
 def test_bad_frees_of_another_run_do_not_make_flaps_late(tmp_path):
     """The heap run's program double-frees, over and over: each bad free
     holds its process while faultd waits for it to stop (up to 200 ms, on
-    the heap probe's worker) and names both frees (on the run's loop: a
-    libdwfl session per process, 0.1 to 0.8 s of CPU here). (A program started by another is followed from its
-    exec; a free of a pointer it never allocated is counted there, never
-    judged, so its pointer is not searched for: tests/test_probes.py has
-    that search.) The evidence is what a run alone gives; every flap within
+    the heap probe's worker) and names both frees (on the run's naming
+    worker: a libdwfl session per process, 0.1 to 0.8 s of CPU here). (A
+    program started by another is followed from its exec; a free of a
+    pointer it never allocated is counted there, never judged, so its
+    pointer is not searched for: tests/test_probes.py has that search.) The
+    evidence is what a run alone gives; every flap within
     20 ms of its plan."""
     code, rep, flap = _beside_a_heap_run(tmp_path, [PROGS / "double_free_tolerated"])
     assert code == 1
