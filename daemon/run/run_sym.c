@@ -13,12 +13,18 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
 
 #include "log.h"
 #include "run_priv.h"
 #include "sym.h"
 #include "util.h"
 #include "worker.h"
+
+/* The worker's niceness: naming is background work, and on a busy host
+ * (2 cores here) the run's loop, whose fault timers are due, goes first. */
+#define RUN_SYM_NICE 10
 
 struct run_sym_job *run_sym_job_new(struct run *r, pid_t pid, size_t size,
 				    run_sym_done_fn *done)
@@ -54,11 +60,9 @@ void run_sym_stack(struct run_sym_job *j, json_t *in, const char *key, const uin
 	json_object_set_new(in, key, json_null());	/* its place, in the order it had */
 }
 
-/* The worker's part: the names, from the maps the loop read. */
-static void job_work(struct fifo_node *node, void *arg)
+/* The names, from the maps the loop read. */
+static void name(struct run *r, struct run_sym_job *j)
 {
-	struct run *r = arg;
-	struct run_sym_job *j = (struct run_sym_job *)node;
 	uint64_t t0 = util_now_ns();
 
 	sym__adopt(r->name_sym, j->pid, j->maps, j->maps_len);
@@ -69,6 +73,16 @@ static void job_work(struct fifo_node *node, void *arg)
 	if (j->forget)
 		sym__forget(r->name_sym, j->pid);
 	j->naming_ns = util_now_ns() - t0;
+}
+
+/* The worker's part (its thread only: the loop is never niced). */
+static void job_work(struct fifo_node *node, void *arg)
+{
+	static __thread bool niced;	/* each run's worker is a thread of its own */
+
+	if (!niced && setpriority(PRIO_PROCESS, (id_t)gettid(), RUN_SYM_NICE) == 0)
+		niced = true;
+	name(arg, (struct run_sym_job *)node);
 }
 
 static void job_free(struct run_sym_job *j)
@@ -122,7 +136,7 @@ void run_sym_post(struct run *r, struct run_sym_job *j)
 	/* Named here, as before the worker: the loop waits. */
 	log_warn("%s: run %s: no naming worker (%s): naming pid %d's stacks on the loop",
 		 __func__, r->id, strerror(-err), (int)j->pid);
-	job_work(&j->node, r);
+	name(r, j);
 	job_done(&j->node, r);
 }
 
