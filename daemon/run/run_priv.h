@@ -252,8 +252,9 @@ json_t *run_heap_stack(struct sym *s, struct probe_heap *h, pid_t pid, int32_t s
  * worker, which names the stacks from the maps copy (the process may be
  * gone by then); back on the loop, in the order posted, the names go in
  * and done records the finding and logs it (done may take found, leaving
- * NULL). settle waits until every job posted is done (before the report);
- * destroy ends the worker, dropping what was not delivered. */
+ * NULL); then the process held, if any, goes on. settle waits until every
+ * job posted is done (before the report); destroy ends the worker,
+ * dropping what was not delivered (and letting its processes go on). */
 #define RUN_SYM_STACKS 6		/* stacks one finding has named */
 #define RUN_SYM_FRAMES 40		/* frames per stack */
 struct run_sym_job;
@@ -270,6 +271,7 @@ struct run_sym_job {
 	run_sym_done_fn *done;		/* on the loop, once named */
 	json_t *found;			/* the finding, without its names yet */
 	pid_t pid;
+	pid_t hold;			/* held (SIGSTOP) until named or dropped: SIGCONT then */
 	bool forget;			/* the process is dying: the worker drops its maps after */
 	char *maps;			/* the loop's snapshot of its maps, a copy */
 	size_t maps_len;

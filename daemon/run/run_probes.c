@@ -153,7 +153,8 @@ static void on_heap_named(struct run *r, struct run_sym_job *job)
 
 /* A bad free, looked into by the heap probe's worker: its maps are read and
  * its stacks' addresses taken now, while the process is held (SIGSTOP) at
- * it, and it goes on; the names are made off the loop (on_heap_named). */
+ * it; the names are made off the loop (on_heap_named), and then it goes
+ * on, even if the C library will abort it. */
 static void on_heap_event(const struct heap_event *ev, const struct heap_finding *f, void *arg)
 {
 	struct run_wl *rw = arg;
@@ -199,8 +200,8 @@ static void on_heap_event(const struct heap_event *ev, const struct heap_finding
 	if (!is_double)
 		add_pointer_source(r, hn, j);
 	hn->job.found = j;
+	hn->job.hold = (pid_t)ev->tgid;	/* goes on once named (SIGCONT) */
 	run_sym_post(r, &hn->job);
-	kill((pid_t)ev->tgid, SIGCONT);
 }
 
 static int attach_heap(struct run *r, size_t i, pid_t pid)

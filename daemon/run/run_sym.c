@@ -9,8 +9,12 @@
  * gone by then is named all the same: its files are opened by path, as
  * they are for any process named from a snapshot. The loop takes the names
  * back in the order the findings came, puts them in and records the
- * finding as it always did. */
+ * finding as it always did. A process held at a bad free stays held until
+ * its names are in, as when the loop named them: the evidence is complete
+ * before the C library can abort it, and a program that frees badly in a
+ * loop makes one bad free at a time, never a queue of them. */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -109,14 +113,21 @@ static void job_done(struct fifo_node *node, void *arg)
 	log_debug("%s: run %s: pid %d: %zu stacks named in %.1f ms", __func__, r->id,
 		  (int)j->pid, j->n, (double)j->naming_ns / 1e6);
 	j->done(r, j);
+	if (j->hold)
+		kill(j->hold, SIGCONT);
 	job_free(j);
 }
 
-/* Never delivered (run_sym_destroy before a settle: the run failed). */
+/* Never delivered (run_sym_destroy before a settle: the run failed): a
+ * process held goes on. */
 static void job_drop(struct fifo_node *node, void *arg)
 {
+	struct run_sym_job *j = (struct run_sym_job *)node;
+
 	(void)arg;
-	job_free((struct run_sym_job *)node);
+	if (j->hold)
+		kill(j->hold, SIGCONT);
+	job_free(j);
 }
 
 static const struct worker_ops name_worker_ops = {job_work, job_done, job_drop};
