@@ -253,8 +253,9 @@ json_t *run_heap_stack(struct sym *s, struct probe_heap *h, pid_t pid, int32_t s
  * gone by then); back on the loop, in the order posted, the names go in
  * and done records the finding and logs it (done may take found, leaving
  * NULL); then the process held, if any, goes on. settle waits until every
- * job posted is done (before the report); destroy ends the worker,
- * dropping what was not delivered (and letting its processes go on). */
+ * job posted is done (at the stop, before the SIGTERMs; before the
+ * report); destroy ends the worker, dropping what was not delivered (and
+ * letting its processes go on). */
 #define RUN_SYM_STACKS 6		/* stacks one finding has named */
 #define RUN_SYM_FRAMES 40		/* frames per stack */
 struct run_sym_job;

@@ -200,7 +200,12 @@ static void on_heap_event(const struct heap_event *ev, const struct heap_finding
 	if (!is_double)
 		add_pointer_source(r, hn, j);
 	hn->job.found = j;
-	hn->job.hold = (pid_t)ev->tgid;	/* goes on once named (SIGCONT) */
+	/* It goes on once named (SIGCONT); at once when the run is stopping
+	 * (its maps are copied), so that it can hear the stop. */
+	if (r->state == RUN_RUNNING)
+		hn->job.hold = (pid_t)ev->tgid;
+	else
+		kill((pid_t)ev->tgid, SIGCONT);
 	run_sym_post(r, &hn->job);
 }
 
