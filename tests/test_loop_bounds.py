@@ -13,6 +13,7 @@ import pytest
 
 from conftest import (FAULTCTL, PROGS, REPO, Daemon, assert_nothing_left, faultctl,
                       invariant, only_report, write_scenario)
+from test_load import own_lateness
 
 LATE_MS = 20
 ATTACHED = re.compile(r"pid \d+: [1-9]\d* allocator probes attached")
@@ -152,11 +153,12 @@ def test_heap_probe_churn_of_another_run_does_not_make_flaps_late(tmp_path):
 def test_bad_frees_of_another_run_do_not_make_flaps_late(tmp_path):
     """The heap run's program double-frees, over and over: each bad free
     holds its process while faultd waits for it to stop (up to 200 ms, on
-    the heap probe's worker) and names both frees (on the run's loop: a
-    libdwfl session per process, 0.1 to 0.8 s of CPU here). (A program started by another is followed from its
-    exec; a free of a pointer it never allocated is counted there, never
-    judged, so its pointer is not searched for: tests/test_probes.py has
-    that search.) The evidence is what a run alone gives; every flap within
+    the heap probe's worker) and names both frees (on the run's naming
+    worker: a libdwfl session per process, 0.1 to 0.8 s of CPU here). (A
+    program started by another is followed from its exec; a free of a
+    pointer it never allocated is counted there, never judged, so its
+    pointer is not searched for: tests/test_probes.py has that search.) The
+    evidence is what a run alone gives; every flap within
     20 ms of its plan."""
     code, rep, flap = _beside_a_heap_run(tmp_path, [PROGS / "double_free_tolerated"])
     assert code == 1
@@ -211,6 +213,76 @@ def test_scans_at_exit_do_not_make_the_same_runs_flaps_late(tmp_path, runs_dir):
     late = fault_lateness(rep)
     assert len(late) == 60, late
     assert all(ms <= LATE_MS for _, _, ms in late), [x for x in late if x[2] > LATE_MS]
+
+
+def _line_of(prog, text, nth=1):
+    """The line of @prog's source holding @text (its @nth occurrence)."""
+    src = (REPO / "tests" / "progs" / prog).read_text().splitlines()
+    return "%s:%d" % (prog, [i + 1 for i, line in enumerate(src) if text in line][nth - 1])
+
+
+def test_naming_crashes_and_bad_frees_does_not_make_the_same_runs_flaps_late(
+        tmp_path, runs_dir):
+    """One run, two workloads respawning heavy_bugs (8,192 functions of
+    debug info) every 50 ms: in one each process frees a block twice (held
+    at the bad free) and then crashes; in the other each only crashes. The
+    same run flaps a link every 100 ms. Naming the bad free's three stacks
+    and each crash's backtrace (libdwfl: the program's debug info, and the
+    C library's with libc6-dbg; 5 to 700 ms per process here) used to run
+    on the run's own loop, and the flaps came up to 0.7 s late. Every flap
+    within 20 ms of its plan (or of the end of the run's previous action:
+    the kernel's time for that one is not faultd's); every bad free and
+    crash in the report named to the function and file:line, as a run
+    without flaps names them; nothing left behind."""
+    prog = str(PROGS / "heavy_bugs")
+    doc = {"name": "sym-flap", "duration_s": 5, "sample_ms": 250,
+           "topology": {"namespaces": ["c", "s"],
+                        "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
+           "workloads": [{"name": "bugs", "kind": "exec",
+                          "cmd": [str(PROGS / "respawn"), "-i", "50", prog],
+                          "probes": ["heap"], "stop_grace_ms": 500},
+                         {"name": "crashes", "kind": "exec",
+                          "cmd": [str(PROGS / "respawn"), "-i", "50", "-a", "crash", prog],
+                          "stop_grace_ms": 500}],
+           "faults": [{"type": "link_flap", "link": "l0", "start_ms": 200, "down_ms": 40,
+                       "up_ms": 60, "cycles": 40}],
+           "invariants": [{"name": "no_invalid_free"}, {"name": "no_crash"}]}
+    res = faultctl("run", "--local", "--quiet", write_scenario(tmp_path / "sym.json", doc),
+                   runs_dir=runs_dir, timeout=120, env={"FAULTD_UPROBE_MULTI": "1"})
+    rep = only_report(runs_dir)
+    assert_nothing_left(rep)
+    assert res.returncode == 1 and rep["verdict"] == "FAIL", res
+    flaps = [f for f in rep["faults"] if "t_actual_ms" in f]
+    assert len(flaps) == 80, flaps
+    late = own_lateness(0, 0, flaps)
+    print("latest flap past its plan (ms):", max(x[-1] for x in late),
+          "of it faultd's (ms):", max(x[-2] for x in late))
+    assert all(x[-2] <= LATE_MS for x in late), [x for x in late if x[-2] > LATE_MS]
+    # Every bad free, with its three stacks named.
+    frees = invariant(rep, "no_invalid_free")
+    assert frees["verdict"] == "FAIL", frees
+    evs = frees["evidence"]
+    assert len(evs) >= 3 and {e["kind"] for e in evs} == {"double_free"}, evs[:3]
+    release = _line_of("heavy_bugs.c", "free(p);")
+    for ev in evs:
+        stack = " | ".join(ev["stack"])
+        assert "release+" in stack and release in stack, ev
+        assert _line_of("heavy_bugs.c", "release(a);", 2) in stack, ev
+        assert _line_of("heavy_bugs.c", "release(a);", 1) in " | ".join(ev["first_free"]["stack"]), ev
+        assert ev["allocated_at"][0].startswith("double_free+"), ev
+        assert _line_of("heavy_bugs.c", "a = malloc(40);") in ev["allocated_at"][0], ev
+    # Every crash of both workloads, its backtrace named.
+    crashes = invariant(rep, "no_crash")
+    assert crashes["verdict"] == "FAIL", crashes
+    by_wl = {}
+    for c in crashes["evidence"]:
+        by_wl.setdefault(c["workload"], []).append(c)
+        assert c["signal"] == "SIGSEGV", c
+        assert c["backtrace"][0].startswith("crash+"), c
+        assert _line_of("heavy_bugs.c", "return *p +") in c["backtrace"][0], c
+        assert c["backtrace"][1].startswith("main+"), c
+    assert len(by_wl.get("bugs", [])) >= 3 and len(by_wl.get("crashes", [])) >= 10, \
+        {k: len(v) for k, v in by_wl.items()}
 
 
 def _http_get(port, raw, timeout=10):

@@ -54,9 +54,34 @@ static struct sym_proc *proc_find(struct sym *s, pid_t pid)
 	return NULL;
 }
 
-int sym__snapshot(struct sym *s, pid_t pid)
+/* Keep @text (owned) as @pid's maps: a slot of its own, the least
+ * recently used one, unless the same maps are kept already. */
+static void keep(struct sym *s, pid_t pid, char *text, size_t len)
 {
 	struct sym_proc *slot = proc_find(s, pid);
+
+	if (slot && slot->len == len && !memcmp(slot->maps, text, len)) {
+		/* Nothing mapped or unmapped since: keep the parsed modules
+		 * (every cycle end snapshots, and most cycles change nothing). */
+		free(text);
+		slot->used = ++s->tick;
+		return;
+	}
+	if (!slot) {
+		slot = &s->procs[0];
+		for (int i = 1; i < SYM_MAX_PROCS; i++)
+			if (s->procs[i].used < slot->used)
+				slot = &s->procs[i];
+	}
+	proc_clear(slot);
+	slot->pid = pid;
+	slot->maps = text;
+	slot->len = len;
+	slot->used = ++s->tick;
+}
+
+int sym__snapshot(struct sym *s, pid_t pid)
+{
 	char path[64], *text = NULL;
 	size_t len = 0;
 	int err;
@@ -71,24 +96,35 @@ int sym__snapshot(struct sym *s, pid_t pid)
 		free(text);
 		return -ESRCH;
 	}
-	if (slot && slot->len == len && !memcmp(slot->maps, text, len)) {
-		/* Nothing mapped or unmapped since: keep the parsed modules
-		 * (every cycle end snapshots, and most cycles change nothing). */
+	keep(s, pid, text, len);
+	return 0;
+}
+
+int sym__maps(struct sym *s, pid_t pid, char **text, size_t *len)
+{
+	struct sym_proc *p = proc_find(s, pid);
+
+	*text = NULL;
+	*len = 0;
+	if (!p)
+		return -ESRCH;
+	*text = malloc(p->len);
+	if (!*text)
+		return -ENOMEM;
+	memcpy(*text, p->maps, p->len);
+	*len = p->len;
+	return 0;
+}
+
+int sym__adopt(struct sym *s, pid_t pid, char *text, size_t len)
+{
+	if (!s || !text || !len) {
 		free(text);
-		slot->used = ++s->tick;
-		return 0;
+		if (s)
+			sym__forget(s, pid);
+		return s ? -ESRCH : -EINVAL;
 	}
-	if (!slot) {
-		slot = &s->procs[0];
-		for (int i = 1; i < SYM_MAX_PROCS; i++)
-			if (s->procs[i].used < slot->used)
-				slot = &s->procs[i];
-	}
-	proc_clear(slot);
-	slot->pid = pid;
-	slot->maps = text;
-	slot->len = len;
-	slot->used = ++s->tick;
+	keep(s, pid, text, len);
 	return 0;
 }
 

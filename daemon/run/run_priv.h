@@ -106,6 +106,11 @@ struct run {
 	 * a symbolizer of their own. */
 	struct worker *leak_worker;
 	struct sym *leak_sym;
+	/* Crash backtraces and bad frees' stacks (run_sym.c), named on a
+	 * thread of their own with a symbolizer of their own. */
+	struct worker *name_worker;
+	struct sym *name_sym;
+	unsigned crashes_listed;	/* crash backtraces taken (named or being named) */
 	struct journal *journal;	/* undo records, when the run changes the machine */
 	struct topo *topo;
 	struct fault_action *plan;	/* the fault timeline, sorted */
@@ -238,6 +243,52 @@ void run_probes_destroy(struct run *r);
  * by @s (any thread's: it touches nothing of the run's). */
 json_t *run_heap_stack(struct sym *s, struct probe_heap *h, pid_t pid, int32_t stack_id,
 		       uint64_t caller);
+
+/* run_sym.c: a finding's stacks, named off the run's loop. The loop makes
+ * a job (new: the process's maps, read now, copied into it; NULL on
+ * ENOMEM), builds the finding's JSON (found, owned by the job) and adds
+ * each stack's addresses with the object and key its names go in (stack:
+ * the key holds null until then). post hands it to the run's naming
+ * worker, which names the stacks from the maps copy (the process may be
+ * gone by then); back on the loop, in the order posted, the names go in
+ * and done records the finding and logs it (done may take found, leaving
+ * NULL); then the process held, if any, goes on. settle waits until every
+ * job posted is done (at the stop, before the SIGTERMs; before the
+ * report); destroy ends the worker, dropping what was not delivered (and
+ * letting its processes go on). */
+#define RUN_SYM_STACKS 6		/* stacks one finding has named */
+#define RUN_SYM_FRAMES 40		/* frames per stack */
+struct run_sym_job;
+typedef void run_sym_done_fn(struct run *r, struct run_sym_job *j);
+struct run_sym_stack {
+	uint64_t ips[RUN_SYM_FRAMES];
+	int n;
+	bool first_is_ip;		/* frame 0 is an instruction pointer */
+	json_t *in;			/* the object of found its names go in */
+	const char *key;		/* ... under this key (a literal) */
+};
+struct run_sym_job {
+	struct fifo_node node;
+	run_sym_done_fn *done;		/* on the loop, once named */
+	json_t *found;			/* the finding, without its names yet */
+	pid_t pid;
+	pid_t hold;			/* held (SIGSTOP) until named or dropped: SIGCONT then */
+	bool forget;			/* the process is dying: the worker drops its maps after */
+	char *maps;			/* the loop's snapshot of its maps, a copy */
+	size_t maps_len;
+	size_t n;
+	struct run_sym_stack st[RUN_SYM_STACKS];
+	json_t *named[RUN_SYM_STACKS];	/* the worker's */
+	uint64_t naming_ns;		/* the worker's time for them */
+};
+/* @size: the caller's struct, which begins with a struct run_sym_job. */
+struct run_sym_job *run_sym_job_new(struct run *r, pid_t pid, size_t size,
+				    run_sym_done_fn *done);
+void run_sym_stack(struct run_sym_job *j, json_t *in, const char *key, const uint64_t *ips,
+		   int n, bool first_is_ip);
+void run_sym_post(struct run *r, struct run_sym_job *j);
+void run_sym_settle(struct run *r);
+void run_sym_destroy(struct run *r);
 
 /* run_leak.c: no_leak's hold at exit, called by run_probes.c for a
  * workload with the heap probe; attach: 0 or -errno. drain reads the

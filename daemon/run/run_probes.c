@@ -36,43 +36,65 @@ static json_t *hex(uint64_t v)
 	return json_string(buf);
 }
 
-/* A stack as names: frame 0 is where the probe fired, then the caller, then
- * the rest. Older kernels' frame-pointer walk misses the caller of a
- * function probed before its frame is set up; newer ones (6.18 here)
- * already add it, so it is inserted only when missing. */
-static json_t *names_with(struct sym *s, struct probe_heap *h, pid_t pid, __s32 stack_id,
-			  uint64_t caller, bool frame0_is_ip)
-{
-	__u64 ips[HEAP_STACK_DEPTH + 1];
-	int n = probe_heap__stack(h, stack_id, ips, HEAP_STACK_DEPTH);
+_Static_assert(RUN_SYM_FRAMES >= HEAP_STACK_DEPTH + 1, "a heap stack fits a naming job");
 
-	if (caller && frame0_is_ip && n > 0 && (n < 2 || ips[1] != caller)) {
+/* A stack's addresses: frame 0 is where the probe fired, then the caller,
+ * then the rest. Older kernels' frame-pointer walk misses the caller of a
+ * function probed before its frame is set up; newer ones (6.18 here)
+ * already add it, so it is inserted only when missing. Their count; room
+ * for HEAP_STACK_DEPTH + 1 in @ips; *frame0_is_ip is cleared when the
+ * caller alone is known. */
+static int stack_ips(struct probe_heap *h, __s32 stack_id, uint64_t caller,
+		     bool *frame0_is_ip, uint64_t *ips)
+{
+	__u64 got[HEAP_STACK_DEPTH];
+	int n = probe_heap__stack(h, stack_id, got, HEAP_STACK_DEPTH);
+
+	for (int i = 0; i < n; i++)
+		ips[i] = got[i];
+	if (caller && *frame0_is_ip && n > 0 && (n < 2 || ips[1] != caller)) {
 		memmove(ips + 2, ips + 1, (size_t)(n - 1) * sizeof(ips[0]));
 		ips[1] = caller;
 		n++;
 	} else if (caller && n == 0) {
 		ips[0] = caller;
 		n = 1;
-		frame0_is_ip = false;
+		*frame0_is_ip = false;
 	}
-	return sym__frames(s, pid, (const uint64_t *)ips, n, frame0_is_ip);
+	return n;
 }
 
-static json_t *stack_names(struct run *r, struct probe_heap *h, pid_t pid,
-			   __s32 stack_id, uint64_t caller, bool frame0_is_ip)
+/* A stack of a finding, to be named off the loop into @in's @key. */
+static void stack_names(struct run_sym_job *j, json_t *in, const char *key,
+			struct probe_heap *h, __s32 stack_id, uint64_t caller, bool frame0_is_ip)
 {
-	return names_with(r->sym, h, pid, stack_id, caller, frame0_is_ip);
+	uint64_t ips[HEAP_STACK_DEPTH + 1];
+	int n = stack_ips(h, stack_id, caller, &frame0_is_ip, ips);
+
+	run_sym_stack(j, in, key, ips, n, frame0_is_ip);
 }
 
 json_t *run_heap_stack(struct sym *s, struct probe_heap *h, pid_t pid, int32_t stack_id,
 		       uint64_t caller)
 {
-	return names_with(s, h, pid, stack_id, caller, false);
+	uint64_t ips[HEAP_STACK_DEPTH + 1];
+	bool frame0_is_ip = false;
+	int n = stack_ips(h, stack_id, caller, &frame0_is_ip, ips);
+
+	return sym__frames(s, pid, ips, n, frame0_is_ip);
 }
 
 /* --- heap -------------------------------------------------------------------------- */
 
 #define RUN_MAX_SOURCE_SEARCHES 4	/* per workload: a storm of bad frees is not searched */
+
+/* A bad free, while its stacks are named (run_sym.c). */
+struct heap_named {
+	struct run_sym_job job;		/* first: the job is freed as a whole */
+	struct run_wl *rw;
+	struct heap_event ev;
+	struct heap_finding f;
+};
 
 /* A pointer never allocated is often one read from freed memory: the
  * block that held it was freed (by "the free that released it") and
@@ -80,80 +102,111 @@ json_t *run_heap_stack(struct sym *s, struct probe_heap *h, pid_t pid, int32_t s
  * there now. While the process was held, the probe looked for the word in
  * the recently freed blocks: name that block's free, allocation and new
  * owner. */
-static void add_pointer_source(struct run *r, struct run_wl *rw, const struct heap_event *ev,
-			       const struct heap_finding *f, json_t *j)
+static void add_pointer_source(struct run *r, struct heap_named *hn, json_t *j)
 {
-	pid_t pid = (pid_t)ev->tgid;
-	const struct heap_source src = f->source;
-	json_t *o = NULL;
-	int err = f->source_err;
+	const struct heap_source *src = &hn->f.source;
+	struct probe_heap *h = hn->rw->heap;
+	json_t *o;
 
-	if (err && err != -ENOENT && err != -EAGAIN)
-		log_warn("%s: run %s: pid %d: %s", __func__, r->id, (int)pid, strerror(-err));
-	if (!err)
-		o = json_pack("{sosisIsisIso}", "block", hex(src.block), "offset", (int)src.offset,
-			      "size", (json_int_t)src.freed.size, "tid", (int)src.freed.tid,
-			      "at_ms", (json_int_t)ts_to_run_ms(r, src.freed.ts_ns),
-			      "stack", stack_names(r, rw->heap, pid, src.freed.stack_id,
-						   src.freed.caller, true));
-	if (o) {
-		json_object_set_new(o, "allocated_at", stack_names(r, rw->heap, pid,
-								   src.freed.alloc_stack_id,
-								   src.freed.alloc_caller, false));
-		if (src.reused)
-			json_object_set_new(o, "reallocated_at", stack_names(r, rw->heap, pid,
-					    src.now.stack_id, src.now.caller, false));
-		json_object_set_new(o, "other_holders", json_integer(src.others));
-		json_object_set_new(j, "read_from_freed", o);
-		log_warn("%s: run %s: 0x%llx was read from 0x%llx+%llu, a %llu-byte block "
-			 "freed %s", __func__, r->id, (unsigned long long)ev->addr,
-			 (unsigned long long)src.block, (unsigned long long)src.offset,
-			 (unsigned long long)src.freed.size,
-			 src.reused ? "and allocated again" : "earlier");
-	}
+	if (hn->f.source_err)
+		return;
+	o = json_pack("{sosisIsisI}", "block", hex(src->block), "offset", (int)src->offset,
+		      "size", (json_int_t)src->freed.size, "tid", (int)src->freed.tid,
+		      "at_ms", (json_int_t)ts_to_run_ms(r, src->freed.ts_ns));
+	if (!o)
+		return;
+	stack_names(&hn->job, o, "stack", h, src->freed.stack_id, src->freed.caller, true);
+	stack_names(&hn->job, o, "allocated_at", h, src->freed.alloc_stack_id,
+		    src->freed.alloc_caller, false);
+	if (src->reused)
+		stack_names(&hn->job, o, "reallocated_at", h, src->now.stack_id, src->now.caller,
+			    false);
+	json_object_set_new(o, "other_holders", json_integer(src->others));
+	json_object_set_new(j, "read_from_freed", o);
 }
 
+/* The bad free, named: recorded and logged, in the order of the frees. */
+static void on_heap_named(struct run *r, struct run_sym_job *job)
+{
+	struct heap_named *hn = (struct heap_named *)job;
+	const struct heap_event *ev = &hn->ev;
+	const struct heap_source *src = &hn->f.source;
+	int err = hn->f.source_err;
+
+	if (!hn->f.stopped)
+		log_warn("%s: run %s: pid %u did not stop in %dms", __func__, r->id, ev->tgid,
+			 HEAP_STOP_WAIT_MS);
+	if (err && err != -ENOENT && err != -EAGAIN)
+		log_warn("%s: run %s: pid %d: %s", __func__, r->id, (int)ev->tgid, strerror(-err));
+	if (json_object_get(job->found, "read_from_freed"))
+		log_warn("%s: run %s: 0x%llx was read from 0x%llx+%llu, a %llu-byte block "
+			 "freed %s", __func__, r->id, (unsigned long long)ev->addr,
+			 (unsigned long long)src->block, (unsigned long long)src->offset,
+			 (unsigned long long)src->freed.size,
+			 src->reused ? "and allocated again" : "earlier");
+	json_array_append_new(r->obs.heap_events, job->found);
+	job->found = NULL;
+	log_warn("%s: run %s: %s of 0x%llx in pid %u (%s) of '%s'", __func__, r->id,
+		 ev->type == HEAP_EV_DOUBLE_FREE ? "double free" : "free of a pointer never allocated",
+		 (unsigned long long)ev->addr, ev->tgid, ev->comm, r->sc->wl[hn->rw->idx].name);
+}
+
+/* A bad free, looked into by the heap probe's worker: its maps are read and
+ * its stacks' addresses taken now, while the process is held (SIGSTOP) at
+ * it; the names are made off the loop (on_heap_named), and then it goes
+ * on, even if the C library will abort it. */
 static void on_heap_event(const struct heap_event *ev, const struct heap_finding *f, void *arg)
 {
 	struct run_wl *rw = arg;
 	struct run *r = rw->run;
 	const char *wname = r->sc->wl[rw->idx].name;
 	bool is_double = ev->type == HEAP_EV_DOUBLE_FREE;
+	struct heap_named *hn = NULL;
 	json_t *j;
 
-	/* The process is held (SIGSTOP) at the bad free: its maps can be read
-	 * now even if the C library will abort it once it goes on. */
-	if (!f->stopped)
-		log_warn("%s: run %s: pid %u did not stop in %dms", __func__, r->id, ev->tgid,
-			 HEAP_STOP_WAIT_MS);
-	sym__snapshot(r->sym, (pid_t)ev->tgid);
 	j = json_pack("{sssssisissss}", "kind", is_double ? "double_free" : "invalid_free",
 		      "workload", wname, "pid", (int)ev->tgid, "tid", (int)ev->tid,
 		      "comm", ev->comm, "function", ev->fn == HEAP_FN_FREE ? "free" : "realloc");
-	if (j) {
-		json_object_set_new(j, "address", hex(ev->addr));
-		json_object_set_new(j, "at_ms", json_integer((json_int_t)ts_to_run_ms(r, ev->ts_ns)));
-		json_object_set_new(j, "stack", stack_names(r, rw->heap, (pid_t)ev->tgid,
-							    ev->stack_id, ev->caller, true));
-		if (is_double) {
-			json_object_set_new(j, "size", json_integer((json_int_t)ev->size));
-			json_object_set_new(j, "first_free", json_pack("{siso}",
-				"tid", (int)ev->prev_tid, "stack",
-				stack_names(r, rw->heap, (pid_t)ev->tgid, ev->prev_stack_id,
-					    ev->prev_caller, true)));
-			json_object_set_new(json_object_get(j, "first_free"), "at_ms",
-				json_integer((json_int_t)ts_to_run_ms(r, ev->prev_ts_ns)));
-			json_object_set_new(j, "allocated_at", stack_names(r, rw->heap,
-				(pid_t)ev->tgid, ev->alloc_stack_id, 0, false));
-		}
-		if (!is_double)
-			add_pointer_source(r, rw, ev, f, j);
-		json_array_append_new(r->obs.heap_events, j);
+	if (j)
+		hn = (struct heap_named *)run_sym_job_new(r, (pid_t)ev->tgid, sizeof(*hn),
+							  on_heap_named);
+	if (!hn) {
+		json_decref(j);
+		log_warn("%s: run %s: out of memory: %s of 0x%llx in pid %u (%s) of '%s' "
+			 "not listed", __func__, r->id,
+			 is_double ? "double free" : "free of a pointer never allocated",
+			 (unsigned long long)ev->addr, ev->tgid, ev->comm, wname);
+		kill((pid_t)ev->tgid, SIGCONT);
+		return;
 	}
-	log_warn("%s: run %s: %s of 0x%llx in pid %u (%s) of '%s'", __func__, r->id,
-		 is_double ? "double free" : "free of a pointer never allocated",
-		 (unsigned long long)ev->addr, ev->tgid, ev->comm, wname);
-	kill((pid_t)ev->tgid, SIGCONT);
+	hn->rw = rw;
+	hn->ev = *ev;
+	hn->f = *f;
+	json_object_set_new(j, "address", hex(ev->addr));
+	json_object_set_new(j, "at_ms", json_integer((json_int_t)ts_to_run_ms(r, ev->ts_ns)));
+	stack_names(&hn->job, j, "stack", rw->heap, ev->stack_id, ev->caller, true);
+	if (is_double) {
+		json_t *first = json_pack("{si}", "tid", (int)ev->prev_tid);
+
+		json_object_set_new(j, "size", json_integer((json_int_t)ev->size));
+		stack_names(&hn->job, first, "stack", rw->heap, ev->prev_stack_id,
+			    ev->prev_caller, true);
+		if (first)
+			json_object_set_new(first, "at_ms",
+				json_integer((json_int_t)ts_to_run_ms(r, ev->prev_ts_ns)));
+		json_object_set_new(j, "first_free", first);
+		stack_names(&hn->job, j, "allocated_at", rw->heap, ev->alloc_stack_id, 0, false);
+	}
+	if (!is_double)
+		add_pointer_source(r, hn, j);
+	hn->job.found = j;
+	/* It goes on once named (SIGCONT); at once when the run is stopping
+	 * (its maps are copied), so that it can hear the stop. */
+	if (r->state == RUN_RUNNING)
+		hn->job.hold = (pid_t)ev->tgid;
+	else
+		kill((pid_t)ev->tgid, SIGCONT);
+	run_sym_post(r, &hn->job);
 }
 
 static int attach_heap(struct run *r, size_t i, pid_t pid)
@@ -360,9 +413,9 @@ static void finish_heap(struct run *r, size_t i)
 		uint64_t caller = (uint64_t)json_integer_value(json_object_get(rows[j], "caller"));
 		json_t *site = json_pack("{sososIsIsIsI}",
 			"caller", sym__frame(r->sym, r->obs.wl[i].pid, caller, true),
-			"stack", stack_names(r, r->rw[i].heap, r->obs.wl[i].pid,
+			"stack", run_heap_stack(r->sym, r->rw[i].heap, r->obs.wl[i].pid,
 				(__s32)json_integer_value(json_object_get(rows[j], "stack_id")),
-				0, false),
+				0),
 			"live_bytes", json_integer_value(json_object_get(rows[j], "bytes")),
 			"live_blocks", json_integer_value(json_object_get(rows[j], "blocks")),
 			"growth_bytes", json_integer_value(json_object_get(rows[j], "growth_bytes")),
@@ -723,6 +776,8 @@ void run_probes_finish(struct run *r)
 		if (r->rw[i].life)
 			finish_life(r, i);
 	}
+	/* The report waits for every bad free and crash to be named. */
+	run_sym_settle(r);
 }
 
 void run_probes_destroy(struct run *r)
@@ -736,4 +791,5 @@ void run_probes_destroy(struct run *r)
 		r->rw[i].fds = NULL;
 		r->rw[i].life = NULL;
 	}
+	run_sym_destroy(r);	/* after the probes: none can post to it any more */
 }

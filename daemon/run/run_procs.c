@@ -79,17 +79,27 @@ void run_proc_set_exit(struct run *r, struct obs_proc *p, int status, uint64_t t
 		p->by_faultd = true;
 }
 
-/* A tracked thread is dying of a signal: its stack, named from the maps
- * snapshot (the process may be gone by the time this runs). */
+_Static_assert(RUN_SYM_FRAMES >= PROC_MAX_FRAMES, "a crash's frames fit a job");
+
+/* A crash, named (run_sym.c): to the evidence, in the order of the crashes. */
+static void crash_named(struct run *r, struct run_sym_job *j)
+{
+	json_array_append_new(r->obs.crashes, j->found);
+	j->found = NULL;
+}
+
+/* A tracked thread is dying of a signal: its stack, named off the loop from
+ * the maps snapshot (the process may be gone by the time that is done). */
 static void crash_stack(struct run *r, const struct proc_ev *ev, uint64_t t_ms)
 {
 	char addr[32];
+	struct run_sym_job *j;
 	json_t *c;
 
 	uint64_t frames[PROC_MAX_FRAMES];
 	int n = 0;
 
-	if (!r->obs.crashes || json_array_size(r->obs.crashes) >= RUN_MAX_LISTED_CRASHES)
+	if (!r->obs.crashes || r->crashes_listed >= RUN_MAX_LISTED_CRASHES)
 		return;
 	/* Frame-pointer unwinding through code built without them (glibc's
 	 * abort path) repeats one bogus address: keep it once. */
@@ -102,17 +112,25 @@ static void crash_stack(struct run *r, const struct proc_ev *ev, uint64_t t_ms)
 		    (ev->n_frames < 2 || ev->frames[1] != ev->leaf_caller))
 			frames[n++] = ev->leaf_caller;
 	}
-	sym__snapshot(r->sym, (pid_t)ev->pid);
 	snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)ev->addr);
-	c = json_pack("{sisisssssIso}", "pid", (int)ev->pid, "tid", (int)ev->tid,
+	c = json_pack("{sisisssssI}", "pid", (int)ev->pid, "tid", (int)ev->tid,
 		      "comm", ev->comm, "signal", util_signame((int)ev->signo),
-		      "at_ms", (json_int_t)t_ms, "backtrace",
-		      n > 0 ? sym__frames(r->sym, (pid_t)ev->pid, frames, n, true) : json_array());
-	if (c && (ev->signo == SIGSEGV || ev->signo == SIGBUS || ev->signo == SIGFPE ||
-		  ev->signo == SIGILL))
+		      "at_ms", (json_int_t)t_ms);
+	j = c ? run_sym_job_new(r, (pid_t)ev->pid, sizeof(*j), crash_named) : NULL;
+	if (!j) {
+		json_decref(c);
+		log_warn("%s: run %s: pid %u: out of memory; its crash is not listed", __func__,
+			 r->id, ev->pid);
+		return;
+	}
+	run_sym_stack(j, c, "backtrace", frames, n, true);
+	if (ev->signo == SIGSEGV || ev->signo == SIGBUS || ev->signo == SIGFPE ||
+	    ev->signo == SIGILL)
 		json_object_set_new(c, "fault_address", json_string(addr));
-	if (c)
-		json_array_append_new(r->obs.crashes, c);
+	j->found = c;
+	j->forget = true;	/* named: the process is on its way out */
+	r->crashes_listed++;
+	run_sym_post(r, j);
 }
 
 void run_on_proc_event(const struct proc_ev *ev, void *arg)

@@ -1,7 +1,7 @@
 /* Runs each program named in turn, one at a time, over and over until
- * killed, waiting -i MS (default 0) after each: a workload whose processes
- * start and exit all the time (the heap probe attaches to each and lets
- * each one's links go). */
+ * killed, waiting -i MS (default 0) after each, with -a ARG (default none)
+ * as each one's argument: a workload whose processes start and exit all the
+ * time (the heap probe attaches to each and lets each one's links go). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,22 +12,33 @@
 int main(int argc, char **argv)
 {
 	struct timespec gap = {0, 0};
-	int first = 1;
+	char *arg = NULL;
+	int first, opt;
 
-	if (argc > 2 && !strcmp(argv[1], "-i")) {
-		long ms = atol(argv[2]);
+	while ((opt = getopt(argc, argv, "+i:a:")) != -1) {
+		long ms;
 
-		gap.tv_sec = ms / 1000;
-		gap.tv_nsec = (ms % 1000) * 1000000L;
-		first = 3;
+		switch (opt) {
+		case 'i':
+			ms = atol(optarg);
+			gap.tv_sec = ms / 1000;
+			gap.tv_nsec = (ms % 1000) * 1000000L;
+			break;
+		case 'a':
+			arg = optarg;
+			break;
+		default:
+			return 2;
+		}
 	}
+	first = optind;
 	if (argc <= first) {
-		fprintf(stderr, "usage: respawn [-i MS] PROG...\n");
+		fprintf(stderr, "usage: respawn [-i MS] [-a ARG] PROG...\n");
 		return 2;
 	}
 	for (unsigned long n = 0;; n++) {
 		char *prog = argv[first + n % (unsigned long)(argc - first)];
-		char *args[] = {prog, NULL};
+		char *args[] = {prog, arg, NULL};
 		pid_t pid = fork();
 
 		if (pid == 0) {
