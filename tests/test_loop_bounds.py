@@ -181,9 +181,10 @@ def test_scans_at_exit_do_not_make_the_same_runs_flaps_late(tmp_path, runs_dir):
     more per process here) used to run on the run's own loop, and the flaps
     came that late. Every flap within 20 ms of its plan; each child's leak
     found with its allocation stack named; nothing left (no process held).
-    uprobe_multi links (FAULTD_UPROBE_MULTI=1): a perf-event uprobe's attach
-    for each child waits on the kernel's lock, on the loop, which is
-    another matter (docs/kernels.md)."""
+    uprobe_multi links (FAULTD_UPROBE_MULTI=1), so that each child is
+    attached to before its blocks: a perf-event uprobe's attach waits on the
+    kernel's lock (off the loop; the test after this one), and a child this
+    quick can be over first (docs/kernels.md)."""
     src = (REPO / "tests" / "progs" / "exit_churn.c").read_text().splitlines()
     site = "exit_churn.c:%d" % next(i + 1 for i, line in enumerate(src) if "malloc(77)" in line)
     doc = {"name": "exit-churn-flap", "duration_s": 4, "sample_ms": 250,
