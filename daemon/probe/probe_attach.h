@@ -46,7 +46,7 @@ struct probe_attach_job {
 	bool multi;			/* uprobe_multi links */
 	struct probe_uprobe *u;
 	size_t n;
-	bool cancelled;			/* atomic: the loop read the exit or exec */
+	bool cancelled;			/* atomic: the loop read the exit */
 	bool gone;			/* out: exited; nothing of it is kept */
 	uint64_t post_ns, start_ns, done_ns;	/* posted; begun, over on the thread */
 };
@@ -65,8 +65,7 @@ struct probe_attacher *probe_attacher_new(struct event_base *base,
  * the process is gone already (nothing to attach); or -errno when there is
  * no thread: the caller attaches on its own thread (probe_attach_run). */
 int probe_attacher_post(struct probe_attacher *a, struct probe_attach_job *j);
-/* The loop read @pid's exit (or exec): its jobs not yet done attach no
- * more, and the links they made are released. */
+/* The loop read @pid's exit: its jobs not yet done attach no more. */
 void probe_attacher_cancel(struct probe_attacher *a, pid_t pid);
 /* Jobs posted and not delivered. */
 unsigned probe_attacher_pending(const struct probe_attacher *a);

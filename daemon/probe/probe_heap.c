@@ -257,6 +257,22 @@ static void drop_other_links(struct probe_heap *p, struct heap_pid *hp, int plan
 	hp->n_links = kept;
 }
 
+static bool plan_has(const struct alloc_plan *pl, const struct alloc_target *t)
+{
+	for (size_t i = 0; i < pl->n; i++)
+		if (same_target(&pl->t[i], t))
+			return true;
+	return false;
+}
+
+/* Will @hp have @t's function probed once its attaches in flight are in?
+ * Those leave it the last posted plan's functions. */
+static bool probed_or_coming(const struct probe_heap *p, const struct heap_pid *hp,
+			     const struct alloc_target *t)
+{
+	return attached_at(hp, t) || (hp->inflight && plan_has(&p->plans[hp->plan].plan, t));
+}
+
 /* The uprobes plan @plan needs in @hp's process: for each function not
  * probed there already, its entry, then its return. NULL with errno set.
  * With the function's file offset known (decoded once per program), an
@@ -277,7 +293,7 @@ static struct heap_attach *plan_job(struct probe_heap *p, const struct heap_pid 
 		const struct alloc_target *t = &pl->t[i];
 		__u64 cookie = t->user ? HEAP_COOKIE(t->size_arg, t->ptr_arg) : 0;
 
-		if (attached_at(hp, t))
+		if (probed_or_coming(p, hp, t))
 			continue;
 		a->j.u[n++] = (struct probe_uprobe){.prog = entry_prog(p, t->fn), .path = t->path,
 			.off = (size_t)(t->sym_off + t->probe_off), .cookie = cookie, .tag = t,
@@ -312,16 +328,20 @@ static struct heap_pid *find_pid(struct probe_heap *p, pid_t pid)
 }
 
 /* An attach is over (on the loop, in the order posted): its links go to
- * its process, unless the process exited meanwhile (the thread saw it
- * gone, or the loop read the exit) or exec'ed (the loop cancelled it for
- * the new program's). 0 or -errno: malloc, free or a user's own function
- * could not be probed. */
+ * its process, unless the process exited meanwhile (the loop read the
+ * exit: the job was cancelled; or the thread saw it gone). 0 or -errno:
+ * malloc, free or a user's own function could not be probed. An exec's
+ * attach comes after its fork's (one thread, in order): it attaches only
+ * the new program's functions the fork's did not (none when both use the
+ * C library's), then the links the new program does not need go. */
 static int take_links(struct probe_heap *p, struct heap_attach *a)
 {
 	struct heap_pid *hp = a->j.cancelled ? NULL : find_pid(p, a->j.pid);
 	const struct heap_plan *pl = &p->plans[a->plan];
 	int err = 0, attached = 0;
 
+	if (hp)
+		hp->inflight--;
 	for (size_t i = 0; hp && !a->j.gone && i < a->j.n; i++) {
 		struct probe_uprobe *u = &a->j.u[i];
 		const struct alloc_target *t = u->tag;
@@ -363,8 +383,8 @@ static int take_links(struct probe_heap *p, struct heap_attach *a)
 			  a->exec ? "exec" : "fork", (double)(a->j.done_ns - a->j.start_ns) / 1e6);
 	else
 		log_debug("%s: pid %d: its allocator probes for its %s are dropped: it exited "
-			  "or exec'ed first (%.1f ms after)", __func__, (int)a->j.pid,
-			  a->exec ? "exec" : "fork", (double)(a->j.done_ns - a->j.post_ns) / 1e6);
+			  "first (%.1f ms after)", __func__, (int)a->j.pid, a->exec ? "exec" : "fork",
+			  (double)(a->j.done_ns - a->j.post_ns) / 1e6);
 	probe_attach_job_release(&a->j);
 	free(a);
 	return err;
@@ -378,6 +398,7 @@ static int attach_plan(struct probe_heap *p, struct heap_pid *hp, int plan)
 	if (!a)
 		return -errno;
 	count_proc(p, hp, plan);
+	hp->inflight++;
 	probe_attach_run(&a->j, NULL, NULL);
 	return take_links(p, a);
 }
@@ -395,6 +416,7 @@ static int post_plan(struct probe_heap *p, struct heap_pid *hp, int plan, bool e
 		return -errno;
 	a->exec = exec;
 	count_proc(p, hp, plan);
+	hp->inflight++;
 	err = probe_attacher_post(p->attacher, &a->j);
 	if (!err)
 		return 0;
@@ -541,10 +563,6 @@ int probe_heap__exec(struct probe_heap *p, pid_t pid)
 		return err;
 	if (plan == hp->plan)
 		return 0;
-	/* An attach still in flight was for the program now gone (a vfork
-	 * child's exec comes at once): the new program's is all that counts,
-	 * and it waits for no other. */
-	probe_attacher_cancel(p->attacher, pid);
 	/* The new program's functions first, then the old ones' links go: a
 	 * function both have (the C library's malloc) is never unprobed, so
 	 * no call slips through between them (take_links drops them). */

@@ -38,7 +38,8 @@ struct heap_pid {
 	pid_t pid;
 	struct heap_link *links;
 	int n_links, cap_links;
-	int plan;			/* index into probe_heap.plans */
+	int plan;			/* index into probe_heap.plans (the last posted) */
+	unsigned inflight;		/* its attaches posted, not yet delivered */
 	bool held;			/* attached before its exec: that exec is planned */
 };
 
