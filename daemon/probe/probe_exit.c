@@ -16,6 +16,7 @@
 #include "leakregs.skel.h"
 #include "log.h"
 #include "probe_alloc.h"
+#include "probe_attach.h"
 #include "probe_exit.h"
 #include "probe_util.h"
 #include "util.h"
@@ -38,6 +39,7 @@ struct probe_exit {
 	char libc[256];
 	long exit_off;			/* _exit's file offset in @libc, for uprobe_multi */
 	bool multi;			/* links are uprobe_multi links */
+	struct probe_attacher *attacher;	/* children's holds, attached off the loop */
 	probe_exit_cb cb;
 	void *arg;
 };
@@ -87,6 +89,9 @@ static void choose_links(struct probe_exit *p, const char *libc)
 	p->multi = p->exit_off >= 0;
 }
 
+static void on_attached(struct probe_attach_job *j, void *arg);
+static void on_attach_dropped(struct probe_attach_job *j, void *arg);
+
 struct probe_exit *probe_exit__open(struct event_base *base, const char *libc,
 				    probe_exit_cb cb, void *arg)
 {
@@ -103,10 +108,11 @@ struct probe_exit *probe_exit__open(struct event_base *base, const char *libc,
 	snprintf(p->libc, sizeof(p->libc), "%s", libc ? libc : "libc.so.6");
 	choose_links(p, libc);
 	p->pids = calloc(EXIT_MAX_PIDS, sizeof(*p->pids));
-	p->skel = p->pids ? probe_load(&leak_ops, exit_progs, ARRAY_SIZE(exit_progs), CAPS_HEAP,
+	p->attacher = probe_attacher_new(base, on_attached, on_attach_dropped, p);
+	p->skel = p->pids && p->attacher ? probe_load(&leak_ops, exit_progs, ARRAY_SIZE(exit_progs), CAPS_HEAP,
 				       exit_prepare, p) : NULL;
 	if (!p->skel) {
-		err = p->pids ? -errno : -ENOMEM;
+		err = p->pids && p->attacher ? -errno : -ENOMEM;
 		log_warn("%s: load: %s", __func__, strerror(-err));
 		goto err_free;
 	}
@@ -121,39 +127,100 @@ struct probe_exit *probe_exit__open(struct event_base *base, const char *libc,
 err_destroy:
 	leak_bpf__destroy(p->skel);
 err_free:
+	probe_attacher_free(p->attacher);
 	free(p->pids);
 	free(p);
 	errno = -err;
 	return NULL;
 }
 
+/* The hold at _exit for @pid: one uprobe. NULL with errno set. */
+static struct probe_attach_job *exit_job(struct probe_exit *p, pid_t pid)
+{
+	struct probe_attach_job *j = calloc(1, sizeof(*j));
+
+	if (!j || probe_attach_job_init(j, pid, p->multi, 1)) {
+		free(j);
+		errno = ENOMEM;
+		return NULL;
+	}
+	j->u[0] = (struct probe_uprobe){.prog = p->skel->progs.exit_enter, .path = p->libc,
+		.func = p->multi ? NULL : "_exit", .off = p->multi ? (size_t)p->exit_off : 0,
+		.fd = -1};
+	j->n = 1;
+	return j;
+}
+
+/* An attach is over (on the loop, in order): its link is @j's process's,
+ * unless the process exited meanwhile. 0 or -errno. */
+static int take_link(struct probe_exit *p, struct probe_attach_job *j)
+{
+	bool gone = j->cancelled || j->gone;
+	int err = gone ? 0 : j->u[0].err;
+
+	if (!err && !gone && p->n_pids >= EXIT_MAX_PIDS)
+		err = -ENOSPC;
+	if (gone)
+		log_debug("%s: pid %d exited before its hold at _exit was attached", __func__,
+			  (int)j->pid);
+	else if (err)
+		log_warn("%s: pid %d: _exit in %s: %s", __func__, (int)j->pid, p->libc,
+			 strerror(-err));
+	else {
+		p->pids[p->n_pids++] = (struct exit_pid){j->pid, j->u[0].link, j->u[0].fd};
+		j->u[0].link = NULL;
+		j->u[0].fd = -1;
+	}
+	probe_attach_job_release(j);
+	free(j);
+	return err;
+}
+
 int probe_exit__attach(struct probe_exit *p, pid_t pid)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = "_exit");
-	struct bpf_link *link = NULL;
-	int fd = -1, err = 0;
+	struct probe_attach_job *j = exit_job(p, pid);
 
-	if (p->n_pids >= EXIT_MAX_PIDS)
-		return -ENOSPC;
-	if (p->multi)
-		fd = err = probe_uprobe_multi_attach(bpf_program__fd(p->skel->progs.exit_enter), pid,
-						     p->libc, (size_t)p->exit_off, 0, false);
-	else
-		link = bpf_program__attach_uprobe_opts(p->skel->progs.exit_enter, pid, p->libc,
-						       0, &uo);
-	if (!p->multi && !link)
-		err = -errno;
-	if (err < 0) {
-		log_warn("%s: pid %d: _exit in %s: %s", __func__, (int)pid, p->libc,
-			 strerror(-err));
-		return err;
+	if (!j)
+		return -errno;
+	probe_attach_run(j, NULL, NULL);
+	return take_link(p, j);
+}
+
+static void on_attached(struct probe_attach_job *j, void *arg)
+{
+	take_link(arg, j);
+}
+
+static void on_attach_dropped(struct probe_attach_job *j, void *arg)
+{
+	(void)arg;
+	free(j);
+}
+
+int probe_exit__follow(struct probe_exit *p, pid_t pid)
+{
+	struct probe_attach_job *j = exit_job(p, pid);
+	int err;
+
+	if (!j)
+		return -errno;
+	err = probe_attacher_post(p->attacher, j);
+	if (!err)
+		return 0;
+	if (err == -ESRCH) {
+		/* Gone already: nothing to hold. */
+		probe_attach_job_release(j);
+		free(j);
+		return 0;
 	}
-	p->pids[p->n_pids++] = (struct exit_pid){pid, link, fd};
-	return 0;
+	probe_attach_run(j, NULL, NULL);
+	return take_link(p, j);
 }
 
 void probe_exit__detach(struct probe_exit *p, pid_t pid)
 {
+	if (p)
+		probe_attacher_cancel(p->attacher, pid);
 	for (size_t i = 0; p && i < p->n_pids; i++) {
 		if (p->pids[i].pid != pid)
 			continue;
@@ -179,6 +246,7 @@ void probe_exit__destroy(struct probe_exit *p)
 {
 	if (!p)
 		return;
+	probe_attacher_free(p->attacher);	/* its links made and not taken go */
 	for (size_t i = 0; i < p->n_pids; i++)
 		probe_link_release(p->pids[i].link, p->pids[i].fd);
 	/* A process stopped by a program whose event is still queued would

@@ -24,6 +24,10 @@ struct probe_exit *probe_exit__open(struct event_base *base, const char *libc,
 				    probe_exit_cb cb, void *arg);
 /* Hold @pid (not its children) at _exit. 0 or -errno. */
 int probe_exit__attach(struct probe_exit *p, pid_t pid);
+/* The same for a forked child, off the loop (probe_attach.h): the hold is
+ * there from when the attacher's thread is done. 0 or -errno (the error
+ * of the attach itself is logged when it is over). */
+int probe_exit__follow(struct probe_exit *p, pid_t pid);
 void probe_exit__detach(struct probe_exit *p, pid_t pid);
 int probe_exit__drain(struct probe_exit *p);
 /* Every thread's registers and stack pointer of @pid (held stopped), by

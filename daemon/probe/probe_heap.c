@@ -114,6 +114,9 @@ static int heap_prepare(void *skel, void *arg)
 	return 0;
 }
 
+static void on_attached(struct probe_attach_job *j, void *arg);
+static void on_attach_dropped(struct probe_attach_job *j, void *arg);
+
 struct probe_heap *probe_heap__open(struct event_base *base,
 				    const struct probe_heap_opts *opts,
 				    probe_heap_cb cb, void *arg)
@@ -140,6 +143,11 @@ struct probe_heap *probe_heap__open(struct event_base *base,
 	err = heap_worker_init(p, base);
 	if (err)
 		goto err_free;
+	p->attacher = probe_attacher_new(base, on_attached, on_attach_dropped, p);
+	if (!p->attacher) {
+		err = -errno;
+		goto err_free;
+	}
 	/* Without a program named, the daemon's own (the C library). */
 	err = plan_index(p, opts->exe ? opts->exe : "/proc/self/exe", opts->env);
 	if (err < 0) {
@@ -165,6 +173,7 @@ struct probe_heap *probe_heap__open(struct event_base *base,
 err_destroy:
 	heap_bpf__destroy(p->skel);
 err_free:
+	probe_attacher_free(p->attacher);
 	worker_free(p->worker);
 	free(p->plans);
 	free(p);
@@ -195,42 +204,6 @@ static struct bpf_program *entry_prog(struct probe_heap *p, unsigned fn)
 static bool is_free_fn(unsigned fn)
 {
 	return fn == HEAP_FN_FREE || fn == HEAP_FN_USER_FREE;
-}
-
-/* With the function's file offset known (decoded once per program), an
- * attach needs no symbol lookup: cheap enough to do for every child at its
- * fork. */
-static int attach_one(struct probe_heap *p, struct heap_pid *hp, struct bpf_program *prog,
-		      const struct alloc_target *t, bool ret)
-{
-	LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = ret);
-	size_t off = (size_t)(t->sym_off + (ret ? 0 : t->probe_off));
-	struct bpf_link *link = NULL;
-	int fd = -1;
-
-	if (hp->n_links == hp->cap_links) {
-		int cap = hp->cap_links ? hp->cap_links * 2 : 32;
-		struct heap_link *grown = realloc(hp->links, (size_t)cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		hp->links = grown;
-		hp->cap_links = cap;
-	}
-	if (t->user)
-		uo.bpf_cookie = HEAP_COOKIE(t->size_arg, t->ptr_arg);
-	if (p->multi) {
-		fd = probe_uprobe_multi_attach(bpf_program__fd(prog), hp->pid, t->path, off,
-					       uo.bpf_cookie, ret);
-		if (fd < 0)
-			return fd;
-	} else {
-		link = bpf_program__attach_uprobe_opts(prog, hp->pid, t->path, off, &uo);
-		if (!link)
-			return -errno;
-	}
-	hp->links[hp->n_links++] = (struct heap_link){link, fd, t, ret};
-	return 0;
 }
 
 /* Let a link go off the loop: its close waits for grace periods. */
@@ -284,53 +257,202 @@ static void drop_other_links(struct probe_heap *p, struct heap_pid *hp, int plan
 	hp->n_links = kept;
 }
 
-/* Attach plan @plan's entry points to @hp's process. */
-static int attach_plan(struct probe_heap *p, struct heap_pid *hp, int plan)
+static bool plan_has(const struct alloc_plan *pl, const struct alloc_target *t)
+{
+	for (size_t i = 0; i < pl->n; i++)
+		if (same_target(&pl->t[i], t))
+			return true;
+	return false;
+}
+
+/* Will @hp have @t's function probed once its attaches in flight are in?
+ * Those leave it the last posted plan's functions. */
+static bool probed_or_coming(const struct probe_heap *p, const struct heap_pid *hp,
+			     const struct alloc_target *t)
+{
+	return attached_at(hp, t) || (hp->inflight && plan_has(&p->plans[hp->plan].plan, t));
+}
+
+/* The uprobes plan @plan needs in @hp's process: for each function not
+ * probed there already, its entry, then its return. NULL with errno set.
+ * With the function's file offset known (decoded once per program), an
+ * attach needs no symbol lookup. */
+static struct heap_attach *plan_job(struct probe_heap *p, const struct heap_pid *hp, int plan)
+{
+	const struct alloc_plan *pl = &p->plans[plan].plan;
+	struct heap_attach *a = calloc(1, sizeof(*a));
+	size_t n = 0;
+
+	if (!a || probe_attach_job_init(&a->j, hp->pid, p->multi, pl->n * 2)) {
+		free(a);
+		errno = ENOMEM;
+		return NULL;
+	}
+	a->plan = plan;
+	for (size_t i = 0; i < pl->n; i++) {
+		const struct alloc_target *t = &pl->t[i];
+		__u64 cookie = t->user ? HEAP_COOKIE(t->size_arg, t->ptr_arg) : 0;
+
+		if (probed_or_coming(p, hp, t))
+			continue;
+		a->j.u[n++] = (struct probe_uprobe){.prog = entry_prog(p, t->fn), .path = t->path,
+			.off = (size_t)(t->sym_off + t->probe_off), .cookie = cookie, .tag = t,
+			.fd = -1};
+		if (!is_free_fn(t->fn))
+			a->j.u[n++] = (struct probe_uprobe){.prog = t->fn == HEAP_FN_USER_ALLOC ?
+				p->skel->progs.user_alloc_return : p->skel->progs.alloc_return,
+				.path = t->path, .off = (size_t)t->sym_off, .cookie = cookie,
+				.ret = true, .after_prev = true, .tag = t, .fd = -1};
+	}
+	a->j.n = n;
+	return a;
+}
+
+/* @hp runs plan @plan's program now: the coverage counts it. */
+static void count_proc(struct probe_heap *p, struct heap_pid *hp, int plan)
 {
 	struct heap_plan *pl = &p->plans[plan];
-	int err = 0, attached = 0;
 
 	hp->plan = plan;
 	if (pl->n_procs < HEAP_COVERAGE_PIDS)
 		pl->pids[pl->n_procs] = hp->pid;
 	pl->n_procs++;
-	for (size_t i = 0; i < pl->plan.n; i++) {
-		const struct alloc_target *t = &pl->plan.t[i];
-		const char *base = strncmp(t->sym, "je_", 3) ? t->sym : t->sym + 3;
-		int e;
+}
 
-		if (attached_at(hp, t)) {
-			attached++;
-			continue;
+static struct heap_pid *find_pid(struct probe_heap *p, pid_t pid)
+{
+	for (size_t i = 0; i < p->n_pids; i++)
+		if (p->pids[i].pid == pid)
+			return &p->pids[i];
+	return NULL;
+}
+
+/* An attach is over (on the loop, in the order posted): its links go to
+ * its process, unless the process exited meanwhile (the loop read the
+ * exit: the job was cancelled; or the thread saw it gone). 0 or -errno:
+ * malloc, free or a user's own function could not be probed. An exec's
+ * attach comes after its fork's (one thread, in order): it attaches only
+ * the new program's functions the fork's did not (none when both use the
+ * C library's), then the links the new program does not need go. */
+static int take_links(struct probe_heap *p, struct heap_attach *a)
+{
+	struct heap_pid *hp = a->j.cancelled ? NULL : find_pid(p, a->j.pid);
+	const struct heap_plan *pl = &p->plans[a->plan];
+	int err = 0, attached = 0;
+
+	if (hp)
+		hp->inflight--;
+	for (size_t i = 0; hp && !a->j.gone && i < a->j.n; i++) {
+		struct probe_uprobe *u = &a->j.u[i];
+		const struct alloc_target *t = u->tag;
+		const char *base = strncmp(t->sym, "je_", 3) ? t->sym : t->sym + 3;
+		struct heap_link *grown = hp->links;
+		int cap = hp->cap_links;
+
+		if (!u->err && hp->n_links == cap) {
+			cap = cap ? cap * 2 : 32;
+			grown = realloc(hp->links, (size_t)cap * sizeof(*grown));
+			u->err = grown ? 0 : -ENOMEM;
+			if (grown) {
+				hp->links = grown;
+				hp->cap_links = cap;
+			}
 		}
-		e = attach_one(p, hp, entry_prog(p, t->fn), t, false);
-		if (!e && !is_free_fn(t->fn))
-			e = attach_one(p, hp, t->fn == HEAP_FN_USER_ALLOC ?
-					   p->skel->progs.user_alloc_return :
-					   p->skel->progs.alloc_return, t, true);
-		if (e) {
+		if (u->err) {
 			/* Without one of the rarer entry points the heap is
 			 * still seen; without malloc or free it is not. */
-			log_warn("%s: pid %d: %s: %s", __func__, (int)hp->pid, t->sym,
-				 strerror(-e));
+			if (u->err != -ECANCELED)
+				log_warn("%s: pid %d: %s%s: %s", __func__, (int)hp->pid, t->sym,
+					 u->ret ? " (return)" : "", strerror(-u->err));
 			if (!strcmp(base, "malloc") || !strcmp(base, "free") || t->user)
-				err = e;
+				err = u->err;
 			continue;
 		}
-		attached++;
+		hp->links[hp->n_links++] = (struct heap_link){u->link, u->fd, t, u->ret};
+		u->link = NULL;
+		u->fd = -1;
 	}
-	log_debug("%s: pid %d: %d allocator probes attached (%s)", __func__, (int)hp->pid,
-		  attached, pl->plan.allocator);
+	if (hp && !a->j.gone && a->exec)
+		drop_other_links(p, hp, a->plan);
+	for (size_t i = 0; hp && !a->j.gone && i < pl->plan.n; i++)
+		attached += attached_at(hp, &pl->plan.t[i]);
+	if (hp && !a->j.gone)
+		log_debug("%s: pid %d: %d allocator probes attached (%s), %.1f ms after its %s "
+			  "was read (%.1f ms attaching)", __func__, (int)hp->pid, attached,
+			  pl->plan.allocator, (double)(a->j.done_ns - a->j.post_ns) / 1e6,
+			  a->exec ? "exec" : "fork", (double)(a->j.done_ns - a->j.start_ns) / 1e6);
+	else
+		log_debug("%s: pid %d: its allocator probes for its %s are dropped: it exited "
+			  "first (%.1f ms after)", __func__, (int)a->j.pid, a->exec ? "exec" : "fork",
+			  (double)(a->j.done_ns - a->j.post_ns) / 1e6);
+	probe_attach_job_release(&a->j);
+	free(a);
 	return err;
+}
+
+/* Attach plan @plan's entry points to @hp's process, here. */
+static int attach_plan(struct probe_heap *p, struct heap_pid *hp, int plan)
+{
+	struct heap_attach *a = plan_job(p, hp, plan);
+
+	if (!a)
+		return -errno;
+	count_proc(p, hp, plan);
+	hp->inflight++;
+	probe_attach_run(&a->j, NULL, NULL);
+	return take_links(p, a);
+}
+
+/* The same, by the attacher's thread: a perf-event uprobe's attach waits
+ * for the kernel's trace-event lock (0.2 s and more), and the run's fault
+ * timers are on this loop. Its links are taken on the loop later, in the
+ * order of the forks, execs and exits (probe_attach.h). */
+static int post_plan(struct probe_heap *p, struct heap_pid *hp, int plan, bool exec)
+{
+	struct heap_attach *a = plan_job(p, hp, plan);
+	int err;
+
+	if (!a)
+		return -errno;
+	a->exec = exec;
+	count_proc(p, hp, plan);
+	hp->inflight++;
+	err = probe_attacher_post(p->attacher, &a->j);
+	if (!err)
+		return 0;
+	if (err == -ESRCH) {
+		/* Gone already: its exit is on the way and drops its slot. */
+		a->j.gone = true;
+		return take_links(p, a);
+	}
+	log_warn("%s: no attach thread (%s): pid %d is attached to on the loop", __func__,
+		 strerror(-err), (int)hp->pid);
+	probe_attach_run(&a->j, NULL, NULL);
+	return take_links(p, a);
+}
+
+static void on_attached(struct probe_attach_job *j, void *arg)
+{
+	struct probe_heap *p = arg;
+	pid_t pid = j->pid;
+	int err = take_links(p, (struct heap_attach *)j);
+
+	if (err)
+		log_warn("%s: cannot follow pid %d: %s", __func__, (int)pid, strerror(-err));
+}
+
+static void on_attach_dropped(struct probe_attach_job *j, void *arg)
+{
+	(void)arg;
+	free(j);
 }
 
 static struct heap_pid *pid_slot(struct probe_heap *p, pid_t pid)
 {
-	struct heap_pid *hp;
+	struct heap_pid *hp = find_pid(p, pid);
 
-	for (size_t i = 0; i < p->n_pids; i++)
-		if (p->pids[i].pid == pid)
-			return &p->pids[i];
+	if (hp)
+		return hp;
 	if (p->n_pids >= HEAP_MAX_PIDS)
 		return NULL;
 	if (!p->pids) {
@@ -344,6 +466,8 @@ static struct heap_pid *pid_slot(struct probe_heap *p, pid_t pid)
 	return hp;
 }
 
+/* The held first process: attached here, before it runs (and before the
+ * run's timeline begins), so that nothing it allocates is missed. */
 int probe_heap__attach(struct probe_heap *p, pid_t pid)
 {
 	struct heap_pid *hp = pid_slot(p, pid);
@@ -376,17 +500,15 @@ bool probe_heap__partial(struct probe_heap *p, pid_t pid)
 
 int probe_heap__add_child(struct probe_heap *p, pid_t pid, pid_t ppid)
 {
-	struct heap_pid *hp;
-	int plan = 0, err;
+	struct heap_pid *hp = find_pid(p, ppid);
+	int plan = hp ? hp->plan : 0, err;
 
-	for (size_t i = 0; i < p->n_pids; i++)
-		if (p->pids[i].pid == ppid)
-			plan = p->pids[i].plan;
+	/* Before its probes: what it allocates until they come is unknown. */
 	err = mark_partial(p, pid);
 	if (err)
 		return err;
 	hp = pid_slot(p, pid);
-	return hp ? attach_plan(p, hp, plan) : -ENOSPC;
+	return hp ? post_plan(p, hp, plan, false) : -ENOSPC;
 }
 
 /* The "K=V" strings of /proc/PID/environ (one allocation; @buf keeps them). */
@@ -412,13 +534,10 @@ int probe_heap__exec(struct probe_heap *p, pid_t pid)
 {
 	char link[64], exe[ALLOC_PATH_MAX], *envbuf = NULL;
 	const char **env;
-	struct heap_pid *hp = NULL;
+	struct heap_pid *hp = find_pid(p, pid);
 	ssize_t n;
 	int plan, err;
 
-	for (size_t i = 0; i < p->n_pids && !hp; i++)
-		if (p->pids[i].pid == pid)
-			hp = &p->pids[i];
 	if (!hp)
 		return 0;
 	if (hp->held) {
@@ -446,16 +565,16 @@ int probe_heap__exec(struct probe_heap *p, pid_t pid)
 		return 0;
 	/* The new program's functions first, then the old ones' links go: a
 	 * function both have (the C library's malloc) is never unprobed, so
-	 * no call slips through between them. */
-	err = attach_plan(p, hp, plan);
-	drop_other_links(p, hp, plan);
-	return err;
+	 * no call slips through between them (take_links drops them). */
+	return post_plan(p, hp, plan, true);
 }
 
 void probe_heap__detach(struct probe_heap *p, pid_t pid)
 {
 	__u32 key = (__u32)pid;
 
+	/* Its attaches in flight keep nothing: the pid may be another's soon. */
+	probe_attacher_cancel(p->attacher, pid);
 	for (size_t i = 0; i < p->n_pids; i++) {
 		struct heap_pid *hp = &p->pids[i];
 
@@ -561,6 +680,7 @@ void probe_heap__destroy(struct probe_heap *p)
 	if (!p)
 		return;
 	worker_free(p->worker);	/* before the maps its searches read */
+	probe_attacher_free(p->attacher);	/* its links made and not taken go */
 	for (size_t i = 0; i < p->n_pids; i++)
 		drop_links(&p->pids[i]);
 	free(p->pids);

@@ -9,6 +9,7 @@
 
 #include "fifo.h"
 #include "heap.skel.h"
+#include "probe_attach.h"
 #include "probe_alloc.h"
 #include "probe_heap.h"
 #include "probe_util.h"
@@ -37,8 +38,17 @@ struct heap_pid {
 	pid_t pid;
 	struct heap_link *links;
 	int n_links, cap_links;
-	int plan;			/* index into probe_heap.plans */
+	int plan;			/* index into probe_heap.plans (the last posted) */
+	unsigned inflight;		/* its attaches posted, not yet delivered */
 	bool held;			/* attached before its exec: that exec is planned */
+};
+
+/* An attach of a plan's entry points to a followed process, on the
+ * attacher's thread; its links reach the process's heap_pid on the loop. */
+struct heap_attach {
+	struct probe_attach_job j;	/* first */
+	int plan;
+	bool exec;			/* then drop the links the plan does not have */
 };
 
 /* One program's allocator and the processes that ran it. */
@@ -67,6 +77,9 @@ struct probe_heap {
 	/* Bad frees are looked into by a worker thread (worker.h), started at
 	 * the first: the loop hands it jobs and takes back what it found. */
 	struct worker *worker;
+	/* Forked and exec'ed processes are attached to by another thread
+	 * (probe_attach.h): the table above stays the loop's alone. */
+	struct probe_attacher *attacher;
 };
 
 /* probe_heap_bad.c: a bad free from the ring, to the callback at once or

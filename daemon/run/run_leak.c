@@ -301,7 +301,7 @@ void run_leak_fork(struct run *r, size_t wl, pid_t child)
 
 	if (!r->rw[wl].exit_hold)
 		return;
-	err = probe_exit__attach(r->rw[wl].exit_hold, child);
+	err = probe_exit__follow(r->rw[wl].exit_hold, child);
 	if (err)
 		log_warn("%s: run %s: child %d of '%s' is not held at exit: %s", __func__, r->id,
 			 (int)child, r->sc->wl[wl].name, strerror(-err));

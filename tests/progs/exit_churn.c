@@ -1,7 +1,8 @@
 /* A process tree whose processes exit all the time, each with a big heap
- * and one leak: usage exit_churn [MB [COUNT [GAP_MS]]] (default 32 MB, 1000
- * children, 100 ms). The parent forks COUNT children one after the other,
- * GAP_MS apart; each child waits 150 ms (faultd follows it from its fork
+ * and one leak: usage exit_churn [MB [COUNT [GAP_MS [EARLY [LIVE]]]]]
+ * (default 32 MB, 1000 children, 100 ms, 0, 1). The parent forks COUNT
+ * children, GAP_MS apart, with at most LIVE alive at once (1: one after
+ * the other); each child waits 150 ms (faultd follows it from its fork
  * on), allocates MB MiB in 4 KiB blocks a global keeps reachable, drops
  * one 77-byte block (lose_one) and exits. no_leak holds each one at its
  * exit and scans its whole heap. With EARLY (a fourth argument, 1) each
@@ -50,6 +51,7 @@ int main(int argc, char **argv)
 	long count = argc > 2 ? atol(argv[2]) : 1000;
 	long gap = argc > 3 ? atol(argv[3]) : 100;
 	int early = argc > 4 && atoi(argv[4]);
+	long live = argc > 5 && atol(argv[5]) > 1 ? atol(argv[5]) : 1, alive = 0;
 	struct timespec ts = {gap / 1000, (gap % 1000) * 1000000L};
 
 	for (long k = 0; k < count; k++) {
@@ -57,10 +59,17 @@ int main(int argc, char **argv)
 
 		if (pid == 0)
 			child(mb, early);
-		if (pid < 0 || waitpid(pid, NULL, 0) < 0)
+		if (pid < 0)
 			return 1;
+		if (++alive >= live) {
+			if (wait(NULL) < 0)
+				return 1;
+			alive--;
+		}
 		nanosleep(&ts, NULL);
 	}
+	while (alive-- > 0)
+		wait(NULL);
 	printf("%ld children\n", count);
 	return 0;
 }
