@@ -285,6 +285,7 @@ def test_naming_crashes_and_bad_frees_does_not_make_the_same_runs_flaps_late(
     assert len(by_wl.get("bugs", [])) >= 3 and len(by_wl.get("crashes", [])) >= 10, \
         {k: len(v) for k, v in by_wl.items()}
 
+
 def test_heap_probe_attaches_to_children_off_the_same_runs_loop(tmp_path, runs_dir):
     """The heap probe follows each forked child: its allocator's entry
     points (about 18 uprobes) and no_leak's hold at _exit are attached to
