@@ -239,15 +239,17 @@ def test_tcp_reset_every_ms_resets_new_connections_too(tmp_path, runs_dir, big_f
 
 
 def test_half_open_stalls_tcp_while_ping_flows(tmp_path, runs_dir, big_file):
-    """half_open on a's egress from 4 s: curl's ACKs vanish, the download
+    """half_open on a's egress from 6 s: curl's ACKs vanish, the download
     under way stalls until curl's own timeout (exit 28), while ping through
-    the same link gets every reply."""
-    client = (WAIT_HTTP + f"curl -sS -m 7 --limit-rate 500k -o /dev/null "
+    the same link gets every reply. (python's server can take seconds to
+    answer on a loaded host: the download starts before 6 s, and curl's
+    10 s reach past it.)"""
+    client = (WAIT_HTTP + f"curl -sS -m 10 --limit-rate 500k -o /dev/null "
               f"-w 'got %{{size_download}}\\n' http://{SERVER}:8080/big; echo curl_exit $?; "
               f"ping -n -q -c 5 -i 0.2 {SERVER}")
     _, rep, out, err = run(tmp_path, runs_dir, pair(
-        [{"type": "half_open", "link": "l0", "at_ms": 4000, "direction": "egress"}], client,
-        server_cmd=HTTP + [str(big_file)], duration_s=15))
+        [{"type": "half_open", "link": "l0", "at_ms": 6000, "direction": "egress"}], client,
+        server_cmd=HTTP + [str(big_file)], duration_s=20))
     assert "curl_exit 28" in out and int(re.search(r"got (\d+)", out)[1]) > 0, (out, err)
     sent, got, _ = ping_summary(out)
     assert got == sent == 5, out
