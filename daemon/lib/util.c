@@ -183,6 +183,29 @@ out_close:
 	return err;
 }
 
+#define UTIL_PF_EXITING 0x4	/* the kernel's task flag: in do_exit */
+
+int util_task_state(const char *path, char *state, bool *exiting)
+{
+	unsigned long flags = 0;
+	char *text = NULL, *p = NULL;
+	int err;
+
+	err = util_read_file(path, 4096, &text, NULL);
+	if (!err)
+		p = strrchr(text, ')');
+	/* ") S ppid pgrp session tty tpgid flags" */
+	if (!err && (!p || p[1] != ' ' || !p[2] ||
+		     sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %lu", &flags) != 1))
+		err = -EINVAL;
+	if (!err) {
+		*state = p[2];
+		*exiting = flags & UTIL_PF_EXITING;
+	}
+	free(text);
+	return err;
+}
+
 static const struct {
 	int sig;
 	const char *name;

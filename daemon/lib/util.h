@@ -32,6 +32,10 @@ int util_rm_tree(const char *path);
 int util_write_atomic(const char *path, const char *data, size_t len);
 /* Read a whole file of at most @max bytes; *out is NUL-terminated. */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);
+/* A task's state letter and whether it is in do_exit (the kernel's
+ * PF_EXITING), from @path (/proc/PID/stat or /proc/PID/task/TID/stat):
+ * 0, or -errno (gone: -ENOENT or -ESRCH). */
+int util_task_state(const char *path, char *state, bool *exiting);
 /* Run @fn(@arg) in the network namespace @ns_fd, on a short-lived thread
  * (faultd's threads never leave its namespace). A socket made inside stays
  * bound to that namespace; @fn must not touch thread-local state.

@@ -320,9 +320,9 @@ out:
  * thread on its own way back to user space. */
 bool probe_all_stopped(pid_t pid)
 {
-	char path[320], *text = NULL, *state;
+	char path[320], state;
 	struct dirent *de;
-	bool stopped = true;
+	bool stopped = true, exiting;
 	DIR *d;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
@@ -333,12 +333,8 @@ bool probe_all_stopped(pid_t pid)
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, de->d_name);
-		if (util_read_file(path, 4096, &text, NULL))
-			continue;
-		state = strrchr(text, ')');
-		stopped = !state || strchr("TtZX", state[2]);
-		free(text);
-		text = NULL;
+		if (util_task_state(path, &state, &exiting) == 0)
+			stopped = strchr("TtZX", state) != NULL;
 	}
 	closedir(d);
 	return stopped;

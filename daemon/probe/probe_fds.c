@@ -133,24 +133,13 @@ static struct bpf_link *iter_attach(struct probe_fds *p, pid_t pid)
 	return link;
 }
 
-#define PF_EXITING 0x4	/* the kernel's task flag: in do_exit */
-
 /* Is task @path (/proc/PID/task/TID/stat) alive and not in do_exit? */
 static bool task_live(const char *path)
 {
-	unsigned long flags = 0;
-	char *text = NULL, *p;
-	bool live = false;
+	bool exiting = true;
+	char state = 'X';
 
-	if (util_read_file(path, 4096, &text, NULL))
-		return false;
-	p = strrchr(text, ')');
-	/* ") S ppid pgrp session tty tpgid flags" */
-	if (p && p[1] == ' ' && p[2] && !strchr("ZX", p[2]) &&
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %lu", &flags) == 1)
-		live = !(flags & PF_EXITING);
-	free(text);
-	return live;
+	return !util_task_state(path, &state, &exiting) && !strchr("ZX", state) && !exiting;
 }
 
 /* Dead, or every thread a zombie or on its way out (the fds are closed

@@ -380,10 +380,13 @@ void run_begin_stop(struct run *r, const char *reason)
 	if (r->obs.n_cycles == 0 ||
 	    (t_ms >= r->cycle_start_ms && t_ms - r->cycle_start_ms >= (uint64_t)r->sc->sample_ms / 2))
 		run_close_cycle(r, t_ms);
-	/* A process held at a bad free until its stacks are named goes on
-	 * before its tree hears the SIGTERM (a parent that exits leaves a
-	 * stopped child a SIGHUP); no fault is left to wait. */
+	/* A process held at a bad free until its stacks are named, or at its
+	 * _exit until its heap is scanned, goes on before its tree hears the
+	 * SIGTERM (a parent that exits leaves a stopped child a SIGHUP, and a
+	 * scan of a process dying under it is void); no fault is left to
+	 * wait. */
 	run_sym_settle(r);
+	run_leak_settle(r);
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
 		struct obs_workload *w = &r->obs.wl[i];
 		struct run_wl *rw = &r->rw[i];

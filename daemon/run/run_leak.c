@@ -141,6 +141,7 @@ struct leak_job {
 	struct run_wl *rw;
 	struct leak_exit_event ev;
 	bool stopped;
+	bool killed;			/* it left its stop during the scan */
 	int err;
 	struct leakscan_stats st;
 	json_t *kinds[2];		/* the direct and indirect groups, named */
@@ -150,6 +151,20 @@ struct leak_job {
 
 static const uint8_t kind_state[2] = {LEAK_DIRECT, LEAK_INDIRECT};
 static const char *const kind_name[2] = {"direct", "indirect"};
+
+/* Still held where the scan found it: stopped, and not on its way out. A
+ * process stopped at _exit whose parent exits is sent SIGHUP and SIGCONT
+ * (an orphaned process group with a stopped member): it dies while its
+ * memory is read, and what could no longer be read would read as leaks. */
+static bool still_held(pid_t pid)
+{
+	bool exiting = true;
+	char path[64], state = 'X';
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	return !util_task_state(path, &state, &exiting) && (state == 't' || state == 'T') &&
+	       !exiting;
+}
 
 /* The worker's part (job_done logs what it found): wait for the stop,
  * take the maps, read the blocks, scan, name the leaks' stacks. */
@@ -170,6 +185,11 @@ static void job_work(struct fifo_node *n, void *arg)
 	if (!j->err)
 		j->err = scan(rw->exit_hold, &j->ev, b, nb, probe_heap__partial(rw->heap, pid),
 			      &j->st);
+	/* What a process that died meanwhile left unread is no finding. */
+	if (!j->err && !still_held(pid)) {
+		j->killed = true;
+		j->err = -ESRCH;
+	}
 	for (int k = 0; k < 2 && !j->err; k++)
 		j->kinds[k] = groups(r->leak_sym, rw->heap, pid, b, nb, kind_state[k],
 				     &j->unlisted[k]);
@@ -207,7 +227,8 @@ static void job_done(struct fifo_node *n, void *arg)
 		      "tid", (int)ev->tid, "exit_status", ev->status, "comm", ev->comm,
 		      "scan", scan_json(st));
 	if (o && j->err) {
-		json_object_set_new(o, "error", json_string(strerror(-j->err)));
+		json_object_set_new(o, "error", json_string(j->killed ?
+				    "it was killed while its memory was read" : strerror(-j->err)));
 	} else if (o) {
 		json_object_set_new(o, "direct_bytes", json_integer((json_int_t)st->direct_bytes));
 		json_object_set_new(o, "direct_blocks", json_integer((json_int_t)st->direct));
