@@ -10,7 +10,7 @@ import time
 import jsonschema
 import pytest
 
-from conftest import (FAULTCTL, JOURNAL_DIR as JOURNAL, REPO, Daemon, assert_nothing_left, faultctl, invariant,
+from conftest import (FAULTCTL, JOURNAL_DIR as JOURNAL, REPO, Daemon, assert_nothing_left, bpftool_links, faultctl, invariant,
                       daemon_mid_run, only_report, our_journals, our_links, our_netns,
                       successor, write_scenario)
 
@@ -751,9 +751,7 @@ def _bpf_links_held_by(pid):
 
 
 def _bpf_link_ids():
-    out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True,
-                         timeout=30)
-    return {link["id"] for link in json.loads(out.stdout or "[]")}
+    return {link["id"] for link in bpftool_links()}
 
 
 def _in_cgroups_of(owner_pid):

@@ -233,7 +233,7 @@ def test_tcp_reset_every_ms_resets_new_connections_too(tmp_path, runs_dir, big_f
     _, rep, out, err = run(tmp_path, runs_dir, pair(
         [{"type": "tcp_reset", "link": "l0", "at_ms": 3000, "every_ms": 2000,
           "direction": "egress"}], WAIT_HTTP + dl + dl,
-        server_cmd=HTTP + [str(big_file)], duration_s=15))
+        server_cmd=HTTP + [str(big_file)], duration_s=30))
     assert out.count("curl_exit 56") == 2, (out, err)
     assert window(rep)["egress"]["reset"] >= 2, window(rep)
 

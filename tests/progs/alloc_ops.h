@@ -1,6 +1,6 @@
 /* The same three programs for every allocator (each alloc_*.c includes this
  * after defining EXTRA_ALLOC/EXTRA_FREE, its allocator's own API):
- *   double-free     a session released twice (free, then free again)
+ *   double-free [MS] a session released twice (free, then free again), MS ms in
  *   leak N MS       N times, every MS ms: leak_one() keeps a 1000-byte block
  *   clean N MS      the same loop, every block freed (the twin that passes)
  * Each loop also churns through malloc/calloc/realloc/posix_memalign and the
@@ -50,7 +50,7 @@ int main(int argc, char **argv)
 	int n = argc > 2 ? atoi(argv[2]) : 20, ms = argc > 3 ? atoi(argv[3]) : 100;
 
 	if (!strcmp(mode, "double-free")) {
-		char *s = malloc(48);
+		char *s = (usleep((useconds_t)(argc > 2 ? atoi(argv[2]) : 0) * 1000), malloc(48));
 
 		memset(s, 0, 48);
 		churn();
