@@ -439,6 +439,28 @@ class Daemon:
         return self.proc.returncode
 
 
+def interrupted(cmd, ready, timeout=30, **popen):
+    """Run @cmd, reading its stdout, until ready(what it printed) holds (or
+    @timeout s pass), then Ctrl-C it (SIGINT) and wait for its end: (the
+    process, all it printed). Killed if it does not end in @timeout s."""
+    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, text=True, **popen)
+    out = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not ready("".join(out)):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=5)
+    return proc, "".join(out)
+
+
 @contextlib.contextmanager
 def daemon_mid_run(tmp_path, scenario, started="started, pid"):
     """A faultd running @scenario for a `faultctl run` client, yielded as

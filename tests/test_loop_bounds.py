@@ -175,6 +175,25 @@ def test_bad_frees_of_another_run_do_not_make_flaps_late(tmp_path):
     assert all(ms <= LATE_MS for _, _, ms in late), [x for x in late if x[2] > LATE_MS]
 
 
+def _lost_block_site():
+    """exit_churn.c's line of the 77-byte block each child loses."""
+    src = (REPO / "tests" / "progs" / "exit_churn.c").read_text().splitlines()
+    return "exit_churn.c:%d" % next(i + 1 for i, line in enumerate(src) if "malloc(77)" in line)
+
+
+def _exit_churn_beside_flaps(name, args, duration_s, cycles):
+    """exit_churn ARGS under the heap probe and no_leak, a veth flapped
+    every 100 ms in the same run."""
+    return {"name": name, "duration_s": duration_s, "sample_ms": 250,
+            "topology": {"namespaces": ["c", "s"],
+                         "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
+            "workloads": [{"name": "w", "kind": "exec", "cmd": [str(PROGS / "exit_churn"), *args],
+                           "probes": ["heap"], "stop_grace_ms": 500}],
+            "faults": [{"type": "link_flap", "link": "l0", "start_ms": 200, "down_ms": 40,
+                        "up_ms": 60, "cycles": cycles}],
+            "invariants": [{"name": "no_leak"}]}
+
+
 def test_scans_at_exit_do_not_make_the_same_runs_flaps_late(tmp_path, runs_dir):
     """no_leak holds each process of the workload at its exit and scans its
     heap: here a child every ~0.3 s, each with 32 MiB in 8192 blocks and
@@ -187,16 +206,8 @@ def test_scans_at_exit_do_not_make_the_same_runs_flaps_late(tmp_path, runs_dir):
     attached to before its blocks: a perf-event uprobe's attach waits on the
     kernel's lock (off the loop; the test after this one), and a child this
     quick can be over first (docs/kernels.md)."""
-    src = (REPO / "tests" / "progs" / "exit_churn.c").read_text().splitlines()
-    site = "exit_churn.c:%d" % next(i + 1 for i, line in enumerate(src) if "malloc(77)" in line)
-    doc = {"name": "exit-churn-flap", "duration_s": 4, "sample_ms": 250,
-           "topology": {"namespaces": ["c", "s"],
-                        "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
-           "workloads": [{"name": "w", "kind": "exec", "cmd": [str(PROGS / "exit_churn"), "32"],
-                          "probes": ["heap"], "stop_grace_ms": 500}],
-           "faults": [{"type": "link_flap", "link": "l0", "start_ms": 200, "down_ms": 40,
-                       "up_ms": 60, "cycles": 30}],
-           "invariants": [{"name": "no_leak"}]}
+    site = _lost_block_site()
+    doc = _exit_churn_beside_flaps("exit-churn-flap", ["32"], duration_s=4, cycles=30)
     res = faultctl("run", "--local", "--quiet", write_scenario(tmp_path / "churn.json", doc),
                    runs_dir=runs_dir, timeout=120, env={"FAULTD_UPROBE_MULTI": "1"})
     rep = only_report(runs_dir)
@@ -303,17 +314,9 @@ def test_heap_probe_attaches_to_children_off_the_same_runs_loop(tmp_path, runs_d
     array faultd could not see is no leak (mark_partial: a child followed
     late is judged as such); nothing left behind (no BPF link, no
     process)."""
-    src = (REPO / "tests" / "progs" / "exit_churn.c").read_text().splitlines()
-    site = "exit_churn.c:%d" % next(i + 1 for i, line in enumerate(src) if "malloc(77)" in line)
-    doc = {"name": "fork-churn-flap", "duration_s": 6, "sample_ms": 250,
-           "topology": {"namespaces": ["c", "s"],
-                        "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]},
-           "workloads": [{"name": "w", "kind": "exec",
-                          "cmd": [str(PROGS / "exit_churn"), "4", "1000", "250", "1", "5"],
-                          "probes": ["heap"], "stop_grace_ms": 500}],
-           "faults": [{"type": "link_flap", "link": "l0", "start_ms": 200, "down_ms": 40,
-                       "up_ms": 60, "cycles": 50}],
-           "invariants": [{"name": "no_leak"}]}
+    site = _lost_block_site()
+    doc = _exit_churn_beside_flaps("fork-churn-flap", ["4", "1000", "250", "1", "5"],
+                                   duration_s=6, cycles=50)
     res = faultctl("run", "--local", "--quiet", write_scenario(tmp_path / "fork.json", doc),
                    runs_dir=runs_dir, timeout=120, env={"FAULTD_UPROBE_MULTI": "0"})
     rep = only_report(runs_dir)

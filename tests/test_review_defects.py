@@ -8,12 +8,11 @@ import pathlib
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import (CGROUP_MOUNT, FAULTCTL, FAULTD, JOURNAL_DIR, Daemon, faultctl,
+from conftest import (CGROUP_MOUNT, FAULTCTL, FAULTD, JOURNAL_DIR, Daemon, faultctl, interrupted,
                       only_report, our_links, our_netns, write_scenario)
 
 
@@ -171,24 +170,10 @@ def test_faultd_once_tears_down_on_ctrl_c(tmp_path):
            "workloads": [{"name": "w", "kind": "exec", "netns": "c", "cmd": ["sleep", "60"]}],
            "invariants": [{"name": "no_crash"}]}
     path = write_scenario(tmp_path / "once.json", doc)
-    proc = subprocess.Popen([str(FAULTD), "--runs-dir", str(runs), "--log-level", "info",
-                             "--once", str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    out = []
-    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and "started, pid" not in "".join(out):
-            time.sleep(0.05)
-        assert "started, pid" in "".join(out), "".join(out)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(timeout=5)
+    proc, out = interrupted([FAULTD, "--runs-dir", runs, "--log-level", "info", "--once", path],
+                            lambda out: "started, pid" in out, timeout=20,
+                            stderr=subprocess.STDOUT)
+    assert "started, pid" in out, out
     rep = only_report(runs)
     assert rep["stop_reason"] == "faultd received SIGINT", rep["stop_reason"]
     mine = [n for n in our_netns() + our_links() if rep["run_id"] in n]

@@ -379,10 +379,7 @@ def test_ctrl_c_of_jobs_stops_every_run_and_starts_no_more(tmp_path, runs_dir):
     """`run --local -j 2` of three long scenarios: Ctrl-C stops both runs
     going on (each still reported, nothing of it left) and the third is not
     started: the table says so."""
-    import signal
-    import threading
-    import time
-    from conftest import FAULTCTL, our_links, our_netns, sanitizer_env
+    from conftest import FAULTCTL, interrupted, our_links, our_netns, sanitizer_env
     for i in range(3):
         doc = scenario(f"long-{i}", [{"name": "w", "kind": "exec", "netns": "c",
                                        "cmd": ["sleep", "60"]}], duration_s=60)
@@ -390,26 +387,11 @@ def test_ctrl_c_of_jobs_stops_every_run_and_starts_no_more(tmp_path, runs_dir):
                            "links": [{"name": "l0", "type": "veth", "a": "c", "b": "s"}]}
         write_scenario(tmp_path / f"long-{i}.json", doc)
     out = tmp_path / "reports.json"
-    proc = subprocess.Popen([str(FAULTCTL), "--runs-dir", str(runs_dir), "run", "--local",
-                             "-j", "2", "--json", str(out), str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=sanitizer_env())
-    lines = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and \
-                len({l.split("]")[0] for l in lines if "] cycle" in l}) < 2:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(timeout=5)
-    text = "".join(lines)
+    # Ctrl-C once both runs print their cycles.
+    proc, text = interrupted(
+        [FAULTCTL, "--runs-dir", runs_dir, "run", "--local", "-j", "2", "--json", out, tmp_path],
+        lambda text: len({l.split("]")[0] for l in text.splitlines() if "] cycle" in l}) >= 2,
+        stderr=subprocess.DEVNULL, env=sanitizer_env())
     reps = json.loads(out.read_text())
     assert [r["scenario"]["name"] for r in reps] == ["long-0", "long-1"], text
     for rep in reps:

@@ -206,6 +206,26 @@ int util_task_state(const char *path, char *state, bool *exiting)
 	return err;
 }
 
+bool util_every_task(pid_t pid, bool (*ok)(char state, bool exiting))
+{
+	char path[320], state;
+	struct dirent *de;
+	bool all = true, exiting;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	while (d && all && (de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, de->d_name);
+		all = util_task_state(path, &state, &exiting) || ok(state, exiting);
+	}
+	if (d)
+		closedir(d);
+	return all;
+}
+
 static const struct {
 	int sig;
 	const char *name;

@@ -36,6 +36,9 @@ int util_read_file(const char *path, size_t max, char **out, size_t *len);
  * PF_EXITING), from @path (/proc/PID/stat or /proc/PID/task/TID/stat):
  * 0, or -errno (gone: -ENOENT or -ESRCH). */
 int util_task_state(const char *path, char *state, bool *exiting);
+/* Does every thread of @pid pass @ok (its state letter, in do_exit)? A
+ * thread whose stat cannot be read, or a process gone, passes. */
+bool util_every_task(pid_t pid, bool (*ok)(char state, bool exiting));
 /* Run @fn(@arg) in the network namespace @ns_fd, on a short-lived thread
  * (faultd's threads never leave its namespace). A socket made inside stays
  * bound to that namespace; @fn must not touch thread-local state.

@@ -17,7 +17,6 @@ struct probe_attacher {
 	void (*drop)(struct probe_attach_job *j, void *arg);
 	void *arg;
 	struct probe_attach_job *head, **tail;	/* the loop's: posted, not delivered */
-	unsigned pending;
 };
 
 int probe_attach_job_init(struct probe_attach_job *j, pid_t pid, bool multi, size_t n)
@@ -129,7 +128,6 @@ static struct probe_attach_job *unlink_job(struct probe_attacher *a, struct prob
 		*at = j->next;
 	if (a->tail == &j->next)
 		a->tail = at;
-	a->pending--;
 	return j;
 }
 
@@ -186,7 +184,6 @@ int probe_attacher_post(struct probe_attacher *a, struct probe_attach_job *j)
 	j->next = NULL;
 	*a->tail = j;
 	a->tail = &j->next;
-	a->pending++;
 	err = worker_post(a->w, &j->node);
 	if (err)
 		unlink_job(a, j);	/* not taken */
@@ -198,11 +195,6 @@ void probe_attacher_cancel(struct probe_attacher *a, pid_t pid)
 	for (struct probe_attach_job *j = a ? a->head : NULL; j; j = j->next)
 		if (j->pid == pid)
 			__atomic_store_n(&j->cancelled, true, __ATOMIC_RELAXED);
-}
-
-unsigned probe_attacher_pending(const struct probe_attacher *a)
-{
-	return a ? a->pending : 0;
 }
 
 void probe_attacher_free(struct probe_attacher *a)

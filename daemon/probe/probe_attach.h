@@ -67,8 +67,6 @@ struct probe_attacher *probe_attacher_new(struct event_base *base,
 int probe_attacher_post(struct probe_attacher *a, struct probe_attach_job *j);
 /* The loop read @pid's exit: its jobs not yet done attach no more. */
 void probe_attacher_cancel(struct probe_attacher *a, pid_t pid);
-/* Jobs posted and not delivered. */
-unsigned probe_attacher_pending(const struct probe_attacher *a);
 /* The thread ends after its current probe; the jobs not delivered are
  * dropped with their links released. */
 void probe_attacher_free(struct probe_attacher *a);

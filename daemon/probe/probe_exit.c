@@ -1,6 +1,5 @@
 /* User side of bpf/leak.bpf.c: attach the _exit hold by pid, read its
  * events from the event loop. */
-#include <dirent.h>
 #include <dlfcn.h>
 #include <gnu/libc-version.h>
 #include <errno.h>
@@ -316,28 +315,17 @@ out:
 	return err;
 }
 
+static bool stopped_or_gone(char state, bool exiting)
+{
+	(void)exiting;
+	return strchr("TtZX", state) != NULL;
+}
+
 /* Is every thread of @pid stopped (or gone)? A group stop reaches each
  * thread on its own way back to user space. */
 bool probe_all_stopped(pid_t pid)
 {
-	char path[320], state;
-	struct dirent *de;
-	bool stopped = true, exiting;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return true;
-	while (stopped && (de = readdir(d))) {
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, de->d_name);
-		if (util_task_state(path, &state, &exiting) == 0)
-			stopped = strchr("TtZX", state) != NULL;
-	}
-	closedir(d);
-	return stopped;
+	return util_every_task(pid, stopped_or_gone);
 }
 
 bool probe_wait_stopped(pid_t pid, int max_ms, const struct worker *w)

@@ -1,10 +1,7 @@
 /* User side of bpf/fds.bpf.c: per-process fd snapshots by type through a
  * task_file iterator, and counts of the calls that make and close fds. */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -133,37 +130,19 @@ static struct bpf_link *iter_attach(struct probe_fds *p, pid_t pid)
 	return link;
 }
 
-/* Is task @path (/proc/PID/task/TID/stat) alive and not in do_exit? */
-static bool task_live(const char *path)
+/* A thread that is a zombie or on its way out (the fds are closed early in
+ * do_exit, before anyone can see the process has exited). */
+static bool not_live(char state, bool exiting)
 {
-	bool exiting = true;
-	char state = 'X';
-
-	return !util_task_state(path, &state, &exiting) && !strchr("ZX", state) && !exiting;
+	return state == 'Z' || state == 'X' || exiting;
 }
 
-/* Dead, or every thread a zombie or on its way out (the fds are closed
- * early in do_exit, before anyone can see the process has exited): its
- * count now says nothing of a leak. A main thread that ended with others
- * running is a zombie in a live process. */
+/* Dead, or every thread not live: its count now says nothing of a leak. A
+ * main thread that ended with others running is a zombie in a live
+ * process. */
 static bool exiting(pid_t pid)
 {
-	char path[320];
-	struct dirent *de;
-	bool live = false;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	while (d && !live && (de = readdir(d))) {
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, de->d_name);
-		live = task_live(path);
-	}
-	if (d)
-		closedir(d);
-	return !live;
+	return util_every_task(pid, not_live);
 }
 
 int probe_fds__snapshot(struct probe_fds *p, pid_t pid, long long counts[FD_T__MAX])
