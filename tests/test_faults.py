@@ -717,6 +717,18 @@ def test_bridge_joins_link_ends_and_routes_are_installed(tmp_path, runs_dir):
     assert "default via 198.18.0.254" in q, q
 
 
+def _texts(paths):
+    """{name: text, or the entries of a directory} of @paths, those that are
+    still there when read."""
+    out = {}
+    for p in paths:
+        try:
+            out[p.name] = sorted(c.name for c in p.iterdir()) if p.is_dir() else p.read_text()
+        except OSError:
+            pass
+    return out
+
+
 def _killed_mid_run(where, scenario, at):
     """A faultd running @scenario for a client, kill -9'd @at seconds after
     the request: (the dead daemon, the BPF link ids it held)."""
@@ -816,9 +828,14 @@ def test_kill_9_at_twenty_random_points_of_every_fault_family_and_probe(tmp_path
     points = sorted(rng.uniform(0.0, 7.0) for _ in range(20))
     for i, at in enumerate(points):
         d, held = _killed_mid_run(tmp_path / f"d{i}", path, at)
+        # What the dead faultd left, for the message should a DPDK dir stay.
+        killed_at = time.time()
+        before = _texts(JOURNAL.glob("*.journal"))
+        before_dpdk = _texts(pathlib.Path("/var/run/dpdk").glob("fd*"))
         again = tmp_path / f"a{i}"
         again.mkdir()
         d2 = Daemon(again)
+        started_at = time.time() - killed_at
         try:
             what = f"kill point {i} at {at:.2f}s"
             assert not our_netns() and not our_links(), what
@@ -839,6 +856,9 @@ def test_kill_9_at_twenty_random_points_of_every_fault_family_and_probe(tmp_path
             assert not (CGROUP_ROOT / str(d.proc.pid)).exists(), f"{what}: cgroups left"
             dpdk = [p for p in pathlib.Path("/var/run/dpdk").glob("fd*")
                     if not our_journals() and p.name[2:8] in d.log]
-            assert not dpdk, f"{what}: DPDK dirs left: {dpdk}"
+            assert not dpdk, (f"{what}: DPDK dirs left: "
+                              f"{[(p.name, p.stat().st_ctime - killed_at, _texts([p])) for p in dpdk]}; "
+                              f"at the kill: journals {before}, DPDK dirs {before_dpdk}; "
+                              f"the next faultd ready {started_at:.2f}s after the kill")
         finally:
             assert d2.stop() == 0
