@@ -128,7 +128,7 @@ def test_four_runs_fifty_clients_metrics_and_a_flat_out_writer(tmp_path):
         load.append(threading.Thread(target=metrics_poller, args=(port, stop, quiet, errors)))
         for t in load:
             t.start()
-        kept, fds, late = [], [], []
+        kept, fds, late, majflt = [], [], [], []
         try:
             for rnd in range(ROUNDS):
                 clients = [subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run",
@@ -151,6 +151,9 @@ def test_four_runs_fifty_clients_metrics_and_a_flat_out_writer(tmp_path):
                 time.sleep(0.5)  # the clients' last requests are answered
                 st = idle_status(d)
                 kept.append(st["rss_idle_bytes"])
+                # Major page faults (faultd's code or data read back from
+                # disk) so far: a cold host's first round takes them.
+                majflt.append(int(open(f"/proc/{d.proc.pid}/stat").read().rsplit(")", 1)[1].split()[9]))
                 fds.append(settled_fds(d, fds[1] if rnd > 1 else None))
                 quiet.clear()
         finally:
@@ -159,7 +162,9 @@ def test_four_runs_fifty_clients_metrics_and_a_flat_out_writer(tmp_path):
                 t.join(timeout=30)
         print("rss_idle_bytes per round:", kept, "fds:", fds,
               "latest fault past its plan (ms):", max(x[-1] for x in late),
-              "of it faultd's (ms):", max(x[-2] for x in late))
+              "of it faultd's (ms):", max(x[-2] for x in late),
+              "per round:", [max(x[-2] for x in late if x[0] == rnd) for rnd in range(ROUNDS)],
+              "major faults so far:", majflt)
         assert not errors, errors[:5]
         # The first round is faultd's first runs: each loads and verifies
         # its probes' programs and BTF for the first time while the others'

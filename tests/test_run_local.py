@@ -11,7 +11,7 @@ import subprocess
 import jsonschema
 import pytest
 
-from conftest import (REPO, assert_nothing_left, faultctl, invariant, only_report,
+from conftest import (FAULTCTL, REPO, assert_nothing_left, faultctl, invariant, only_report,
                       pids_alive, write_scenario)
 
 REPORT_SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
@@ -400,3 +400,20 @@ def test_ctrl_c_of_jobs_stops_every_run_and_starts_no_more(tmp_path, runs_dir):
         assert_nothing_left(rep, links=False)
     assert re.search(r"ERROR .*/long-2\.json +0\.0s  not run: stopped", text), text
     assert proc.returncode == 3, text
+
+
+def test_workloads_run_at_faultctls_niceness_not_the_set_ups(tmp_path, runs_dir):
+    """A run's thread is niced while it sets up (BPF loads, attaches) so that
+    other runs' faults go first; the workloads it forks then are not: they
+    run at faultctl's own niceness, here 3, as they would without faultd."""
+    doc = scenario("nice", [{"name": "n", "kind": "exec",
+                             "cmd": ["/bin/sh", "-c", "cut -d' ' -f19 /proc/self/stat"]}],
+                   [{"name": "exit_ok"}])
+    path = write_scenario(tmp_path / "nice.json", doc)
+    res = subprocess.run(["nice", "-n", "3", str(FAULTCTL), "--runs-dir", str(runs_dir),
+                          "run", "--local", "--quiet", str(path)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res
+    rep = only_report(runs_dir)
+    assert pathlib.Path(rep["workloads"][0]["stdout"]).read_text().strip() == "3"
+    assert_nothing_left(rep)

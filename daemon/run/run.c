@@ -244,6 +244,7 @@ void run_begin(struct run *r)
 	 * other runs load theirs) does not eat into the fault timeline. */
 	r->t0_ns = util_now_ns();
 	r->started_at_ms = util_realtime_ms();
+	run_loop_timing(r, true);
 	for (size_t i = 0; i < r->sc->n_wl; i++) {
 		err = run_wl_release(r, i);
 		if (err)
@@ -361,6 +362,7 @@ void run_begin_stop(struct run *r, const char *reason)
 	if (r->state != RUN_RUNNING)
 		return;
 	run_set_state(r, RUN_STOPPING);
+	run_loop_timing(r, false);
 	t_ms = run_ms(r);
 	r->stop_at_ms = t_ms;
 	snprintf(r->stop_reason, sizeof(r->stop_reason), "%s", reason);

@@ -120,6 +120,10 @@ struct run {
 	struct fault_env fenv;		/* what the fault families see of the run */
 	struct event *snapshot_ev;	/* maps of new processes, once mapped */
 
+	/* The run thread's niceness while its clock runs (what it started
+	 * with) and while it sets up or ends (run_loop_timing). */
+	int nice_timing, nice_background;
+
 	/* Between the run's thread and the caller's (run_loop.c). */
 	pthread_t thread;
 	bool thread_started;		/* the caller's: set when it made the thread */
@@ -150,6 +154,9 @@ void run_loop_stop(struct run *r, const char *reason);
 void run_loop_join(struct run *r);
 void run_loop_free(struct run *r);
 void run_loop_body(struct run *r);
+/* On the run's thread: its niceness for the part of the run now starting,
+ * @timing (its clock runs: fault timers are due) or not (set-up, end). */
+void run_loop_timing(struct run *r, bool timing);
 /* On the run's thread: was a stop asked, and why. */
 bool run_loop_cancelled(const struct run *r);
 void run_loop_stop_reason(struct run *r, char *buf, size_t len);

@@ -180,6 +180,7 @@ int run_wl_start(struct run *r, size_t i)
 	spec.seccomp = filter.len ? &filter : NULL;
 	spec.cpus = w->cpus.cpu;
 	spec.n_cpus = w->cpus.n;
+	spec.nice = r->nice_timing;
 	err = sup__spawn(r->base, &spec, on_wl_exit, r, &rw->child);
 	secfault_free(&filter);	/* the child has its copy */
 	if (err) {

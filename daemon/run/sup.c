@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -242,6 +243,8 @@ static void child_run(const struct sup_spec *spec, char **env, pid_t parent,
 	if (getppid() != parent)
 		_exit(127);
 	setpgid(0, 0);
+	/* Forked by a run's thread, which may be niced for its set-up. */
+	setpriority(PRIO_PROCESS, 0, spec->nice);
 	/* faultd ignores SIGPIPE; an ignored signal stays ignored across
 	 * exec, so give the workload the default dispositions back. */
 	for (int sig = 1; sig < NSIG; sig++)

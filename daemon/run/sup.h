@@ -27,6 +27,7 @@ struct sup_spec {
 	const struct sock_fprog *seccomp; /* installed just before exec, or NULL */
 	const int *cpus;		/* pinned to these CPUs before exec */
 	size_t n_cpus;			/* 0: not pinned */
+	int nice;			/* its niceness (not the spawning thread's) */
 	/* Output arrived on stdout: progress a run can watch for. */
 	void (*on_output)(void *arg, size_t bytes);
 	void *output_arg;
