@@ -313,3 +313,29 @@ def test_a_child_held_at_exit_when_the_run_stops_is_scanned_whole(tmp_path, runs
     hup = [p for p in rep["processes"] if p.get("signal") == "SIGHUP"]
     for p in hup:
         assert not [ev for ev in scanned if ev["pid"] == p["pid"]], (p, inv["evidence"])
+
+
+def test_a_child_held_at_exit_when_its_workload_times_out_is_scanned_whole(tmp_path, runs_dir):
+    """The same children, and the workload's own timeout_s ends it while
+    the run goes on: that SIGTERM waits for the scans in flight, as the
+    run's stop does, so no child dies of its parent's end (SIGHUP) while
+    its heap is read and every scan is whole."""
+    doc = {"name": "held-at-timeout", "duration_s": 20, "sample_ms": 250,
+           "workloads": [{"name": "w", "kind": "exec", "timeout_s": 3,
+                          "cmd": [str(PROGS / "exit_churn"), "64", "1000", "0", "0", "1"],
+                          "probes": ["heap"], "stop_grace_ms": 2000}],
+           "invariants": [{"name": "no_leak"}]}
+    res = faultctl("run", "--local", "--quiet", write_scenario(tmp_path / "t.json", doc),
+                   runs_dir=runs_dir, timeout=120)
+    rep = only_report(runs_dir)
+    assert_nothing_left(rep)
+    inv = invariant(rep, "no_leak")
+    assert res.returncode == 1 and inv["verdict"] == "FAIL", (res, inv)
+    assert rep["workloads"][0]["timed_out"], rep["workloads"][0]
+    void = [ev for ev in inv["evidence"] if "error" in ev]
+    assert not void, void
+    scanned = inv["evidence"]
+    assert len(scanned) >= 3, scanned
+    for ev in scanned:
+        assert ev["direct_blocks"] == 1 and ev["direct_bytes"] == 77, ev
+    assert not [p for p in rep["processes"] if p.get("signal") == "SIGHUP"], rep["processes"]

@@ -349,6 +349,7 @@ bool run_leak_defer_kill(struct run *r, struct event *ev, uint64_t limit_ms)
 {
 	struct timeval tv = {.tv_usec = RUN_REAP_POLL_MS * 1000};
 
+	run_leak_drain(r);	/* a process held at exit, not yet posted */
 	if (!worker_pending(r->leak_worker) || run_ms(r) >= limit_ms)
 		return false;
 	evtimer_add(ev, &tv);

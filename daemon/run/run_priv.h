@@ -301,10 +301,11 @@ void run_sym_destroy(struct run *r);
  * workload with the heap probe; attach: 0 or -errno. drain reads the
  * exits (their scans go to the worker); settle also waits until every
  * scan's result is in r->obs.leaks; destroy waits for the scans, then lets
- * the probes go. defer_kill: while a held process is being scanned (a kill
- * would cut its scan short, as none could when the scan held the loop),
- * re-arm the kill's timer @ev for RUN_REAP_POLL_MS and say so; not past
- * @limit_ms (run time). */
+ * the probes go. defer_kill: while a held process is being scanned, or
+ * held and not yet posted (a kill or a SIGTERM would cut its scan short,
+ * as none could when the scan held the loop), re-arm the kill's or the
+ * timeout's timer @ev for RUN_REAP_POLL_MS and say so; not past @limit_ms
+ * (run time). */
 int run_leak_attach(struct run *r, size_t i, pid_t pid);
 void run_leak_fork(struct run *r, size_t wl, pid_t child);
 void run_leak_exit(struct run *r, size_t wl, pid_t pid);
