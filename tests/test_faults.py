@@ -731,7 +731,8 @@ def _texts(paths):
 
 def _killed_mid_run(where, scenario, at):
     """A faultd running @scenario for a client, kill -9'd @at seconds after
-    the request: (the dead daemon, the BPF link ids it held)."""
+    the request: (the dead daemon, with the time of its kill as killed_at,
+    the BPF link ids it held)."""
     where.mkdir()
     d = Daemon(where)
     client = subprocess.Popen([str(FAULTCTL), "--socket", str(d.sock), "run", scenario],
@@ -739,6 +740,7 @@ def _killed_mid_run(where, scenario, at):
     try:
         time.sleep(at)
         held = _bpf_links_held_by(d.proc.pid)
+        d.killed_at = time.time()
         d.stop(sig=9)
         client.communicate(timeout=30)
     finally:
@@ -829,7 +831,7 @@ def test_kill_9_at_twenty_random_points_of_every_fault_family_and_probe(tmp_path
     for i, at in enumerate(points):
         d, held = _killed_mid_run(tmp_path / f"d{i}", path, at)
         # What the dead faultd left, for the message should a DPDK dir stay.
-        killed_at = time.time()
+        killed_at = d.killed_at
         before = _texts(JOURNAL.glob("*.journal"))
         before_dpdk = _texts(pathlib.Path("/var/run/dpdk").glob("fd*"))
         again = tmp_path / f"a{i}"
@@ -858,7 +860,7 @@ def test_kill_9_at_twenty_random_points_of_every_fault_family_and_probe(tmp_path
                     if not our_journals() and p.name[2:8] in d.log]
             assert not dpdk, (f"{what}: DPDK dirs left: "
                               f"{[(p.name, p.stat().st_ctime - killed_at, _texts([p])) for p in dpdk]}; "
-                              f"at the kill: journals {before}, DPDK dirs {before_dpdk}; "
+                              f"after the kill: journals {before}, DPDK dirs {before_dpdk}; "
                               f"the next faultd ready {started_at:.2f}s after the kill")
         finally:
             assert d2.stop() == 0

@@ -286,21 +286,17 @@ def test_heap_and_fd_trends_suppressed(tmp_path, runs_dir, progs):
     assert [invariant(rep, n)["verdict"] for n in ("fds_stable", "heap_stable")] == ["FAIL", "FAIL"]
 
 
-def test_a_child_held_at_exit_when_the_run_stops_is_scanned_whole(tmp_path, runs_dir):
-    """Children one after another, each with 64 MiB of heap and one lost
-    77-byte block, until the run's end: at the stop one is usually held at
-    its _exit for the scan. The stop's SIGTERM used to reach the parent
-    then; a parent that exits leaves its stopped child a SIGHUP, and the
-    child died while its heap was read: what could no longer be read read
-    as 28 MB of leaks, or a scan found 0 blocks. Now the stop waits for the
-    scans in flight, and a scan of a process that left its stop meanwhile
-    is void (an error in the evidence), never a finding."""
-    doc = {"name": "held-at-stop", "duration_s": 3, "sample_ms": 250,
+def _exit_churn_held(tmp_path, runs_dir, name, duration_s, **workload):
+    """exit_churn's 64 MiB children, one after another, each with one lost
+    77-byte block, under no_leak: (the report, no_leak's result), once the
+    run FAILed on those leaks, every whole scan found exactly that block
+    and nothing was left."""
+    doc = {"name": name, "duration_s": duration_s, "sample_ms": 250,
            "workloads": [{"name": "w", "kind": "exec",
                           "cmd": [str(PROGS / "exit_churn"), "64", "1000", "0", "0", "1"],
-                          "probes": ["heap"], "stop_grace_ms": 2000}],
+                          "probes": ["heap"], "stop_grace_ms": 2000, **workload}],
            "invariants": [{"name": "no_leak"}]}
-    res = faultctl("run", "--local", "--quiet", write_scenario(tmp_path / "h.json", doc),
+    res = faultctl("run", "--local", "--quiet", write_scenario(tmp_path / f"{name}.json", doc),
                    runs_dir=runs_dir, timeout=120)
     rep = only_report(runs_dir)
     assert_nothing_left(rep)
@@ -310,6 +306,20 @@ def test_a_child_held_at_exit_when_the_run_stops_is_scanned_whole(tmp_path, runs
     assert len(scanned) >= 3, inv["evidence"]
     for ev in scanned:
         assert ev["direct_blocks"] == 1 and ev["direct_bytes"] == 77, ev
+    return rep, inv
+
+
+def test_a_child_held_at_exit_when_the_run_stops_is_scanned_whole(tmp_path, runs_dir):
+    """Children one after another, each with 64 MiB of heap and one lost
+    77-byte block, until the run's end: at the stop one is usually held at
+    its _exit for the scan. The stop's SIGTERM used to reach the parent
+    then; a parent that exits leaves its stopped child a SIGHUP, and the
+    child died while its heap was read: what could no longer be read read
+    as 28 MB of leaks, or a scan found 0 blocks. Now the stop waits for the
+    scans in flight, and a scan of a process that left its stop meanwhile
+    is void (an error in the evidence), never a finding."""
+    rep, inv = _exit_churn_held(tmp_path, runs_dir, "held-at-stop", 3)
+    scanned = [ev for ev in inv["evidence"] if "error" not in ev]
     hup = [p for p in rep["processes"] if p.get("signal") == "SIGHUP"]
     for p in hup:
         assert not [ev for ev in scanned if ev["pid"] == p["pid"]], (p, inv["evidence"])
@@ -318,24 +328,12 @@ def test_a_child_held_at_exit_when_the_run_stops_is_scanned_whole(tmp_path, runs
 def test_a_child_held_at_exit_when_its_workload_times_out_is_scanned_whole(tmp_path, runs_dir):
     """The same children, and the workload's own timeout_s ends it while
     the run goes on: that SIGTERM waits for the scans in flight, as the
-    run's stop does, so no child dies of its parent's end (SIGHUP) while
-    its heap is read and every scan is whole."""
-    doc = {"name": "held-at-timeout", "duration_s": 20, "sample_ms": 250,
-           "workloads": [{"name": "w", "kind": "exec", "timeout_s": 3,
-                          "cmd": [str(PROGS / "exit_churn"), "64", "1000", "0", "0", "1"],
-                          "probes": ["heap"], "stop_grace_ms": 2000}],
-           "invariants": [{"name": "no_leak"}]}
-    res = faultctl("run", "--local", "--quiet", write_scenario(tmp_path / "t.json", doc),
-                   runs_dir=runs_dir, timeout=120)
-    rep = only_report(runs_dir)
-    assert_nothing_left(rep)
-    inv = invariant(rep, "no_leak")
-    assert res.returncode == 1 and inv["verdict"] == "FAIL", (res, inv)
+    run's stop does. A child that stops at its _exit after that wait and
+    before its parent has died still gets the SIGHUP (2 runs in 34 here):
+    its scan is void, never a finding."""
+    rep, inv = _exit_churn_held(tmp_path, runs_dir, "held-at-timeout", 20, timeout_s=3)
     assert rep["workloads"][0]["timed_out"], rep["workloads"][0]
     void = [ev for ev in inv["evidence"] if "error" in ev]
-    assert not void, void
-    scanned = inv["evidence"]
-    assert len(scanned) >= 3, scanned
-    for ev in scanned:
-        assert ev["direct_blocks"] == 1 and ev["direct_bytes"] == 77, ev
-    assert not [p for p in rep["processes"] if p.get("signal") == "SIGHUP"], rep["processes"]
+    assert len(void) <= 1, void
+    for ev in void:
+        assert "killed while its memory was read" in ev["error"] and "direct_blocks" not in ev, ev

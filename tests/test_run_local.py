@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from conftest import (FAULTCTL, REPO, assert_nothing_left, faultctl, invariant, only_report,
-                      pids_alive, write_scenario)
+                      pids_alive, sanitizer_env, write_scenario)
 
 REPORT_SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
 
@@ -314,7 +314,7 @@ def test_every_bundled_scenario_is_run_as_it_is_by_a_test():
 
 
 def test_faultd_once(tmp_path, runs_dir, progs):
-    from conftest import FAULTD, sanitizer_env
+    from conftest import FAULTD
     doc = scenario("once", [{"name": "c", "kind": "exec", "cmd": [str(progs / "segv")]}])
     path = write_scenario(tmp_path / "once.json", doc)
     proc = subprocess.run([str(FAULTD), "--runs-dir", str(runs_dir), "--once", str(path)],
@@ -379,7 +379,7 @@ def test_ctrl_c_of_jobs_stops_every_run_and_starts_no_more(tmp_path, runs_dir):
     """`run --local -j 2` of three long scenarios: Ctrl-C stops both runs
     going on (each still reported, nothing of it left) and the third is not
     started: the table says so."""
-    from conftest import FAULTCTL, interrupted, our_links, our_netns, sanitizer_env
+    from conftest import interrupted, our_links, our_netns
     for i in range(3):
         doc = scenario(f"long-{i}", [{"name": "w", "kind": "exec", "netns": "c",
                                        "cmd": ["sleep", "60"]}], duration_s=60)
@@ -412,7 +412,7 @@ def test_workloads_run_at_faultctls_niceness_not_the_set_ups(tmp_path, runs_dir)
     path = write_scenario(tmp_path / "nice.json", doc)
     res = subprocess.run(["nice", "-n", "3", str(FAULTCTL), "--runs-dir", str(runs_dir),
                           "run", "--local", "--quiet", str(path)],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60, env=sanitizer_env())
     assert res.returncode == 0, res
     rep = only_report(runs_dir)
     assert pathlib.Path(rep["workloads"][0]["stdout"]).read_text().strip() == "3"
