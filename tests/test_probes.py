@@ -189,6 +189,40 @@ def test_usdt_event_after_destroy_and_duplicate_message(tmp_path, runs_dir, prog
     assert mev["ptr"] == mev["first_ptr"]
 
 
+def test_messages_and_objects_left_at_exit_fail_but_not_after_a_crash(tmp_path, runs_dir,
+                                                                      progs):
+    """What a program leaves in flight when it exits by itself is its bug:
+    msg_integrity names the messages never received, lifecycle the objects
+    never destroyed. A crash cuts the same work off: that is no_crash's
+    finding alone, not a flood of lost messages beside it."""
+    invs = [{"name": "lifecycle"}, {"name": "msg_integrity"}, {"name": "no_crash"}]
+    res, rep = run_one(tmp_path, runs_dir, progs, "usdt-leave", ["usdt_objects", "--leave"],
+                       ["lifecycle"], invs)
+    assert res.returncode == 1, res
+    assert rep["workloads"][0]["exit_code"] == 0
+    msg = invariant(rep, "msg_integrity")
+    assert msg["verdict"] == "FAIL", msg
+    assert sorted((e["kind"], e["queue"], e["seq"]) for e in msg["evidence"]) == \
+        [("lost", 1, 51), ("lost", 1, 52), ("lost", 1, 53)]
+    assert msg["summary"].startswith("3 messages sent and never received"), msg
+    life = invariant(rep, "lifecycle")
+    assert life["verdict"] == "FAIL", life
+    assert sorted((e["kind"], e["object_kind"], e["id"]) for e in life["evidence"]) == \
+        [("alive_at_end", "qpair", 21), ("alive_at_end", "qpair", 22)]
+    assert life["summary"].startswith("2 objects still alive when the workload exited (qpair 2"), \
+        life
+    assert invariant(rep, "no_crash")["verdict"] == "PASS"
+
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    res, rep = run_one(tmp_path, crashed, progs, "usdt-leave-abort",
+                       ["usdt_objects", "--leave", "--abort"], ["lifecycle"], invs)
+    assert res.returncode == 1, res
+    assert invariant(rep, "no_crash")["verdict"] == "FAIL"
+    assert invariant(rep, "msg_integrity")["verdict"] == "PASS", invariant(rep, "msg_integrity")
+    assert invariant(rep, "lifecycle")["verdict"] == "PASS", invariant(rep, "lifecycle")
+
+
 def test_lost_tracking_is_inconclusive_never_pass(tmp_path, runs_dir, progs):
     res, rep = run_one(tmp_path, runs_dir, progs, "overflow", ["many_blocks", "1100000"], ["heap"],
                        [{"name": "no_invalid_free"}], duration_s=120)

@@ -28,8 +28,17 @@ def test_msgq_publish_early_fails_on_the_stale_dequeue_and_the_double_free(runs_
     hog_on = min(f["t_actual_ms"] for f in rep["faults"] if f["action"] == "cpu_hog_on")
     msg = invariant(rep, "msg_integrity")
     assert msg["verdict"] == "FAIL", msg
-    dup = msg["evidence"][0]
-    assert dup["kind"] == "duplicate"
+    # The stale dequeue: last round's pointer, already freed, read from its
+    # slot again. Its fields still name the message received then, so that
+    # message is received twice. When malloc has meanwhile given the block to
+    # a newer message still in the ring, the stale read takes that one ahead
+    # of its producer's older ones (out_of_order), and its own slot then
+    # brings it again: the duplicate comes next (2 runs of 20).
+    kinds = [e["kind"] for e in msg["evidence"]]
+    assert kinds[0] in ("duplicate", "out_of_order"), kinds
+    # The crash cut the queue off: what was in it is not reported lost.
+    assert "lost" not in kinds, kinds
+    dup = next(e for e in msg["evidence"] if e["kind"] == "duplicate")
     # The stale dequeue: the same producer (queue) and sequence number as a
     # message already received, by pointer, with both threads and times.
     for key in ("queue", "seq", "ptr", "first_ptr", "tid", "first_received_tid",

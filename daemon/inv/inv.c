@@ -232,3 +232,13 @@ unsigned obs_cycle_at(const struct run_obs *obs, uint64_t t_ms)
 			return obs->cycles[i].n;
 	return obs->n_cycles ? obs->cycles[obs->n_cycles - 1].n : 1;
 }
+
+bool obs_wl_exited_by_itself(const struct run_obs *obs, int w)
+{
+	const struct obs_workload *wl;
+
+	if (w < 0 || (size_t)w >= obs->sc->n_wl)
+		return false;
+	wl = &obs->wl[w];
+	return wl->exited && !wl->signal && !wl->stopped && !wl->timed_out;
+}

@@ -162,6 +162,11 @@ static inline int obs_name_index(const char *const *names, size_t n, const char 
 /* The cycle (1-based) whose window holds @t_ms; the last one if none. */
 unsigned obs_cycle_at(const struct run_obs *obs, uint64_t t_ms);
 
+/* Did workload @w end by its own exit(), whatever the status: not killed by
+ * a signal (a crash), stopped by faultd or ended by its timeout_s? Only then
+ * is what it left in flight its own doing and not cut off. */
+bool obs_wl_exited_by_itself(const struct run_obs *obs, int w);
+
 struct inv_result {
 	enum verdict verdict;
 	char summary[256];		/* one line a person reads first */

@@ -1,19 +1,11 @@
 /* lifecycle: FAIL on an event or a destroy that reaches a destroyed object
  * (naming the kind, id, event and both threads), an object created twice,
- * and objects left alive when the workload ended by itself. */
+ * and objects left alive when the workload exited by itself (not a crash). */
 #include <stdio.h>
 #include <string.h>
 
 #include "inv.h"
 #include "inv_params.h"
-
-/* Did workload @name end by itself (not stopped or timed out)? */
-static bool ended_by_itself(const struct run_obs *obs, const char *name)
-{
-	int w = scenario_workload_idx(obs->sc, name);
-
-	return w >= 0 && obs->wl[w].exited && !obs->wl[w].stopped && !obs->wl[w].timed_out;
-}
 
 static bool selected(const struct sc_invariant *inv, const struct run_obs *obs,
 		     const json_t *ev)
@@ -27,7 +19,7 @@ int inv_lifecycle(const struct run_obs *obs, const struct sc_invariant *inv,
 		  struct inv_result *res)
 {
 	const struct inv_lifecycle_params *p = inv->params;
-	const json_t *first = NULL, *ev;
+	const json_t *first = NULL, *first_alive = NULL, *ev;
 	size_t i, alive = 0;
 	bool attached = false;
 	unsigned long long lost = 0;
@@ -48,13 +40,15 @@ int inv_lifecycle(const struct run_obs *obs, const struct sc_invariant *inv,
 	if (!p->alive_at_end) {
 		json_array_foreach(obs->life_alive, i, ev) {
 			if (!selected(inv, obs, ev) ||
-			    !ended_by_itself(obs, json_string_value(json_object_get(ev, "workload"))))
+			    !obs_wl_exited_by_itself(obs, scenario_workload_idx(obs->sc,
+					json_string_value(json_object_get(ev, "workload")))))
 				continue;
 			json_t *copy = json_deep_copy(ev);
 
 			json_object_set_new(copy, "kind", json_string("alive_at_end"));
 			json_array_append_new(res->evidence, copy);
-			alive++;
+			if (!alive++)
+				first_alive = copy;
 		}
 	}
 	if (first) {
@@ -84,7 +78,10 @@ int inv_lifecycle(const struct run_obs *obs, const struct sc_invariant *inv,
 		res->first_at_ms = obs->t_end_ms;
 		res->first_cycle = obs_cycle_at(obs, obs->t_end_ms);
 		snprintf(res->summary, sizeof(res->summary),
-			 "%zu objects still alive when the workload exited", alive);
+			 "%zu objects still alive when the workload exited (%s %lld%s)", alive,
+			 json_string_value(json_object_get(first_alive, "object_kind")),
+			 json_integer_value(json_object_get(first_alive, "id")),
+			 alive > 1 ? " and more in evidence" : "");
 	} else if (!attached || lost) {
 		res->verdict = V_INCONCLUSIVE;
 		snprintf(res->summary, sizeof(res->summary), "%s",

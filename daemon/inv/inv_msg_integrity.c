@@ -1,6 +1,7 @@
 /* msg_integrity: FAIL when a message is received twice (a stale pointer
  * dequeued again), received but never sent, received after a newer one of
- * its queue, or (at a clean exit) never received. */
+ * its queue, or (when the workload exited by itself, not by a crash) never
+ * received. */
 #include <stdio.h>
 #include <string.h>
 
@@ -41,8 +42,7 @@ int inv_msg_integrity(const struct run_obs *obs, const struct sc_invariant *inv,
 		int w = scenario_workload_idx(obs->sc,
 					      json_string_value(json_object_get(ev, "workload")));
 
-		if (!p->lost || !selected(inv, obs, ev) || w < 0 || !obs->wl[w].exited ||
-		    obs->wl[w].stopped || obs->wl[w].timed_out)
+		if (!p->lost || !selected(inv, obs, ev) || !obs_wl_exited_by_itself(obs, w))
 			continue;
 		json_t *copy = json_deep_copy(ev);
 
@@ -68,7 +68,8 @@ int inv_msg_integrity(const struct run_obs *obs, const struct sc_invariant *inv,
 		res->first_at_ms = obs->t_end_ms;
 		res->first_cycle = obs_cycle_at(obs, obs->t_end_ms);
 		snprintf(res->summary, sizeof(res->summary),
-			 "%zu messages sent and never received before a clean exit", lost);
+			 "%zu messages sent and never received before the workload exited",
+			 lost);
 	} else if (!attached || missed) {
 		res->verdict = V_INCONCLUSIVE;
 		snprintf(res->summary, sizeof(res->summary), "%s",

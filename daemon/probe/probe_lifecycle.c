@@ -194,7 +194,7 @@ json_t *probe_lifecycle__alive(struct probe_lifecycle *p, int max)
 			next.kind[LIFE_NAME_LEN - 1] = '\0';
 			o.last_event[LIFE_NAME_LEN - 1] = '\0';
 			json_array_append_new(arr, json_pack("{sssIsisIss}",
-				"kind", next.kind, "id", (json_int_t)next.id,
+				"object_kind", next.kind, "id", (json_int_t)next.id,
 				"created_tid", (int)o.create_tid, "events", (json_int_t)o.events,
 				"last_event", o.last_event));
 		}
