@@ -109,6 +109,8 @@ def test_metrics_move_during_a_run_and_the_dashboard_loads(tmp_path):
         done = parse_metrics(done_text)
         # What faultd keeps between runs, taken when the run had finished.
         assert counter(done, "faultd_resident_memory_idle_bytes") > 0
+        assert 0 < counter(done, "faultd_resident_anon_memory_idle_bytes") < \
+            counter(done, "faultd_resident_memory_idle_bytes")
         assert counter(done, "faultd_runs_kept", verdict="PASS") >= 1
         assert counter(done, "faultd_runs_active") == 0
         # Counters count since faultd started, by scenario and verdict, and

@@ -267,6 +267,11 @@ void metrics_render(struct evbuffer *b, const json_t *status, const json_t *runs
 	     "keeps between runs (0 until a run has finished).");
 	evbuffer_add_printf(b, "faultd_resident_memory_idle_bytes %lld\n",
 			    (long long)total_of(daemon, "rss_idle_bytes"));
+	head(b, "faultd_resident_anon_memory_idle_bytes", "gauge",
+	     "The anonymous part of that RSS (heap, stacks), without the pages of the "
+	     "libraries faultd maps: what its own allocations keep between runs.");
+	evbuffer_add_printf(b, "faultd_resident_anon_memory_idle_bytes %lld\n",
+			    (long long)total_of(daemon, "rss_anon_idle_bytes"));
 	head(b, "faultd_feature_available", "gauge",
 	     "1 if a probe or fault mechanism works on this host, 0 if it was found missing "
 	     "(features not tried yet are not listed).");

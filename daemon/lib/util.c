@@ -392,20 +392,39 @@ int util_rm_tree(const char *path)
 	return -errno;
 }
 
-unsigned long long util_rss_bytes(pid_t pid)
+/* Resident and file-backed (shared) resident bytes of @pid (self if 0), from
+ * one read of /proc/PID/statm; both 0 if it cannot be read. */
+static void statm_read(pid_t pid, unsigned long long *rss, unsigned long long *shared)
 {
 	char path[64], *text = NULL;
-	unsigned long long size = 0, rss = 0;
+	unsigned long long size, pages = 0, file = 0;
 
 	if (pid)
 		snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
 	else
 		snprintf(path, sizeof(path), "/proc/self/statm");
-	if (util_read_file(path, 256, &text, NULL) == 0 &&
-	    sscanf(text, "%llu %llu", &size, &rss) != 2)
-		rss = 0;
+	if (util_read_file(path, 256, &text, NULL) != 0 ||
+	    sscanf(text, "%llu %llu %llu", &size, &pages, &file) != 3)
+		pages = file = 0;
 	free(text);
-	return rss * (unsigned long long)sysconf(_SC_PAGESIZE);
+	*rss = pages * (unsigned long long)sysconf(_SC_PAGESIZE);
+	*shared = file * (unsigned long long)sysconf(_SC_PAGESIZE);
+}
+
+unsigned long long util_rss_bytes(pid_t pid)
+{
+	unsigned long long rss, shared;
+
+	statm_read(pid, &rss, &shared);
+	return rss;
+}
+
+unsigned long long util_rss_anon_bytes(pid_t pid)
+{
+	unsigned long long rss, shared;
+
+	statm_read(pid, &rss, &shared);
+	return rss > shared ? rss - shared : 0;
 }
 
 struct in_netns {

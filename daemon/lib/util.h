@@ -46,6 +46,10 @@ bool util_every_task(pid_t pid, bool (*ok)(char state, bool exiting));
 int util_in_netns(int ns_fd, int (*fn)(void *arg), void *arg);
 /* Resident set of @pid (0: this process) in bytes; 0 if unknown. */
 unsigned long long util_rss_bytes(pid_t pid);
+/* Of that, the anonymous part (heap, stacks, anonymous maps): what the
+ * process itself holds, without the pages of the files it maps (its
+ * libraries), which the kernel may drop and read again at will. */
+unsigned long long util_rss_anon_bytes(pid_t pid);
 
 /* A wait status (waitpid, or a task's exit_code) as exit code or signal. */
 void util_wait_status(int status, int *exit_code, int *signal, bool *core);
