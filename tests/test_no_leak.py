@@ -303,9 +303,15 @@ def _exit_churn_held(tmp_path, runs_dir, name, duration_s, **workload):
     inv = invariant(rep, "no_leak")
     assert res.returncode == 1 and inv["verdict"] == "FAIL", (res, inv)
     scanned = [ev for ev in inv["evidence"] if "error" not in ev]
-    assert len(scanned) >= 3, inv["evidence"]
-    for ev in scanned:
+    # On a loaded host a child's probes can come after its blocks (the
+    # attach thread waits for the kernel's uprobe lock): none of its heap
+    # was tracked, and its scan finds nothing, never a false leak.
+    seen = [ev for ev in scanned if ev["scan"]["blocks"]]
+    assert len(seen) >= 3, inv["evidence"]
+    for ev in seen:
         assert ev["direct_blocks"] == 1 and ev["direct_bytes"] == 77, ev
+    for ev in scanned:
+        assert ev["direct_blocks"] in (0, 1) and ev["direct_bytes"] in (0, 77), ev
     return rep, inv
 
 
@@ -325,15 +331,45 @@ def test_a_child_held_at_exit_when_the_run_stops_is_scanned_whole(tmp_path, runs
         assert not [ev for ev in scanned if ev["pid"] == p["pid"]], (p, inv["evidence"])
 
 
+def test_a_child_held_at_exit_whose_parent_exits_meanwhile_is_scanned_whole(tmp_path, runs_dir):
+    """The workload forks a child and exits as soon as faultd holds that
+    child at its _exit for the scan, without waiting for it (and past the C
+    library's _exit, as a process killed meanwhile goes). A process
+    group left with a stopped member and no parent in its session outside
+    it is sent SIGHUP and SIGCONT by the kernel: with the workload in a
+    process group of faultd's session the child died while its heap was
+    read (a void scan, every time). The workload leads its own session, so
+    nothing is sent and the scan is whole."""
+    doc = {"name": "orphan-held", "duration_s": 20, "sample_ms": 250,
+           "workloads": [{"name": "w", "kind": "exec",
+                          "cmd": [str(PROGS / "exit_churn"), "64", "1", "0", "0", "2", "1"],
+                          "probes": ["heap"]}],
+           "invariants": [{"name": "no_leak"}, {"name": "no_crash"}]}
+    res = faultctl("run", "--local", "--quiet", write_scenario(tmp_path / "orphan.json", doc),
+                   runs_dir=runs_dir, timeout=120)
+    rep = only_report(runs_dir)
+    assert_nothing_left(rep)
+    assert rep["workloads"][0]["exit_code"] == 0, rep["workloads"][0]
+    inv = invariant(rep, "no_leak")
+    assert res.returncode == 1 and inv["verdict"] == "FAIL", (res, inv)
+    assert [(ev.get("error"), ev.get("direct_blocks"), ev.get("direct_bytes"))
+            for ev in inv["evidence"]] == [(None, 1, 77)], inv["evidence"]
+    crash = invariant(rep, "no_crash")
+    assert crash["verdict"] == "PASS" and not crash["evidence"], crash
+    # No signal but faultd's own end of the run (the child may still be on
+    # its way out when the run, its workload gone, ends the rest).
+    assert not [p for p in rep["processes"] if p.get("signal") and
+                (p["signal"] == "SIGHUP" or not p.get("by_faultd"))], rep["processes"]
+
+
 def test_a_child_held_at_exit_when_its_workload_times_out_is_scanned_whole(tmp_path, runs_dir):
     """The same children, and the workload's own timeout_s ends it while
     the run goes on: that SIGTERM waits for the scans in flight, as the
-    run's stop does. A child that stops at its _exit after that wait and
-    before its parent has died still gets the SIGHUP (2 runs in 34 here):
-    its scan is void, never a finding."""
+    run's stop does. A child that stopped at its _exit after that wait and
+    before its parent had died used to get the SIGHUP of an orphaned
+    process group (2 runs in 34), and its scan was void; with the workload
+    leading its own session no SIGHUP is sent, and every scan is whole."""
     rep, inv = _exit_churn_held(tmp_path, runs_dir, "held-at-timeout", 20, timeout_s=3)
     assert rep["workloads"][0]["timed_out"], rep["workloads"][0]
-    void = [ev for ev in inv["evidence"] if "error" in ev]
-    assert len(void) <= 1, void
-    for ev in void:
-        assert "killed while its memory was read" in ev["error"] and "direct_blocks" not in ev, ev
+    assert not [ev for ev in inv["evidence"] if "error" in ev], inv["evidence"]
+    assert not [p for p in rep["processes"] if p.get("signal") == "SIGHUP"], rep["processes"]

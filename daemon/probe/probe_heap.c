@@ -381,10 +381,10 @@ static int take_links(struct probe_heap *p, struct heap_attach *a)
 			  "was read (%.1f ms attaching)", __func__, (int)hp->pid, attached,
 			  pl->plan.allocator, (double)(a->j.done_ns - a->j.post_ns) / 1e6,
 			  a->exec ? "exec" : "fork", (double)(a->j.done_ns - a->j.start_ns) / 1e6);
-	else
+	else	/* A job cancelled before the thread took it has no done_ns. */
 		log_debug("%s: pid %d: its allocator probes for its %s are dropped: it exited "
 			  "first (%.1f ms after)", __func__, (int)a->j.pid, a->exec ? "exec" : "fork",
-			  (double)(a->j.done_ns - a->j.post_ns) / 1e6);
+			  (double)((a->j.done_ns ?: util_now_ns()) - a->j.post_ns) / 1e6);
 	probe_attach_job_release(&a->j);
 	free(a);
 	return err;

@@ -153,9 +153,11 @@ static const uint8_t kind_state[2] = {LEAK_DIRECT, LEAK_INDIRECT};
 static const char *const kind_name[2] = {"direct", "indirect"};
 
 /* Still held where the scan found it: stopped, and not on its way out. A
- * process stopped at _exit whose parent exits is sent SIGHUP and SIGCONT
- * (an orphaned process group with a stopped member): it dies while its
- * memory is read, and what could no longer be read would read as leaks. */
+ * held process can still be ended meanwhile: a SIGKILL, or the SIGHUP and
+ * SIGCONT of an orphaned process group with a stopped member (a child in
+ * a group of its own whose parent exits; the workload's own group is
+ * never orphaned, as it leads its session). It dies while its memory is
+ * read, and what could no longer be read would read as leaks. */
 static bool still_held(pid_t pid)
 {
 	bool exiting = true;

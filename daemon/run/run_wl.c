@@ -114,8 +114,9 @@ static void on_wl_timeout(evutil_socket_t fd, short what, void *arg)
 	if (r->state != RUN_RUNNING || w->exited)
 		return;
 	/* As the run's stop does: a process of the tree held at _exit for its
-	 * scan is let go first (its parent ended now would leave it, stopped,
-	 * a SIGHUP, and its scan void), not longer than the kill would wait. */
+	 * scan is let go first (ended now, a parent whose child leads a group
+	 * of its own would leave it, stopped, a SIGHUP, and its scan void),
+	 * not longer than the kill would wait. */
 	if (run_leak_defer_kill(r, rw->timeout_ev, w->t_start_ms +
 				(uint64_t)(w->sc->timeout_s * 1000) + RUN_REAP_EXTRA_MS))
 		return;

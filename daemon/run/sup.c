@@ -242,7 +242,13 @@ static void child_run(const struct sup_spec *spec, char **env, pid_t parent,
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(127);
-	setpgid(0, 0);
+	/* Its own session, not only its own process group: out of reach of
+	 * faultctl's terminal, and when it exits while faultd holds one of its
+	 * children stopped (at _exit, for no_leak's scan), that child's group
+	 * has no parent in another group of its session, so the kernel sends
+	 * it no SIGHUP (an orphaned group with a stopped member) to end the
+	 * held child in the middle of its scan. */
+	setsid();
 	/* Forked by a run's thread, which may be niced for its set-up. */
 	setpriority(PRIO_PROCESS, 0, spec->nice);
 	/* faultd ignores SIGPIPE; an ignored signal stays ignored across
