@@ -20,6 +20,7 @@
 #include "probe_util.h"
 #include "replay.h"
 #include "soak.h"
+#include "util.h"
 
 #define EXIT_USAGE 3
 
@@ -492,6 +493,7 @@ int main(int argc, char **argv)
 
 	log_set_prefix("faultctl");
 	log_set_level(LOG_WARN);
+	util_malloc_tune();	/* run --local runs the engine here */
 	run_paths_default(&cli.paths);
 	if (getenv("FAULTD_SOCKET"))
 		cli.sock = getenv("FAULTD_SOCKET");

@@ -244,6 +244,7 @@ int main(int argc, char **argv)
 	int opt, code = 0, lvl, err;
 
 	log_set_prefix("faultd");
+	util_malloc_tune();
 	d->max_concurrent = 1;
 	snprintf(d->sock_path, sizeof(d->sock_path), "%s", CTL_DEFAULT_SOCK);
 	run_paths_default(&d->paths);

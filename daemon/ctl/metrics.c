@@ -272,6 +272,12 @@ void metrics_render(struct evbuffer *b, const json_t *status, const json_t *runs
 	     "libraries faultd maps: what its own allocations keep between runs.");
 	evbuffer_add_printf(b, "faultd_resident_anon_memory_idle_bytes %lld\n",
 			    (long long)total_of(daemon, "rss_anon_idle_bytes"));
+	head(b, "faultd_heap_in_use_idle_bytes", "gauge",
+	     "At the same moment, the bytes faultd's malloc had handed out and not had "
+	     "back: its live heap. Growth here is a leak; growth of the RSS alone is "
+	     "memory the allocator keeps.");
+	evbuffer_add_printf(b, "faultd_heap_in_use_idle_bytes %lld\n",
+			    (long long)total_of(daemon, "heap_in_use_idle_bytes"));
 	head(b, "faultd_feature_available", "gauge",
 	     "1 if a probe or fault mechanism works on this host, 0 if it was found missing "
 	     "(features not tried yet are not listed).");

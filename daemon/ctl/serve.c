@@ -109,6 +109,7 @@ static void on_run_done(struct run *r, const json_t *report, void *arg)
 	if (d->running == 0) {
 		d->rss_idle = util_rss_bytes(0);
 		d->rss_anon_idle = util_rss_anon_bytes(0);
+		d->heap_idle = util_heap_in_use_bytes();
 	}
 	if (d->stopping && d->running == 0) {
 		log_info("%s: last run finished; exiting", __func__);
@@ -333,7 +334,7 @@ static json_t *daemon_status(struct faultd *d)
 			json_array_append_new(running, run__status(j->run));
 	}
 	/* What the runs so far found this host can and cannot do. */
-	return json_pack("{s{sssisfsisosssssIsIsIsosO}}", "daemon", "version", FAULTD_VERSION,
+	return json_pack("{s{sssisfsisosssssIsIsIsIsosO}}", "daemon", "version", FAULTD_VERSION,
 			 "pid", (int)getpid(),
 			 "uptime_s", (double)(util_now_ns() - d->started_ns) / 1e9,
 			 "queued", queued, "running", running ? running : json_array(),
@@ -341,6 +342,7 @@ static json_t *daemon_status(struct faultd *d)
 			 "rss_bytes", (json_int_t)util_rss_bytes(0),
 			 "rss_idle_bytes", (json_int_t)d->rss_idle,
 			 "rss_anon_idle_bytes", (json_int_t)d->rss_anon_idle,
+			 "heap_in_use_idle_bytes", (json_int_t)d->heap_idle,
 			 "capabilities", caps_json(false) ?: json_object(),
 			 "totals", d->totals);
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -425,6 +426,23 @@ unsigned long long util_rss_anon_bytes(pid_t pid)
 
 	statm_read(pid, &rss, &shared);
 	return rss > shared ? rss - shared : 0;
+}
+
+void util_malloc_tune(void)
+{
+	const char *tunables = getenv("GLIBC_TUNABLES");
+
+	if (tunables && strstr(tunables, "glibc.malloc."))
+		return;		/* the user's own settings stand */
+	mallopt(M_MMAP_THRESHOLD, UTIL_MMAP_THRESHOLD);
+	mallopt(M_TRIM_THRESHOLD, UTIL_TRIM_THRESHOLD);
+}
+
+unsigned long long util_heap_in_use_bytes(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return (unsigned long long)mi.uordblks + mi.hblkhd;
 }
 
 struct in_netns {

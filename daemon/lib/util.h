@@ -50,6 +50,20 @@ unsigned long long util_rss_bytes(pid_t pid);
  * process itself holds, without the pages of the files it maps (its
  * libraries), which the kernel may drop and read again at will. */
 unsigned long long util_rss_anon_bytes(pid_t pid);
+/* glibc raises its mmap and trim thresholds each time a big mapped block
+ * is freed (up to 32 and 64 MiB), and from then on a thread arena's free
+ * top is never given back: a daemon whose runs come and go on threads
+ * keeps the peak of each arena (malloc_trim gives back free chunks, not an
+ * arena's top). Fixed thresholds turn that off: blocks of
+ * UTIL_MMAP_THRESHOLD and more are mapped and unmapped on their own, and
+ * a free top above UTIL_TRIM_THRESHOLD goes back at the free that leaves
+ * it. Not when GLIBC_TUNABLES sets malloc tunables of its own. */
+#define UTIL_MMAP_THRESHOLD	(256 * 1024)
+#define UTIL_TRIM_THRESHOLD	(1024 * 1024)
+void util_malloc_tune(void);
+/* The bytes this process's malloc has handed out and not had back (every
+ * arena, mmapped blocks too): its live heap, whatever the RSS holding it. */
+unsigned long long util_heap_in_use_bytes(void);
 
 /* A wait status (waitpid, or a task's exit_code) as exit code or signal. */
 void util_wait_status(int status, int *exit_code, int *signal, bool *core);

@@ -8,7 +8,7 @@ N=${BENCH_PAIRS:-1000000}
 
 nsper() { awk '/ns\/pair/ { for (i = 1; i <= NF; i++) if ($i == "ns/pair") print $(i-1) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0fx", a / b }'; }
-# BENCH_ONLY="heap leak fixed setup fds flaps lwip queues dpdk" picks sections; empty: all.
+# BENCH_ONLY="heap leak fixed setup kept fds flaps lwip queues dpdk" picks sections; empty: all.
 want() { [ -z "${BENCH_ONLY:-}" ] || case " $BENCH_ONLY " in *" $1 "*) true ;; *) false ;; esac; }
 ratio2() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
@@ -66,6 +66,11 @@ fi
 if want setup; then
 echo "== other runs' set-ups beside a run's faults: run threads niced for set-up or not"
 /usr/bin/python3 tests/bench/setup_nice.py "${FAULTD_BUILD:-build}" "${BENCH_SETUP_ROUNDS:-5}"
+echo
+fi
+if want kept; then
+echo "== what faultd keeps between runs: its malloc tuning or glibc's thresholds, side by side"
+/usr/bin/python3 tests/bench/kept_memory.py "${FAULTD_BUILD:-build}" "${BENCH_KEPT_ROUNDS:-3}"
 echo
 fi
 if want fds; then
