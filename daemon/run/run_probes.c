@@ -740,7 +740,13 @@ void run_probes_exec(struct run *r, size_t wl, pid_t pid)
 	if (!r->rw[wl].heap)
 		return;
 	err = probe_heap__exec(r->rw[wl].heap, pid);
-	if (err)
+	/* A program that ran and exited before its exec was read here is
+	 * common (a shell's short commands), and no fault of faultd's. */
+	if (err == -ENOENT || err == -ESRCH)
+		log_debug("%s: run %s: pid %d of '%s' exited before its new program "
+			  "was read: its heap is not followed", __func__, r->id, (int)pid,
+			  r->sc->wl[wl].name);
+	else if (err)
 		log_warn("%s: run %s: pid %d of '%s': %s", __func__, r->id, (int)pid,
 			 r->sc->wl[wl].name, strerror(-err));
 }
