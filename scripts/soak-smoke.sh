@@ -59,5 +59,5 @@ awk -v min="$MIN" 'BEGIN { from = min >= 30 ? 10 : int(min / 3) }
 	END { printf "rss over the last 20 minutes: %+d kB sample to sample (range %d..%d kB, mid-run)\n", last - base, lo, hi
 	      printf "kept between runs over the last 20 minutes, sample to sample: %+d kB (anonymous %+d kB)\n", ilast - ibase, alast - abase
 	      t = slope(n, sx, sy, sxx, sxy); a = slope(n, sx, sa, sxx, sxa); h = slope(n, sx, sh, sxx, sxh)
-	      printf "kept between runs from minute %d (%d samples): trend %+.0f kB/h (limit 1024), range %d..%d kB; anonymous trend %+.0f kB/h, range %d..%d kB; malloc'd and not freed, trend %+.0f kB/h; run dirs at most %d\n", from, n, t, ilo, ihi, a, alo, ahi, h, maxd
+	      printf "kept between runs from minute %d (%d samples): trend %+.0f kB/h (limit 1024), range %d..%d kB; anonymous trend %+.0f kB/h, range %d..%d kB; malloc in use, trend %+.0f kB/h; run dirs at most %d\n", from, n, t, ilo, ihi, a, alo, ahi, h, maxd
 	      exit n < 2 || t > 1024 || maxd > 11 }' "$W/rss"
