@@ -307,7 +307,9 @@ def our_links():
 # time (pytest-xdist). Alone, by file or by test, because they
 # - hold faults to a few ms, or reconnects to a window, under load made on
 #   purpose (test_load, test_loop_bounds, the mid-run rate and delay
-#   changes, lwIP's recovers);
+#   changes, lwIP's recovers), or count the children no_leak held at their
+#   exits in a few seconds, each attached to after its fork (the held-at-
+#   exit tests of test_no_leak);
 # - kill -9 a faultd and look for what the next start sweeps: any other
 #   faultd starting then sweeps the same dead owner, racing the look;
 # - use the host's own faultd service, or both cores (qemu guests, the four
@@ -331,6 +333,10 @@ ALONE = {
         "test_kill_9_of_faultd_then_restart_sweeps_what_it_left",
         "test_faultd_in_its_own_pid_namespace_leaves_a_live_faultds_run_alone",
         "test_containers_faultd_sweeps_a_dead_containers_cgroups_not_a_live_ones"},
+    "test_no_leak.py": {
+        "test_a_child_held_at_exit_when_the_run_stops_is_scanned_whole",
+        "test_a_child_held_at_exit_when_its_workload_times_out_is_scanned_whole",
+        "test_a_child_held_at_exit_whose_parent_exits_meanwhile_is_scanned_whole"},
     "test_dpdk.py": {
         "test_kill_9_of_the_client_leaves_no_eal_directory",
         "test_kill_9_of_faultd_then_restart_removes_the_eal_directory"},
