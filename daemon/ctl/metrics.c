@@ -257,27 +257,32 @@ void metrics_render(struct evbuffer *b, const json_t *status, const json_t *runs
 	const json_t *t = json_object_get(daemon, "totals"), *caps, *row;
 	const char *name;
 	size_t i;
+	/* What faultd keeps between runs, from the status taken when its last
+	 * run had finished and none was running. */
+	static const struct {
+		const char *metric, *key, *help;
+	} idle[] = {
+		{"faultd_resident_memory_idle_bytes", "rss_idle_bytes",
+		 "faultd's RSS when its last run had finished and none was running: what it "
+		 "keeps between runs (0 until a run has finished)."},
+		{"faultd_resident_anon_memory_idle_bytes", "rss_anon_idle_bytes",
+		 "The anonymous part of that RSS (heap, stacks), without the pages of the "
+		 "libraries faultd maps: what its own allocations keep between runs."},
+		{"faultd_heap_in_use_idle_bytes", "heap_in_use_idle_bytes",
+		 "At the same moment, the bytes faultd's malloc had handed out and not had "
+		 "back: its live heap. Growth here is a leak; growth of the RSS alone is "
+		 "memory the allocator keeps."},
+	};
 
 	head(b, "faultd_up", "gauge", "1 while faultd serves.");
 	evbuffer_add_printf(b, "faultd_up 1\n");
 	build_info(b);
 	process_metrics(b);
-	head(b, "faultd_resident_memory_idle_bytes", "gauge",
-	     "faultd's RSS when its last run had finished and none was running: what it "
-	     "keeps between runs (0 until a run has finished).");
-	evbuffer_add_printf(b, "faultd_resident_memory_idle_bytes %lld\n",
-			    (long long)total_of(daemon, "rss_idle_bytes"));
-	head(b, "faultd_resident_anon_memory_idle_bytes", "gauge",
-	     "The anonymous part of that RSS (heap, stacks), without the pages of the "
-	     "libraries faultd maps: what its own allocations keep between runs.");
-	evbuffer_add_printf(b, "faultd_resident_anon_memory_idle_bytes %lld\n",
-			    (long long)total_of(daemon, "rss_anon_idle_bytes"));
-	head(b, "faultd_heap_in_use_idle_bytes", "gauge",
-	     "At the same moment, the bytes faultd's malloc had handed out and not had "
-	     "back: its live heap. Growth here is a leak; growth of the RSS alone is "
-	     "memory the allocator keeps.");
-	evbuffer_add_printf(b, "faultd_heap_in_use_idle_bytes %lld\n",
-			    (long long)total_of(daemon, "heap_in_use_idle_bytes"));
+	for (i = 0; i < sizeof(idle) / sizeof(idle[0]); i++) {
+		head(b, idle[i].metric, "gauge", idle[i].help);
+		evbuffer_add_printf(b, "%s %lld\n", idle[i].metric,
+				    (long long)total_of(daemon, idle[i].key));
+	}
 	head(b, "faultd_feature_available", "gauge",
 	     "1 if a probe or fault mechanism works on this host, 0 if it was found missing "
 	     "(features not tried yet are not listed).");

@@ -107,8 +107,7 @@ static void on_run_done(struct run *r, const json_t *report, void *arg)
 	}
 	jobs_trim(d);
 	if (d->running == 0) {
-		d->rss_idle = util_rss_bytes(0);
-		d->rss_anon_idle = util_rss_anon_bytes(0);
+		util_rss_read(0, &d->rss_idle, &d->rss_anon_idle);
 		d->heap_idle = util_heap_in_use_bytes();
 	}
 	if (d->stopping && d->running == 0) {

@@ -35,7 +35,7 @@ struct faultd {
 	bool stopping;
 	uint64_t started_ns;
 	unsigned long long rss_idle;	/* RSS when the last run finished with none left */
-	unsigned long long rss_anon_idle; /* its anonymous part (util_rss_anon_bytes) */
+	unsigned long long rss_anon_idle; /* its anonymous part (util_rss_read) */
 	unsigned long long heap_idle;	/* then, bytes malloc had handed out and not back */
 	json_t *disk_rows;		/* run id -> list row of a run read from disk */
 	json_t *totals;			/* runs since start: metrics_count_run() */

@@ -393,9 +393,7 @@ int util_rm_tree(const char *path)
 	return -errno;
 }
 
-/* Resident and file-backed (shared) resident bytes of @pid (self if 0), from
- * one read of /proc/PID/statm; both 0 if it cannot be read. */
-static void statm_read(pid_t pid, unsigned long long *rss, unsigned long long *shared)
+void util_rss_read(pid_t pid, unsigned long long *rss, unsigned long long *anon)
 {
 	char path[64], *text = NULL;
 	unsigned long long size, pages = 0, file = 0;
@@ -409,23 +407,16 @@ static void statm_read(pid_t pid, unsigned long long *rss, unsigned long long *s
 		pages = file = 0;
 	free(text);
 	*rss = pages * (unsigned long long)sysconf(_SC_PAGESIZE);
-	*shared = file * (unsigned long long)sysconf(_SC_PAGESIZE);
+	if (anon)
+		*anon = (pages > file ? pages - file : 0) * (unsigned long long)sysconf(_SC_PAGESIZE);
 }
 
 unsigned long long util_rss_bytes(pid_t pid)
 {
-	unsigned long long rss, shared;
+	unsigned long long rss;
 
-	statm_read(pid, &rss, &shared);
+	util_rss_read(pid, &rss, NULL);
 	return rss;
-}
-
-unsigned long long util_rss_anon_bytes(pid_t pid)
-{
-	unsigned long long rss, shared;
-
-	statm_read(pid, &rss, &shared);
-	return rss > shared ? rss - shared : 0;
 }
 
 void util_malloc_tune(void)

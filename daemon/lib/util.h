@@ -46,10 +46,11 @@ bool util_every_task(pid_t pid, bool (*ok)(char state, bool exiting));
 int util_in_netns(int ns_fd, int (*fn)(void *arg), void *arg);
 /* Resident set of @pid (0: this process) in bytes; 0 if unknown. */
 unsigned long long util_rss_bytes(pid_t pid);
-/* Of that, the anonymous part (heap, stacks, anonymous maps): what the
+/* Both from one read of /proc/PID/statm: the resident set, and (@anon if
+ * not NULL) its anonymous part (heap, stacks, anonymous maps): what the
  * process itself holds, without the pages of the files it maps (its
  * libraries), which the kernel may drop and read again at will. */
-unsigned long long util_rss_anon_bytes(pid_t pid);
+void util_rss_read(pid_t pid, unsigned long long *rss, unsigned long long *anon);
 /* glibc raises its mmap and trim thresholds each time a big mapped block
  * is freed (up to 32 and 64 MiB), and from then on a thread arena's free
  * top is never given back: a daemon whose runs come and go on threads
