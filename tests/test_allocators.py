@@ -63,19 +63,35 @@ def test_double_free_is_caught_with_both_stacks(tmp_path, runs_dir, progs, prog,
     assert ev["first_free"]["at_ms"] < ev["at_ms"]
 
 
-def test_stacks_whose_bucket_is_taken_are_kept(tmp_path, runs_dir, progs):
+def test_stacks_whose_bucket_is_taken_are_kept(tmp_path, progs):
     # The stack map keeps a stack in the bucket its hash picks; another
     # stack there was refused and the free showed its caller alone (about
     # one run in a thousand). Eight buckets make that happen in every run:
-    # the spill map must keep all of them.
-    res, rep = run_prog(tmp_path, runs_dir, progs, "alloc_mimalloc", ["double-free"],
-                        [{"name": "no_invalid_free"}], env={"FAULTD_HEAP_STACK_BUCKETS": "8"})
-    assert res.returncode == 1, res
-    ev = invariant(rep, "no_invalid_free")["evidence"][0]
-    assert "alloc_ops.h:59" in " | ".join(ev["stack"]), ev["stack"]
-    assert "alloc_ops.h:57" in " | ".join(ev["first_free"]["stack"]), ev["first_free"]
-    assert "alloc_ops.h:53" in " | ".join(ev["allocated_at"]), ev["allocated_at"]
-    assert rep["probes"]["workloads"]["w"]["heap"]["losses"]["stacks"] == 0
+    # the spill map must keep them. Nearly every stack then goes to the
+    # spill map, whose 1,024 buckets are picked from the same hash: two of
+    # them in one bucket there (the addresses, and so the hashes, change
+    # with each run's address layout) lose one: 1 run in 40 here, and once
+    # in CI. Such a loss must be counted and the stack shown as its caller
+    # alone; and of three runs, one keeps every stack.
+    whole = []
+    for k in range(3):
+        runs = tmp_path / f"runs{k}"
+        res, rep = run_prog(tmp_path, runs, progs, "alloc_mimalloc", ["double-free"],
+                            [{"name": "no_invalid_free"}],
+                            env={"FAULTD_HEAP_STACK_BUCKETS": "8"})
+        assert res.returncode == 1, res
+        ev = invariant(rep, "no_invalid_free")["evidence"][0]
+        stacks = [ev["stack"], ev["first_free"]["stack"], ev["allocated_at"]]
+        lost = rep["probes"]["workloads"]["w"]["heap"]["losses"]["stacks"]
+        kept = ("alloc_ops.h:59" in " | ".join(stacks[0]) and
+                "alloc_ops.h:57" in " | ".join(stacks[1]) and
+                "alloc_ops.h:53" in " | ".join(stacks[2]))
+        # Whole, or a loss counted: never a stack cut short unsaid.
+        assert kept or (lost > 0 and any(len(st) <= 1 for st in stacks)), (lost, stacks)
+        if kept and lost == 0:
+            whole.append(k)
+            break
+    assert whole, "no run of three kept every stack"
 
 
 @pytest.mark.parametrize("prog,allocator,served_by", ALLOCATORS, ids=IDS)

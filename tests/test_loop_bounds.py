@@ -63,9 +63,10 @@ def _utc(stamp):
     return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def _beside_a_heap_run(tmp_path, programs, env=None):
+def _beside_a_heap_run(tmp_path, programs, env=None, args=()):
     """faultd -j 2: a run under the heap probe whose workload runs
-    @programs one after the other, over and over, 100 ms apart; once a few
+    @programs one after the other (each with @args), over and over, 100 ms
+    apart; once a few
     have started, a second run flaps a link every 100 ms. The heap run's
     exit code and the reports of both.
 
@@ -88,6 +89,7 @@ def _beside_a_heap_run(tmp_path, programs, env=None):
         heap = {"name": "heap-churn", "duration_s": 14, "sample_ms": 500,
                 "workloads": [{"name": "w", "kind": "exec",
                                "cmd": [str(PROGS / "respawn"), "-i", "100",
+                                       *[x for a in args for x in ("-a", a)],
                                        *map(str, programs)],
                                "probes": ["heap"], "stop_grace_ms": 500}],
                 "invariants": [{"name": "no_invalid_free"}]}
@@ -134,9 +136,18 @@ def test_heap_probe_churn_of_another_run_does_not_make_flaps_late(tmp_path):
     takes uprobe_multi links (FAULTD_UPROBE_MULTI=1; exit_code does not
     vfork): a perf-event uprobe's attach waits for the kernel's lock, held
     through every release's grace periods, and follows about 1 process in
-    10 at this rate (docs/kernels.md)."""
+    10 at this rate (docs/kernels.md).
+
+    Each exit_code sleeps 30 ms before it allocates: a child is followed
+    from the moment its attach is over, and one that allocates at once
+    (0.5 ms after its fork) races it. On Linux 6.18 here most children lost
+    that race (1 to 15 of 80 followed; 61 of 62 with the 30 ms): now and
+    then the fork is read 2 to 3 ms late, or an attach takes 4 to 8 ms
+    while its kernel waits for a grace period. This test judges the loop
+    falling behind (by seconds, when links were closed on it), not that
+    race (docs/kernels.md)."""
     code, rep, flap = _beside_a_heap_run(tmp_path, [PROGS / "exit_code"],
-                                         env={"FAULTD_UPROBE_MULTI": "1"})
+                                         env={"FAULTD_UPROBE_MULTI": "1"}, args=("0", "30"))
     late = fault_lateness(flap)
     assert len(late) == 80, late
     assert all(ms <= LATE_MS for _, _, ms in late), [x for x in late if x[2] > LATE_MS]

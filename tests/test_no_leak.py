@@ -290,22 +290,32 @@ def _exit_churn_held(tmp_path, runs_dir, name, duration_s, **workload):
     """exit_churn's 64 MiB children, one after another, each with one lost
     77-byte block, under no_leak: (the report, no_leak's result), once the
     run FAILed on those leaks, every whole scan found exactly that block
-    and nothing was left."""
+    and nothing was left.
+
+    With uprobe_multi links (exit_churn does not vfork): with perf-event
+    uprobes, each child's attach waits for the kernel's trace-event lock,
+    which the last child's releases hold through their grace periods, and
+    came 0.2 to 0.9 s after its fork here (Linux 6.18), after the child's
+    150 ms wait and often after its exit: 3 or 4 scans in 3 s, some of a
+    heap partly or not at all followed, and these tests failed 2 runs in
+    3. With uprobe_multi links: 7 or 8 scans, each of all 16,386 blocks.
+    What they judge is the hold at _exit, not how soon a child is
+    followed (tests/test_loop_bounds.py, docs/kernels.md)."""
     doc = {"name": name, "duration_s": duration_s, "sample_ms": 250,
            "workloads": [{"name": "w", "kind": "exec",
                           "cmd": [str(PROGS / "exit_churn"), "64", "1000", "0", "0", "1"],
                           "probes": ["heap"], "stop_grace_ms": 2000, **workload}],
            "invariants": [{"name": "no_leak"}]}
     res = faultctl("run", "--local", "--quiet", write_scenario(tmp_path / f"{name}.json", doc),
-                   runs_dir=runs_dir, timeout=120)
+                   runs_dir=runs_dir, timeout=120, env={"FAULTD_UPROBE_MULTI": "1"})
     rep = only_report(runs_dir)
     assert_nothing_left(rep)
     inv = invariant(rep, "no_leak")
     assert res.returncode == 1 and inv["verdict"] == "FAIL", (res, inv)
     scanned = [ev for ev in inv["evidence"] if "error" not in ev]
-    # On a loaded host a child's probes can come after its blocks (the
-    # attach thread waits for the kernel's uprobe lock): none of its heap
-    # was tracked, and its scan finds nothing, never a false leak.
+    # On a loaded host a child's probes can still come after its blocks:
+    # none of its heap was tracked, and its scan finds nothing, never a
+    # false leak.
     seen = [ev for ev in scanned if ev["scan"]["blocks"]]
     assert len(seen) >= 3, inv["evidence"]
     for ev in seen:

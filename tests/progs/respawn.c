@@ -1,7 +1,8 @@
 /* Runs each program named in turn, one at a time, over and over until
- * killed, waiting -i MS (default 0) after each, with -a ARG (default none)
- * as each one's argument: a workload whose processes start and exit all the
- * time (the heap probe attaches to each and lets each one's links go). */
+ * killed, waiting -i MS (default 0) after each, with the -a ARGs (none by
+ * default; up to 4, in order) as each one's arguments: a workload whose
+ * processes start and exit all the time (the heap probe attaches to each
+ * and lets each one's links go). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,8 @@
 int main(int argc, char **argv)
 {
 	struct timespec gap = {0, 0};
-	char *arg = NULL;
-	int first, opt;
+	char *args[6] = {NULL};
+	int first, opt, n_args = 0;
 
 	while ((opt = getopt(argc, argv, "+i:a:")) != -1) {
 		long ms;
@@ -25,7 +26,9 @@ int main(int argc, char **argv)
 			gap.tv_nsec = (ms % 1000) * 1000000L;
 			break;
 		case 'a':
-			arg = optarg;
+			if (n_args == 4)
+				return 2;
+			args[1 + n_args++] = optarg;
 			break;
 		default:
 			return 2;
@@ -33,13 +36,15 @@ int main(int argc, char **argv)
 	}
 	first = optind;
 	if (argc <= first) {
-		fprintf(stderr, "usage: respawn [-i MS] [-a ARG] PROG...\n");
+		fprintf(stderr, "usage: respawn [-i MS] [-a ARG]... PROG...\n");
 		return 2;
 	}
 	for (unsigned long n = 0;; n++) {
 		char *prog = argv[first + n % (unsigned long)(argc - first)];
-		char *args[] = {prog, arg, NULL};
-		pid_t pid = fork();
+		pid_t pid;
+
+		args[0] = prog;
+		pid = fork();
 
 		if (pid == 0) {
 			execv(prog, args);
