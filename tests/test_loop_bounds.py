@@ -20,8 +20,16 @@ ATTACHED = re.compile(r"pid \d+: [1-9]\d* allocator probes attached")
 
 
 def fault_lateness(report):
-    return [(f["action"], f["t_planned_ms"], f["t_actual_ms"] - f["t_planned_ms"])
-            for f in report["faults"] if "t_actual_ms" in f and "t_planned_ms" in f]
+    """(action, planned ms, faultd's lateness ms) of each fault action made:
+    past the later of its plan and the end of the run's previous action,
+    as tests/test_load.py counts it. The kernel's time for the previous
+    action (apply_ms: a link set down waits for a grace period under rtnl,
+    which the heap runs' uprobe releases beside it stretch) is reported
+    beside it and not faultd's. (Counted from the plan alone, a link_down
+    beside the heap churn came 59 ms late once in make test's second pass,
+    the kernel's time for the action before it not told apart.)"""
+    flaps = [f for f in report["faults"] if "t_actual_ms" in f and "t_planned_ms" in f]
+    return [(x[2], x[3], x[4]) for x in own_lateness(0, 0, flaps)]
 
 
 def test_faults_fire_on_time_beside_workloads_writing_flat_out(tmp_path, runs_dir):
