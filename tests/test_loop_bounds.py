@@ -74,9 +74,8 @@ def _utc(stamp):
 def _beside_a_heap_run(tmp_path, programs, env=None, args=()):
     """faultd -j 2: a run under the heap probe whose workload runs
     @programs one after the other (each with @args), over and over, 100 ms
-    apart; once a few
-    have started, a second run flaps a link every 100 ms. The heap run's
-    exit code and the reports of both.
+    apart; once a few have started, a second run flaps a link every 100 ms.
+    The heap run's exit code and the reports of both.
 
     Under a sanitized faultd (FAULTD_BUILD=build/san-address) the programs
     are the plain build's (conftest.PROGS): build/san-address has none of

@@ -278,7 +278,7 @@ void metrics_render(struct evbuffer *b, const json_t *status, const json_t *runs
 	evbuffer_add_printf(b, "faultd_up 1\n");
 	build_info(b);
 	process_metrics(b);
-	for (i = 0; i < sizeof(idle) / sizeof(idle[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(idle); i++) {
 		head(b, idle[i].metric, "gauge", idle[i].help);
 		evbuffer_add_printf(b, "%s %lld\n", idle[i].metric,
 				    (long long)total_of(daemon, idle[i].key));

@@ -397,6 +397,7 @@ void util_rss_read(pid_t pid, unsigned long long *rss, unsigned long long *anon)
 {
 	char path[64], *text = NULL;
 	unsigned long long size, pages = 0, file = 0;
+	unsigned long long page = (unsigned long long)sysconf(_SC_PAGESIZE);
 
 	if (pid)
 		snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
@@ -406,9 +407,9 @@ void util_rss_read(pid_t pid, unsigned long long *rss, unsigned long long *anon)
 	    sscanf(text, "%llu %llu %llu", &size, &pages, &file) != 3)
 		pages = file = 0;
 	free(text);
-	*rss = pages * (unsigned long long)sysconf(_SC_PAGESIZE);
+	*rss = pages * page;
 	if (anon)
-		*anon = (pages > file ? pages - file : 0) * (unsigned long long)sysconf(_SC_PAGESIZE);
+		*anon = (pages > file ? pages - file : 0) * page;
 }
 
 unsigned long long util_rss_bytes(pid_t pid)
